@@ -1,0 +1,340 @@
+//! The model manifest: which networks the pipeline runs and every fact it needs about them.
+//!
+//! `models/manifest.toml` describes each network (file, sha256, input layout and normalisation,
+//! alignment template, metric, threshold, fingerprint). The default set is compiled into the
+//! binaries; `ModelSet::from_manifest` loads another set from disk, checking every checksum.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+/// The manifest text of the default models, as shipped in `models/`.
+pub const BUILTIN_MANIFEST: &str = include_str!("../../models/manifest.toml");
+
+/// Files compiled into the binary: the default embedder and the detector.
+const BUILTIN_FILES: &[(&str, &[u8])] = &[
+    (
+        "mtcnn_pnet.onnx",
+        include_bytes!("../../models/mtcnn_pnet.onnx"),
+    ),
+    (
+        "mtcnn_rnet.onnx",
+        include_bytes!("../../models/mtcnn_rnet.onnx"),
+    ),
+    (
+        "mtcnn_onet.onnx",
+        include_bytes!("../../models/mtcnn_onet.onnx"),
+    ),
+    (
+        "dlib_resnet_v1_int8.onnx",
+        include_bytes!("../../models/dlib_resnet_v1_int8.onnx"),
+    ),
+];
+
+/// Errors while reading a manifest or a model file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The manifest file could not be read.
+    #[error("cannot read model manifest {path}: {source}")]
+    ReadManifest {
+        /// Manifest path.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The manifest is not valid TOML or misses/misnames a key.
+    #[error("invalid model manifest {origin}: {message}")]
+    ParseManifest {
+        /// Where the manifest came from.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The manifest is well-formed but describes something unusable.
+    #[error("invalid model manifest {origin}: {message}")]
+    Invalid {
+        /// Where the manifest came from.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A model file could not be read.
+    #[error("cannot read model file {path}: {source}")]
+    ReadModel {
+        /// Model path.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A model file's checksum differs from the manifest's.
+    #[error("model file {file} has sha256 {actual}, the manifest expects {expected}")]
+    Checksum {
+        /// File name.
+        file: String,
+        /// Expected digest.
+        expected: String,
+        /// Actual digest.
+        actual: String,
+    },
+    /// The manifest names an embedder that it does not describe.
+    #[error("no embedder named {0:?} in the model manifest")]
+    UnknownEmbedder(String),
+    /// A file named by the built-in manifest is not compiled into this binary.
+    #[error(
+        "model file {0} is not built into this binary; pass a manifest path to load it from disk"
+    )]
+    NotBuiltin(String),
+    /// tract refused to load or optimise a network.
+    #[error("cannot load network {file}: {message}")]
+    Network {
+        /// File name.
+        file: String,
+        /// tract's message.
+        message: String,
+    },
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version; this code reads version 1.
+    pub format: u32,
+    /// The embedder used when none is named.
+    pub default_embedder: String,
+    /// The face detector and landmark network.
+    pub detector: DetectorManifest,
+    /// The embedding networks, by name.
+    pub embedders: std::collections::BTreeMap<String, EmbedderManifest>,
+}
+
+/// One model file and its checksum.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    /// File name, relative to the manifest's directory.
+    pub file: String,
+    /// Lower-case hex sha256 of the file.
+    pub sha256: String,
+}
+
+/// The MTCNN cascade: three networks and their parameters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorManifest {
+    /// Detector family; only "mtcnn" is implemented.
+    pub kind: String,
+    /// Proposal network (fully convolutional, any input size).
+    pub pnet: ModelFile,
+    /// Refinement network, 24x24 input.
+    pub rnet: ModelFile,
+    /// Output network, 48x48 input, gives the 5 landmarks.
+    pub onet: ModelFile,
+    /// Pixel normalisation: (x - mean) * scale, RGB, NCHW.
+    pub mean: f32,
+    /// See `mean`.
+    pub scale: f32,
+    /// Score thresholds of the three stages.
+    pub thresholds: [f32; 3],
+    /// Image pyramid step.
+    pub pyramid_factor: f32,
+    /// Licence of the weights (SPDX).
+    pub license: String,
+    /// Where the weights came from.
+    pub source: String,
+}
+
+/// Distance used to compare embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Euclidean (L2) distance.
+    Euclidean,
+    /// 1 - cosine similarity.
+    Cosine,
+}
+
+/// One embedding network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderManifest {
+    /// File name, relative to the manifest's directory.
+    pub file: String,
+    /// Lower-case hex sha256 of the file.
+    pub sha256: String,
+    /// Numeric form of the weights ("int8" or "f32"), for display.
+    pub quantization: String,
+    /// Side of the square aligned face chip, in pixels.
+    pub input_size: u32,
+    /// Tensor layout of the input: "NCHW" or "NHWC".
+    pub layout: String,
+    /// Per-channel (R, G, B) value subtracted from the 0..255 pixel.
+    pub mean: [f32; 3],
+    /// Per-channel factor applied after the mean subtraction.
+    pub scale: [f32; 3],
+    /// Length of the embedding.
+    pub dim: usize,
+    /// How embeddings are compared.
+    pub metric: Metric,
+    /// Whether embeddings are L2-normalised before comparison.
+    pub normalize: bool,
+    /// Default same-person threshold on the distance.
+    pub threshold: f32,
+    /// Where the 5 landmarks (left eye, right eye, nose, left and right mouth corner, as seen in
+    /// the image) go in the chip, in chip pixels.
+    pub template: [[f32; 2]; 5],
+    /// Identifies the embedding space: galleries made with another fingerprint are not comparable.
+    pub fingerprint: String,
+    /// Licence of the weights (SPDX).
+    pub license: String,
+    /// Where the weights came from.
+    pub source: String,
+}
+
+impl Manifest {
+    /// Parses a manifest; `origin` names it in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ModelError> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| ModelError::ParseManifest {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        manifest.validate(origin)?;
+        Ok(manifest)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ModelError> {
+        let invalid = |message: String| ModelError::Invalid {
+            origin: origin.to_owned(),
+            message,
+        };
+        if self.format != 1 {
+            return Err(invalid(format!(
+                "format {} is not supported (expected 1)",
+                self.format
+            )));
+        }
+        if self.detector.kind != "mtcnn" {
+            return Err(invalid(format!(
+                "detector.kind {:?} is not supported (expected \"mtcnn\")",
+                self.detector.kind
+            )));
+        }
+        if !self.embedders.contains_key(&self.default_embedder) {
+            return Err(invalid(format!(
+                "default_embedder {:?} is not described under [embedders]",
+                self.default_embedder
+            )));
+        }
+        for (name, e) in &self.embedders {
+            if e.layout != "NCHW" && e.layout != "NHWC" {
+                return Err(invalid(format!(
+                    "embedders.{name}.layout {:?} must be \"NCHW\" or \"NHWC\"",
+                    e.layout
+                )));
+            }
+            if e.input_size < 16 || e.input_size > 1024 {
+                return Err(invalid(format!(
+                    "embedders.{name}.input_size {} is out of range 16..=1024",
+                    e.input_size
+                )));
+            }
+            if e.dim == 0 || e.dim > 4096 {
+                return Err(invalid(format!(
+                    "embedders.{name}.dim {} is out of range 1..=4096",
+                    e.dim
+                )));
+            }
+            if !(e.threshold.is_finite() && e.threshold > 0.0) {
+                return Err(invalid(format!(
+                    "embedders.{name}.threshold must be a positive number"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where model files are read from.
+#[derive(Debug, Clone)]
+enum Source {
+    Builtin,
+    Dir(PathBuf),
+}
+
+/// A manifest together with access to its files.
+#[derive(Debug, Clone)]
+pub struct ModelSet {
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    source: Source,
+}
+
+impl ModelSet {
+    /// The default models compiled into the binary.
+    pub fn builtin() -> Result<Self, ModelError> {
+        Ok(Self {
+            manifest: Manifest::parse(BUILTIN_MANIFEST, "(built-in)")?,
+            source: Source::Builtin,
+        })
+    }
+
+    /// Models described by a manifest on disk; files are found beside it.
+    pub fn from_manifest(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::ReadManifest {
+            path: path.to_owned(),
+            source,
+        })?;
+        let manifest = Manifest::parse(&text, &path.display().to_string())?;
+        let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        Ok(Self {
+            manifest,
+            source: Source::Dir(dir),
+        })
+    }
+
+    /// The embedder called `name`, or the default one.
+    pub fn embedder(&self, name: Option<&str>) -> Result<(&str, &EmbedderManifest), ModelError> {
+        let name = name.unwrap_or(&self.manifest.default_embedder);
+        self.manifest
+            .embedders
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+            .ok_or_else(|| ModelError::UnknownEmbedder(name.to_owned()))
+    }
+
+    /// The bytes of a model file, checked against its sha256.
+    pub fn read(&self, file: &str, sha256: &str) -> Result<Cow<'static, [u8]>, ModelError> {
+        let bytes: Cow<'static, [u8]> = match &self.source {
+            Source::Builtin => BUILTIN_FILES
+                .iter()
+                .find(|(name, _)| *name == file)
+                .map(|(_, bytes)| Cow::Borrowed(*bytes))
+                .ok_or_else(|| ModelError::NotBuiltin(file.to_owned()))?,
+            Source::Dir(dir) => {
+                let path = dir.join(file);
+                Cow::Owned(
+                    std::fs::read(&path)
+                        .map_err(|source| ModelError::ReadModel { path, source })?,
+                )
+            }
+        };
+        let actual = sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(sha256) {
+            return Err(ModelError::Checksum {
+                file: file.to_owned(),
+                expected: sha256.to_owned(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

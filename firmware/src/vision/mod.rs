@@ -1,0 +1,122 @@
+//! The face pipeline: detect, align, embed. One pipeline serves the daemon, the admin CLI and the
+//! simulator alike.
+
+pub mod align;
+pub mod decode;
+pub mod detect;
+pub mod embed;
+mod net;
+pub mod resample;
+
+use crate::models::{EmbedderManifest, ModelError, ModelSet};
+use align::Aligner;
+use detect::{Detection, Detector, DetectorParams};
+use embed::{Embedder, Embedding};
+use image::RgbImage;
+
+/// Errors of the face pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A network could not be loaded or run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// A detected face with its embedding.
+#[derive(Debug, Clone)]
+pub struct Face {
+    /// Where the face is, and its landmarks.
+    pub detection: Detection,
+    /// Its embedding.
+    pub embedding: Embedding,
+}
+
+/// Detector, aligner and embedder, loaded once and reused for every image.
+pub struct Pipeline {
+    detector: Detector,
+    aligner: Aligner,
+    embedder: Embedder,
+    name: String,
+    spec: EmbedderManifest,
+}
+
+impl Pipeline {
+    /// Loads the detector and the embedder `embedder` (default: the manifest's) from `models`.
+    pub fn new(
+        models: &ModelSet,
+        embedder: Option<&str>,
+        params: Option<DetectorParams>,
+    ) -> Result<Self, PipelineError> {
+        let (name, spec) = models.embedder(embedder)?;
+        let params =
+            params.unwrap_or_else(|| DetectorParams::for_photos(&models.manifest.detector));
+        Ok(Self {
+            detector: Detector::new(models, params)?,
+            aligner: Aligner::default(),
+            embedder: Embedder::new(models, spec)?,
+            name: name.to_owned(),
+            spec: spec.clone(),
+        })
+    }
+
+    /// The embedder's name in the manifest.
+    pub fn embedder_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The embedder's manifest entry (threshold, metric, fingerprint...).
+    pub fn embedder_spec(&self) -> &EmbedderManifest {
+        &self.spec
+    }
+
+    /// The detector, for its individual stages (benchmarks) and its settings.
+    pub fn detector(&mut self) -> &mut Detector {
+        &mut self.detector
+    }
+
+    /// Every face in the image with landmarks, largest first.
+    pub fn detect(&mut self, img: &RgbImage) -> Result<Vec<Detection>, PipelineError> {
+        Ok(self.detector.detect(img)?)
+    }
+
+    /// The aligned chip of a detected face; `None` if its landmarks are degenerate.
+    pub fn align(&mut self, img: &RgbImage, det: &Detection) -> Option<RgbImage> {
+        self.aligner.chip(
+            img,
+            &det.landmarks,
+            &self.spec.template,
+            self.spec.input_size,
+        )
+    }
+
+    /// The embedding of an aligned chip.
+    pub fn embed_chip(&mut self, chip: &RgbImage) -> Result<Embedding, PipelineError> {
+        Ok(self.embedder.embed(chip)?)
+    }
+
+    /// Detects, aligns and embeds every face, largest first.
+    pub fn faces(&mut self, img: &RgbImage) -> Result<Vec<Face>, PipelineError> {
+        let detections = self.detect(img)?;
+        let mut faces = Vec::with_capacity(detections.len());
+        for detection in detections {
+            match self.align(img, &detection) {
+                Some(chip) => {
+                    let embedding = self.embed_chip(&chip)?;
+                    faces.push(Face {
+                        detection,
+                        embedding,
+                    });
+                }
+                None => {
+                    tracing::warn!(?detection.bbox, "skipping a face with degenerate landmarks")
+                }
+            }
+        }
+        Ok(faces)
+    }
+
+    /// Distance between two embeddings under the model's metric.
+    pub fn distance(&self, a: &Embedding, b: &Embedding) -> f32 {
+        a.distance(b, self.spec.metric)
+    }
+}

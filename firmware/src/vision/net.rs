@@ -1,0 +1,195 @@
+//! Loading ONNX networks into tract plans once, at the shapes they will run at.
+
+use crate::models::ModelError;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+/// An optimised, runnable tract plan.
+pub(crate) type Plan = Arc<TypedRunnableModel>;
+
+/// Parses an ONNX file into tract's inference model.
+pub(crate) fn parse(bytes: &[u8], file: &str) -> Result<InferenceModel, ModelError> {
+    tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .map_err(|e| net_error(file, e))
+}
+
+/// Positions of the named outputs among the model's outputs, in the order asked.
+pub(crate) fn output_positions(
+    model: &InferenceModel,
+    names: &[&str],
+    file: &str,
+) -> Result<Vec<usize>, ModelError> {
+    let outlets = model.output_outlets().map_err(|e| net_error(file, e))?;
+    names
+        .iter()
+        .map(|name| {
+            outlets
+                .iter()
+                .position(|o| model.outlet_label(*o) == Some(*name))
+                .ok_or_else(|| ModelError::Network {
+                    file: file.to_owned(),
+                    message: format!("the network has no output named {name:?}"),
+                })
+        })
+        .collect()
+}
+
+/// Makes the 2-class face probability `name` an output of raw logits when it is produced by a
+/// `Softmax` over the channel axis: tract 0.23 runs that softmax ~10x slower than the whole of
+/// P-Net's convolutions, and a 2-way softmax is one subtraction and one exponential.
+/// Returns whether the output now carries logits.
+pub(crate) fn bypass_softmax(
+    model: &mut InferenceModel,
+    name: &str,
+    file: &str,
+) -> Result<bool, ModelError> {
+    let outlets = model
+        .output_outlets()
+        .map_err(|e| net_error(file, e))?
+        .to_vec();
+    let Some(pos) = outlets
+        .iter()
+        .position(|o| model.outlet_label(*o) == Some(name))
+    else {
+        return Ok(false);
+    };
+    let node = &model.nodes()[outlets[pos].node];
+    if node.op.name() != "Softmax" || node.inputs.len() != 1 {
+        return Ok(false);
+    }
+    let mut new = outlets.clone();
+    new[pos] = node.inputs[0];
+    model
+        .select_output_outlets(&new)
+        .map_err(|e| net_error(file, e))?;
+    Ok(true)
+}
+
+/// Probability of class 1 from two logits (a 2-way softmax).
+pub(crate) fn softmax2(l0: f32, l1: f32) -> f32 {
+    1.0 / (1.0 + (l0 - l1).exp())
+}
+
+/// A network typed once with symbolic dimensions, optimised per concrete shape on first use.
+/// The cache keeps the plans of the most recent shapes, so a camera at a fixed size never
+/// re-optimises and a batch of photos of assorted sizes stays bounded in memory.
+pub(crate) struct ShapedNet {
+    file: String,
+    typed: TypedModel,
+    symbols: Vec<Symbol>,
+    plans: HashMap<Vec<i64>, (Plan, u64)>,
+    capacity: usize,
+    tick: u64,
+}
+
+impl ShapedNet {
+    /// Types `model` with input shape `shape`, where names in `symbolic` become symbols.
+    pub(crate) fn new(
+        model: InferenceModel,
+        shape: &[&str],
+        capacity: usize,
+        file: &str,
+    ) -> Result<Self, ModelError> {
+        let err = |e| net_error(file, e);
+        let mut symbols = Vec::new();
+        let dims: TVec<TDim> = shape
+            .iter()
+            .map(|d| match d.parse::<i64>() {
+                Ok(n) => TDim::from(n),
+                Err(_) => {
+                    let s = model.symbols.sym(d);
+                    symbols.push(s.clone());
+                    TDim::from(s)
+                }
+            })
+            .collect();
+        let typed = model
+            .with_input_fact(0, f32::fact(dims).into())
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .map_err(err)?;
+        Ok(Self {
+            file: file.to_owned(),
+            typed,
+            symbols,
+            plans: HashMap::new(),
+            capacity: capacity.max(1),
+            tick: 0,
+        })
+    }
+
+    /// The plan for the given values of the symbols (in the order they were named); with no
+    /// values, one plan that keeps the symbols (e.g. a batch size chosen at run time).
+    pub(crate) fn plan(&mut self, values: &[i64]) -> Result<Plan, ModelError> {
+        self.tick += 1;
+        if let Some((plan, used)) = self.plans.get_mut(values) {
+            *used = self.tick;
+            return Ok(plan.clone());
+        }
+        let subs: HashMap<Symbol, TDim> = self
+            .symbols
+            .iter()
+            .cloned()
+            .zip(values.iter().map(|v| TDim::from(*v)))
+            .collect();
+        let typed = if subs.is_empty() {
+            Ok(self.typed.clone())
+        } else {
+            self.typed.set_symbols(&subs)
+        };
+        let plan = typed
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| net_error(&self.file, e))?;
+        if self.plans.len() >= self.capacity {
+            if let Some(oldest) = self
+                .plans
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                self.plans.remove(&oldest);
+            }
+        }
+        self.plans
+            .insert(values.to_vec(), (plan.clone(), self.tick));
+        Ok(plan)
+    }
+}
+
+/// Runs `plan` on one f32 tensor of `shape` and returns its outputs.
+pub(crate) fn run(
+    plan: &Plan,
+    shape: &[usize],
+    data: &[f32],
+    file: &str,
+) -> Result<TVec<TValue>, ModelError> {
+    let input = Tensor::from_shape(shape, data).map_err(|e| net_error(file, e))?;
+    plan.run(tvec!(input.into()))
+        .map_err(|e| net_error(file, e))
+}
+
+/// A plain f32 view of output `ix`.
+pub(crate) fn view<'a>(
+    outputs: &'a TVec<TValue>,
+    ix: usize,
+    file: &str,
+) -> Result<tract_ndarray::ArrayViewD<'a, f32>, ModelError> {
+    outputs
+        .get(ix)
+        .ok_or_else(|| ModelError::Network {
+            file: file.to_owned(),
+            message: format!("missing output {ix}"),
+        })?
+        .to_plain_array_view::<f32>()
+        .map_err(|e| net_error(file, e))
+}
+
+pub(crate) fn net_error(file: &str, e: impl std::fmt::Display) -> ModelError {
+    ModelError::Network {
+        file: file.to_owned(),
+        message: format!("{e:#}"),
+    }
+}
