@@ -1,0 +1,291 @@
+//! `facegate`: the admin command line of the facegate door controller.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use facegate::{decode_file, DetectorParams, Face, ModelSet, Pipeline};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Administer a facegate door: compute and compare face embeddings.
+///
+/// Exit status: 0 success (or "same person"), 1 a negative answer ("different people"),
+/// 2 an error.
+#[derive(Parser)]
+#[command(name = "facegate", version, about, long_about)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// Model manifest to load instead of the models built into this binary
+    /// (files are looked up beside the manifest and checked against its sha256 sums).
+    #[arg(long, global = true, value_name = "MANIFEST")]
+    models: Option<PathBuf>,
+    /// Embedding network to use, by its name in the manifest (default: the manifest's default,
+    /// the int8 network the door runs).
+    #[arg(long, global = true, value_name = "NAME")]
+    embedder: Option<String>,
+    /// Smallest face to look for, in pixels of the photo. Lower it (down to 12) for small faces
+    /// in group photos; detection time grows with the square of 1/PIXELS.
+    #[arg(long, global = true, value_name = "PIXELS", default_value_t = 80.0)]
+    min_face: f32,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every face of each image as one JSON object per line: box [x, y, w, h] in pixels of
+    /// the original image, detector score, 5 landmarks (eyes, nose, mouth corners) and embedding.
+    ///
+    /// Directories are walked recursively in sorted order, taking .jpg, .jpeg and .png files.
+    /// An unreadable image gives {"path": ..., "error": ...}; the others are still processed and
+    /// the exit status is 2 at the end.
+    Embed {
+        /// Image files or directories.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Compare the main (largest) faces of two photos: prints the distance and whether it is the
+    /// same person. Exit status 0 same, 1 different, 2 error (unreadable file, no face...).
+    Verify {
+        /// First photo.
+        a: PathBuf,
+        /// Second photo.
+        b: PathBuf,
+        /// Same-person threshold on the distance (default: the model's calibrated threshold).
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    let models = match &g.models {
+        Some(path) => ModelSet::from_manifest(path)?,
+        None => ModelSet::builtin()?,
+    };
+    if !(g.min_face.is_finite() && g.min_face >= 12.0) {
+        anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
+    }
+    let params = DetectorParams {
+        min_face: g.min_face,
+        ..DetectorParams::for_photos(&models.manifest.detector)
+    };
+    let mut pipeline = Pipeline::new(&models, g.embedder.as_deref(), Some(params))
+        .context("loading the face models")?;
+    match cli.command {
+        Command::Embed { paths } => embed(&mut pipeline, &paths),
+        Command::Verify {
+            a,
+            b,
+            threshold,
+            json,
+        } => verify(&mut pipeline, &a, &b, threshold, json),
+    }
+}
+
+/// One face as `facegate embed` prints it.
+#[derive(Serialize)]
+struct FaceJson {
+    #[serde(rename = "box")]
+    bbox: [f32; 4],
+    score: f32,
+    landmarks: [[f32; 2]; 5],
+    embedding: Vec<f32>,
+}
+
+impl From<&Face> for FaceJson {
+    fn from(f: &Face) -> Self {
+        let b = f.detection.bbox;
+        let r = |v: f32| (v * 100.0).round() / 100.0;
+        Self {
+            bbox: [r(b.x), r(b.y), r(b.w), r(b.h)],
+            score: f.detection.score,
+            landmarks: f.detection.landmarks.map(|p| [r(p[0]), r(p[1])]),
+            embedding: f.embedding.0.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum EmbedLine<'a> {
+    Faces { path: &'a str, faces: Vec<FaceJson> },
+    Error { path: &'a str, error: String },
+}
+
+/// Expands directories (recursively, sorted) into image files; files named directly are kept.
+fn image_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let is_image = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+    };
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            for entry in walkdir::WalkDir::new(p).sort_by_file_name() {
+                match entry {
+                    Ok(e) if e.file_type().is_file() && is_image(e.path()) => {
+                        out.push(e.into_path())
+                    }
+                    Ok(_) => {}
+                    // Unreadable subdirectories are reported like unreadable images.
+                    Err(e) => out.push(e.path().map(Path::to_owned).unwrap_or_else(|| p.clone())),
+                }
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+fn embed(pipeline: &mut Pipeline, paths: &[PathBuf]) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut failed = 0usize;
+    for path in image_files(paths) {
+        let shown = path.to_string_lossy();
+        let line = match faces_in(pipeline, &path) {
+            Ok(faces) => {
+                if faces.is_empty() {
+                    tracing::info!("{shown}: no face found");
+                }
+                EmbedLine::Faces {
+                    path: &shown,
+                    faces: faces.iter().map(FaceJson::from).collect(),
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {shown}: {e:#}");
+                EmbedLine::Error {
+                    path: &shown,
+                    error: format!("{e:#}"),
+                }
+            }
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn faces_in(pipeline: &mut Pipeline, path: &Path) -> Result<Vec<Face>> {
+    if path.is_dir() {
+        anyhow::bail!("cannot read directory");
+    }
+    let img = decode_file(path)?;
+    Ok(pipeline.faces(&img)?)
+}
+
+#[derive(Serialize)]
+struct VerifyJson<'a> {
+    a: &'a str,
+    b: &'a str,
+    distance: f32,
+    threshold: f32,
+    same: bool,
+    model: &'a str,
+}
+
+fn main_face(pipeline: &mut Pipeline, path: &Path) -> Result<Face> {
+    let faces = faces_in(pipeline, path).with_context(|| format!("{}", path.display()))?;
+    if faces.len() > 1 {
+        tracing::warn!(
+            "{}: {} faces, using the largest",
+            path.display(),
+            faces.len()
+        );
+    }
+    faces
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: no face found", path.display()))
+}
+
+fn verify(
+    pipeline: &mut Pipeline,
+    a: &Path,
+    b: &Path,
+    threshold: Option<f32>,
+    json: bool,
+) -> Result<ExitCode> {
+    let threshold = threshold.unwrap_or(pipeline.embedder_spec().threshold);
+    if !(threshold.is_finite() && threshold > 0.0) {
+        anyhow::bail!("--threshold must be a positive number (got {threshold})");
+    }
+    let fa = main_face(pipeline, a)?;
+    let fb = main_face(pipeline, b)?;
+    let distance = pipeline.distance(&fa.embedding, &fb.embedding);
+    let same = distance <= threshold;
+    if json {
+        let line = VerifyJson {
+            a: &a.to_string_lossy(),
+            b: &b.to_string_lossy(),
+            distance,
+            threshold,
+            same,
+            model: pipeline.embedder_name(),
+        };
+        println!("{}", serde_json::to_string(&line)?);
+    } else {
+        println!(
+            "{}: distance {distance:.3} (threshold {threshold:.3}, model {})",
+            if same {
+                "same person"
+            } else {
+                "different people"
+            },
+            pipeline.embedder_name()
+        );
+    }
+    Ok(if same {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
