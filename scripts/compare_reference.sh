@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs facegate and the reference pipeline (face_recognition 1.3.0 = dlib HOG + 5-point predictor +
+# the same dlib ResNet) on the same photos in the same run: verification accuracy of both and the
+# reference's time per photo. The reference lives in a private venv (~/.cache/facegate/ref-venv).
+#
+# Usage: scripts/compare_reference.sh [DATASET_DIR [PAIRS_CSV]]
+#   default: ../shared/faces/deepface_celebs with its pairs.csv (development photos, not shipped)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="${1:-../shared/faces/deepface_celebs}"
+pairs="${2:-$root/pairs.csv}"
+venv="${XDG_CACHE_HOME:-$HOME/.cache}/facegate/ref-venv"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet numpy pillow click dlib-bin==20.0.1.post1
+    # --no-deps: face_recognition asks for the dlib source package, dlib-bin provides the module.
+    "$venv/bin/pip" install --quiet --no-deps face-recognition==1.3.0 face-recognition-models==0.3.0
+fi
+out="$(mktemp -d)"
+cargo build --release --quiet -p facegate-enroll
+echo "== facegate embed (int8, the default)"
+/usr/bin/time -f "facegate: %e s wall for the whole set, peak RSS %M KiB" \
+    target/release/facegate embed "$root" > "$out/facegate.jsonl" || true
+echo "== facegate embed (f32 reference network)"
+target/release/facegate --models models/manifest.toml --embedder dlib_resnet_v1_f32 embed "$root" > "$out/facegate_f32.jsonl" || true
+echo "== face_recognition (dlib) reference"
+"$venv/bin/python" scripts/dlib_reference.py "$root" > "$out/reference.jsonl"
+pairs_arg=()
+[ -f "$pairs" ] && pairs_arg=(--pairs "$pairs")
+for which in facegate facegate_f32 reference; do
+    echo "== $which"
+    python3 scripts/eval_verification.py "$out/$which.jsonl" --root "$root" "${pairs_arg[@]}"
+done
+echo "(embeddings kept in $out)"

@@ -1,0 +1,42 @@
+//! Shared helpers of the end-to-end tests: where the real test photos are, and images made from them.
+//!
+//! The photos come from registry packages pinned by sha256 (`scripts/fetch_fixtures.py`); a test
+//! that cannot find them fails and says how to fetch them, rather than passing vacuously.
+
+use std::path::PathBuf;
+
+/// Directory of the fetched photos: `$FACEGATE_FIXTURES`, else `~/.cache/facegate/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FACEGATE_FIXTURES") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".cache/facegate/fixtures")
+}
+
+/// Path of the fixture photo `name`; panics with the fix if it is missing.
+pub fn fixture(name: &str) -> PathBuf {
+    let path = fixtures_dir().join(name);
+    assert!(
+        path.is_file(),
+        "test photo {} is missing: run `python3 scripts/fetch_fixtures.py` first (or `scripts/test`)",
+        path.display()
+    );
+    path
+}
+
+/// Two photos side by side on one canvas, each scaled to `height` pixels high.
+pub fn side_by_side(a: &image::RgbImage, b: &image::RgbImage, height: u32) -> image::RgbImage {
+    let scale = |img: &image::RgbImage| {
+        let w = (img.width() as f32 * height as f32 / img.height() as f32).round() as u32;
+        image::imageops::resize(img, w, height, image::imageops::FilterType::Triangle)
+    };
+    let (a, b) = (scale(a), scale(b));
+    let mut canvas =
+        image::RgbImage::from_pixel(a.width() + b.width(), height, image::Rgb([128, 128, 128]));
+    image::imageops::replace(&mut canvas, &a, 0, 0);
+    image::imageops::replace(&mut canvas, &b, i64::from(a.width()), 0);
+    canvas
+}
