@@ -5,6 +5,7 @@
 //! drop in without code changes.
 #![deny(missing_docs)]
 
+pub mod gallery;
 pub mod models;
 pub mod vision;
 

@@ -1,0 +1,87 @@
+//! Benchmark of the gallery: 1:N matching over 10, 1,000 and 100,000 enrolled embeddings, and
+//! loading a 10,000-person gallery file. Single thread; prints medians.
+//!
+//! `cargo bench -p facegate --bench gallery`
+
+use facegate::gallery::{Enrolment, Gallery, Locked, Person};
+use facegate::Embedding;
+use std::time::Instant;
+
+/// Deterministic pseudo-random unit-scale embeddings (xorshift), like real ones in range.
+fn embedding(state: &mut u64) -> Vec<f32> {
+    (0..128)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            ((*state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.25
+        })
+        .collect()
+}
+
+fn gallery(people: usize, per_person: usize, seed: u64) -> Gallery {
+    let mut state = seed;
+    let mut g = Gallery::new("bench/0");
+    for i in 0..people {
+        g.people.push(Person {
+            id: format!("p{i}"),
+            name: format!("Person {i}"),
+            enrolments: (0..per_person)
+                .map(|k| Enrolment {
+                    enrolled_at: "2026-11-28T00:00:00Z".into(),
+                    source: format!("p{i}_{k}.jpg"),
+                    sha256: "0".repeat(64),
+                    embedding: embedding(&mut state),
+                })
+                .collect(),
+        });
+    }
+    g
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    println!("facegate gallery benchmark, single thread");
+    let mut state = 42u64;
+    for n in [10usize, 1_000, 100_000] {
+        // Two photos per person, as after a typical enrolment.
+        let index = gallery(n / 2, 2, 7).index();
+        let queries: Vec<Embedding> = (0..50).map(|_| Embedding(embedding(&mut state))).collect();
+        let mut t = Vec::new();
+        for _ in 0..5 {
+            for q in &queries {
+                let t0 = Instant::now();
+                std::hint::black_box(index.best(q));
+                t.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        println!(
+            "  1:N match over {n:>7} embeddings: median {:>8.3} ms",
+            median(t)
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gallery.toml");
+    let g = gallery(10_000, 1, 9);
+    let t0 = Instant::now();
+    Locked::acquire(&path).unwrap().save(&g).unwrap();
+    let save = t0.elapsed().as_secs_f64() * 1e3;
+    let size = std::fs::metadata(&path).unwrap().len();
+    let mut t = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let loaded = Gallery::load(&path, "bench/0").unwrap();
+        let index = loaded.index();
+        t.push(t0.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(index.len(), 10_000);
+    }
+    println!(
+        "  10,000-person gallery ({:.1} MB): load + index median {:.1} ms, atomic save {save:.1} ms",
+        size as f64 / 1e6,
+        median(t)
+    );
+}
