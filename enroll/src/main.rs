@@ -2,16 +2,19 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use facegate::gallery::Gallery;
 use facegate::{decode_file, DetectorParams, Face, ModelSet, Pipeline};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Administer a facegate door: compute and compare face embeddings.
+mod people;
+
+/// Administer a facegate door: enrol employees, identify faces, compute and compare embeddings.
 ///
-/// Exit status: 0 success (or "same person"), 1 a negative answer ("different people"),
-/// 2 an error.
+/// Exit status: 0 success (or "same person", "recognised"), 1 a negative answer ("different
+/// people", "unknown"), 2 an error (nothing is changed on error).
 #[derive(Parser)]
 #[command(name = "facegate", version, about, long_about)]
 struct Cli {
@@ -35,6 +38,15 @@ struct GlobalArgs {
     /// in group photos; detection time grows with the square of 1/PIXELS.
     #[arg(long, global = true, value_name = "PIXELS", default_value_t = 80.0)]
     min_face: f32,
+    /// The employee gallery file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "FACEGATE_GALLERY",
+        default_value = "/var/lib/facegate/gallery.toml"
+    )]
+    gallery: PathBuf,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -52,6 +64,59 @@ enum Command {
         /// Image files or directories.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+    },
+    /// Enrol a person from one photo or more (each photo adds an embedding). Refused, with
+    /// nothing written, when a photo has no face, several faces of similar size, a face under 80
+    /// pixels, cannot be read, or matches another enrolled person (unless --force).
+    Enroll {
+        /// Display name, e.g. "Ada Lovelace".
+        #[arg(long)]
+        name: String,
+        /// Stable id (default: derived from the name); an existing id gets the photos added.
+        #[arg(long)]
+        id: Option<String>,
+        /// Enrol even if a face matches another enrolled person.
+        #[arg(long)]
+        force: bool,
+        /// Photos of the person.
+        #[arg(required = true, value_name = "PHOTO")]
+        photos: Vec<PathBuf>,
+    },
+    /// List the enrolled people.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one person and where each of their embeddings came from.
+    Show {
+        /// The person's id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a person and all their embeddings.
+    Remove {
+        /// The person's id.
+        id: String,
+    },
+    /// Change a person's display name (the id stays).
+    Rename {
+        /// The person's id.
+        id: String,
+        /// The new name.
+        name: String,
+    },
+    /// Say who is in each photo (every face): name, distance and margin over the next person,
+    /// or "unknown". Exit status 0 if any face was recognised, 1 if none, 2 on error.
+    Identify {
+        /// Photos.
+        #[arg(required = true, value_name = "PHOTO")]
+        photos: Vec<PathBuf>,
+        /// Print one JSON object per face.
+        #[arg(long)]
+        json: bool,
     },
     /// Compare the main (largest) faces of two photos: prints the distance and whether it is the
     /// same person. Exit status 0 same, 1 different, 2 error (unreadable file, no face...).
@@ -104,13 +169,60 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if !(g.min_face.is_finite() && g.min_face >= 12.0) {
         anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
     }
+    let fingerprint = models
+        .embedder(g.embedder.as_deref())?
+        .1
+        .fingerprint
+        .clone();
+    // Commands that only read or edit the gallery do not load the networks.
+    match &cli.command {
+        Command::List { json } => {
+            return people::list(&Gallery::load(&g.gallery, &fingerprint)?, *json)
+        }
+        Command::Show { id, json } => {
+            return people::show(&Gallery::load(&g.gallery, &fingerprint)?, id, *json)
+        }
+        Command::Remove { id } => return people::modify(&g.gallery, &fingerprint, id, None),
+        Command::Rename { id, name } => {
+            return people::modify(&g.gallery, &fingerprint, id, Some(name))
+        }
+        _ => {}
+    }
+    // Enrolment looks for faces down to 40 px so that a small face is refused as too small
+    // rather than reported as missing.
+    let min_face = if matches!(cli.command, Command::Enroll { .. }) {
+        g.min_face.min(40.0)
+    } else {
+        g.min_face
+    };
     let params = DetectorParams {
-        min_face: g.min_face,
+        min_face,
         ..DetectorParams::for_photos(&models.manifest.detector)
     };
     let mut pipeline = Pipeline::new(&models, g.embedder.as_deref(), Some(params))
         .context("loading the face models")?;
     match cli.command {
+        Command::Enroll {
+            name,
+            id,
+            force,
+            photos,
+        } => people::enroll(
+            &mut pipeline,
+            &g.gallery,
+            &name,
+            id.as_deref(),
+            &photos,
+            force,
+        ),
+        Command::Identify { photos, json } => {
+            let gallery = Gallery::load(&g.gallery, &fingerprint)?;
+            people::identify(&mut pipeline, &gallery, &photos, json)
+        }
+        Command::List { .. }
+        | Command::Show { .. }
+        | Command::Remove { .. }
+        | Command::Rename { .. } => unreachable!("handled above"),
         Command::Embed { paths } => embed(&mut pipeline, &paths),
         Command::Verify {
             a,

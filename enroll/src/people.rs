@@ -1,0 +1,321 @@
+//! The gallery commands of `facegate`: enrol, list, show, remove, rename, identify.
+
+use anyhow::{bail, Context, Result};
+use facegate::gallery::{validate_id, Enrolment, Gallery, Locked, Person};
+use facegate::{decode_file, Face, Pipeline};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Faces smaller than this (pixels, shorter box side) are refused for enrolment: the embedding
+/// of a small face carries too little identity to be matched reliably at the door.
+pub const MIN_ENROL_FACE: f32 = 80.0;
+/// A second face at least this fraction of the main face's area makes a photo ambiguous.
+const SIMILAR_FACE_AREA: f32 = 0.5;
+
+/// The single, large enough face of an enrolment photo, or why there is none.
+fn enrolment_face(pipeline: &mut Pipeline, photo: &Path) -> Result<Face> {
+    let img = decode_file(photo).with_context(|| format!("{}", photo.display()))?;
+    let faces = pipeline.faces(&img)?;
+    let Some(main) = faces.first() else {
+        bail!("{}: no face found", photo.display());
+    };
+    let similar: Vec<_> = faces
+        .iter()
+        .filter(|f| f.detection.bbox.area() >= SIMILAR_FACE_AREA * main.detection.bbox.area())
+        .collect();
+    if similar.len() > 1 {
+        let boxes: Vec<String> = similar
+            .iter()
+            .map(|f| {
+                let b = f.detection.bbox;
+                format!("[{:.0}, {:.0}, {:.0}, {:.0}]", b.x, b.y, b.w, b.h)
+            })
+            .collect();
+        bail!(
+            "{}: {} faces of similar size (boxes [x, y, w, h]: {}); use a photo of this person alone or crop it",
+            photo.display(),
+            similar.len(),
+            boxes.join(", ")
+        );
+    }
+    let size = main.detection.bbox.size();
+    if size < MIN_ENROL_FACE {
+        bail!(
+            "{}: the face is {size:.0} pixels, too small for reliable recognition (at least {MIN_ENROL_FACE:.0} needed); use a closer or larger photo",
+            photo.display()
+        );
+    }
+    Ok(main.clone())
+}
+
+/// `facegate enroll`.
+pub fn enroll(
+    pipeline: &mut Pipeline,
+    gallery: &Path,
+    name: &str,
+    id: Option<&str>,
+    photos: &[PathBuf],
+    force: bool,
+) -> Result<ExitCode> {
+    if name.trim().is_empty() {
+        bail!("--name must not be empty");
+    }
+    if let Some(id) = id {
+        validate_id(id)?;
+    }
+    // Every photo is checked before anything is written: all or nothing.
+    let mut new = Vec::new();
+    for photo in photos {
+        let face = enrolment_face(pipeline, photo)?;
+        let bytes = std::fs::read(photo).with_context(|| format!("{}", photo.display()))?;
+        new.push(Enrolment {
+            enrolled_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
+            source: photo
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: facegate::models::sha256_hex(&bytes),
+            embedding: face.embedding.0,
+        });
+    }
+    let spec = pipeline.embedder_spec();
+    let threshold = spec.threshold;
+    let lock = Locked::acquire(gallery)?;
+    let mut g = lock.load(&spec.fingerprint)?;
+    let target = id.map(str::to_owned).unwrap_or_else(|| g.new_id(name));
+    let index = g.index();
+    for (e, photo) in new.iter().zip(photos) {
+        if let Some(m) = index.best(&facegate::Embedding(e.embedding.clone())) {
+            let other = &g.people[m.person];
+            if m.distance <= threshold && other.id != target {
+                let msg = format!(
+                    "{}: this face matches {:?} (id {}) at distance {:.3} (threshold {threshold:.3}); \
+                     if it is the same person add the photo with --id {}, otherwise use --force",
+                    photo.display(),
+                    other.name,
+                    other.id,
+                    m.distance,
+                    other.id
+                );
+                if !force {
+                    bail!("refusing to enrol: {msg}");
+                }
+                tracing::warn!("{msg} (enrolling anyway: --force)");
+            }
+        }
+    }
+    let count = new.len();
+    let (verb, person) = match g.get_mut(&target) {
+        Some(p) => {
+            if p.name != name {
+                tracing::warn!(
+                    "id {target} is {:?}; keeping that name (use `facegate rename` to change it)",
+                    p.name
+                );
+            }
+            p.enrolments.extend(new);
+            ("added to", p.clone())
+        }
+        None => {
+            g.people.push(Person {
+                id: target.clone(),
+                name: name.to_owned(),
+                enrolments: new,
+            });
+            ("enrolled", g.people.last().cloned().expect("just pushed"))
+        }
+    };
+    lock.save(&g)?;
+    println!(
+        "{verb} {:?} (id {}): {count} photo(s) now {} in all",
+        person.name,
+        person.id,
+        person.enrolments.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct PersonJson<'a> {
+    id: &'a str,
+    name: &'a str,
+    photos: usize,
+    enrolments: Option<Vec<EnrolmentJson<'a>>>,
+}
+
+#[derive(Serialize)]
+struct EnrolmentJson<'a> {
+    enrolled_at: &'a str,
+    source: &'a str,
+    sha256: &'a str,
+}
+
+fn person_json(p: &Person, detail: bool) -> PersonJson<'_> {
+    PersonJson {
+        id: &p.id,
+        name: &p.name,
+        photos: p.enrolments.len(),
+        enrolments: detail.then(|| {
+            p.enrolments
+                .iter()
+                .map(|e| EnrolmentJson {
+                    enrolled_at: &e.enrolled_at,
+                    source: &e.source,
+                    sha256: &e.sha256,
+                })
+                .collect()
+        }),
+    }
+}
+
+/// `facegate list`.
+pub fn list(g: &Gallery, json: bool) -> Result<ExitCode> {
+    if json {
+        let v: Vec<_> = g.people.iter().map(|p| person_json(p, false)).collect();
+        println!("{}", serde_json::to_string(&v)?);
+    } else if g.people.is_empty() {
+        println!("no one is enrolled");
+    } else {
+        for p in &g.people {
+            println!(
+                "{:<24} {:<32} {} photo(s)",
+                p.id,
+                p.name,
+                p.enrolments.len()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `facegate show`.
+pub fn show(g: &Gallery, id: &str, json: bool) -> Result<ExitCode> {
+    let p = g
+        .get(id)
+        .ok_or_else(|| facegate::gallery::GalleryError::UnknownId(id.to_owned()))?;
+    if json {
+        println!("{}", serde_json::to_string(&person_json(p, true))?);
+    } else {
+        println!("id:   {}\nname: {}", p.id, p.name);
+        for e in &p.enrolments {
+            println!("  {}  {}  sha256 {}", e.enrolled_at, e.source, e.sha256);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `facegate remove` and `facegate rename`: a locked read-modify-write.
+pub fn modify(
+    gallery: &Path,
+    fingerprint: &str,
+    id: &str,
+    new_name: Option<&str>,
+) -> Result<ExitCode> {
+    let lock = Locked::acquire(gallery)?;
+    let mut g = lock.load(fingerprint)?;
+    match new_name {
+        None => {
+            let p = g.remove(id)?;
+            lock.save(&g)?;
+            println!(
+                "removed {:?} (id {}) and their {} embedding(s)",
+                p.name,
+                p.id,
+                p.enrolments.len()
+            );
+        }
+        Some(name) => {
+            if name.trim().is_empty() {
+                bail!("the new name must not be empty");
+            }
+            let p = g
+                .get_mut(id)
+                .ok_or_else(|| facegate::gallery::GalleryError::UnknownId(id.to_owned()))?;
+            let old = std::mem::replace(&mut p.name, name.to_owned());
+            lock.save(&g)?;
+            println!("renamed {id} from {old:?} to {name:?}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct IdentifiedJson<'a> {
+    path: &'a str,
+    #[serde(rename = "box")]
+    bbox: [f32; 4],
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    distance: Option<f32>,
+    margin: Option<f32>,
+}
+
+/// `facegate identify`: every face of every photo, recognised or "unknown".
+pub fn identify(
+    pipeline: &mut Pipeline,
+    g: &Gallery,
+    photos: &[PathBuf],
+    json: bool,
+) -> Result<ExitCode> {
+    let threshold = pipeline.embedder_spec().threshold;
+    let index = g.index();
+    let mut known = 0usize;
+    let mut failed = 0usize;
+    for photo in photos {
+        let shown = photo.to_string_lossy();
+        let faces = match decode_file(photo)
+            .map_err(anyhow::Error::from)
+            .and_then(|img| Ok(pipeline.faces(&img)?))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {shown}: {e:#}");
+                continue;
+            }
+        };
+        if faces.is_empty() && !json {
+            println!("{shown}: no face found");
+        }
+        for f in &faces {
+            let b = f.detection.bbox;
+            let m = index.best(&f.embedding);
+            let hit = m.filter(|m| m.distance <= threshold);
+            known += usize::from(hit.is_some());
+            let who = hit.map(|m| &g.people[m.person]);
+            if json {
+                let line = IdentifiedJson {
+                    path: &shown,
+                    bbox: [b.x, b.y, b.w, b.h],
+                    id: who.map(|p| p.id.as_str()),
+                    name: who.map(|p| p.name.as_str()),
+                    distance: m.map(|m| m.distance),
+                    margin: m.map(|m| m.margin),
+                };
+                println!("{}", serde_json::to_string(&line)?);
+            } else {
+                let place = format!("face at [{:.0}, {:.0}, {:.0}, {:.0}]", b.x, b.y, b.w, b.h);
+                match (who, m) {
+                    (Some(p), Some(m)) => println!(
+                        "{shown}: {place}: {} (id {}), distance {:.3}, margin {:.3}",
+                        p.name, p.id, m.distance, m.margin
+                    ),
+                    (None, Some(m)) => println!(
+                        "{shown}: {place}: unknown (nearest {} at {:.3}, threshold {threshold:.3})",
+                        g.people[m.person].name, m.distance
+                    ),
+                    _ => println!("{shown}: {place}: unknown (no one is enrolled)"),
+                }
+            }
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(2)
+    } else if known > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
