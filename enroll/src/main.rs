@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod analysis;
 mod people;
 
 /// Administer a facegate door: enrol employees, identify faces, compute and compare embeddings.
@@ -81,6 +82,44 @@ enum Command {
         /// Photos of the person.
         #[arg(required = true, value_name = "PHOTO")]
         photos: Vec<PathBuf>,
+    },
+    /// Enrol many people at once from DIR/<name>/<photos>: each photo is checked on its own, bad
+    /// ones are skipped with the reason, and a summary is printed (progress bar on a terminal).
+    Import {
+        /// Directory with one sub-directory of photos per person.
+        dir: PathBuf,
+        /// Enrol even faces that match another enrolled person.
+        #[arg(long)]
+        force: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// From labelled photos (DIR/<name>/<photos>): same- and different-person distance
+    /// distributions, false-accept and false-reject rates at several thresholds, and the
+    /// threshold recommended for a target false-accept rate.
+    Calibrate {
+        /// Directory with one sub-directory of photos per person.
+        dir: PathBuf,
+        /// Largest acceptable false-accept rate.
+        #[arg(long, default_value_t = 0.0)]
+        target_far: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Group the faces of unknown people by identity (e.g. photos of visitors the door did not
+    /// recognise) to review and enrol them.
+    Cluster {
+        /// Photos or directories.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Distance under which faces are grouped (default: the model's threshold).
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Print the groups as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List the enrolled people.
     List {
@@ -190,7 +229,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     // Enrolment looks for faces down to 40 px so that a small face is refused as too small
     // rather than reported as missing.
-    let min_face = if matches!(cli.command, Command::Enroll { .. }) {
+    let min_face = if matches!(cli.command, Command::Enroll { .. } | Command::Import { .. }) {
         g.min_face.min(40.0)
     } else {
         g.min_face
@@ -215,6 +254,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &photos,
             force,
         ),
+        Command::Import { dir, force, json } => {
+            people::import(&mut pipeline, &g.gallery, &dir, force, json)
+        }
+        Command::Calibrate {
+            dir,
+            target_far,
+            json,
+        } => analysis::calibrate(&mut pipeline, &dir, target_far, json),
+        Command::Cluster {
+            paths,
+            threshold,
+            json,
+        } => analysis::cluster(&mut pipeline, &paths, threshold, json),
         Command::Identify { photos, json } => {
             let gallery = Gallery::load(&g.gallery, &fingerprint)?;
             people::identify(&mut pipeline, &gallery, &photos, json)

@@ -319,3 +319,94 @@ pub fn identify(
         ExitCode::from(1)
     })
 }
+
+/// `facegate import DIR`: every `DIR/<name>/<photo>`, each photo on its own merits; one bad photo
+/// never aborts the rest. Saved once, atomically, at the end.
+pub fn import(
+    pipeline: &mut Pipeline,
+    gallery: &Path,
+    dir: &Path,
+    force: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let photos = crate::analysis::labelled_photos(dir)?;
+    let spec = pipeline.embedder_spec().clone();
+    let lock = Locked::acquire(gallery)?;
+    let mut g = lock.load(&spec.fingerprint)?;
+    let bar = indicatif::ProgressBar::new(photos.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (mut enrolled, mut skipped) = (Vec::new(), Vec::new());
+    for (name, photo) in &photos {
+        bar.set_message(name.clone());
+        let result = (|| -> Result<()> {
+            let face = enrolment_face(pipeline, photo)?;
+            let id = match g.people.iter().find(|p| &p.name == name) {
+                Some(p) => p.id.clone(),
+                None => g.new_id(name),
+            };
+            if let Some(m) = g.index().best(&face.embedding) {
+                let other = &g.people[m.person];
+                if m.distance <= spec.threshold && other.id != id && !force {
+                    bail!(
+                        "{}: matches {:?} (id {}) at distance {:.3}",
+                        photo.display(),
+                        other.name,
+                        other.id,
+                        m.distance
+                    );
+                }
+            }
+            let bytes = std::fs::read(photo)?;
+            let e = Enrolment {
+                enrolled_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                    .to_string(),
+                source: photo
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: facegate::models::sha256_hex(&bytes),
+                embedding: face.embedding.0,
+            };
+            match g.get_mut(&id) {
+                Some(p) => p.enrolments.push(e),
+                None => g.people.push(Person {
+                    id,
+                    name: name.clone(),
+                    enrolments: vec![e],
+                }),
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => enrolled.push(photo.display().to_string()),
+            Err(e) => skipped.push(format!("{e:#}")),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    lock.save(&g)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"enrolled": enrolled, "skipped": skipped, "people": g.people.len()})
+        );
+    } else {
+        for s in &skipped {
+            println!("skipped {s}");
+        }
+        println!(
+            "enrolled {} photo(s), skipped {}; {} people in the gallery",
+            enrolled.len(),
+            skipped.len(),
+            g.people.len()
+        );
+    }
+    Ok(if enrolled.is_empty() && !skipped.is_empty() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -248,3 +248,132 @@ fn a_gallery_of_another_model_is_refused() {
         "format = 1\nmodel = \"facenet-512/abc\"\n"
     );
 }
+
+/// `DIR/<person>/<photo>` from fixtures.
+fn labelled_dir(dir: &Path, layout: &[(&str, &[&str])]) {
+    for (person, photos) in layout {
+        std::fs::create_dir_all(dir.join(person)).unwrap();
+        for p in *photos {
+            std::fs::copy(fixture(p), dir.join(person).join(p)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn import_enrols_good_photos_and_skips_bad_ones_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("gallery.toml");
+    let staff = dir.path().join("staff");
+    labelled_dir(
+        &staff,
+        &[
+            ("Barack Obama", &["obama.jpg", "obama2.jpg", "coffee.png"]),
+            ("Joe Biden", &["biden.jpg"]),
+        ],
+    );
+    let out = facegate(&g, &["import", "--json", s(&staff)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["enrolled"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["people"], 2);
+    let skipped = v["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert!(
+        skipped[0]
+            .as_str()
+            .unwrap()
+            .contains("coffee.png: no face found"),
+        "{v}"
+    );
+    let list: serde_json::Value =
+        serde_json::from_slice(&facegate(&g, &["list", "--json"]).stdout).unwrap();
+    assert_eq!(
+        (list[0]["name"].as_str(), list[0]["photos"].as_u64()),
+        (Some("Barack Obama"), Some(2))
+    );
+}
+
+#[test]
+fn calibrate_reports_rates_and_a_threshold_that_separates_the_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let labelled = dir.path().join("labelled");
+    labelled_dir(
+        &labelled,
+        &[
+            ("obama", &["obama.jpg", "obama2.jpg", "obama3.jpg"]),
+            ("biden", &["biden.jpg"]),
+            ("collins", &["astronaut.png"]),
+        ],
+    );
+    let out = facegate(
+        &dir.path().join("g.toml"),
+        &["calibrate", "--json", s(&labelled)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["same_pairs"].as_u64(), v["different_pairs"].as_u64()),
+        (Some(3), Some(7))
+    );
+    let t = v["recommended_threshold"].as_f64().unwrap();
+    assert!(
+        t > v["same_distance"][2].as_f64().unwrap()
+            && t < v["different_distance"][0].as_f64().unwrap(),
+        "{v}"
+    );
+    assert_eq!(v["recommended_frr"].as_f64(), Some(0.0));
+}
+
+#[test]
+fn cluster_groups_faces_by_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("visitors");
+    labelled_dir(
+        &photos,
+        &[(
+            "x",
+            &[
+                "obama.jpg",
+                "biden.jpg",
+                "obama3.jpg",
+                "astronaut.png",
+                "obama2.jpg",
+            ],
+        )],
+    );
+    let out = facegate(
+        &dir.path().join("g.toml"),
+        &["cluster", "--json", s(&photos)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let groups: Vec<Vec<serde_json::Value>> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            let mut v: Vec<String> = g
+                .iter()
+                .map(|f| {
+                    Path::new(f["path"].as_str().unwrap())
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            v.sort();
+            v
+        })
+        .collect();
+    let mut names = names;
+    names.sort();
+    let expected: Vec<Vec<String>> = [
+        &["astronaut.png"][..],
+        &["biden.jpg"],
+        &["obama.jpg", "obama2.jpg", "obama3.jpg"],
+    ]
+    .iter()
+    .map(|g| g.iter().map(|n| n.to_string()).collect())
+    .collect();
+    assert_eq!(names, expected);
+    assert_eq!(groups.len(), 3, "{names:?}");
+}
