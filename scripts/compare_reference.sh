@@ -19,8 +19,7 @@ fi
 out="$(mktemp -d)"
 cargo build --release --quiet -p facegate-enroll
 echo "== facegate embed (int8, the default)"
-/usr/bin/time -f "facegate: %e s wall for the whole set, peak RSS %M KiB" \
-    target/release/facegate embed "$root" > "$out/facegate.jsonl" || true
+time target/release/facegate embed "$root" > "$out/facegate.jsonl" || true
 echo "== facegate embed (f32 reference network)"
 target/release/facegate --models models/manifest.toml --embedder dlib_resnet_v1_f32 embed "$root" > "$out/facegate_f32.jsonl" || true
 echo "== face_recognition (dlib) reference"
