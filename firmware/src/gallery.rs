@@ -319,12 +319,7 @@ impl Index {
         }
         // Coarse pass: squared bf16 distances, best per person.
         let mut coarse = vec![f32::INFINITY; self.people];
-        for (row, &who) in self.coarse.chunks_exact(self.dim).zip(&self.owner) {
-            let d = squared_distance_bf16(row, &query.0);
-            if d < coarse[who] {
-                coarse[who] = d;
-            }
-        }
+        coarse_scan(&self.coarse, self.dim, &self.owner, &query.0, &mut coarse);
         let (mut c1, mut c2) = (f32::INFINITY, f32::INFINITY);
         for &d in &coarse {
             if d < c1 {
@@ -384,7 +379,42 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// The coarse pass over every row, compiled for AVX2+FMA when the CPU has them: it is
+/// compute-bound, and the baseline x86-64 target only has 4-wide SSE2.
+fn coarse_scan(rows: &[u16], dim: usize, owner: &[usize], query: &[f32], best: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function is compiled for (checked above).
+        unsafe { coarse_scan_avx2(rows, dim, owner, query, best) };
+        return;
+    }
+    coarse_scan_portable(rows, dim, owner, query, best);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn coarse_scan_avx2(rows: &[u16], dim: usize, owner: &[usize], query: &[f32], best: &mut [f32]) {
+    coarse_scan_portable(rows, dim, owner, query, best);
+}
+
+#[inline(always)]
+fn coarse_scan_portable(
+    rows: &[u16],
+    dim: usize,
+    owner: &[usize],
+    query: &[f32],
+    best: &mut [f32],
+) {
+    for (row, &who) in rows.chunks_exact(dim).zip(owner) {
+        let d = squared_distance_bf16(row, query);
+        if d < best[who] {
+            best[who] = d;
+        }
+    }
+}
+
 /// [`squared_distance`] with `a` in bfloat16.
+#[inline(always)]
 fn squared_distance_bf16(a: &[u16], b: &[f32]) -> f32 {
     let widen = |x: u16| f32::from_bits(u32::from(x) << 16);
     let mut acc = [0f32; 8];
