@@ -49,6 +49,20 @@ fn enrolment_face(pipeline: &mut Pipeline, photo: &Path) -> Result<Face> {
     Ok(main.clone())
 }
 
+/// The gallery entry for `face`, found in `photo`: now, the file name and its sha256.
+fn enrolment(photo: &Path, face: Face) -> Result<Enrolment> {
+    let bytes = std::fs::read(photo).with_context(|| format!("{}", photo.display()))?;
+    Ok(Enrolment {
+        enrolled_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        source: photo
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: facegate::models::sha256_hex(&bytes),
+        embedding: face.embedding.0,
+    })
+}
+
 /// `facegate enroll`.
 pub fn enroll(
     pipeline: &mut Pipeline,
@@ -68,17 +82,7 @@ pub fn enroll(
     let mut new = Vec::new();
     for photo in photos {
         let face = enrolment_face(pipeline, photo)?;
-        let bytes = std::fs::read(photo).with_context(|| format!("{}", photo.display()))?;
-        new.push(Enrolment {
-            enrolled_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                .to_string(),
-            source: photo
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            sha256: facegate::models::sha256_hex(&bytes),
-            embedding: face.embedding.0,
-        });
+        new.push(enrolment(photo, face)?);
     }
     let spec = pipeline.embedder_spec();
     let threshold = spec.threshold;
@@ -359,17 +363,7 @@ pub fn import(
                     );
                 }
             }
-            let bytes = std::fs::read(photo)?;
-            let e = Enrolment {
-                enrolled_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                    .to_string(),
-                source: photo
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                sha256: facegate::models::sha256_hex(&bytes),
-                embedding: face.embedding.0,
-            };
+            let e = enrolment(photo, face)?;
             match g.get_mut(&id) {
                 Some(p) => p.enrolments.push(e),
                 None => g.people.push(Person {
