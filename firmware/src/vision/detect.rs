@@ -272,15 +272,11 @@ impl Detector {
                 sh as usize,
                 &mut self.hwc,
             );
-            let mut work = std::mem::take(&mut self.work);
-            work = RgbImage::from_raw(sw, sh, {
-                let mut buf = work.into_raw();
-                buf.clear();
-                buf.extend(self.hwc.iter().map(|v| v.round().clamp(0.0, 255.0) as u8));
-                buf
-            })
-            .expect("buffer sized to the image");
-            self.work = work;
+            // Reuse the previous shrunk image's allocation.
+            let mut buf = std::mem::take(&mut self.work).into_raw();
+            buf.clear();
+            buf.extend(self.hwc.iter().map(|v| v.round().clamp(0.0, 255.0) as u8));
+            self.work = RgbImage::from_raw(sw, sh, buf).expect("buffer sized to the image");
             sw as f32 / w as f32
         } else {
             1.0
