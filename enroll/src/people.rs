@@ -1,67 +1,12 @@
 //! The gallery commands of `facegate`: enrol, list, show, remove, rename, identify.
 
-use anyhow::{bail, Context, Result};
-use facegate::gallery::{validate_id, Enrolment, Gallery, Locked, Person};
-use facegate::{decode_file, Face, Pipeline};
+use anyhow::{bail, Result};
+use facegate::enrolment::{enrol_photo, enrolment, enrolment_face};
+use facegate::gallery::{validate_id, Gallery, Locked, Person};
+use facegate::{decode_file, Pipeline};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// Faces smaller than this (pixels, shorter box side) are refused for enrolment: the embedding
-/// of a small face carries too little identity to be matched reliably at the door.
-pub const MIN_ENROL_FACE: f32 = 80.0;
-/// A second face at least this fraction of the main face's area makes a photo ambiguous.
-const SIMILAR_FACE_AREA: f32 = 0.5;
-
-/// The single, large enough face of an enrolment photo, or why there is none.
-fn enrolment_face(pipeline: &mut Pipeline, photo: &Path) -> Result<Face> {
-    let img = decode_file(photo).with_context(|| format!("{}", photo.display()))?;
-    let faces = pipeline.faces(&img)?;
-    let Some(main) = faces.first() else {
-        bail!("{}: no face found", photo.display());
-    };
-    let similar: Vec<_> = faces
-        .iter()
-        .filter(|f| f.detection.bbox.area() >= SIMILAR_FACE_AREA * main.detection.bbox.area())
-        .collect();
-    if similar.len() > 1 {
-        let boxes: Vec<String> = similar
-            .iter()
-            .map(|f| {
-                let b = f.detection.bbox;
-                format!("[{:.0}, {:.0}, {:.0}, {:.0}]", b.x, b.y, b.w, b.h)
-            })
-            .collect();
-        bail!(
-            "{}: {} faces of similar size (boxes [x, y, w, h]: {}); use a photo of this person alone or crop it",
-            photo.display(),
-            similar.len(),
-            boxes.join(", ")
-        );
-    }
-    let size = main.detection.bbox.size();
-    if size < MIN_ENROL_FACE {
-        bail!(
-            "{}: the face is {size:.0} pixels, too small for reliable recognition (at least {MIN_ENROL_FACE:.0} needed); use a closer or larger photo",
-            photo.display()
-        );
-    }
-    Ok(main.clone())
-}
-
-/// The gallery entry for `face`, found in `photo`: now, the file name and its sha256.
-fn enrolment(photo: &Path, face: Face) -> Result<Enrolment> {
-    let bytes = std::fs::read(photo).with_context(|| format!("{}", photo.display()))?;
-    Ok(Enrolment {
-        enrolled_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        source: photo
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        sha256: facegate::models::sha256_hex(&bytes),
-        embedding: face.embedding.0,
-    })
-}
 
 /// `facegate enroll`.
 pub fn enroll(
@@ -81,8 +26,7 @@ pub fn enroll(
     // Every photo is checked before anything is written: all or nothing.
     let mut new = Vec::new();
     for photo in photos {
-        let face = enrolment_face(pipeline, photo)?;
-        new.push(enrolment(photo, face)?);
+        new.push(enrol_photo(pipeline, photo)?);
     }
     let spec = pipeline.embedder_spec();
     let threshold = spec.threshold;

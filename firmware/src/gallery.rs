@@ -569,6 +569,32 @@ impl Reloader {
         })
     }
 
+    /// Like [`Reloader::new`], but a gallery that does not load now is an empty gallery (and
+    /// the error), so a daemon can run, lock the door and pick the gallery up once it is fixed.
+    pub fn new_or_empty(path: &Path, model: &str) -> (Self, Option<GalleryError>) {
+        match Self::new(path, model) {
+            Ok(r) => (r, None),
+            Err(e) => {
+                let gallery = Gallery::new(model);
+                let index = gallery.index();
+                let r = Self {
+                    path: path.to_owned(),
+                    model: model.to_owned(),
+                    // The broken file's stamp: it is tried again once it changes.
+                    stamp: stamp(path),
+                    gallery,
+                    index,
+                };
+                (r, Some(e))
+            }
+        }
+    }
+
+    /// The gallery file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Reloads if the file changed (or `force`). `Ok(true)` when a new gallery is in use; an
     /// error leaves the last good one in use.
     pub fn poll(&mut self, force: bool) -> Result<bool, GalleryError> {

@@ -2,11 +2,23 @@
 //!
 //! The face pipeline (decode, detect, align, embed) lives in [`vision`]; the networks and the facts
 //! the pipeline needs about them come from a manifest ([`models`]), so another embedding network can
-//! drop in without code changes.
+//! drop in without code changes. The door daemon's loop is [`daemon::run`]; it reaches the hardware
+//! only through the traits of [`hal`], so the simulator and the tests drive the same code.
 #![deny(missing_docs)]
 
+pub mod audit;
+pub mod config;
+pub mod daemon;
+pub mod decision;
+pub mod door;
+pub mod enrolment;
+pub mod frame;
 pub mod gallery;
+pub mod hal;
+#[cfg(feature = "hw")]
+pub mod hw;
 pub mod models;
+pub mod service;
 pub mod vision;
 
 pub use models::{Manifest, ModelError, ModelSet};

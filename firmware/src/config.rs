@@ -1,0 +1,415 @@
+//! The daemon's configuration (`/etc/facegate/config.toml`): parsed with unknown keys refused,
+//! then checked, with errors that name the key and the problem. Every key has a default that
+//! works, so an empty file is a valid config.
+
+use crate::decision::DecisionParams;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors of the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The config file.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key, or a value of the wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's message (it names the key, line and column).
+        message: String,
+    },
+    /// A value out of range.
+    #[error("{path}: {key}: {problem}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// The key, as `section.key`.
+        key: &'static str,
+        /// What is wrong with its value.
+        problem: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[camera]`
+    pub camera: CameraConfig,
+    /// `[lock]`
+    pub lock: LockConfig,
+    /// `[recognition]`
+    pub recognition: RecognitionConfig,
+    /// `[gallery]`
+    pub gallery: GalleryConfig,
+    /// `[audit]`
+    pub audit: AuditConfig,
+}
+
+/// Pixel format asked of the camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelFormat {
+    /// MJPEG if the camera offers it at the size asked for, else YUYV.
+    Auto,
+    /// Motion JPEG.
+    Mjpeg,
+    /// YUYV 4:2:2.
+    Yuyv,
+}
+
+/// `[camera]`: the V4L2 camera (ignored by the simulator).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraConfig {
+    /// The V4L2 device.
+    pub device: PathBuf,
+    /// Frame width asked for.
+    pub width: u32,
+    /// Frame height asked for.
+    pub height: u32,
+    /// Frames per second asked for.
+    pub fps: u32,
+    /// Pixel format.
+    pub format: PixelFormat,
+    /// A frame not delivered within this many seconds is a stall.
+    pub timeout_seconds: f64,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self {
+            device: PathBuf::from("/dev/video0"),
+            width: 640,
+            height: 480,
+            fps: 15,
+            format: PixelFormat::Auto,
+            timeout_seconds: 1.0,
+        }
+    }
+}
+
+/// `[lock]`: the relay output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockConfig {
+    /// BCM GPIO number driving the relay (GPIO17 is header pin 11).
+    pub gpio: u8,
+    /// `true` for relay boards that energise when their input is driven low.
+    pub active_low: bool,
+    /// How long the door stays unlocked after a grant.
+    pub unlock_seconds: f64,
+}
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        Self {
+            gpio: 17,
+            active_low: false,
+            unlock_seconds: 5.0,
+        }
+    }
+}
+
+/// `[recognition]`: models and the decision rules (see `decision`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecognitionConfig {
+    /// Another model set's manifest (default: the models built into the binary).
+    pub models: Option<PathBuf>,
+    /// The embedder to use from the manifest (default: the manifest's default).
+    pub embedder: Option<String>,
+    /// Largest distance that matches (default: the model's threshold from its manifest).
+    pub threshold: Option<f32>,
+    /// Smallest gap between the nearest and second-nearest person.
+    pub min_margin: f32,
+    /// Smallest face recognised, in pixels.
+    pub min_face: f32,
+    /// Agreeing frames in a row needed to unlock (at least 2: never one frame).
+    pub frames: u32,
+    /// Seconds within which those frames must fall.
+    pub window_seconds: f64,
+    /// Seconds after an unlock during which nobody else is let in.
+    pub cooldown_seconds: f64,
+    /// Frames of an unrecognised face before a denial is recorded.
+    pub deny_after_frames: u32,
+}
+
+impl Default for RecognitionConfig {
+    fn default() -> Self {
+        Self {
+            models: None,
+            embedder: None,
+            threshold: None,
+            min_margin: 0.05,
+            min_face: 80.0,
+            frames: 3,
+            window_seconds: 1.5,
+            cooldown_seconds: 6.0,
+            deny_after_frames: 8,
+        }
+    }
+}
+
+/// `[gallery]`: the enrolled people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GalleryConfig {
+    /// The gallery file (written by `facegate enroll`).
+    pub path: PathBuf,
+    /// How often to check it for changes.
+    pub poll_seconds: f64,
+}
+
+impl Default for GalleryConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("/var/lib/facegate/gallery.toml"),
+            poll_seconds: 1.0,
+        }
+    }
+}
+
+/// `[audit]`: the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The append-only JSON-lines log.
+    pub path: PathBuf,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("/var/lib/facegate/audit.jsonl"),
+        }
+    }
+}
+
+fn seconds(path: &Path, key: &'static str, v: f64, min: f64, max: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && (min..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            problem: format!("must be between {min} and {max} seconds (got {v})"),
+        })
+    }
+}
+
+impl Config {
+    /// Reads and checks the config at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks config text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        c.check(path)?;
+        Ok(c)
+    }
+
+    /// Checks every value's range.
+    pub fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key, problem: String| {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                problem,
+            })
+        };
+        let cam = &self.camera;
+        if !(32..=4096).contains(&cam.width) || !(32..=4096).contains(&cam.height) {
+            return bad(
+                "camera.width/height",
+                format!(
+                    "{}x{} is not a usable frame size (32 to 4096 a side)",
+                    cam.width, cam.height
+                ),
+            );
+        }
+        if !(1..=120).contains(&cam.fps) {
+            return bad("camera.fps", format!("must be 1 to 120 (got {})", cam.fps));
+        }
+        seconds(
+            path,
+            "camera.timeout_seconds",
+            cam.timeout_seconds,
+            0.05,
+            30.0,
+        )?;
+        // BCM GPIO 0-27 are the ones on the 40-pin header.
+        if self.lock.gpio > 27 {
+            return bad(
+                "lock.gpio",
+                format!(
+                    "GPIO{} is not on the 40-pin header (BCM 0 to 27)",
+                    self.lock.gpio
+                ),
+            );
+        }
+        seconds(
+            path,
+            "lock.unlock_seconds",
+            self.lock.unlock_seconds,
+            0.5,
+            600.0,
+        )?;
+        let r = &self.recognition;
+        if let Some(t) = r.threshold {
+            if !(t.is_finite() && t > 0.0 && t <= 4.0) {
+                return bad(
+                    "recognition.threshold",
+                    format!("must be a distance between 0 and 4 (got {t})"),
+                );
+            }
+        }
+        if !(r.min_margin.is_finite() && (0.0..=2.0).contains(&r.min_margin)) {
+            return bad(
+                "recognition.min_margin",
+                format!("must be between 0 and 2 (got {})", r.min_margin),
+            );
+        }
+        if !(r.min_face.is_finite() && (20.0..=2000.0).contains(&r.min_face)) {
+            return bad(
+                "recognition.min_face",
+                format!(
+                    "must be 20 to 2000 pixels (got {}); faces under about 80 px lose most of their identity",
+                    r.min_face
+                ),
+            );
+        }
+        if !(2..=crate::decision::MAX_FRAMES as u32).contains(&r.frames) {
+            return bad(
+                "recognition.frames",
+                format!(
+                    "must be 2 to {} (got {}): one frame must never unlock the door",
+                    crate::decision::MAX_FRAMES,
+                    r.frames
+                ),
+            );
+        }
+        seconds(
+            path,
+            "recognition.window_seconds",
+            r.window_seconds,
+            0.05,
+            60.0,
+        )?;
+        seconds(
+            path,
+            "recognition.cooldown_seconds",
+            r.cooldown_seconds,
+            0.0,
+            3600.0,
+        )?;
+        if !(1..=10_000).contains(&r.deny_after_frames) {
+            return bad(
+                "recognition.deny_after_frames",
+                format!("must be 1 to 10000 (got {})", r.deny_after_frames),
+            );
+        }
+        seconds(
+            path,
+            "gallery.poll_seconds",
+            self.gallery.poll_seconds,
+            0.05,
+            3600.0,
+        )?;
+        Ok(())
+    }
+
+    /// The decision parameters, with `model_threshold` when the config sets none.
+    pub fn decision_params(&self, model_threshold: f32) -> DecisionParams {
+        let r = &self.recognition;
+        DecisionParams {
+            threshold: r.threshold.unwrap_or(model_threshold),
+            min_margin: r.min_margin,
+            min_face: r.min_face,
+            frames: r.frames,
+            window: Duration::from_secs_f64(r.window_seconds),
+            cooldown: Duration::from_secs_f64(r.cooldown_seconds),
+            deny_after: r.deny_after_frames,
+            rearm: Duration::from_secs(2),
+            deny_repeat: Duration::from_secs(10),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("/etc/facegate/config.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../systemd/config.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(c.lock.gpio, 17);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = parse("[lock]\ngpio = 17\nunlock_secs = 3\n").unwrap_err();
+        assert!(err.contains("unlock_secs"), "{err}");
+        assert!(err.contains("/etc/facegate/config.toml"), "{err}");
+        let err = parse("[lok]\n").unwrap_err();
+        assert!(err.contains("lok"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let err = parse("[recognition]\nframes = \"three\"\n").unwrap_err();
+        assert!(err.contains("frames"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key_and_the_problem() {
+        for (text, key) in [
+            ("[recognition]\nframes = 1\n", "recognition.frames"),
+            ("[recognition]\nthreshold = -0.5\n", "recognition.threshold"),
+            ("[recognition]\nmin_face = 5\n", "recognition.min_face"),
+            ("[lock]\ngpio = 40\n", "lock.gpio"),
+            ("[lock]\nunlock_seconds = 0\n", "lock.unlock_seconds"),
+            ("[camera]\nfps = 0\n", "camera.fps"),
+            ("[camera]\nwidth = 0\n", "camera.width/height"),
+            ("[gallery]\npoll_seconds = nan\n", "gallery.poll_seconds"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(key), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn the_model_threshold_applies_unless_overridden() {
+        let c = parse("").unwrap();
+        assert_eq!(c.decision_params(0.6).threshold, 0.6);
+        let c = parse("[recognition]\nthreshold = 0.5\n").unwrap();
+        assert_eq!(c.decision_params(0.6).threshold, 0.5);
+    }
+}

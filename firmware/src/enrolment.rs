@@ -1,0 +1,123 @@
+//! Turning one enrolment photo into a gallery entry: the photo must show one face, large enough
+//! to recognise. Shared by the admin CLI and the simulator.
+
+use crate::gallery::Enrolment;
+use crate::{decode_file, DecodeError, Face, Pipeline, PipelineError};
+use std::path::{Path, PathBuf};
+
+/// Faces smaller than this (pixels, shorter box side) are refused for enrolment: the embedding
+/// of a small face carries too little identity to be matched reliably at the door.
+pub const MIN_ENROL_FACE: f32 = 80.0;
+/// A second face at least this fraction of the main face's area makes a photo ambiguous.
+const SIMILAR_FACE_AREA: f32 = 0.5;
+
+/// Why a photo cannot be enrolled.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolError {
+    /// The photo could not be read or decoded.
+    #[error("{}: {source}", path.display())]
+    Decode {
+        /// The photo.
+        path: PathBuf,
+        /// Why.
+        source: DecodeError,
+    },
+    /// The photo could not be read (for its checksum).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The photo.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The face pipeline failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// No face in the photo.
+    #[error("{}: no face found", path.display())]
+    NoFace {
+        /// The photo.
+        path: PathBuf,
+    },
+    /// Several faces of similar size: which one is the person?
+    #[error("{}: {count} faces of similar size (boxes [x, y, w, h]: {boxes}); use a photo of this person alone or crop it", path.display())]
+    Ambiguous {
+        /// The photo.
+        path: PathBuf,
+        /// How many faces.
+        count: usize,
+        /// Their boxes, for the message.
+        boxes: String,
+    },
+    /// The face is too small.
+    #[error("{}: the face is {size:.0} pixels, too small for reliable recognition (at least {MIN_ENROL_FACE:.0} needed); use a closer or larger photo", path.display())]
+    TooSmall {
+        /// The photo.
+        path: PathBuf,
+        /// The face's size in pixels.
+        size: f32,
+    },
+}
+
+/// The single, large enough face of an enrolment photo, or why there is none.
+pub fn enrolment_face(pipeline: &mut Pipeline, photo: &Path) -> Result<Face, EnrolError> {
+    let img = decode_file(photo).map_err(|source| EnrolError::Decode {
+        path: photo.to_owned(),
+        source,
+    })?;
+    let faces = pipeline.faces(&img)?;
+    let Some(main) = faces.first() else {
+        return Err(EnrolError::NoFace {
+            path: photo.to_owned(),
+        });
+    };
+    let similar: Vec<_> = faces
+        .iter()
+        .filter(|f| f.detection.bbox.area() >= SIMILAR_FACE_AREA * main.detection.bbox.area())
+        .collect();
+    if similar.len() > 1 {
+        let boxes: Vec<String> = similar
+            .iter()
+            .map(|f| {
+                let b = f.detection.bbox;
+                format!("[{:.0}, {:.0}, {:.0}, {:.0}]", b.x, b.y, b.w, b.h)
+            })
+            .collect();
+        return Err(EnrolError::Ambiguous {
+            path: photo.to_owned(),
+            count: similar.len(),
+            boxes: boxes.join(", "),
+        });
+    }
+    let size = main.detection.bbox.size();
+    if size < MIN_ENROL_FACE {
+        return Err(EnrolError::TooSmall {
+            path: photo.to_owned(),
+            size,
+        });
+    }
+    Ok(main.clone())
+}
+
+/// The gallery entry for `face`, found in `photo`: now, the file name and its sha256.
+pub fn enrolment(photo: &Path, face: Face) -> Result<Enrolment, EnrolError> {
+    let bytes = std::fs::read(photo).map_err(|source| EnrolError::Io {
+        path: photo.to_owned(),
+        source,
+    })?;
+    Ok(Enrolment {
+        enrolled_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        source: photo
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: crate::models::sha256_hex(&bytes),
+        embedding: face.embedding.0,
+    })
+}
+
+/// Checks `photo` and makes its gallery entry.
+pub fn enrol_photo(pipeline: &mut Pipeline, photo: &Path) -> Result<Enrolment, EnrolError> {
+    let face = enrolment_face(pipeline, photo)?;
+    enrolment(photo, face)
+}

@@ -1,0 +1,107 @@
+//! Camera pixel formats to RGB: YUYV 4:2:2 (BT.601, limited range, what UVC cameras send) and
+//! MJPEG. Pure functions, so they are tested without a camera.
+
+use image::RgbImage;
+
+/// Why a camera buffer could not be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The buffer is shorter than the frame size says.
+    #[error("YUYV buffer of {got} bytes for a {width}x{height} frame (needs {need})")]
+    Short {
+        /// Bytes received.
+        got: usize,
+        /// Bytes needed.
+        need: usize,
+        /// Frame width.
+        width: u32,
+        /// Frame height.
+        height: u32,
+    },
+    /// An odd width cannot be YUYV.
+    #[error("YUYV frames need an even width (got {0})")]
+    OddWidth(u32),
+    /// The MJPEG frame did not decode.
+    #[error("MJPEG frame: {0}")]
+    Jpeg(String),
+}
+
+#[inline]
+fn clamp(v: i32) -> u8 {
+    v.clamp(0, 255) as u8
+}
+
+/// Converts one YUYV frame into `out` (reusing its buffer when the size matches).
+pub fn yuyv_to_rgb(
+    buf: &[u8],
+    width: u32,
+    height: u32,
+    out: &mut RgbImage,
+) -> Result<(), FrameError> {
+    if !width.is_multiple_of(2) {
+        return Err(FrameError::OddWidth(width));
+    }
+    let need = width as usize * height as usize * 2;
+    if buf.len() < need {
+        return Err(FrameError::Short {
+            got: buf.len(),
+            need,
+            width,
+            height,
+        });
+    }
+    if out.dimensions() != (width, height) {
+        *out = RgbImage::new(width, height);
+    }
+    // BT.601 limited range in 8.8 fixed point: R = 1.164(Y-16) + 1.596(V-128), ...
+    for (src, dst) in buf[..need].chunks_exact(4).zip(out.chunks_exact_mut(6)) {
+        let (y0, u, y1, v) = (src[0] as i32, src[1] as i32, src[2] as i32, src[3] as i32);
+        let (d, e) = (u - 128, v - 128);
+        let r = 409 * e + 128;
+        let g = -100 * d - 208 * e + 128;
+        let b = 516 * d + 128;
+        for (k, y) in [y0, y1].into_iter().enumerate() {
+            let c = 298 * (y - 16);
+            dst[3 * k] = clamp((c + r) >> 8);
+            dst[3 * k + 1] = clamp((c + g) >> 8);
+            dst[3 * k + 2] = clamp((c + b) >> 8);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes one MJPEG frame into `out`.
+pub fn mjpeg_to_rgb(buf: &[u8], out: &mut RgbImage) -> Result<(), FrameError> {
+    let img = image::load_from_memory_with_format(buf, image::ImageFormat::Jpeg)
+        .map_err(|e| FrameError::Jpeg(e.to_string()))?;
+    *out = img.into_rgb8();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuyv_reference_colours() {
+        // Black, white, and BT.601 red (Y 81, U 90, V 240) as two pixel pairs each.
+        let buf = [16, 128, 16, 128, 235, 128, 235, 128, 81, 90, 81, 240];
+        let mut out = RgbImage::new(0, 0);
+        yuyv_to_rgb(&buf, 6, 1, &mut out).unwrap();
+        let px: Vec<[u8; 3]> = out.pixels().map(|p| p.0).collect();
+        assert_eq!(px[0], [0, 0, 0]);
+        assert_eq!(px[2], [255, 255, 255]);
+        let red = px[4];
+        assert!(red[0] >= 250 && red[1] <= 5 && red[2] <= 5, "{red:?}");
+    }
+
+    #[test]
+    fn short_and_odd_buffers_are_errors_not_panics() {
+        let mut out = RgbImage::new(0, 0);
+        let err = yuyv_to_rgb(&[0; 10], 640, 480, &mut out).unwrap_err();
+        assert!(err.to_string().contains("640x480"), "{err}");
+        assert!(yuyv_to_rgb(&[0; 100], 5, 2, &mut out).is_err());
+        assert!(mjpeg_to_rgb(b"\xff\xd8\xff garbage", &mut out).is_err());
+        assert!(mjpeg_to_rgb(&[], &mut out).is_err());
+    }
+}

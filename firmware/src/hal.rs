@@ -1,0 +1,200 @@
+//! The hardware seams: small, fallible traits for the camera, the lock output, the door inputs,
+//! the clock and the service manager, so the daemon runs unchanged on the Pi, in the simulator
+//! and in tests.
+//!
+//! Each trait has at least two implementations: the real driver (`hw`, behind the `hw` feature)
+//! and the simulator (`facegate-sim`).
+
+use image::RgbImage;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// What went wrong with the camera, in terms the daemon acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraErrorKind {
+    /// No frame came in time: the device stalls. The daemon re-opens it.
+    Timeout,
+    /// The device is gone (unplugged) or cannot be opened. The daemon re-opens it with backoff.
+    Disconnected,
+    /// One frame could not be decoded; the next may be fine. The daemon skips it.
+    BadFrame,
+    /// Anything else; treated like `Disconnected`.
+    Other,
+}
+
+/// A camera error: its kind and a message for the log.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct CameraError {
+    /// What the daemon should do about it.
+    pub kind: CameraErrorKind,
+    /// What happened, for the log.
+    pub message: String,
+}
+
+impl CameraError {
+    /// An error of `kind` saying `message`.
+    pub fn new(kind: CameraErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// A source of colour frames (a V4L2 camera, or the simulator's scripted frames).
+pub trait FrameSource {
+    /// Blocks until the next frame and writes it into `frame` (resized as needed; the buffer is
+    /// reused from frame to frame). Must return within a bounded time (a timeout error if not).
+    fn next_frame(&mut self, frame: &mut RgbImage) -> Result<(), CameraError>;
+
+    /// Closes and opens the device again after an error.
+    fn reopen(&mut self) -> Result<(), CameraError>;
+}
+
+/// The two states of the door lock. The electrical meaning (which level, which relay contact)
+/// belongs to the driver and the wiring, never to the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockState {
+    /// The door is locked: the safe state.
+    Locked,
+    /// The door is unlocked.
+    Unlocked,
+}
+
+/// The lock output could not be driven.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("lock output: {0}")]
+pub struct LockError(pub String);
+
+/// The output that locks and unlocks the door (a GPIO pin driving a relay).
+pub trait LockOutput {
+    /// Drives the output to `state`.
+    fn set(&mut self, state: LockState) -> Result<(), LockError>;
+}
+
+/// The door's inputs at one moment. Every field is optional hardware.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DoorInputs {
+    /// The request-to-exit button is pressed.
+    pub exit_button: bool,
+    /// The door contact says the door is open (`None`: no contact fitted).
+    pub door_open: Option<bool>,
+}
+
+/// The door inputs could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("door inputs: {0}")]
+pub struct InputError(pub String);
+
+/// Door inputs: exit button, door contact.
+pub trait DoorSensors {
+    /// Reads the inputs now.
+    fn read(&mut self) -> Result<DoorInputs, InputError>;
+}
+
+/// No door inputs fitted (the default installation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSensors;
+
+impl DoorSensors for NoSensors {
+    fn read(&mut self) -> Result<DoorInputs, InputError> {
+        Ok(DoorInputs::default())
+    }
+}
+
+/// Time, monotonic for decisions and wall-clock for the audit log.
+pub trait Clock {
+    /// Monotonic time since the clock's start.
+    fn now(&self) -> Duration;
+    /// Wall-clock time, for the audit log.
+    fn wall(&self) -> SystemTime;
+    /// Waits `d` (the simulator advances its time instead).
+    fn sleep(&self, d: Duration);
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    start: Instant,
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self {
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d)
+    }
+}
+
+/// The service manager (systemd's `sd_notify`, or nothing).
+pub trait Supervisor {
+    /// The daemon is ready: models loaded, lock driven to locked.
+    fn ready(&mut self);
+    /// The main loop is alive.
+    fn watchdog(&mut self);
+    /// A one-line status.
+    fn status(&mut self, status: &str);
+    /// The daemon is stopping.
+    fn stopping(&mut self);
+}
+
+/// No service manager.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSupervisor;
+
+impl Supervisor for NoSupervisor {
+    fn ready(&mut self) {}
+    fn watchdog(&mut self) {}
+    fn status(&mut self, _: &str) {}
+    fn stopping(&mut self) {}
+}
+
+/// Requests to the running daemon: stop (SIGTERM/SIGINT) and reload (SIGHUP). Signal handlers
+/// set the flags; the main loop reads them, so tests and the simulator drive the same path.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+}
+
+impl Control {
+    /// Asks the daemon to stop.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst)
+    }
+    /// Asks the daemon to reload its config and gallery.
+    pub fn request_reload(&self) {
+        self.reload.store(true, Ordering::SeqCst)
+    }
+    /// Whether a stop was asked for.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+    /// Takes a pending reload request.
+    pub fn take_reload(&self) -> bool {
+        self.reload.swap(false, Ordering::SeqCst)
+    }
+    /// The stop flag, for a signal handler to set.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+    /// The reload flag, for a signal handler to set.
+    pub fn reload_flag(&self) -> Arc<AtomicBool> {
+        self.reload.clone()
+    }
+}

@@ -1,0 +1,45 @@
+//! systemd integration: readiness, watchdog and status through `sd_notify`, harmless when the
+//! daemon is not run by systemd (no `NOTIFY_SOCKET`).
+
+use crate::hal::Supervisor;
+use sd_notify::NotifyState;
+
+/// Talks to systemd when `NOTIFY_SOCKET` is set; does nothing otherwise.
+#[derive(Debug, Default)]
+pub struct SdNotify {
+    enabled: bool,
+}
+
+impl SdNotify {
+    /// Notifies systemd if the daemon runs under it (`Type=notify`).
+    pub fn from_env() -> Self {
+        let enabled = std::env::var_os("NOTIFY_SOCKET").is_some();
+        if let Some(w) = sd_notify::watchdog_enabled() {
+            tracing::info!("systemd watchdog every {w:?}");
+        }
+        Self { enabled }
+    }
+
+    fn send(&self, state: &[NotifyState]) {
+        if self.enabled {
+            if let Err(e) = sd_notify::notify(state) {
+                tracing::warn!("sd_notify: {e}");
+            }
+        }
+    }
+}
+
+impl Supervisor for SdNotify {
+    fn ready(&mut self) {
+        self.send(&[NotifyState::Ready]);
+    }
+    fn watchdog(&mut self) {
+        self.send(&[NotifyState::Watchdog]);
+    }
+    fn status(&mut self, status: &str) {
+        self.send(&[NotifyState::Status(status)]);
+    }
+    fn stopping(&mut self) {
+        self.send(&[NotifyState::Stopping]);
+    }
+}

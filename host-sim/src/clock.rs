@@ -1,0 +1,77 @@
+//! The simulated clock: time moves only when the simulation says so (or, in real-time mode, at
+//! the speed of the wall clock, for tests that send real signals).
+
+use facegate::hal::Clock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A clock shared by the simulated devices and the daemon.
+#[derive(Debug, Clone)]
+pub struct SimClock {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    nanos: AtomicU64,
+    wall0: SystemTime,
+    realtime: Option<Instant>,
+}
+
+impl SimClock {
+    /// A clock at zero. With `realtime`, moving it forward also waits that long for real.
+    pub fn new(realtime: bool) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                nanos: AtomicU64::new(0),
+                wall0: SystemTime::now(),
+                realtime: realtime.then(Instant::now),
+            }),
+        }
+    }
+
+    /// Moves the clock forward to `t` (never backwards).
+    pub fn advance_to(&self, t: Duration) {
+        if let Some(start) = self.inner.realtime {
+            let now = start.elapsed();
+            if t > now {
+                std::thread::sleep(t - now);
+            }
+        }
+        self.inner
+            .nanos
+            .fetch_max(t.as_nanos() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.inner.nanos.load(Ordering::SeqCst))
+    }
+    fn wall(&self) -> SystemTime {
+        self.inner.wall0 + self.now()
+    }
+    fn sleep(&self, d: Duration) {
+        self.advance_to(self.now() + d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moves_only_forward_and_fast() {
+        let c = SimClock::new(false);
+        let started = Instant::now();
+        c.sleep(Duration::from_secs(3600));
+        c.advance_to(Duration::from_secs(10));
+        assert_eq!(c.now(), Duration::from_secs(3600));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(
+            c.wall().duration_since(c.inner.wall0).unwrap(),
+            Duration::from_secs(3600)
+        );
+    }
+}

@@ -1,0 +1,570 @@
+//! Runs a scenario: enrols its people, builds the scripted camera, runs the real daemon on the
+//! simulated devices, then checks what the door did against the scenario's expectations.
+
+use crate::clock::SimClock;
+use crate::devices::{SimCamera, SimRelay, SimSensors, Step};
+use crate::scenario::{EnrolSpec, ScaleSpec, Scenario, ScenarioError, Show, StepSpec};
+use facegate::audit::{AuditError, AuditLog, AuditSink, Event, EventKind};
+use facegate::config::{Config, ConfigError};
+use facegate::daemon::{self, DaemonError, Devices, Summary};
+use facegate::enrolment::{enrol_photo, EnrolError};
+use facegate::gallery::{self, GalleryError, Locked, Person};
+use facegate::hal::{Clock, Control, LockState, NoSupervisor};
+use facegate::{decode_file, BBox, DecodeError, Pipeline};
+use image::{Rgb, RgbImage};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Errors that keep a scenario from running (as opposed to failed expectations).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The scenario file is invalid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The daemon config (defaults + the scenario's overrides) is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A photo to enrol was refused.
+    #[error("enrolling: {0}")]
+    Enrol(#[from] EnrolError),
+    /// A photo to show could not be read.
+    #[error("{}: {source}", path.display())]
+    Photo {
+        /// The photo.
+        path: PathBuf,
+        /// Why.
+        source: DecodeError,
+    },
+    /// The gallery could not be written.
+    #[error(transparent)]
+    Gallery(#[from] GalleryError),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The daemon stopped with an error.
+    #[error("daemon: {0}")]
+    Daemon(#[from] DaemonError),
+    /// A file of the run could not be handled.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Let simulated time pass at the wall clock's speed (for real signals).
+    pub realtime: bool,
+    /// Keep the gallery, config and audit log here (default: a temporary directory).
+    pub workdir: Option<PathBuf>,
+}
+
+/// What happened in a run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Every audit event, in order.
+    pub events: Vec<Event>,
+    /// Every relay change with its simulated time.
+    pub relay: Vec<(Duration, LockState)>,
+    /// When each scenario step started.
+    pub marks: Vec<(usize, Duration)>,
+    /// The daemon's own count.
+    pub summary: Summary,
+    /// Simulated time at the end.
+    pub end: Duration,
+    /// Expectations met, one line each.
+    pub passed: Vec<String>,
+    /// Expectations failed (and script actions that failed), one line each.
+    pub failures: Vec<String>,
+    /// The model the daemon ran.
+    pub model: String,
+}
+
+impl Report {
+    /// The events and relay edges as JSON lines, in time order.
+    pub fn json_lines(&self) -> Vec<String> {
+        let mut lines: Vec<(f64, String)> = self
+            .events
+            .iter()
+            .map(|e| (e.t, serde_json::to_string(e).unwrap_or_default()))
+            .collect();
+        for (t, s) in &self.relay {
+            let t = (t.as_secs_f64() * 1000.0).round() / 1000.0;
+            let state = match s {
+                LockState::Locked => "locked",
+                LockState::Unlocked => "unlocked",
+            };
+            lines.push((
+                t,
+                serde_json::json!({"t": t, "event": "relay", "state": state}).to_string(),
+            ));
+        }
+        // Stable: at equal times audit lines come first (the decision precedes its edge).
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        lines.into_iter().map(|l| l.1).collect()
+    }
+
+    /// Unlock edges of the relay.
+    pub fn unlocks(&self) -> Vec<Duration> {
+        self.relay
+            .iter()
+            .filter(|e| e.1 == LockState::Unlocked)
+            .map(|e| e.0)
+            .collect()
+    }
+
+    /// Grant events.
+    pub fn grants(&self) -> Vec<&Event> {
+        self.events
+            .iter()
+            .filter(|e| e.event == EventKind::Grant)
+            .collect()
+    }
+
+    /// Events of `kind`.
+    pub fn of(&self, kind: EventKind) -> Vec<&Event> {
+        self.events.iter().filter(|e| e.event == kind).collect()
+    }
+}
+
+/// Writes to the audit file and keeps a copy in memory.
+struct Tee {
+    log: AuditLog,
+    events: Vec<Event>,
+}
+
+impl AuditSink for Tee {
+    fn record(&mut self, event: &Event) -> Result<(), AuditError> {
+        self.events.push(event.clone());
+        self.log.record(event)
+    }
+}
+
+/// Default size of a shown face in the frame: a person about a metre from a door camera.
+pub const DEFAULT_FACE_PX: f32 = 160.0;
+
+/// Places photos side by side in a `w`x`h` frame on mid grey, each scaled so its largest face
+/// (`face`, in the photo's pixels) is `face_px` pixels and centred in its part of the frame;
+/// a photo without a face is fitted whole.
+pub fn compose(photos: &[(&RgbImage, Option<BBox>, f32)], w: u32, h: u32) -> RgbImage {
+    let mut frame = RgbImage::from_pixel(w, h, Rgb([118, 118, 118]));
+    let n = photos.len().max(1) as u32;
+    let cell_w = w / n;
+    for (i, (img, face, face_px)) in photos.iter().enumerate() {
+        let (k, cx, cy) = match face {
+            Some(b) => (
+                face_px / b.size().max(1.0),
+                b.x + b.w / 2.0,
+                b.y + b.h / 2.0,
+            ),
+            None => (
+                (cell_w as f32 / img.width() as f32).min(h as f32 / img.height() as f32),
+                img.width() as f32 / 2.0,
+                img.height() as f32 / 2.0,
+            ),
+        };
+        let nw = ((img.width() as f32 * k).round() as u32).max(1);
+        let nh = ((img.height() as f32 * k).round() as u32).max(1);
+        let small = image::imageops::resize(*img, nw, nh, image::imageops::FilterType::Triangle);
+        // Paste so the face centre lands on the cell centre, clipped to the cell.
+        let ox = (i as u32 * cell_w + cell_w / 2) as i64 - (cx * k).round() as i64;
+        let oy = (h / 2) as i64 - (cy * k).round() as i64;
+        let x0 = (i as u32 * cell_w) as i64;
+        let x1 = x0 + cell_w as i64;
+        for (x, y, p) in small.enumerate_pixels() {
+            let (fx, fy) = (ox + x as i64, oy + y as i64);
+            if fx >= x0 && fx < x1 && fy >= 0 && fy < h as i64 {
+                frame.put_pixel(fx as u32, fy as u32, *p);
+            }
+        }
+    }
+    frame
+}
+
+fn person(
+    pipeline: &mut Pipeline,
+    s: &Scenario,
+    spec: &EnrolSpec,
+    g: &gallery::Gallery,
+) -> Result<Person, SimError> {
+    let mut enrolments = Vec::new();
+    for photo in &spec.photos {
+        enrolments.push(enrol_photo(pipeline, &s.resolve(photo))?);
+    }
+    Ok(Person {
+        id: spec.id.clone().unwrap_or_else(|| g.new_id(&spec.name)),
+        name: spec.name.clone(),
+        enrolments,
+    })
+}
+
+fn describe(st: &StepSpec) -> String {
+    match &st.show {
+        Some(Show::One(p)) => format!("show {}", p.display()),
+        Some(Show::Many(ps)) => format!(
+            "show {}",
+            ps.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + ")
+        ),
+        None => "action".to_owned(),
+    }
+}
+
+/// Runs `s`. `control` is the daemon's stop/reload flags (a real signal handler may hold them).
+pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result<Report, SimError> {
+    let tmp;
+    let workdir = match &opts.workdir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|source| SimError::Io {
+                path: d.clone(),
+                source,
+            })?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir().map_err(|source| SimError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+            tmp.path().to_owned()
+        }
+    };
+    // The config: the scenario's overrides on the defaults, with files in the work directory.
+    let mut table = s.config.clone();
+    for (section, file) in [("gallery", "gallery.toml"), ("audit", "audit.jsonl")] {
+        let entry = table
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = entry {
+            t.entry("path")
+                .or_insert_with(|| toml::Value::String(workdir.join(file).display().to_string()));
+        }
+    }
+    let config_path = workdir.join("config.toml");
+    let config_text = toml::to_string(&table).unwrap_or_default();
+    let config = Config::parse(&config_text, &config_path)?;
+    gallery::write_atomic(&config_path, config_text.as_bytes())?;
+    let mut pipeline = daemon::load_pipeline(&config)?;
+    let fingerprint = pipeline.embedder_spec().fingerprint.clone();
+    let gallery_path = config.gallery.path.clone();
+
+    // The gallery before the door starts.
+    {
+        let lock = Locked::acquire(&gallery_path)?;
+        let mut g = match &s.gallery {
+            Some(src) => {
+                let src = s.resolve(src);
+                let text = std::fs::read_to_string(&src).map_err(|source| SimError::Io {
+                    path: src.clone(),
+                    source,
+                })?;
+                gallery::Gallery::parse(&text, &src, &fingerprint)?
+            }
+            None => gallery::Gallery::new(&fingerprint),
+        };
+        for spec in &s.enroll {
+            let p = person(&mut pipeline, s, spec, &g)?;
+            g.people.push(p);
+        }
+        lock.save(&g)?;
+    }
+
+    let clock = SimClock::new(opts.realtime);
+    let relay = SimRelay::new(clock.clone());
+    let sensors = SimSensors::default();
+    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (w, h) = (config.camera.width, config.camera.height);
+    let mut frames: HashMap<String, Arc<RgbImage>> = HashMap::new();
+    let mut steps = Vec::new();
+    for (i, st) in s.step.iter().enumerate() {
+        steps.push(Step::Mark(i));
+        if let Some(show) = &st.show {
+            let paths: Vec<PathBuf> = match show {
+                Show::One(p) => vec![p.clone()],
+                Show::Many(ps) => ps.clone(),
+            };
+            let scales: Vec<f32> = match &st.face_px {
+                None => vec![DEFAULT_FACE_PX; paths.len()],
+                Some(ScaleSpec::All(k)) => vec![*k; paths.len()],
+                Some(ScaleSpec::Each(v)) => (0..paths.len())
+                    .map(|j| v.get(j).copied().unwrap_or(DEFAULT_FACE_PX))
+                    .collect(),
+            };
+            let key = format!("{paths:?}{scales:?}");
+            let frame = match frames.get(&key) {
+                Some(f) => f.clone(),
+                None => {
+                    let mut imgs = Vec::new();
+                    for p in &paths {
+                        if p.as_os_str() == "blank" {
+                            imgs.push((RgbImage::from_pixel(w, h, Rgb([118, 118, 118])), None));
+                            continue;
+                        }
+                        let p = s.resolve(p);
+                        let img = decode_file(&p).map_err(|source| SimError::Photo {
+                            path: p.clone(),
+                            source,
+                        })?;
+                        // Where the face is, to frame it as a door camera would.
+                        let face = pipeline
+                            .detect(&img)
+                            .map_err(|e| SimError::Daemon(e.into()))?
+                            .first()
+                            .map(|d| d.bbox);
+                        imgs.push((img, face));
+                    }
+                    let parts: Vec<(&RgbImage, Option<BBox>, f32)> = imgs
+                        .iter()
+                        .zip(scales.iter().copied())
+                        .map(|((img, face), px)| (img, *face, px))
+                        .collect();
+                    let f = Arc::new(compose(&parts, w, h));
+                    frames.insert(key, f.clone());
+                    f
+                }
+            };
+            let (count, interval) = st.frames_and_interval(s.fps).unwrap_or_default();
+            steps.push(Step::Frames {
+                image: frame,
+                count,
+                interval,
+            });
+        } else if let Some(d) = st.stall {
+            steps.push(Step::Stall(Duration::from_secs_f64(d)));
+        } else if let Some(d) = st.unplug {
+            steps.push(Step::Unplug(Duration::from_secs_f64(d)));
+        } else if let Some(n) = st.bad_frames {
+            steps.push(Step::BadFrames(n));
+        } else if let Some(sig) = &st.signal {
+            let c = control.clone();
+            let term = sig == "term";
+            steps.push(Step::Act(Box::new(move |_| {
+                if term {
+                    c.request_stop()
+                } else {
+                    c.request_reload()
+                }
+            })));
+        } else if st.exit_button == Some(true) {
+            let sensors = sensors.clone();
+            steps.push(Step::Act(Box::new(move |_| sensors.press_exit())));
+        } else if let Some(src) = &st.gallery_file {
+            let src = s.resolve(src);
+            let bytes = std::fs::read(&src).map_err(|source| SimError::Io {
+                path: src.clone(),
+                source,
+            })?;
+            let (path, fail) = (gallery_path.clone(), failures.clone());
+            steps.push(Step::Act(Box::new(move |_| {
+                if let Err(e) = gallery::write_atomic(&path, &bytes) {
+                    fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
+                }
+            })));
+        } else if let Some(text) = &st.gallery_text {
+            let (path, fail, text) = (gallery_path.clone(), failures.clone(), text.clone());
+            steps.push(Step::Act(Box::new(move |_| {
+                // In place, not atomically: what a careless editor or a bad copy does.
+                if let Err(e) = std::fs::write(&path, &text) {
+                    fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
+                }
+            })));
+        } else if let Some(spec) = &st.enroll {
+            let g = gallery::Gallery::load(&gallery_path, &fingerprint)?;
+            let p = person(&mut pipeline, s, spec, &g)?;
+            let (path, fail, fp) = (gallery_path.clone(), failures.clone(), fingerprint.clone());
+            steps.push(Step::Act(Box::new(move |_| {
+                let r = Locked::acquire(&path).and_then(|l| {
+                    let mut g = l.load(&fp)?;
+                    g.people.push(p.clone());
+                    l.save(&g)
+                });
+                if let Err(e) = r {
+                    fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
+                }
+            })));
+        } else if let Some(id) = &st.remove {
+            let (path, fail, fp, id) = (
+                gallery_path.clone(),
+                failures.clone(),
+                fingerprint.clone(),
+                id.clone(),
+            );
+            steps.push(Step::Act(Box::new(move |_| {
+                let r = Locked::acquire(&path).and_then(|l| {
+                    let mut g = l.load(&fp)?;
+                    g.remove(&id)?;
+                    l.save(&g)
+                });
+                if let Err(e) = r {
+                    fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
+                }
+            })));
+        }
+    }
+    let camera = SimCamera::new(
+        clock.clone(),
+        control.clone(),
+        steps,
+        Duration::from_secs_f64(config.camera.timeout_seconds),
+    );
+    let marks = camera.marks();
+    let mut tee = Tee {
+        log: AuditLog::open(&config.audit.path)?,
+        events: Vec::new(),
+    };
+    let model = pipeline.embedder_name().to_owned();
+    let summary = daemon::run(
+        config,
+        Some(&config_path),
+        &mut pipeline,
+        Devices {
+            camera,
+            lock: relay.clone(),
+            sensors,
+        },
+        &clock,
+        &control,
+        &mut NoSupervisor,
+        &mut tee,
+    )?;
+    let marks = marks.lock().unwrap().clone();
+    let mut report = Report {
+        events: tee.events,
+        relay: relay.edges(),
+        marks,
+        summary,
+        end: clock.now(),
+        passed: Vec::new(),
+        failures: failures.lock().unwrap().clone(),
+        model,
+    };
+    check(s, &mut report);
+    Ok(report)
+}
+
+/// Checks the scenario's expectations against what happened.
+fn check(s: &Scenario, r: &mut Report) {
+    let start_of = |i: usize| r.marks.iter().find(|m| m.0 == i).map(|m| m.1);
+    let mut passed = Vec::new();
+    let mut failed = Vec::new();
+    let unlocks = r.unlocks();
+    for (i, st) in s.step.iter().enumerate() {
+        let Some(expect) = st.expect.as_deref() else {
+            continue;
+        };
+        let what = format!("step {} ({})", i + 1, describe(st));
+        let Some(start) = start_of(i) else {
+            failed.push(format!("{what}: never reached (the run stopped before it)"));
+            continue;
+        };
+        let end = start_of(i + 1).unwrap_or(r.end);
+        let in_step: Vec<Duration> = unlocks
+            .iter()
+            .copied()
+            .filter(|t| *t >= start && *t < end.max(start + Duration::from_nanos(1)))
+            .collect();
+        let secs = |d: Duration| d.as_secs_f64();
+        match expect {
+            "no_unlock" => {
+                if in_step.is_empty() {
+                    passed.push(format!("{what}: no unlock"));
+                } else {
+                    failed.push(format!(
+                        "{what}: expected no unlock, but the door unlocked at {:.2} s",
+                        secs(in_step[0])
+                    ));
+                }
+            }
+            _ => {
+                let grant = r.grants().into_iter().find(|g| {
+                    g.t + 1e-6 >= secs(start)
+                        && g.t < secs(end) + 1e-6
+                        && st
+                            .person
+                            .as_deref()
+                            .is_none_or(|p| g.identity.as_deref() == Some(p))
+                });
+                let who = st.person.as_deref().unwrap_or("anyone");
+                match (grant, in_step.first()) {
+                    (Some(g), Some(t)) => {
+                        let after = secs(*t) - secs(start);
+                        let within = st.within.unwrap_or(f64::INFINITY);
+                        if after <= within + 1e-6 {
+                            passed.push(format!(
+                                "{what}: unlocked for {} {after:.2} s after the step began (distance {:.3}, {} frames)",
+                                g.identity.as_deref().unwrap_or("?"),
+                                g.distance.unwrap_or(f32::NAN),
+                                g.frames.unwrap_or(0)
+                            ));
+                        } else {
+                            failed.push(format!(
+                                "{what}: unlocked for {who} only {after:.2} s after the step began (expected within {within} s)"
+                            ));
+                        }
+                    }
+                    _ => failed.push(format!(
+                        "{what}: expected an unlock for {who}; the door did not unlock for them"
+                    )),
+                }
+            }
+        }
+    }
+    if let Some(n) = s.expect.unlocks {
+        if unlocks.len() == n as usize {
+            passed.push(format!("{n} unlock(s) in all"));
+        } else {
+            failed.push(format!(
+                "expected {n} unlock(s) in all, got {}",
+                unlocks.len()
+            ));
+        }
+    }
+    if let Some(n) = s.expect.min_denials {
+        let d = r.of(EventKind::Deny).len();
+        if d >= n as usize {
+            passed.push(format!("{d} denial(s) recorded (at least {n} expected)"));
+        } else {
+            failed.push(format!("expected at least {n} denial(s), got {d}"));
+        }
+    }
+    if s.expect.locked_at_end {
+        match r.relay.last() {
+            Some((_, LockState::Locked)) => passed.push("the door is locked at the end".into()),
+            other => failed.push(format!(
+                "expected the door locked at the end, the relay is {:?}",
+                other.map(|e| e.1)
+            )),
+        }
+    }
+    r.passed.extend(passed);
+    r.failures.extend(failed);
+}
+
+/// Where the fixture photos are: `$FACEGATE_FIXTURES` or `~/.cache/facegate/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FACEGATE_FIXTURES") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".cache/facegate/fixtures")
+}
+
+/// `path` if it exists, else a clear error.
+pub fn require(path: &Path) -> Result<(), SimError> {
+    std::fs::metadata(path)
+        .map(|_| ())
+        .map_err(|source| SimError::Io {
+            path: path.to_owned(),
+            source,
+        })
+}

@@ -1,0 +1,375 @@
+//! The scenario file: who is enrolled, what the camera shows and what happens at the door, step
+//! by step, and what the door must do. Paths are relative to the scenario file.
+//!
+//! ```toml
+//! fps = 10                        # default frame rate of `show` steps
+//! [config]                        # daemon config overrides (same keys as config.toml)
+//! lock = { unlock_seconds = 5 }
+//!
+//! [[enroll]]                      # enrolled before the door starts, one photo is enough
+//! id = "obama"
+//! name = "Barack Obama"
+//! photos = ["obama.jpg"]
+//!
+//! [[step]]
+//! show = "biden.jpg"              # a photo (or ["a.jpg", "b.jpg"] side by side, or "blank")
+//! face_px = 160                   # the face's size in the frame (default 160 px)
+//! seconds = 5
+//! expect = "no_unlock"
+//!
+//! [[step]]
+//! show = "obama2.jpg"
+//! seconds = 3
+//! expect = "unlock"               # the door unlocks during this step...
+//! person = "obama"                # ...for this person...
+//! within = 1.0                    # ...at most this many seconds after the step's first frame
+//!
+//! [expect]
+//! unlocks = 1                     # unlocks in the whole run
+//! ```
+//!
+//! Other steps: `stall = SECONDS`, `unplug = SECONDS`, `bad_frames = N`, `signal = "term"|"hup"`,
+//! `exit_button = true`, `gallery_file = "PATH"` (replaces the gallery atomically, as
+//! `facegate` does), `gallery_text = "..."` (overwrites it in place, e.g. with garbage),
+//! `enroll = { id, name, photos }` and `remove = "ID"` (as the admin CLI would, during the run).
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Errors of a scenario file.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The scenario file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a valid scenario.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The scenario file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A whole scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the scenario shows (printed in the summary).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Default frame rate.
+    #[serde(default = "default_fps")]
+    pub fps: f64,
+    /// Daemon config overrides.
+    #[serde(default)]
+    pub config: toml::Table,
+    /// A gallery file to start from (copied; the original is never written).
+    #[serde(default)]
+    pub gallery: Option<PathBuf>,
+    /// People enrolled before the door starts.
+    #[serde(default)]
+    pub enroll: Vec<EnrolSpec>,
+    /// The steps, in order.
+    #[serde(default)]
+    pub step: Vec<StepSpec>,
+    /// Expectations about the whole run.
+    #[serde(default)]
+    pub expect: Expect,
+    /// Directory that relative paths are resolved against.
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+fn default_fps() -> f64 {
+    10.0
+}
+
+/// A person to enrol.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolSpec {
+    /// Stable id (default: made from the name).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Enrolment photos (one is enough).
+    pub photos: Vec<PathBuf>,
+}
+
+/// What the camera shows in a `show` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Show {
+    /// One photo, or "blank" for an empty grey frame.
+    One(PathBuf),
+    /// Photos side by side (people at the door together).
+    Many(Vec<PathBuf>),
+}
+
+/// One step.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// Photos to show.
+    pub show: Option<Show>,
+    /// For `show`: the size in pixels the face of each photo has in the frame, as if the person
+    /// stood at that distance from the camera (default 160, about a third of a 480-line frame).
+    pub face_px: Option<ScaleSpec>,
+    /// For `show`: how long.
+    pub seconds: Option<f64>,
+    /// For `show`: how many frames (instead of `seconds`).
+    pub frames: Option<u32>,
+    /// For `show`: frame rate (default: the scenario's).
+    pub fps: Option<f64>,
+    /// The camera delivers nothing for this many seconds.
+    pub stall: Option<f64>,
+    /// The camera is unplugged for this many seconds.
+    pub unplug: Option<f64>,
+    /// This many undecodable frames.
+    pub bad_frames: Option<u32>,
+    /// Replace the gallery atomically with this file.
+    pub gallery_file: Option<PathBuf>,
+    /// Overwrite the gallery in place with this text.
+    pub gallery_text: Option<String>,
+    /// Enrol someone during the run.
+    pub enroll: Option<EnrolSpec>,
+    /// Remove someone during the run.
+    pub remove: Option<String>,
+    /// Send the daemon a signal: "term" or "hup".
+    pub signal: Option<String>,
+    /// Press the exit button.
+    pub exit_button: Option<bool>,
+    /// "unlock" or "no_unlock" during this step.
+    pub expect: Option<String>,
+    /// For `expect = "unlock"`: whose.
+    pub person: Option<String>,
+    /// For `expect = "unlock"`: within this many seconds of the step's start.
+    pub within: Option<f64>,
+}
+
+/// A value for every photo, or one each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ScaleSpec {
+    /// The same for all.
+    All(f32),
+    /// One per photo.
+    Each(Vec<f32>),
+}
+
+/// Expectations about the whole run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Exactly this many unlocks.
+    #[serde(default)]
+    pub unlocks: Option<u32>,
+    /// The relay ends locked (default true).
+    #[serde(default = "yes")]
+    pub locked_at_end: bool,
+    /// At least this many denials recorded.
+    #[serde(default)]
+    pub min_denials: Option<u32>,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Self {
+            unlocks: None,
+            locked_at_end: true,
+            min_denials: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Scenario {
+    /// Reads and checks the scenario at `path`.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Self::parse(&text, path, base)
+    }
+
+    /// Parses scenario text; `path` names it in errors, `base` resolves relative paths.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Self, ScenarioError> {
+        let invalid = |message: String| ScenarioError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let mut s: Scenario =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        s.base = base.to_owned();
+        if !(s.fps.is_finite() && s.fps > 0.0 && s.fps <= 120.0) {
+            return Err(invalid(format!("fps must be 0 to 120 (got {})", s.fps)));
+        }
+        if s.step.is_empty() {
+            return Err(invalid("no [[step]]: nothing to play".into()));
+        }
+        for (i, st) in s.step.iter().enumerate() {
+            st.check()
+                .map_err(|m| invalid(format!("step {}: {m}", i + 1)))?;
+        }
+        Ok(s)
+    }
+
+    /// `p` resolved against the scenario's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        self.base.join(p)
+    }
+}
+
+impl StepSpec {
+    /// Checks that the step does exactly one thing, with sensible values.
+    fn check(&self) -> Result<(), String> {
+        let kinds = [
+            self.show.is_some(),
+            self.stall.is_some(),
+            self.unplug.is_some(),
+            self.bad_frames.is_some(),
+            self.gallery_file.is_some(),
+            self.gallery_text.is_some(),
+            self.enroll.is_some(),
+            self.remove.is_some(),
+            self.signal.is_some(),
+            self.exit_button.is_some(),
+        ];
+        let n = kinds.iter().filter(|k| **k).count();
+        if n != 1 {
+            return Err(format!(
+                "a step does exactly one thing (show, stall, unplug, bad_frames, gallery_file, gallery_text, enroll, remove, signal or exit_button); this one does {n}"
+            ));
+        }
+        let positive = |name: &str, v: Option<f64>| match v {
+            Some(v) if !(v.is_finite() && v > 0.0 && v <= 86_400.0) => Err(format!(
+                "{name} must be a positive number of seconds (got {v})"
+            )),
+            _ => Ok(()),
+        };
+        positive("seconds", self.seconds)?;
+        positive("stall", self.stall)?;
+        positive("unplug", self.unplug)?;
+        positive("within", self.within)?;
+        if let Some(f) = self.fps {
+            if !(f.is_finite() && f > 0.0 && f <= 120.0) {
+                return Err(format!("fps must be 0 to 120 (got {f})"));
+            }
+        }
+        if self.show.is_some() && self.seconds.is_none() && self.frames.is_none() {
+            return Err("show needs seconds or frames".into());
+        }
+        if self.show.is_none()
+            && (self.seconds.is_some() || self.frames.is_some() || self.face_px.is_some())
+        {
+            return Err("seconds, frames and face_px go with show".into());
+        }
+        if let Some(sig) = &self.signal {
+            if sig != "term" && sig != "hup" {
+                return Err(format!("signal must be \"term\" or \"hup\" (got {sig:?})"));
+            }
+        }
+        match self.expect.as_deref() {
+            None | Some("unlock") | Some("no_unlock") => {}
+            Some(e) => {
+                return Err(format!(
+                    "expect must be \"unlock\" or \"no_unlock\" (got {e:?})"
+                ))
+            }
+        }
+        if self.expect.as_deref() != Some("unlock")
+            && (self.person.is_some() || self.within.is_some())
+        {
+            return Err("person and within go with expect = \"unlock\"".into());
+        }
+        Ok(())
+    }
+
+    /// How long this step lasts at `fps` (the scenario's default rate), if it shows frames.
+    pub fn frames_and_interval(&self, fps: f64) -> Option<(u32, std::time::Duration)> {
+        self.show.as_ref()?;
+        let fps = self.fps.unwrap_or(fps);
+        let count = match (self.frames, self.seconds) {
+            (Some(n), _) => n,
+            (None, Some(s)) => (s * fps).round().max(1.0) as u32,
+            (None, None) => 0,
+        };
+        Some((count, std::time::Duration::from_secs_f64(1.0 / fps)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Scenario, String> {
+        Scenario::parse(t, Path::new("s.toml"), Path::new("/x")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_scenario_parses() {
+        let s = parse(
+            r#"
+            fps = 5
+            [config]
+            lock = { unlock_seconds = 3 }
+            [[enroll]]
+            name = "Ada"
+            photos = ["a.jpg"]
+            [[step]]
+            show = ["a.jpg", "b.jpg"]
+            face_px = [160, 60]
+            seconds = 2
+            expect = "unlock"
+            within = 1
+            [[step]]
+            stall = 3
+            [expect]
+            unlocks = 1
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.step.len(), 2);
+        assert_eq!(
+            s.step[0].frames_and_interval(s.fps),
+            Some((10, std::time::Duration::from_millis(200)))
+        );
+        assert_eq!(s.resolve(Path::new("a.jpg")), PathBuf::from("/x/a.jpg"));
+        assert!(s.expect.locked_at_end);
+    }
+
+    #[test]
+    fn bad_scenarios_say_which_step_and_what() {
+        for (t, want) in [
+            ("[[step]]\nshow = \"a.jpg\"\n", "step 1: show needs seconds"),
+            (
+                "[[step]]\nstall = 1\nunplug = 1\n",
+                "step 1: a step does exactly one thing",
+            ),
+            ("[[step]]\nsignal = \"kill\"\n", "signal must be"),
+            ("[[step]]\nstall = -1\n", "stall must be a positive"),
+            ("[[step]]\nstal = 1\n", "unknown field `stal`"),
+            ("fps = 0\n[[step]]\nstall = 1\n", "fps must be"),
+            ("", "no [[step]]"),
+        ] {
+            let e = parse(t).unwrap_err();
+            assert!(e.contains(want), "{t:?}: {e}");
+        }
+    }
+}
