@@ -68,6 +68,21 @@ pub struct Summary {
     pub camera_errors: u64,
     /// Real time spent processing frames (not waiting for them).
     pub busy: Duration,
+    /// Of which: detection with landmarks, alignment, embedding, 1:N match.
+    pub stages: Stages,
+}
+
+/// Real time spent in each stage of the per-frame work.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stages {
+    /// Detection and landmarks (every frame).
+    pub detect: Duration,
+    /// Alignment (frames with a large enough face).
+    pub align: Duration,
+    /// Embedding.
+    pub embed: Duration,
+    /// 1:N match against the gallery.
+    pub matching: Duration,
 }
 
 /// Loads the models named by the config and builds the face pipeline for door frames.
@@ -488,8 +503,11 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
 
     /// What the frame shows: its largest face, how large, and who is nearest.
     fn observe(&mut self, frame: &RgbImage) -> Result<Observation, PipelineError> {
-        let detections = self.pipeline.detect(frame)?;
-        let Some(det) = detections.first() else {
+        let t0 = Instant::now();
+        let detection = self.pipeline.detect_largest(frame)?;
+        let t1 = Instant::now();
+        self.summary.stages.detect += t1 - t0;
+        let Some(det) = detection.as_ref() else {
             return Ok(Observation::NoFace);
         };
         let size = det.bbox.size();
@@ -502,13 +520,20 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         let Some(chip) = self.pipeline.align(frame, det) else {
             return Ok(Observation::NoFace);
         };
+        let t2 = Instant::now();
         let embedding = self.pipeline.embed_chip(&chip)?;
+        let t3 = Instant::now();
         let nearest = self.gallery.index().best(&embedding).map(|m| Nearest {
             person: m.person,
             distance: m.distance,
             margin: m.margin,
         });
-        tracing::debug!(size, ?nearest, faces = detections.len(), "face");
+        let t4 = Instant::now();
+        let st = &mut self.summary.stages;
+        st.align += t2 - t1;
+        st.embed += t3 - t2;
+        st.matching += t4 - t3;
+        tracing::debug!(size, ?nearest, "face");
         Ok(Observation::Face { size, nearest })
     }
 }

@@ -47,7 +47,12 @@ impl SimClock {
 
 impl Clock for SimClock {
     fn now(&self) -> Duration {
-        Duration::from_nanos(self.inner.nanos.load(Ordering::SeqCst))
+        let t = Duration::from_nanos(self.inner.nanos.load(Ordering::SeqCst));
+        // In real time, time also passes while the daemon works.
+        match self.inner.realtime {
+            Some(start) => t.max(start.elapsed()),
+            None => t,
+        }
     }
     fn wall(&self) -> SystemTime {
         self.inner.wall0 + self.now()

@@ -25,6 +25,10 @@ struct Args {
     /// Check the config and load the models, then exit (0 if all is well).
     #[arg(long)]
     check: bool,
+    /// Drive the relay to "locked" and exit (systemd's ExecStopPost, so the door is locked even
+    /// after the daemon was killed).
+    #[arg(long, conflicts_with = "check")]
+    lock: bool,
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -79,6 +83,11 @@ fn run(args: Args) -> Result<()> {
     }
     // The lock first: from here on the pin drives "locked".
     let lock = GpioRelay::open(&config.lock)?;
+    if args.lock {
+        // Opening drove the pin to "locked"; the driver leaves it driven on exit.
+        println!("GPIO{} driven to locked", config.lock.gpio);
+        return Ok(());
+    }
     let mut audit = AuditLog::open(&config.audit.path)?;
     let camera = V4l2Camera::open(&config.camera)?;
     let mut pipeline = daemon::load_pipeline(&config).context("loading the models")?;

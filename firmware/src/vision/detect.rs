@@ -435,6 +435,23 @@ impl Detector {
         Ok(kept)
     }
 
+    /// The largest face only, with its landmarks (the door needs no other): candidates go
+    /// through O-Net largest first and the first one it confirms is the answer, which saves
+    /// O-Net on the others (usually several boxes around the same face).
+    pub fn detect_largest(&mut self, img: &RgbImage) -> Result<Option<Detection>, ModelError> {
+        let mut cands = self.propose(img)?;
+        cands.sort_by(|a, b| {
+            let area = |c: &Candidate| (c.x2 - c.x1 + 1.0) * (c.y2 - c.y1 + 1.0);
+            area(b).total_cmp(&area(a))
+        });
+        for c in cands {
+            if let Some(d) = self.landmarks(img, &[c])?.into_iter().next() {
+                return Ok(Some(d));
+            }
+        }
+        Ok(None)
+    }
+
     /// Stage 3 (O-Net): final boxes, scores and the 5 landmarks, largest face first.
     pub fn landmarks(
         &mut self,

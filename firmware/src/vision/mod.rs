@@ -79,6 +79,11 @@ impl Pipeline {
         Ok(self.detector.detect(img)?)
     }
 
+    /// The largest face with its landmarks, if any (cheaper than [`Pipeline::detect`]).
+    pub fn detect_largest(&mut self, img: &RgbImage) -> Result<Option<Detection>, PipelineError> {
+        Ok(self.detector.detect_largest(img)?)
+    }
+
     /// The aligned chip of a detected face; `None` if its landmarks are degenerate.
     pub fn align(&mut self, img: &RgbImage, det: &Detection) -> Option<RgbImage> {
         self.aligner.chip(

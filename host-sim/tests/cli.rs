@@ -1,0 +1,120 @@
+//! The `facegate-sim` binary: exit statuses, and a real SIGTERM sent to it while the door is
+//! unlocked.
+
+use facegate_e2e::fixture;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_facegate-sim");
+
+fn scenario(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    let text = format!(
+        "[config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\n\
+         [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"{}\"]\n\n{body}",
+        fixture("obama.jpg").display()
+    );
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn sigterm_during_an_unlock_leaves_the_relay_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let path = scenario(
+        dir.path(),
+        &format!(
+            "[config.lock]\nunlock_seconds = 30\n\n[[step]]\nshow = \"{}\"\nseconds = 60\nexpect = \"unlock\"\n",
+            fixture("obama2.jpg").display()
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "--realtime", "--workdir"])
+        .arg(&work)
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the grant in the audit log, then send a real SIGTERM.
+    let audit = work.join("audit.jsonl");
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        if text.contains("\"event\":\"grant\"") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no grant within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status:?}\n{out}\n{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let relay: Vec<&serde_json::Value> = lines.iter().filter(|l| l["event"] == "relay").collect();
+    let states: Vec<&str> = relay.iter().map(|l| l["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["locked", "unlocked", "locked"], "{out}");
+    // Locked at the signal, well before the 30 s unlock time ran out.
+    let unlocked_at = relay[1]["t"].as_f64().unwrap();
+    let locked_at = relay[2]["t"].as_f64().unwrap();
+    assert!(locked_at - unlocked_at < 10.0, "{out}");
+    let stop = lines.iter().find(|l| l["event"] == "stop").expect(&out);
+    assert!(stop["reason"].as_str().unwrap().contains("door locked"));
+    assert!(stop["t"].as_f64().unwrap() >= locked_at);
+}
+
+#[test]
+fn a_failed_expectation_exits_1_and_a_bad_scenario_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(
+        dir.path(),
+        &format!(
+            "[[step]]\nshow = \"{}\"\nseconds = 2\nexpect = \"unlock\"\n",
+            fixture("biden.jpg").display()
+        ),
+    );
+    let out = Command::new(BIN).arg("run").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("FAIL") && err.contains("expected an unlock"),
+        "{err}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[step]]\nshow = \"x.jpg\"\n").unwrap();
+    let out = Command::new(BIN).arg("run").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("step 1: show needs seconds"),
+        "{err}"
+    );
+}
