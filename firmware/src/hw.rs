@@ -49,6 +49,19 @@ impl V4l2Camera {
         Ok(cam)
     }
 
+    /// Like [`V4l2Camera::open`], but a camera that cannot be opened now (not plugged in yet) is
+    /// logged and left to the daemon, which re-opens it with backoff until it appears.
+    pub fn open_or_later(config: &CameraConfig) -> Self {
+        let mut cam = Self {
+            config: config.clone(),
+            open: None,
+        };
+        if let Err(e) = cam.reopen() {
+            tracing::error!("{e}; waiting for the camera");
+        }
+        cam
+    }
+
     fn start(&self) -> Result<Open, CameraError> {
         let c = &self.config;
         let device = Device::with_path(&c.device).map_err(|e| {

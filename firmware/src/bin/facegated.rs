@@ -89,7 +89,8 @@ fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let mut audit = AuditLog::open(&config.audit.path)?;
-    let camera = V4l2Camera::open(&config.camera)?;
+    // A camera missing now (unplugged, slow USB enumeration at boot) is retried by the loop.
+    let camera = V4l2Camera::open_or_later(&config.camera);
     let mut pipeline = daemon::load_pipeline(&config).context("loading the models")?;
     let control = Control::default();
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
