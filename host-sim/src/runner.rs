@@ -238,18 +238,21 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         }
     };
     // The config: the scenario's overrides on the defaults, with files in the work directory.
-    let mut table = s.config.clone();
-    for (section, file) in [("gallery", "gallery.toml"), ("audit", "audit.jsonl")] {
-        let entry = table
-            .entry(section)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let toml::Value::Table(t) = entry {
-            t.entry("path")
-                .or_insert_with(|| toml::Value::String(workdir.join(file).display().to_string()));
+    let with_paths = |mut table: toml::Table| {
+        for (section, file) in [("gallery", "gallery.toml"), ("audit", "audit.jsonl")] {
+            let entry = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.entry("path").or_insert_with(|| {
+                    toml::Value::String(workdir.join(file).display().to_string())
+                });
+            }
         }
-    }
+        toml::to_string(&table).unwrap_or_default()
+    };
     let config_path = workdir.join("config.toml");
-    let config_text = toml::to_string(&table).unwrap_or_default();
+    let config_text = with_paths(s.config.clone());
     let config = Config::parse(&config_text, &config_path)?;
     gallery::write_atomic(&config_path, config_text.as_bytes())?;
     let mut pipeline = daemon::load_pipeline(&config)?;
@@ -373,6 +376,18 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
             steps.push(Step::Act(Box::new(move |_| {
                 // In place, not atomically: what a careless editor or a bad copy does.
                 if let Err(e) = std::fs::write(&path, &text) {
+                    fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
+                }
+            })));
+        } else if let Some(text) = &st.config_text {
+            // Text that is not even TOML is written as is: the daemon must refuse it.
+            let text = match text.parse::<toml::Table>() {
+                Ok(t) => with_paths(t),
+                Err(_) => text.clone(),
+            };
+            let (path, fail) = (config_path.clone(), failures.clone());
+            steps.push(Step::Act(Box::new(move |_| {
+                if let Err(e) = gallery::write_atomic(&path, text.as_bytes()) {
                     fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
                 }
             })));

@@ -31,6 +31,7 @@
 //! Other steps: `stall = SECONDS`, `unplug = SECONDS`, `bad_frames = N`, `signal = "term"|"hup"`,
 //! `exit_button = true`, `gallery_file = "PATH"` (replaces the gallery atomically, as
 //! `facegate` does), `gallery_text = "..."` (overwrites it in place, e.g. with garbage),
+//! `config_text = "..."` (rewrites the daemon's config file; SIGHUP applies it),
 //! `enroll = { id, name, photos }` and `remove = "ID"` (as the admin CLI would, during the run).
 
 use serde::Deserialize;
@@ -139,6 +140,9 @@ pub struct StepSpec {
     pub gallery_file: Option<PathBuf>,
     /// Overwrite the gallery in place with this text.
     pub gallery_text: Option<String>,
+    /// Rewrite the daemon's config file with these settings (TOML; the gallery and audit paths
+    /// of the run are kept unless given). Takes effect on `signal = "hup"`.
+    pub config_text: Option<String>,
     /// Enrol someone during the run.
     pub enroll: Option<EnrolSpec>,
     /// Remove someone during the run.
@@ -246,6 +250,7 @@ impl StepSpec {
             self.bad_frames.is_some(),
             self.gallery_file.is_some(),
             self.gallery_text.is_some(),
+            self.config_text.is_some(),
             self.enroll.is_some(),
             self.remove.is_some(),
             self.signal.is_some(),
@@ -254,7 +259,7 @@ impl StepSpec {
         let n = kinds.iter().filter(|k| **k).count();
         if n != 1 {
             return Err(format!(
-                "a step does exactly one thing (show, stall, unplug, bad_frames, gallery_file, gallery_text, enroll, remove, signal or exit_button); this one does {n}"
+                "a step does exactly one thing (show, stall, unplug, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal or exit_button); this one does {n}"
             ));
         }
         let positive = |name: &str, v: Option<f64>| match v {
