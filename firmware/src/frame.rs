@@ -70,9 +70,38 @@ pub fn yuyv_to_rgb(
     Ok(())
 }
 
-/// Decodes one MJPEG frame into `out`.
+/// Whether the JPEG's headers (before the scan) carry Huffman tables (a DHT segment).
+fn has_huffman_tables(buf: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 4 <= buf.len() && buf[i] == 0xFF {
+        let marker = buf[i + 1];
+        if marker == 0xC4 {
+            return true;
+        }
+        if marker == 0xDA {
+            return false; // start of scan: no tables before it
+        }
+        let len = u16::from_be_bytes([buf[i + 2], buf[i + 3]]) as usize;
+        i += 2 + len;
+    }
+    false
+}
+
+/// APP0 "AVI1": the marker of Motion-JPEG, which tells the decoder to use the standard Huffman
+/// tables (JPEG Annex K.3) that MJPEG frames leave out.
+const AVI1: [u8; 10] = [0xFF, 0xE0, 0x00, 0x08, b'A', b'V', b'I', b'1', 0, 0];
+
+/// Decodes one MJPEG frame into `out`. Many UVC cameras send frames without Huffman tables and
+/// without the AVI1 marker that implies them; such a frame gets the marker added.
 pub fn mjpeg_to_rgb(buf: &[u8], out: &mut RgbImage) -> Result<(), FrameError> {
-    let img = image::load_from_memory_with_format(buf, image::ImageFormat::Jpeg)
+    let patched;
+    let data = if buf.starts_with(&[0xFF, 0xD8]) && !has_huffman_tables(buf) {
+        patched = [&buf[..2], &AVI1[..], &buf[2..]].concat();
+        &patched[..]
+    } else {
+        buf
+    };
+    let img = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
         .map_err(|e| FrameError::Jpeg(e.to_string()))?;
     *out = img.into_rgb8();
     Ok(())
@@ -103,5 +132,48 @@ mod tests {
         assert!(yuyv_to_rgb(&[0; 100], 5, 2, &mut out).is_err());
         assert!(mjpeg_to_rgb(b"\xff\xd8\xff garbage", &mut out).is_err());
         assert!(mjpeg_to_rgb(&[], &mut out).is_err());
+    }
+
+    /// UVC cameras send MJPEG frames without Huffman tables (the standard ones are implied).
+    #[test]
+    fn mjpeg_frames_without_huffman_tables_decode() {
+        let img = RgbImage::from_fn(64, 48, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 5) as u8, 128])
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&img)
+            .unwrap();
+        // Drop every DHT segment (FF C4 + 2-byte length), as a UVC camera's frame lacks them.
+        let mut mjpeg = Vec::new();
+        let mut i = 0;
+        let mut dropped = 0;
+        while i < jpeg.len() {
+            if jpeg[i] == 0xFF && jpeg.get(i + 1) == Some(&0xC4) {
+                let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+                i += 2 + len;
+                dropped += 1;
+            } else if jpeg[i] == 0xFF && jpeg.get(i + 1) == Some(&0xDA) {
+                mjpeg.extend_from_slice(&jpeg[i..]);
+                break;
+            } else {
+                mjpeg.push(jpeg[i]);
+                i += 1;
+            }
+        }
+        assert!(dropped > 0, "the encoder wrote no DHT to drop");
+        let mut full = RgbImage::new(0, 0);
+        let mut bare = RgbImage::new(0, 0);
+        mjpeg_to_rgb(&jpeg, &mut full).unwrap();
+        mjpeg_to_rgb(&mjpeg, &mut bare).unwrap();
+        assert_eq!(full.dimensions(), (64, 48));
+        let diff = full
+            .as_raw()
+            .iter()
+            .zip(bare.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(diff <= 2, "max pixel difference {diff}");
     }
 }
