@@ -449,19 +449,20 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 frames,
             } => {
                 // Unlock first (the person is waiting), then record.
-                let Some(p) = self.gallery.gallery().people.get(person).cloned() else {
+                let Some(p) = self.gallery.gallery().people.get(person) else {
                     return Ok(());
                 };
+                let (id, name) = (p.id.clone(), p.name.clone());
                 let hold = self.unlock_hold();
                 let unlocked = self.door.unlock(now, hold);
+                tracing::info!(%id, %name, distance, margin, frames, "access granted");
                 let mut ev = self.event(EventKind::Grant);
-                ev.identity = Some(p.id.clone());
-                ev.name = Some(p.name.clone());
+                ev.identity = Some(id);
+                ev.name = Some(name);
                 ev.distance = Some(distance);
                 // Infinite with a single person enrolled: left out.
                 ev.margin = margin.is_finite().then_some(margin);
                 ev.frames = Some(frames);
-                tracing::info!(id = %p.id, name = %p.name, distance, margin, frames, "access granted");
                 self.summary.grants += 1;
                 if let Err(e) = &unlocked {
                     ev.reason = Some(format!("recognised, but the door did not unlock: {e}"));
@@ -476,12 +477,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             } => {
                 let mut ev = self.event(EventKind::Deny);
                 ev.identity = Some("unknown".to_owned());
-                ev.reason = Some(
-                    serde_json::to_value(reason)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                );
+                ev.reason = Some(reason.as_str().to_owned());
                 ev.frames = Some(frames);
                 if let Some(n) = nearest {
                     ev.nearest = self

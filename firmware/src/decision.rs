@@ -67,8 +67,7 @@ pub struct Nearest {
 }
 
 /// Why a face was denied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DenyReason {
     /// Nobody enrolled is near enough.
     Unknown,
@@ -78,6 +77,18 @@ pub enum DenyReason {
     TooSmall,
     /// Recognised in some frames, but never in enough agreeing frames in a row.
     Unsteady,
+}
+
+impl DenyReason {
+    /// The reason's name in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::Unknown => "unknown",
+            DenyReason::Ambiguous => "ambiguous",
+            DenyReason::TooSmall => "too_small",
+            DenyReason::Unsteady => "unsteady",
+        }
+    }
 }
 
 /// The outcome of one frame.

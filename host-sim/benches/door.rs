@@ -11,7 +11,7 @@ use facegate::gallery::{Enrolment, Gallery, Person};
 use facegate::hal::Control;
 use facegate_sim::{run_scenario, RunOptions, Scenario};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counts allocations, to show what the steady state allocates per frame.
@@ -34,15 +34,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn fixtures() -> PathBuf {
-    std::env::var_os("FACEGATE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/facegate/fixtures")
-        })
-}
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -93,7 +84,7 @@ fn child(which: &str) {
         "dlib_resnet_v1_int8"
     };
     let dir = tempfile::tempdir().unwrap();
-    let fx = fixtures();
+    let fx = facegate_sim::runner::fixtures_dir();
     // The gallery's fingerprint must be the model's.
     let cfg_text = format!("[recognition]\nmodels = \"{manifest}\"\nembedder = \"{embedder}\"\n");
     let cfg = Config::parse(&cfg_text, Path::new("bench.toml")).unwrap();

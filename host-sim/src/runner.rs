@@ -204,6 +204,35 @@ fn person(
     })
 }
 
+/// A script action whose error is recorded as a failure of step `i` (the daemon runs on).
+fn act<E: std::fmt::Display>(
+    i: usize,
+    failures: &Arc<Mutex<Vec<String>>>,
+    mut f: impl FnMut() -> Result<(), E> + Send + 'static,
+) -> Step {
+    let failures = failures.clone();
+    Step::Act(Box::new(move |_| {
+        if let Err(e) = f() {
+            failures
+                .lock()
+                .unwrap()
+                .push(format!("step {}: {e}", i + 1));
+        }
+    }))
+}
+
+/// Changes the gallery as `facegate` does: under its lock, load, edit, save atomically.
+fn edit_gallery(
+    path: &Path,
+    fingerprint: &str,
+    edit: impl FnOnce(&mut gallery::Gallery) -> Result<(), GalleryError>,
+) -> Result<(), GalleryError> {
+    let lock = Locked::acquire(path)?;
+    let mut g = lock.load(fingerprint)?;
+    edit(&mut g)?;
+    lock.save(&g)
+}
+
 fn describe(st: &StepSpec) -> String {
     match &st.show {
         Some(Show::One(p)) => format!("show {}", p.display()),
@@ -365,63 +394,39 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                 path: src.clone(),
                 source,
             })?;
-            let (path, fail) = (gallery_path.clone(), failures.clone());
-            steps.push(Step::Act(Box::new(move |_| {
-                if let Err(e) = gallery::write_atomic(&path, &bytes) {
-                    fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
-                }
-            })));
+            let path = gallery_path.clone();
+            steps.push(act(i, &failures, move || {
+                gallery::write_atomic(&path, &bytes)
+            }));
         } else if let Some(text) = &st.gallery_text {
-            let (path, fail, text) = (gallery_path.clone(), failures.clone(), text.clone());
-            steps.push(Step::Act(Box::new(move |_| {
-                // In place, not atomically: what a careless editor or a bad copy does.
-                if let Err(e) = std::fs::write(&path, &text) {
-                    fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
-                }
-            })));
+            let (path, text) = (gallery_path.clone(), text.clone());
+            // In place, not atomically: what a careless editor or a bad copy does.
+            steps.push(act(i, &failures, move || std::fs::write(&path, &text)));
         } else if let Some(text) = &st.config_text {
             // Text that is not even TOML is written as is: the daemon must refuse it.
             let text = match text.parse::<toml::Table>() {
                 Ok(t) => with_paths(t),
                 Err(_) => text.clone(),
             };
-            let (path, fail) = (config_path.clone(), failures.clone());
-            steps.push(Step::Act(Box::new(move |_| {
-                if let Err(e) = gallery::write_atomic(&path, text.as_bytes()) {
-                    fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
-                }
-            })));
+            let path = config_path.clone();
+            steps.push(act(i, &failures, move || {
+                gallery::write_atomic(&path, text.as_bytes())
+            }));
         } else if let Some(spec) = &st.enroll {
             let g = gallery::Gallery::load(&gallery_path, &fingerprint)?;
             let p = person(&mut pipeline, s, spec, &g)?;
-            let (path, fail, fp) = (gallery_path.clone(), failures.clone(), fingerprint.clone());
-            steps.push(Step::Act(Box::new(move |_| {
-                let r = Locked::acquire(&path).and_then(|l| {
-                    let mut g = l.load(&fp)?;
+            let (path, fp) = (gallery_path.clone(), fingerprint.clone());
+            steps.push(act(i, &failures, move || {
+                edit_gallery(&path, &fp, |g| {
                     g.people.push(p.clone());
-                    l.save(&g)
-                });
-                if let Err(e) = r {
-                    fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
-                }
-            })));
+                    Ok(())
+                })
+            }));
         } else if let Some(id) = &st.remove {
-            let (path, fail, fp, id) = (
-                gallery_path.clone(),
-                failures.clone(),
-                fingerprint.clone(),
-                id.clone(),
-            );
-            steps.push(Step::Act(Box::new(move |_| {
-                let r = Locked::acquire(&path).and_then(|l| {
-                    let mut g = l.load(&fp)?;
-                    g.remove(&id)?;
-                    l.save(&g)
-                });
-                if let Err(e) = r {
-                    fail.lock().unwrap().push(format!("step {}: {e}", i + 1));
-                }
-            })));
+            let (path, fp, id) = (gallery_path.clone(), fingerprint.clone(), id.clone());
+            steps.push(act(i, &failures, move || {
+                edit_gallery(&path, &fp, |g| g.remove(&id).map(drop))
+            }));
         }
     }
     let camera = SimCamera::new(
