@@ -76,46 +76,51 @@ impl Resampler {
         self.xs.build(rect.x, rect.w, out_w);
         self.ys.build(rect.y, rect.h, out_h);
 
-        // Horizontal pass over the source rows the output needs.
-        let h = rect.h as usize;
+        // Vertical pass first: an output row is a weighted sum of whole source rows, contiguous
+        // memory that vectorises; the horizontal pass then runs on the few output rows only.
+        // Columns of `rect` outside the image stay 0 (black).
+        let cols = rect.w as usize;
+        let (x0, x1) = (rect.x.clamp(0, iw), (rect.x + rect.w).clamp(0, iw));
         self.rows.clear();
-        self.rows.resize(h * out_w * 3, 0.0);
-        for r in 0..h {
-            let sy = rect.y + r as i64;
-            if sy < 0 || sy >= ih {
-                continue;
-            }
-            let line = &src[(sy * iw * 3) as usize..((sy + 1) * iw * 3) as usize];
-            let dst = &mut self.rows[r * out_w * 3..(r + 1) * out_w * 3];
-            for (o, &(a, b)) in self.xs.spans.iter().enumerate() {
-                let mut acc = [0f32; 3];
+        self.rows.resize(out_h * cols * 3, 0.0);
+        if x1 > x0 {
+            let off = ((x0 - rect.x) * 3) as usize;
+            let n = ((x1 - x0) * 3) as usize;
+            for (o, &(a, b)) in self.ys.spans.iter().enumerate() {
+                let dst = &mut self.rows[o * cols * 3 + off..o * cols * 3 + off + n];
                 for k in a..b {
-                    let sx = self.xs.idx[k];
-                    if sx < 0 || sx >= iw {
+                    let sy = self.ys.idx[k];
+                    if sy < 0 || sy >= ih {
                         continue;
                     }
-                    let wgt = self.xs.weight[k];
-                    let p = &line[sx as usize * 3..sx as usize * 3 + 3];
-                    acc[0] += wgt * f32::from(p[0]);
-                    acc[1] += wgt * f32::from(p[1]);
-                    acc[2] += wgt * f32::from(p[2]);
+                    let wgt = self.ys.weight[k];
+                    let from = ((sy * iw + x0) * 3) as usize;
+                    for (d, s) in dst.iter_mut().zip(&src[from..from + n]) {
+                        *d += wgt * f32::from(*s);
+                    }
                 }
-                dst[o * 3..o * 3 + 3].copy_from_slice(&acc);
             }
         }
 
-        // Vertical pass.
+        // Horizontal pass.
         out.clear();
         out.resize(out_h * out_w * 3, 0.0);
-        for (o, &(a, b)) in self.ys.spans.iter().enumerate() {
-            let dst = &mut out[o * out_w * 3..(o + 1) * out_w * 3];
-            for k in a..b {
-                let r = (self.ys.idx[k] - rect.y) as usize;
-                let wgt = self.ys.weight[k];
-                let row = &self.rows[r * out_w * 3..(r + 1) * out_w * 3];
-                for (d, s) in dst.iter_mut().zip(row) {
-                    *d += wgt * s;
+        for (row, dst) in self
+            .rows
+            .chunks_exact(cols * 3)
+            .zip(out.chunks_exact_mut(out_w * 3))
+        {
+            for (&(a, b), px) in self.xs.spans.iter().zip(dst.chunks_exact_mut(3)) {
+                let mut acc = [0f32; 3];
+                for (&sx, &wgt) in self.xs.idx[a..b].iter().zip(&self.xs.weight[a..b]) {
+                    // `idx` runs over rect.x..rect.x + rect.w, so this is within the row.
+                    let c = (sx - rect.x) as usize * 3;
+                    let p = &row[c..c + 3];
+                    acc[0] += wgt * p[0];
+                    acc[1] += wgt * p[1];
+                    acc[2] += wgt * p[2];
                 }
+                px.copy_from_slice(&acc);
             }
         }
     }
@@ -184,6 +189,101 @@ mod tests {
         assert!((p[0] - 2.5).abs() < 1e-4, "{p:?}");
         assert!((p[1] - 4.5).abs() < 1e-4, "{p:?}");
         assert!((p[2] - 100.0).abs() < 1e-4);
+    }
+
+    /// Exact area average by brute force: each output pixel integrates the source over its
+    /// footprint, pixels outside the image being black.
+    fn area_reference(img: &RgbImage, r: Rect, ow: usize, oh: usize) -> Vec<f32> {
+        let (sx, sy) = (r.w as f64 / ow as f64, r.h as f64 / oh as f64);
+        let mut out = Vec::new();
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (ax, ay) = (ox as f64 * sx, oy as f64 * sy);
+                let mut acc = [0f64; 3];
+                for y in ay.floor() as i64..(ay + sy).ceil() as i64 {
+                    let cy = ((ay + sy).min(y as f64 + 1.0) - ay.max(y as f64)).max(0.0) / sy;
+                    for x in ax.floor() as i64..(ax + sx).ceil() as i64 {
+                        let cx = ((ax + sx).min(x as f64 + 1.0) - ax.max(x as f64)).max(0.0) / sx;
+                        let (px, py) = (r.x + x, r.y + y);
+                        if px < 0 || py < 0 || px >= img.width().into() || py >= img.height().into()
+                        {
+                            continue;
+                        }
+                        let p = img.get_pixel(px as u32, py as u32);
+                        for c in 0..3 {
+                            acc[c] += cx * cy * f64::from(p[c]);
+                        }
+                    }
+                }
+                out.extend(acc.iter().map(|v| *v as f32));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_exact_area_average_inside_and_past_the_edges() {
+        let img = RgbImage::from_fn(37, 29, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 11 % 256) as u8,
+                ((x * y) % 251) as u8,
+            ])
+        });
+        let mut r = Resampler::default();
+        let mut out = Vec::new();
+        for (rect, ow, oh) in [
+            (
+                Rect {
+                    x: 0,
+                    y: 0,
+                    w: 37,
+                    h: 29,
+                },
+                11,
+                9,
+            ), // shrink by a fraction
+            (
+                Rect {
+                    x: -5,
+                    y: -3,
+                    w: 20,
+                    h: 24,
+                },
+                24,
+                24,
+            ), // past the top-left, upsampled
+            (
+                Rect {
+                    x: 30,
+                    y: 20,
+                    w: 15,
+                    h: 15,
+                },
+                6,
+                6,
+            ), // past the bottom-right
+            (
+                Rect {
+                    x: 3,
+                    y: 4,
+                    w: 30,
+                    h: 21,
+                },
+                30,
+                21,
+            ), // identity
+        ] {
+            r.resample(&img, rect, ow, oh, &mut out);
+            let want = area_reference(&img, rect, ow, oh);
+            assert_eq!(out.len(), want.len());
+            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-3,
+                    "{rect:?} -> {ow}x{oh}, value {i}: {a} vs {b}"
+                );
+            }
+        }
     }
 
     #[test]
