@@ -4,15 +4,72 @@ use crate::models::ModelError;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::{
+    check_input_arity, check_output_arity, expand, AxisOp, Expansion, InferenceResult, Solver,
+    StaticName, TensorProxy,
+};
+use tract_onnx::tract_hir::tract_core::ops::math::{add, max, min, mul};
 
 /// An optimised, runnable tract plan.
 pub(crate) type Plan = Arc<TypedRunnableModel>;
 
 /// Parses an ONNX file into tract's inference model.
 pub(crate) fn parse(bytes: &[u8], file: &str) -> Result<InferenceModel, ModelError> {
-    tract_onnx::onnx()
-        .model_for_read(&mut std::io::Cursor::new(bytes))
+    let mut onnx = tract_onnx::onnx();
+    onnx.op_register
+        .insert("PRelu", |_, _| Ok((expand(Prelu), vec![])));
+    onnx.model_for_read(&mut std::io::Cursor::new(bytes))
         .map_err(|e| net_error(file, e))
+}
+
+/// ONNX `PRelu` wired as `max(x, 0) + slope * min(x, 0)`, which is exactly PReLU.
+///
+/// tract 0.23 wires it as `select(x < 0, x * slope, x)`, and its select has no vectorised
+/// kernel; these four operations all do (MTCNN's three networks run 15-45% faster, measured).
+#[derive(Debug, Clone, Hash)]
+struct Prelu;
+
+impl Expansion for Prelu {
+    fn name(&self) -> StaticName {
+        "Prelu".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 2)?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
+        s.equals(&inputs[0].shape, &outputs[0].shape)?;
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        name: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let x = inputs[0];
+        let mut slope = inputs[1];
+        let rank = model.outlet_fact(x)?.rank();
+        while model.outlet_fact(slope)?.rank() < rank {
+            let r = model.outlet_fact(slope)?.rank();
+            slope = model.wire_node(format!("{name}.slope-axis-{r}"), AxisOp::Add(0), &[slope])?[0];
+        }
+        let zero = tensor0(0.0f32)
+            .cast_to_dt(model.outlet_fact(x)?.datum_type)?
+            .into_owned()
+            .broadcast_into_rank(rank)?;
+        let zero = model.add_const(format!("{name}.zero"), zero)?;
+        let pos = model.wire_node(format!("{name}.pos"), max(), &[x, zero])?[0];
+        let neg = model.wire_node(format!("{name}.neg"), min(), &[x, zero])?[0];
+        let neg = model.wire_node(format!("{name}.scaled"), mul(), &[neg, slope])?[0];
+        model.wire_node(name, add(), &[pos, neg])
+    }
 }
 
 /// Positions of the named outputs among the model's outputs, in the order asked.
