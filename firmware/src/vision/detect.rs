@@ -70,6 +70,16 @@ impl DetectorParams {
     }
 }
 
+/// The whole of `img` as a rectangle.
+fn whole(img: &RgbImage) -> Rect {
+    Rect {
+        x: 0,
+        y: 0,
+        w: img.width().into(),
+        h: img.height().into(),
+    }
+}
+
 /// A candidate box in the reference's convention (1-based, inclusive), with its regression.
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate {
@@ -167,9 +177,10 @@ fn nms(c: Vec<Candidate>, threshold: f32, mode: Overlap) -> Vec<Candidate> {
 const PNET_OUT: [&str; 2] = ["prob", "reg"];
 const RNET_OUT: [&str; 2] = ["prob", "reg"];
 const ONET_OUT: [&str; 3] = ["prob", "reg", "landmarks"];
-/// Candidates sent through R-Net at once (tract gains a little from small batches).
-const RNET_BATCH: usize = 16;
-/// O-Net one at a time: in tract 0.23 its per-face cost grows with the batch size.
+/// Candidates go through R-Net and O-Net one at a time, on plans made for a batch of one:
+/// in tract 0.23 a batch dimension above one (or left symbolic) keeps the per-channel PReLU
+/// off its fast path, which costs more than batching saves.
+const RNET_BATCH: usize = 1;
 const ONET_BATCH: usize = 1;
 
 /// The MTCNN detector with its plans and scratch buffers.
@@ -214,9 +225,8 @@ impl Detector {
             factor: d.pyramid_factor,
             // A camera uses one pyramid; photos of assorted sizes reuse recent ones.
             pnet: ShapedNet::new(p, &["1", "3", "H", "W"], 64, &d.pnet.file)?,
-            // One plan each, with the batch size left symbolic.
-            rnet: ShapedNet::new(r, &["N", "3", "24", "24"], 1, &d.rnet.file)?,
-            onet: ShapedNet::new(o, &["N", "3", "48", "48"], 1, &d.onet.file)?,
+            rnet: ShapedNet::new(r, &["1", "3", "24", "24"], 1, &d.rnet.file)?,
+            onet: ShapedNet::new(o, &["1", "3", "48", "48"], 1, &d.onet.file)?,
             pnet_out,
             pnet_logits,
             rnet_out,
@@ -260,18 +270,8 @@ impl Detector {
                 ((w as f32 * f).round() as u32).max(12),
                 ((h as f32 * f).round() as u32).max(12),
             );
-            self.resampler.resample(
-                img,
-                Rect {
-                    x: 0,
-                    y: 0,
-                    w: w.into(),
-                    h: h.into(),
-                },
-                sw as usize,
-                sh as usize,
-                &mut self.hwc,
-            );
+            self.resampler
+                .resample(img, whole(img), sw as usize, sh as usize, &mut self.hwc);
             // Reuse the previous shrunk image's allocation.
             let mut buf = std::mem::take(&mut self.work).into_raw();
             buf.clear();
@@ -334,19 +334,8 @@ impl Detector {
         ws: usize,
         scale: f32,
     ) -> Result<Vec<Candidate>, ModelError> {
-        let (ww, wh) = work.dimensions();
-        self.resampler.resample(
-            work,
-            Rect {
-                x: 0,
-                y: 0,
-                w: ww.into(),
-                h: wh.into(),
-            },
-            ws,
-            hs,
-            &mut self.hwc,
-        );
+        self.resampler
+            .resample(work, whole(work), ws, hs, &mut self.hwc);
         self.chw.resize(self.hwc.len(), 0.0);
         hwc_to_chw(&self.hwc, [self.mean; 3], [self.scale; 3], &mut self.chw);
         let plan = self.pnet.plan(&[hs as i64, ws as i64])?;
