@@ -2,15 +2,24 @@
 //! real photos, single thread, for every embedder of the manifest; prints medians and memory.
 //!
 //! `cargo bench -p facegate --bench pipeline [-- PHOTO_OR_DIR...]` (default: the test photos).
-//! Set FACEGATE_BENCH_ROUNDS to change the number of rounds (default 15).
+//! Set FACEGATE_BENCH_ROUNDS to change the number of rounds (default 15), and
+//! FACEGATE_BENCH_EMBEDDERS to a comma-separated list to bench only those embedders.
 
 use facegate::{decode_file, Embedding, ModelSet, Pipeline};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median as Python's `statistics.median` has it (mean of the middle two for an even
+/// count), so the figures compare with `scripts/dlib_reference.py`'s.
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Resident and peak resident memory of this process, in MiB (Linux).
@@ -80,7 +89,14 @@ fn main() {
         "facegate pipeline benchmark: {} photos x {rounds} rounds, single thread",
         files.len()
     );
+    let only = std::env::var("FACEGATE_BENCH_EMBEDDERS").ok();
     for name in models.manifest.embedders.keys() {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|n| n == name))
+        {
+            continue;
+        }
         let mut p = Pipeline::new(&models, Some(name), None).unwrap();
         let gallery: Vec<Embedding> = (0..1000)
             .map(|i| {
@@ -91,10 +107,14 @@ fn main() {
                 )
             })
             .collect();
-        let mut t: [Vec<f64>; 7] = Default::default();
+        // Per stage, per photo, the time of each round.
+        let mut t: [Vec<Vec<f64>>; 7] = Default::default();
+        for stage in &mut t {
+            stage.resize(files.len(), Vec::new());
+        }
         let mut rss_after_first = f64::NAN;
         for round in 0..=rounds {
-            for f in &files {
+            for (ix, f) in files.iter().enumerate() {
                 let t0 = Instant::now();
                 let img = decode_file(f).unwrap();
                 let t1 = Instant::now();
@@ -131,7 +151,7 @@ fn main() {
                 .into_iter()
                 .enumerate()
                 {
-                    t[k].push(ms(a, b));
+                    t[k][ix].push(ms(a, b));
                 }
             }
             if round == 1 {
@@ -153,7 +173,14 @@ fn main() {
         .iter()
         .enumerate()
         {
-            println!("  {label:<24} median {:>8.2} ms", median(&mut t[k]));
+            // A photo's time is its median over the rounds (noise from other processes
+            // falls out); the figure is the median over photos, as the reference reports it.
+            let per_photo: Vec<f64> = t[k].iter().map(|r| median(r)).collect();
+            let mean = per_photo.iter().sum::<f64>() / per_photo.len() as f64;
+            println!(
+                "  {label:<24} median {:>8.2} ms   mean {mean:>8.2} ms",
+                median(&per_photo)
+            );
         }
         println!("  memory: RSS after round 1 {rss_after_first:.1} MiB, after round {rounds} {rss:.1} MiB, peak {peak:.1} MiB");
     }
