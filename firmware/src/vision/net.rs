@@ -250,3 +250,50 @@ pub(crate) fn net_error(file: &str, e: impl std::fmt::Display) -> ModelError {
         message: format!("{e:#}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelSet;
+
+    /// The PReLU rewrite changes speed, not results: R-Net and O-Net (5 PReLUs each, per-channel
+    /// and per-unit slopes, some negative, some above 1) give what tract's own `PRelu` gives.
+    #[test]
+    fn prelu_rewrite_gives_the_same_outputs_as_tracts_prelu() {
+        let models = ModelSet::builtin().unwrap();
+        let d = &models.manifest.detector;
+        for (f, size) in [(&d.rnet, 24), (&d.onet, 48)] {
+            let bytes = models.read(&f.file, &f.sha256).unwrap();
+            let ours = parse(&bytes, &f.file).unwrap();
+            let stock = tract_onnx::onnx()
+                .model_for_read(&mut std::io::Cursor::new(&bytes[..]))
+                .unwrap();
+            let run = |m: InferenceModel, input: Tensor| {
+                m.with_input_fact(0, f32::fact([2, 3, size, size]).into())
+                    .and_then(|m| m.into_optimized())
+                    .and_then(|m| m.into_runnable())
+                    .and_then(|p| p.run(tvec!(input.into())))
+                    .unwrap()
+            };
+            let input: Tensor =
+                tract_ndarray::Array4::from_shape_fn((2, 3, size, size), |(n, c, y, x)| {
+                    ((n * 31 + c * 17 + y * 7 + x * 3) % 23) as f32 / 11.0 - 1.0
+                })
+                .into();
+            let (a, b) = (run(ours, input.clone()), run(stock, input));
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                let x = x.to_plain_array_view::<f32>().unwrap();
+                let y = y.to_plain_array_view::<f32>().unwrap();
+                assert_eq!(x.shape(), y.shape());
+                for (p, q) in x.iter().zip(y.iter()) {
+                    assert!(
+                        (p - q).abs() <= 1e-5 * (1.0 + q.abs()),
+                        "{}: {p} vs {q}",
+                        f.file
+                    );
+                }
+            }
+        }
+    }
+}
