@@ -1,0 +1,164 @@
+//! Per-stage timing of the photo pipeline on real photos, shared by `cargo bench` and
+//! `facegate bench`, which measures on the device itself (e.g. int8 against f32 on a Pi).
+
+use crate::{decode_file, Embedding, Pipeline};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The stages timed, in order. "match" is 1:N against 1,000 synthetic embeddings; the last is
+/// the whole photo from file to embedding.
+pub const STAGES: [&str; 7] = [
+    "decode",
+    "detect (P+R-Net)",
+    "landmarks (O-Net)",
+    "align",
+    "embed",
+    "match 1:1000",
+    "photo (decode..embed)",
+];
+
+/// A photo the benchmark cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct BenchError {
+    /// The photo.
+    pub path: String,
+    /// Why.
+    pub message: String,
+}
+
+/// Milliseconds per stage, photo and round: `ms[stage][photo][round]`.
+#[derive(Debug, Clone)]
+pub struct StageTimes {
+    /// The measurements.
+    pub ms: Vec<Vec<Vec<f64>>>,
+}
+
+/// The median as Python's `statistics.median` has it (mean of the middle two for an even
+/// count), so figures compare with `scripts/dlib_reference.py`'s. NaN for no values.
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+impl StageTimes {
+    /// Per stage: the median and the mean over photos of each photo's median over rounds
+    /// (noise from other processes falls out of the per-photo median).
+    pub fn summary(&self) -> Vec<(f64, f64)> {
+        self.ms
+            .iter()
+            .map(|photos| {
+                let per_photo: Vec<f64> = photos.iter().map(|r| median(r)).collect();
+                let mean = per_photo.iter().sum::<f64>() / per_photo.len() as f64;
+                (median(&per_photo), mean)
+            })
+            .collect()
+    }
+}
+
+/// Runs the pipeline on every photo, `rounds` times after one warm-up round (which builds the
+/// plans for new image sizes), and times each stage of the largest face's path. `after_round`
+/// is called after each timed round (e.g. to sample memory).
+pub fn time_photos(
+    p: &mut Pipeline,
+    files: &[PathBuf],
+    rounds: usize,
+    mut after_round: impl FnMut(usize),
+) -> Result<StageTimes, BenchError> {
+    let gallery: Vec<Embedding> = (0..1000)
+        .map(|i| {
+            Embedding(
+                (0..128)
+                    .map(|j| (((i * 131 + j * 71) % 997) as f32 / 997.0 - 0.5) * 0.2)
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut ms = vec![vec![Vec::with_capacity(rounds); files.len()]; STAGES.len()];
+    for round in 0..=rounds {
+        for (ix, f) in files.iter().enumerate() {
+            let fail = |message: String| BenchError {
+                path: f.display().to_string(),
+                message,
+            };
+            let t0 = Instant::now();
+            let img = decode_file(f).map_err(|e| fail(e.to_string()))?;
+            let t1 = Instant::now();
+            let cands = p
+                .detector()
+                .propose(&img)
+                .map_err(|e| fail(e.to_string()))?;
+            let t2 = Instant::now();
+            let dets = p
+                .detector()
+                .landmarks(&img, &cands)
+                .map_err(|e| fail(e.to_string()))?;
+            let t3 = Instant::now();
+            let det = dets.first().ok_or_else(|| fail("no face found".into()))?;
+            let chip = p
+                .align(&img, det)
+                .ok_or_else(|| fail("the face's landmarks are degenerate".into()))?;
+            let t4 = Instant::now();
+            let e = p.embed_chip(&chip).map_err(|e| fail(e.to_string()))?;
+            let t5 = Instant::now();
+            let best = gallery
+                .iter()
+                .map(|g| p.distance(&e, g))
+                .fold(f32::INFINITY, f32::min);
+            let t6 = Instant::now();
+            std::hint::black_box(best);
+            if round == 0 {
+                continue;
+            }
+            let spans = [
+                (t0, t1),
+                (t1, t2),
+                (t2, t3),
+                (t3, t4),
+                (t4, t5),
+                (t5, t6),
+                (t0, t5),
+            ];
+            for (stage, (a, b)) in spans.into_iter().enumerate() {
+                ms[stage][ix].push((b - a).as_secs_f64() * 1e3);
+            }
+        }
+        if round > 0 {
+            after_round(round);
+        }
+    }
+    Ok(StageTimes { ms })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_matches_pythons() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn summary_takes_each_photos_median_then_the_median_over_photos() {
+        let t = StageTimes {
+            // One stage, three photos; one round of photo 0 was disturbed (100 ms).
+            ms: vec![vec![
+                vec![10.0, 100.0, 11.0],
+                vec![20.0, 21.0, 22.0],
+                vec![40.0; 3],
+            ]],
+        };
+        let (med, mean) = t.summary()[0];
+        assert_eq!(med, 21.0);
+        assert!((mean - (11.0 + 21.0 + 40.0) / 3.0).abs() < 1e-9);
+    }
+}
