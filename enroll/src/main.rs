@@ -157,6 +157,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time the pipeline on this machine, stage by stage (decode, detect, landmarks, align,
+    /// embed, 1:1000 match, whole photo), single thread, for every embedding network of the
+    /// manifest (or --embedder's): e.g. int8 against f32 on the Pi that runs the door. Prints
+    /// the median over photos of each photo's median over the rounds.
+    Bench {
+        /// Photos with a face, or directories of them.
+        #[arg(required = true, value_name = "PHOTO")]
+        paths: Vec<PathBuf>,
+        /// Timed rounds over all photos, after one warm-up round.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
+    },
     /// Compare the main (largest) faces of two photos: prints the distance and whether it is the
     /// same person. Exit status 0 same, 1 different, 2 error (unreadable file, no face...).
     Verify {
@@ -225,6 +237,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rename { id, name } => {
             return people::modify(&g.gallery, &fingerprint, id, Some(name))
         }
+        Command::Bench { paths, rounds } => {
+            return bench(&models, g.embedder.as_deref(), g.min_face, paths, *rounds)
+        }
         _ => {}
     }
     // Enrolment looks for faces down to 40 px so that a small face is refused as too small
@@ -274,7 +289,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::List { .. }
         | Command::Show { .. }
         | Command::Remove { .. }
-        | Command::Rename { .. } => unreachable!("handled above"),
+        | Command::Rename { .. }
+        | Command::Bench { .. } => unreachable!("handled above"),
         Command::Embed { paths } => embed(&mut pipeline, &paths),
         Command::Verify {
             a,
@@ -283,6 +299,55 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => verify(&mut pipeline, &a, &b, threshold, json),
     }
+}
+
+/// `facegate bench`: per-stage times of each embedder on these photos.
+fn bench(
+    models: &ModelSet,
+    embedder: Option<&str>,
+    min_face: f32,
+    paths: &[PathBuf],
+    rounds: u32,
+) -> Result<ExitCode> {
+    let files = image_files(paths);
+    if files.is_empty() {
+        anyhow::bail!("no .jpg, .jpeg or .png photos in the paths given");
+    }
+    let names: Vec<String> = match embedder {
+        Some(name) => vec![models.embedder(Some(name))?.0.to_owned()],
+        None => models.manifest.embedders.keys().cloned().collect(),
+    };
+    println!(
+        "facegate bench: {} photos x {rounds} rounds, one thread; median (mean) over photos of \
+         each photo's median over rounds",
+        files.len()
+    );
+    for name in names {
+        let params = DetectorParams {
+            min_face,
+            ..DetectorParams::for_photos(&models.manifest.detector)
+        };
+        let mut pipeline = match Pipeline::new(models, Some(&name), Some(params)) {
+            // Without --models only the default network is in the binary: say so and go on.
+            Err(facegate::PipelineError::Model(facegate::ModelError::NotBuiltin(file)))
+                if embedder.is_none() =>
+            {
+                println!(
+                    "{name}: skipped, {file} is not built into this binary (pass --models, e.g. \
+                     /usr/share/facegate/models/manifest.toml)"
+                );
+                continue;
+            }
+            other => other.context("loading the face models")?,
+        };
+        let times = facegate::bench::time_photos(&mut pipeline, &files, rounds as usize, |_| {})?;
+        let spec = pipeline.embedder_spec();
+        println!("{name} ({}, {})", spec.quantization, spec.file);
+        for (label, (median, mean)) in facegate::bench::STAGES.iter().zip(times.summary()) {
+            println!("  {label:<24} {median:>9.2} ms  ({mean:.2})");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One face as `facegate embed` prints it.

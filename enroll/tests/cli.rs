@@ -260,3 +260,60 @@ fn huge_png_header(w: u32, h: u32) -> Vec<u8> {
     }
     png
 }
+
+fn repo_manifest() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/manifest.toml")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn bench_times_every_stage_of_each_embedder() {
+    let manifest = repo_manifest();
+    let out = facegate(&[
+        "--models",
+        &manifest,
+        "bench",
+        "--rounds",
+        "1",
+        s(&fixture("obama2.jpg")),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for embedder in ["dlib_resnet_v1_f32", "dlib_resnet_v1_int8"] {
+        let section: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with(embedder))
+            .skip(1)
+            .take(facegate::bench::STAGES.len())
+            .collect();
+        for (line, stage) in section.iter().zip(facegate::bench::STAGES) {
+            let ms: f64 = line
+                .trim()
+                .strip_prefix(stage)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{embedder}: no time for {stage} in {line:?}"));
+            assert!(ms > 0.0 && ms.is_finite(), "{embedder} {stage}: {ms}");
+        }
+        assert_eq!(section.len(), facegate::bench::STAGES.len(), "{text}");
+    }
+}
+
+#[test]
+fn bench_names_a_photo_without_a_face_and_exits_2() {
+    let out = facegate(&["bench", "--rounds", "1", s(&fixture("coffee.png"))]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("coffee.png") && err.contains("no face"),
+        "{err}"
+    );
+}
