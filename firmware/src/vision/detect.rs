@@ -201,6 +201,7 @@ pub struct Detector {
     /// The shrunk copy of a big image (kept to reuse its allocation).
     work: RgbImage,
     hwc: Vec<f32>,
+    /// Network input: a pyramid level for P-Net, then the crops for R-Net and O-Net.
     chw: Vec<f32>,
 }
 
@@ -373,23 +374,19 @@ impl Detector {
         Ok(found)
     }
 
-    /// Crops each candidate to `size`x`size`, normalised, into one NCHW batch.
-    fn batch(&mut self, img: &RgbImage, cands: &[Candidate], size: usize) -> Vec<f32> {
+    /// Crops each candidate to `size`x`size`, normalised, into one NCHW batch in `self.chw`
+    /// (P-Net's input buffer, free once the pyramid is done), reused from call to call.
+    fn batch(&mut self, img: &RgbImage, cands: &[Candidate], size: usize) {
         let per = 3 * size * size;
-        let mut data = vec![0f32; cands.len() * per];
-        for (i, c) in cands.iter().enumerate() {
+        self.chw.clear();
+        self.chw.resize(cands.len() * per, 0.0);
+        for (c, dst) in cands.iter().zip(self.chw.chunks_exact_mut(per)) {
             if let Some(rect) = c.crop() {
                 self.resampler
                     .resample(img, rect, size, size, &mut self.hwc);
-                hwc_to_chw(
-                    &self.hwc,
-                    [self.mean; 3],
-                    [self.scale; 3],
-                    &mut data[i * per..(i + 1) * per],
-                );
+                hwc_to_chw(&self.hwc, [self.mean; 3], [self.scale; 3], dst);
             }
         }
-        data
     }
 
     fn rnet_stage(
@@ -400,9 +397,9 @@ impl Detector {
         let cands: Vec<Candidate> = cands.into_iter().filter(|c| c.crop().is_some()).collect();
         let mut kept = Vec::new();
         for chunk in cands.chunks(RNET_BATCH) {
-            let data = self.batch(img, chunk, 24);
+            self.batch(img, chunk, 24);
             let plan: Plan = self.rnet.plan(&[])?;
-            let out = net::run(&plan, &[chunk.len(), 3, 24, 24], &data, "R-Net")?;
+            let out = net::run(&plan, &[chunk.len(), 3, 24, 24], &self.chw, "R-Net")?;
             let prob = net::view(&out, self.rnet_out[0], "R-Net")?;
             let reg = net::view(&out, self.rnet_out[1], "R-Net")?;
             for (i, c) in chunk.iter().enumerate() {
@@ -454,9 +451,9 @@ impl Detector {
             .collect();
         let mut kept: Vec<(Candidate, [[f32; 2]; 5])> = Vec::new();
         for chunk in cands.chunks(ONET_BATCH) {
-            let data = self.batch(img, chunk, 48);
+            self.batch(img, chunk, 48);
             let plan = self.onet.plan(&[])?;
-            let out = net::run(&plan, &[chunk.len(), 3, 48, 48], &data, "O-Net")?;
+            let out = net::run(&plan, &[chunk.len(), 3, 48, 48], &self.chw, "O-Net")?;
             let prob = net::view(&out, self.onet_out[0], "O-Net")?;
             let reg = net::view(&out, self.onet_out[1], "O-Net")?;
             let pts = net::view(&out, self.onet_out[2], "O-Net")?;
