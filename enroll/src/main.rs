@@ -249,10 +249,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     } else {
         g.min_face
     };
-    let params = DetectorParams {
-        min_face,
-        ..DetectorParams::for_photos(&models.manifest.detector)
-    };
+    let params = photo_params(&models, min_face);
     let mut pipeline = Pipeline::new(&models, g.embedder.as_deref(), Some(params))
         .context("loading the face models")?;
     match cli.command {
@@ -301,6 +298,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The detector's settings for photos, with the smallest face asked for.
+fn photo_params(models: &ModelSet, min_face: f32) -> DetectorParams {
+    DetectorParams {
+        min_face,
+        ..DetectorParams::for_photos(&models.manifest.detector)
+    }
+}
+
 /// `facegate bench`: per-stage times of each embedder on these photos.
 fn bench(
     models: &ModelSet,
@@ -322,11 +327,8 @@ fn bench(
          each photo's median over rounds",
         files.len()
     );
+    let params = photo_params(models, min_face);
     for name in names {
-        let params = DetectorParams {
-            min_face,
-            ..DetectorParams::for_photos(&models.manifest.detector)
-        };
         let mut pipeline = match Pipeline::new(models, Some(&name), Some(params)) {
             // Without --models only the default network is in the binary: say so and go on.
             Err(facegate::PipelineError::Model(facegate::ModelError::NotBuiltin(file)))
