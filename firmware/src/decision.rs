@@ -16,6 +16,8 @@
 //!
 //! A liveness check would add one more condition to "agrees"; nothing else changes.
 
+pub use crate::acceptance::Nearest;
+use crate::acceptance::{FaceFacts, Refusal, Rule};
 use std::time::Duration;
 
 /// The decision's parameters (from the config's `[recognition]` section).
@@ -41,6 +43,17 @@ pub struct DecisionParams {
     pub deny_repeat: Duration,
 }
 
+impl DecisionParams {
+    /// The single-face acceptance rule these parameters apply to each frame.
+    pub fn rule(&self) -> Rule {
+        Rule {
+            threshold: self.threshold,
+            min_margin: self.min_margin,
+            min_face: self.min_face,
+        }
+    }
+}
+
 /// What one frame showed, as far as the decision is concerned.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Observation {
@@ -55,17 +68,6 @@ pub enum Observation {
     },
 }
 
-/// The nearest enrolled person to a face.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Nearest {
-    /// Index of the person in the gallery in use.
-    pub person: usize,
-    /// Distance to that person's nearest embedding.
-    pub distance: f32,
-    /// How much farther the second-nearest person is.
-    pub margin: f32,
-}
-
 /// Why a face was denied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DenyReason {
@@ -77,6 +79,17 @@ pub enum DenyReason {
     TooSmall,
     /// Recognised in some frames, but never in enough agreeing frames in a row.
     Unsteady,
+}
+
+impl From<Refusal> for DenyReason {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::TooSmall => DenyReason::TooSmall,
+            // Quality gating arrives with its own reason; until then a poor face is unknown.
+            Refusal::PoorQuality(_) | Refusal::Unknown => DenyReason::Unknown,
+            Refusal::Ambiguous => DenyReason::Ambiguous,
+        }
+    }
 }
 
 impl DenyReason {
@@ -243,29 +256,12 @@ impl Decider {
             self.some_agreed = false;
             return Decision::Wait;
         }
-        let verdict = if size < p.min_face {
-            Err(DenyReason::TooSmall)
-        } else {
-            match nearest {
-                None => Err(DenyReason::Unknown),
-                // Written so that NaN never matches.
-                Some(n)
-                    if n.distance
-                        .partial_cmp(&p.threshold)
-                        .is_none_or(|o| o.is_gt()) =>
-                {
-                    Err(DenyReason::Unknown)
-                }
-                Some(n)
-                    if n.margin
-                        .partial_cmp(&p.min_margin)
-                        .is_none_or(|o| o.is_lt()) =>
-                {
-                    Err(DenyReason::Ambiguous)
-                }
-                Some(n) => Ok(n),
-            }
+        let facts = FaceFacts {
+            size,
+            quality: Ok(()),
+            nearest,
         };
+        let verdict = p.rule().judge(&facts).map_err(DenyReason::from);
         match verdict {
             Ok(n) => {
                 self.some_agreed = true;

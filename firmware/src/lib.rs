@@ -6,6 +6,7 @@
 //! only through the traits of [`hal`], so the simulator and the tests drive the same code.
 #![deny(missing_docs)]
 
+pub mod acceptance;
 pub mod audit;
 pub mod bench;
 pub mod config;

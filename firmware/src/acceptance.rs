@@ -1,0 +1,189 @@
+//! The one acceptance rule: whether one face, seen once, is person P. The door (per frame, in
+//! `decision`), `facegate identify`, `verify`, enrolment's duplicate check and `calibrate
+//! --open-set` all call [`Rule::judge`], so the admin sees the verdict the door would reach.
+//!
+//! Over several frames the door adds its own conditions (agreeing frames in a row on one tracked
+//! face, see `decision`); everything about a single face is here.
+
+use serde::Serialize;
+
+/// The nearest enrolled person to a face.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Nearest {
+    /// Index of the person in the gallery in use.
+    pub person: usize,
+    /// Distance to that person's nearest embedding (in the embedder's metric).
+    pub distance: f32,
+    /// How much farther the second-nearest person is (infinite with one person enrolled).
+    pub margin: f32,
+}
+
+/// Why a face's image is too poor to be judged at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityIssue {
+    /// Out of focus or moving (little fine detail in the face).
+    Blurry,
+    /// Under-exposed.
+    TooDark,
+    /// Over-exposed.
+    TooBright,
+    /// Head turned or tilted too far from frontal.
+    Turned,
+}
+
+impl QualityIssue {
+    /// The issue's name in the audit log and on the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QualityIssue::Blurry => "blurry",
+            QualityIssue::TooDark => "too_dark",
+            QualityIssue::TooBright => "too_bright",
+            QualityIssue::Turned => "turned",
+        }
+    }
+}
+
+/// Why the rule refused a face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The face is smaller than `min_face`.
+    TooSmall,
+    /// The face image is too poor to be recognised reliably.
+    PoorQuality(QualityIssue),
+    /// Nobody enrolled is within `threshold`.
+    Unknown,
+    /// Within `threshold` of someone, but a second person is within `min_margin` of that.
+    Ambiguous,
+}
+
+impl Refusal {
+    /// The rule's name, as the audit log and the CLI print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::TooSmall => "too_small",
+            Refusal::PoorQuality(q) => q.as_str(),
+            Refusal::Unknown => "unknown",
+            Refusal::Ambiguous => "ambiguous",
+        }
+    }
+}
+
+/// What the rule looks at for one face.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaceFacts {
+    /// Shorter side of the face box, in pixels of the image it was found in.
+    pub size: f32,
+    /// The face image's quality verdict (`Ok` when it was not checked).
+    pub quality: Result<(), QualityIssue>,
+    /// The nearest enrolled person (`None` with an empty gallery, or for a face too small to
+    /// be embedded).
+    pub nearest: Option<Nearest>,
+}
+
+/// The operating point: the values that decide whether a face is somebody.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rule {
+    /// Largest distance that can match.
+    pub threshold: f32,
+    /// Smallest gap between the nearest and the second-nearest person.
+    pub min_margin: f32,
+    /// Smallest face (pixels, shorter side of the box) that is recognised at all.
+    pub min_face: f32,
+}
+
+impl Rule {
+    /// The verdict on one face: the person it is, or the first rule that refused it, checked in
+    /// the order size, quality, distance, margin. NaN distances and margins never match.
+    pub fn judge(&self, face: &FaceFacts) -> Result<Nearest, Refusal> {
+        // Written so that NaN fails every comparison.
+        if face
+            .size
+            .partial_cmp(&self.min_face)
+            .is_none_or(|o| o.is_lt())
+        {
+            return Err(Refusal::TooSmall);
+        }
+        face.quality.map_err(Refusal::PoorQuality)?;
+        let n = face.nearest.ok_or(Refusal::Unknown)?;
+        if n.distance
+            .partial_cmp(&self.threshold)
+            .is_none_or(|o| o.is_gt())
+        {
+            return Err(Refusal::Unknown);
+        }
+        if n.margin
+            .partial_cmp(&self.min_margin)
+            .is_none_or(|o| o.is_lt())
+        {
+            return Err(Refusal::Ambiguous);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: Rule = Rule {
+        threshold: 0.6,
+        min_margin: 0.05,
+        min_face: 80.0,
+    };
+
+    fn face(size: f32, distance: f32, margin: f32) -> FaceFacts {
+        FaceFacts {
+            size,
+            quality: Ok(()),
+            nearest: Some(Nearest {
+                person: 3,
+                distance,
+                margin,
+            }),
+        }
+    }
+
+    #[test]
+    fn accepts_a_near_clear_large_face() {
+        assert_eq!(RULE.judge(&face(100.0, 0.4, 0.2)).unwrap().person, 3);
+        // Bounds are inclusive.
+        assert!(RULE.judge(&face(80.0, 0.6, 0.05)).is_ok());
+        // One person enrolled: the margin is infinite.
+        assert!(RULE.judge(&face(80.0, 0.3, f32::INFINITY)).is_ok());
+    }
+
+    #[test]
+    fn refuses_with_the_first_failing_rule() {
+        assert_eq!(RULE.judge(&face(79.0, 0.9, 0.0)), Err(Refusal::TooSmall));
+        let mut f = face(100.0, 0.9, 0.0);
+        f.quality = Err(QualityIssue::Blurry);
+        assert_eq!(
+            RULE.judge(&f),
+            Err(Refusal::PoorQuality(QualityIssue::Blurry))
+        );
+        assert_eq!(RULE.judge(&face(100.0, 0.61, 0.0)), Err(Refusal::Unknown));
+        assert_eq!(RULE.judge(&face(100.0, 0.3, 0.04)), Err(Refusal::Ambiguous));
+        let none = FaceFacts {
+            nearest: None,
+            ..face(100.0, 0.0, 0.0)
+        };
+        assert_eq!(RULE.judge(&none), Err(Refusal::Unknown));
+    }
+
+    #[test]
+    fn nan_never_matches() {
+        assert_eq!(
+            RULE.judge(&face(f32::NAN, 0.1, 1.0)),
+            Err(Refusal::TooSmall)
+        );
+        assert_eq!(
+            RULE.judge(&face(100.0, f32::NAN, 1.0)),
+            Err(Refusal::Unknown)
+        );
+        assert_eq!(
+            RULE.judge(&face(100.0, 0.1, f32::NAN)),
+            Err(Refusal::Ambiguous)
+        );
+    }
+}
