@@ -4,7 +4,8 @@ Landmarks come from the project's own CLI (`facegate embed PHOTOS...`, MTCNN, 5 
 so calibration and verification see faces located the way the product locates them. Each face is
 warped with a least-squares similarity transform (cv2.estimateAffinePartial2D, every point kept)
 onto the ArcFace template and cut with cv2.warpAffine (bilinear, black border), as OpenCV's
-FaceRecognizerSF.alignCrop does.
+FaceRecognizerSF.alignCrop does, after the same integer area pre-shrink facegate's aligner applies
+to large faces.
 """
 import json
 import os
@@ -49,6 +50,14 @@ def chip(bgr, lm):
     m, _ = cv2.estimateAffinePartial2D(lm, ARCFACE, method=cv2.RANSAC, ransacReprojThreshold=1e4)
     if m is None:
         raise ValueError("degenerate landmarks")
+    # As facegate's aligner (firmware/src/vision/align.rs): when the face is 2x or more the chip's
+    # size, first average k x k pixel blocks (integer k), so bilinear sampling does not alias.
+    k = int(np.floor(1.0 / np.hypot(m[0, 0], m[1, 0])))
+    if k >= 2:
+        h, w = (bgr.shape[0] // k) * k, (bgr.shape[1] // k) * k
+        bgr = cv2.resize(bgr[:h, :w], (w // k, h // k), interpolation=cv2.INTER_AREA)
+        # Shrunk pixel j averages image pixels jk..jk+k-1: its centre is image coordinate jk + (k-1)/2.
+        m = m @ np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2], [0, 0, 1]])
     return cv2.warpAffine(bgr, m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
