@@ -2,7 +2,7 @@
 """Verification accuracy of a face pipeline from its embeddings.
 
 Reads JSON lines as printed by `facegate embed` (or by scripts/dlib_reference.py, same format),
-takes each photo's main (largest, i.e. first) face, and scores same/different decisions:
+takes each photo's main face (the largest, i.e. first; or the one nearest --face-near), and scores same/different decisions:
   - on the labelled pairs of a pairs.csv (image_a, image_b, same_identity), and/or
   - on every pair of photos of a DIR/<person>/<photo> tree, and/or
   - on an LFW-protocol pairs.txt (--lfw-pairs): 10-fold accuracy, each fold scored at the
@@ -26,13 +26,17 @@ import sys
 from pathlib import Path
 
 
-def load(path, root):
-    """Main-face embedding per photo, keyed by the path relative to root."""
+def load(path, root, near=None):
+    """Main-face embedding per photo, keyed by the path relative to root: the first (largest) face,
+    or with `near` = (x, y) the face whose box centre is nearest that pixel."""
     out = {}
     for line in open(path):
         rec = json.loads(line)
         rel = str(Path(rec["path"]).resolve().relative_to(Path(root).resolve()))
         faces = rec.get("faces") or []
+        if near and faces:
+            faces = sorted(faces, key=lambda f: math.hypot(f["box"][0] + f["box"][2] / 2 - near[0],
+                                                           f["box"][1] + f["box"][3] / 2 - near[1]))
         out[rel] = faces[0]["embedding"] if faces else None
     return out
 
@@ -123,9 +127,13 @@ def main():
     ap.add_argument("--threshold", type=float, default=0.6)
     ap.add_argument("--metric", choices=sorted(METRICS), default="euclidean",
                     help="distance the embedder's manifest entry names (default: euclidean)")
+    ap.add_argument("--face-near", metavar="X,Y",
+                    help="take the face whose box centre is nearest this pixel instead of the largest "
+                         "(LFW labels the face at the centre of its 250x250 photos: 125,125)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args()
-    emb = load(args.embeddings, args.root)
+    near = tuple(float(v) for v in args.face_near.split(",")) if args.face_near else None
+    emb = load(args.embeddings, args.root, near)
     metric = METRICS[args.metric]
     folds = lfw_pairs(args.lfw_pairs) if args.lfw_pairs else None
     if args.pairs:
