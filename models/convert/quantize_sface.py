@@ -7,8 +7,10 @@ evaluation set, is never used here.
 
 Quantisation as for dlib (quantize_dlib.py): onnxruntime quant_pre_process, then quantize_static
 in QOperator format, int8 activations and weights, per-tensor, Conv only (QLinearConv),
-99.99-percentile calibration. Only standard ONNX ops may remain (tract cannot run com.microsoft
-ones), which the script asserts.
+99.99-percentile calibration; except that the 13 depthwise 3x3 convs stay f32 unless
+--quantize-depthwise (measured: in int8 they make tract's embed ~3x slower on x86-64 and account
+for most of the drift; they hold 3% of the 574 M multiply-adds). Only standard ONNX ops may remain
+(tract cannot run com.microsoft ones), which the script asserts.
 
 Measured on held-out chips: int8 vs f32 drift of the L2-normalised embeddings (L2, cosine), and
 same/different-person cosine distances with the verdicts at the manifest threshold.
@@ -82,6 +84,13 @@ def pair_line(emb, labels):
             f"accuracy {1 - (fr + fa) / (len(same) + len(diff)):.4f} ({fr} false rejects, {fa} false accepts)")
 
 
+def depthwise(model_path):
+    """Names of the grouped (depthwise) convs."""
+    m = onnx.load(str(model_path))
+    return [n.name for n in m.graph.node
+            if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces", type=Path, default=sface_chips.DEFAULT_FACES)
@@ -89,11 +98,15 @@ def main():
     ap.add_argument("--out-dir", type=Path, default=sface_to_onnx.REPO_ROOT / "models",
                     help="holds sface_2021dec_f32.onnx; receives sface_2021dec_int8.onnx and calibration-set-sface.txt")
     ap.add_argument("--tract", action="store_true", help="also run both models in tract's Python binding")
+    ap.add_argument("--quantize-depthwise", action="store_true",
+                    help="also make the 3x3 depthwise convs (group > 1) QLinearConv (by default they stay f32: "
+                         "tract runs them ~3x slower in int8 and they add most of the drift)")
+    ap.add_argument("--out-name", default="sface_2021dec_int8.onnx", help="int8 file name in --out-dir")
     ap.add_argument("--report", type=Path, help="append the figures to this markdown file (models/VERIFY-sface.md)")
     args = ap.parse_args()
 
     f32 = args.out_dir / sface_to_onnx.OUT_NAME
-    int8 = args.out_dir / "sface_2021dec_int8.onnx"
+    int8 = args.out_dir / args.out_name
     recs = sorted((r for r in sface_chips.landmarks(args.facegate, [args.faces / s for s in SETS]) if r[1]),
                   key=lambda r: str(r[0]))
     held = [r for k, r in enumerate(recs) if k % 4 == 3]
@@ -117,7 +130,7 @@ def main():
             str(pre), str(Path(tmp) / "q.onnx"), ChipReader(calib_x),
             quant_format=QuantFormat.QOperator, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             per_channel=False, op_types_to_quantize=["Conv"], calibrate_method=CalibrationMethod.Percentile,
-            extra_options={"CalibPercentile": 99.99})
+            extra_options={"CalibPercentile": 99.99}, nodes_to_exclude=[] if args.quantize_depthwise else depthwise(f32))
         model = onnx.load(str(Path(tmp) / "q.onnx"))
     # As for dlib: drop quant_pre_process's value_info (tract 0.23 fails to analyse with it once the
     # input is fixed) and opsets of domains no node uses.
@@ -159,7 +172,8 @@ def main():
     print("\n".join(lines))
     if args.report:
         with open(args.report, "a") as f:
-            f.write("\n## int8 (QOperator, Conv only, per-tensor, 99.99 percentile)\n\n"
+            what = "all convs" if args.quantize_depthwise else "full convs only, depthwise convs f32"
+            f.write(f"\n## {args.out_name}: int8 (QOperator, {what}, per-tensor, 99.99 percentile)\n\n"
                     "Command (from the repository root):\n\n"
                     f"    python {shlex.join(sys.argv)}\n\n"
                     f"onnxruntime {ort.__version__}.\n\n" + "\n".join(f"- {line}" for line in lines) + "\n")
