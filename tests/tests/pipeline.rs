@@ -232,3 +232,36 @@ fn builtin_models_are_the_shipped_files() {
     assert!(builtin.read(&spec.file, &spec.sha256).is_ok());
     assert!(shipped.read(&sspec.file, &sspec.sha256).is_ok());
 }
+
+/// SFace (f32 and our int8), loaded from the repository's manifest by name: photos of Obama are
+/// the same person under its cosine threshold, Obama and Biden are not, and its embeddings come
+/// out unit length (the manifest's `normalize`, which its cosine threshold assumes).
+#[test]
+fn sface_puts_obama_closer_to_obama_than_to_biden() {
+    let models = repo_models();
+    for name in ["sface_2021dec_f32", "sface_2021dec_int8"] {
+        let mut p = Pipeline::new(&models, Some(name), None).unwrap();
+        let threshold = p.embedder_spec().threshold;
+        let obamas: Vec<Embedding> = OBAMAS.iter().map(|n| one_face(&mut p, n)).collect();
+        let biden = one_face(&mut p, "biden.jpg");
+        for e in obamas.iter().chain([&biden]) {
+            let norm = e.0.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "{name}: norm {norm}");
+        }
+        for (i, a) in obamas.iter().enumerate() {
+            let to_biden = p.distance(a, &biden);
+            for b in &obamas[i + 1..] {
+                let d = p.distance(a, b);
+                assert!(
+                    d < threshold && d < to_biden,
+                    "{name}: two photos of Obama at {d} (threshold {threshold}, Biden at {to_biden})"
+                );
+            }
+            assert!(
+                to_biden > threshold,
+                "{name}: {} and Biden at {to_biden} <= threshold {threshold}",
+                OBAMAS[i]
+            );
+        }
+    }
+}
