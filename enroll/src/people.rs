@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use facegate::enrolment::{enrol_photo, enrolment, enrolment_face};
-use facegate::gallery::{validate_id, Gallery, Locked, Person};
+use facegate::gallery::{validate_id, Gallery, Locked, Person, Scoring};
 use facegate::{decode_file, Pipeline};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ pub fn enroll(
     let lock = Locked::acquire(gallery)?;
     let mut g = lock.load(&spec.fingerprint)?;
     let target = id.map(str::to_owned).unwrap_or_else(|| g.new_id(name));
-    let index = g.index();
+    let index = g.index(Scoring::of(spec));
     for (e, photo) in new.iter().zip(photos) {
         if let Some(m) = index.best(&facegate::Embedding(e.embedding.clone())) {
             let other = &g.people[m.person];
@@ -208,7 +208,7 @@ pub fn identify(
     json: bool,
 ) -> Result<ExitCode> {
     let threshold = pipeline.embedder_spec().threshold;
-    let index = g.index();
+    let index = g.index(Scoring::of(pipeline.embedder_spec()));
     let mut known = 0usize;
     let mut failed = 0usize;
     for photo in photos {
@@ -295,7 +295,7 @@ pub fn import(
                 Some(p) => p.id.clone(),
                 None => g.new_id(name),
             };
-            if let Some(m) = g.index().best(&face.embedding) {
+            if let Some(m) = g.index(Scoring::of(&spec)).best(&face.embedding) {
                 let other = &g.people[m.person];
                 if m.distance <= spec.threshold && other.id != id && !force {
                     bail!(

@@ -1,9 +1,9 @@
-//! Benchmark of the gallery: 1:N matching over 10, 1,000 and 100,000 enrolled embeddings, and
-//! loading a 10,000-person gallery file. Single thread; prints medians.
+//! Benchmark of the gallery: 1:N matching over 10, 1,000 and 100,000 enrolled embeddings under
+//! each metric, and loading a 10,000-person gallery file. Single thread; prints medians.
 //!
 //! `cargo bench -p facegate --bench gallery`
 
-use facegate::gallery::{Enrolment, Gallery, Locked, Person};
+use facegate::gallery::{Enrolment, Gallery, Locked, Person, Scoring};
 use facegate::Embedding;
 use std::time::Instant;
 
@@ -47,22 +47,28 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     println!("facegate gallery benchmark, single thread");
     let mut state = 42u64;
-    for n in [10usize, 1_000, 100_000] {
-        // Two photos per person, as after a typical enrolment.
-        let index = gallery(n / 2, 2, 7).index();
-        let queries: Vec<Embedding> = (0..50).map(|_| Embedding(embedding(&mut state))).collect();
-        let mut t = Vec::new();
-        for _ in 0..5 {
-            for q in &queries {
-                let t0 = Instant::now();
-                std::hint::black_box(index.best(q));
-                t.push(t0.elapsed().as_secs_f64() * 1e3);
+    for (label, scoring) in [
+        ("euclidean", Scoring::EUCLIDEAN),
+        ("cosine", Scoring::COSINE),
+    ] {
+        for n in [10usize, 1_000, 100_000] {
+            // Two photos per person, as after a typical enrolment.
+            let index = gallery(n / 2, 2, 7).index(scoring);
+            let queries: Vec<Embedding> =
+                (0..50).map(|_| Embedding(embedding(&mut state))).collect();
+            let mut t = Vec::new();
+            for _ in 0..5 {
+                for q in &queries {
+                    let t0 = Instant::now();
+                    std::hint::black_box(index.best(q));
+                    t.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
             }
+            println!(
+                "  1:N match over {n:>7} embeddings ({label:>9}): median {:>8.3} ms",
+                median(t)
+            );
         }
-        println!(
-            "  1:N match over {n:>7} embeddings: median {:>8.3} ms",
-            median(t)
-        );
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gallery.toml");
@@ -75,7 +81,7 @@ fn main() {
     for _ in 0..5 {
         let t0 = Instant::now();
         let loaded = Gallery::load(&path, "bench/0").unwrap();
-        let index = loaded.index();
+        let index = loaded.index(Scoring::EUCLIDEAN);
         t.push(t0.elapsed().as_secs_f64() * 1e3);
         assert_eq!(index.len(), 10_000);
     }

@@ -6,7 +6,7 @@ use crate::audit::{AuditSink, Event, EventKind};
 use crate::config::{Config, ConfigError};
 use crate::decision::{Decider, Decision, Nearest, Observation};
 use crate::door::Door;
-use crate::gallery::{GalleryError, Reloader};
+use crate::gallery::{GalleryError, Reloader, Scoring};
 use crate::hal::{
     CameraError, CameraErrorKind, Clock, Control, DoorInputs, DoorSensors, FrameSource, LockError,
     LockOutput, Supervisor,
@@ -136,7 +136,9 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
 ) -> Result<Summary, DaemonError> {
     let door = Door::new(devices.lock)?;
     let fingerprint = pipeline.embedder_spec().fingerprint.clone();
-    let (gallery, gallery_error) = Reloader::new_or_empty(&config.gallery.path, &fingerprint);
+    let scoring = Scoring::of(pipeline.embedder_spec());
+    let (gallery, gallery_error) =
+        Reloader::new_or_empty(&config.gallery.path, &fingerprint, scoring);
     let params = config.decision_params(pipeline.embedder_spec().threshold);
     let mut lp = Loop {
         config,
@@ -363,7 +365,8 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         applied.audit = old.audit.clone();
         if applied.gallery.path != old.gallery.path {
             let fp = self.pipeline.embedder_spec().fingerprint.clone();
-            let (g, err) = Reloader::new_or_empty(&applied.gallery.path, &fp);
+            let scoring = Scoring::of(self.pipeline.embedder_spec());
+            let (g, err) = Reloader::new_or_empty(&applied.gallery.path, &fp, scoring);
             self.gallery = g;
             if let Some(e) = err {
                 self.gallery_refused(&e);

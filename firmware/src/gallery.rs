@@ -6,6 +6,7 @@
 //! fsynced), so a crash at any moment leaves the old gallery or the new one, never a torn one.
 //! Writers serialise on an exclusive lock of `<gallery>.lock`.
 
+use crate::models::{EmbedderManifest, Metric};
 use crate::vision::embed::Embedding;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -243,8 +244,9 @@ impl Gallery {
         id
     }
 
-    /// A flat index of every embedding, for fast 1:N matching.
-    pub fn index(&self) -> Index {
+    /// A flat index of every embedding, for fast 1:N matching under `scoring` (the embedder's
+    /// metric and normalisation: see [`Scoring::of`]).
+    pub fn index(&self, scoring: Scoring) -> Index {
         let dim = self
             .people
             .iter()
@@ -256,7 +258,13 @@ impl Gallery {
         let mut owner = Vec::new();
         for (i, p) in self.people.iter().enumerate() {
             for e in &p.enrolments {
+                let start = data.len();
                 data.extend_from_slice(&e.embedding);
+                if scoring.unit() && !normalize(&mut data[start..]) {
+                    // A zero vector has no direction: under cosine it matches no one.
+                    data.truncate(start);
+                    continue;
+                }
                 owner.push(i);
             }
         }
@@ -274,24 +282,88 @@ impl Gallery {
             error: max_norm / 512.0 * 1.01,
             owner,
             people: self.people.len(),
+            scoring,
         }
     }
 }
 
-/// Every embedding of a gallery in one contiguous array (Euclidean 1:N matching).
+/// How embeddings are compared: the embedder's metric, and whether they are scaled to unit
+/// length first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scoring {
+    /// The distance reported.
+    pub metric: Metric,
+    /// Scale embeddings to unit length before comparing (always done under cosine).
+    pub normalize: bool,
+}
+
+impl Scoring {
+    /// Plain Euclidean distance between the embeddings as stored (dlib's networks).
+    pub const EUCLIDEAN: Scoring = Scoring {
+        metric: Metric::Euclidean,
+        normalize: false,
+    };
+    /// Cosine distance (1 - cosine similarity).
+    pub const COSINE: Scoring = Scoring {
+        metric: Metric::Cosine,
+        normalize: true,
+    };
+
+    /// The scoring of the embedder described by `spec`.
+    pub fn of(spec: &EmbedderManifest) -> Self {
+        Self {
+            metric: spec.metric,
+            normalize: spec.normalize,
+        }
+    }
+
+    /// Whether rows and queries are scaled to unit length: for cosine, because on unit vectors
+    /// cosine distance is |a - b|^2 / 2, so the Euclidean search below serves both metrics.
+    fn unit(self) -> bool {
+        self.normalize || self.metric == Metric::Cosine
+    }
+
+    /// The reported distance for a squared Euclidean distance between (prepared) vectors.
+    fn distance(self, squared: f32) -> f32 {
+        match self.metric {
+            Metric::Euclidean => squared.sqrt(),
+            Metric::Cosine => squared / 2.0,
+        }
+    }
+}
+
+/// Scales `v` to unit length; false if it has no length (zero or not finite).
+fn normalize(v: &mut [f32]) -> bool {
+    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    if !(n.is_finite() && n > 0.0) {
+        return false;
+    }
+    v.iter_mut().for_each(|a| *a /= n);
+    true
+}
+
+/// Every embedding of a gallery in one contiguous array, for 1:N matching under the embedder's
+/// metric (Euclidean, or cosine on unit-length copies of the embeddings).
 ///
 /// A search first scans a bfloat16 copy (half the memory traffic, which is what bounds a large
 /// gallery's search), then recomputes in f32 the people the coarse pass cannot rule out, so the
 /// result is exact.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Index {
     dim: usize,
     data: Vec<f32>,
     coarse: Vec<u16>,
-    /// Upper bound of |coarse distance - exact distance|.
+    /// Upper bound of |coarse distance - exact distance| (Euclidean, on the prepared vectors).
     error: f32,
     owner: Vec<usize>,
     people: usize,
+    scoring: Scoring,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Gallery::new("").index(Scoring::EUCLIDEAN)
+    }
 }
 
 /// f32 to bfloat16 bits, rounding to nearest even.
@@ -311,15 +383,25 @@ impl Index {
         self.owner.is_empty()
     }
 
-    /// The nearest person to `query` and the margin to the second-nearest person (Euclidean).
-    /// `None` when the gallery is empty or the query has another length.
+    /// How this index compares embeddings.
+    pub fn scoring(&self) -> Scoring {
+        self.scoring
+    }
+
+    /// The nearest person to `query` and the margin to the second-nearest person, in the
+    /// index's metric. `None` when the gallery is empty, the query has another length or is
+    /// not finite, or (under cosine) has no direction.
     pub fn best(&self, query: &Embedding) -> Option<Match> {
         if self.is_empty() || query.0.len() != self.dim {
             return None;
         }
+        let mut q = query.0.clone();
+        if self.scoring.unit() && !normalize(&mut q) {
+            return None;
+        }
         // Coarse pass: squared bf16 distances, best per person.
         let mut coarse = vec![f32::INFINITY; self.people];
-        coarse_scan(&self.coarse, self.dim, &self.owner, &query.0, &mut coarse);
+        coarse_scan(&self.coarse, self.dim, &self.owner, &q, &mut coarse);
         let (mut c1, mut c2) = (f32::INFINITY, f32::INFINITY);
         for &d in &coarse {
             if d < c1 {
@@ -335,7 +417,7 @@ impl Index {
         let mut best = vec![f32::INFINITY; self.people];
         for (row, &who) in self.data.chunks_exact(self.dim).zip(&self.owner) {
             if coarse[who] <= limit {
-                let d = squared_distance(row, &query.0);
+                let d = squared_distance(row, &q);
                 if d < best[who] {
                     best[who] = d;
                 }
@@ -350,11 +432,15 @@ impl Index {
                 second = d;
             }
         }
-        let distance = first.1.sqrt();
+        // A query with NaN in it compares with nothing: no match rather than a bogus person.
+        if first.0 == usize::MAX {
+            return None;
+        }
+        let distance = self.scoring.distance(first.1);
         Some(Match {
             person: first.0,
             distance,
-            margin: second.sqrt() - distance,
+            margin: self.scoring.distance(second) - distance,
         })
     }
 }
@@ -532,6 +618,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GalleryError> {
 pub struct Reloader {
     path: PathBuf,
     model: String,
+    scoring: Scoring,
     stamp: Option<Stamp>,
     gallery: Gallery,
     index: Index,
@@ -555,14 +642,16 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 impl Reloader {
-    /// Loads the gallery at `path` for the model `model`; it must load now.
-    pub fn new(path: &Path, model: &str) -> Result<Self, GalleryError> {
+    /// Loads the gallery at `path` for the model with fingerprint `model`, matched under
+    /// `scoring`; it must load now.
+    pub fn new(path: &Path, model: &str, scoring: Scoring) -> Result<Self, GalleryError> {
         let stamp = stamp(path);
         let gallery = Gallery::load(path, model)?;
-        let index = gallery.index();
+        let index = gallery.index(scoring);
         Ok(Self {
             path: path.to_owned(),
             model: model.to_owned(),
+            scoring,
             stamp,
             gallery,
             index,
@@ -571,15 +660,20 @@ impl Reloader {
 
     /// Like [`Reloader::new`], but a gallery that does not load now is an empty gallery (and
     /// the error), so a daemon can run, lock the door and pick the gallery up once it is fixed.
-    pub fn new_or_empty(path: &Path, model: &str) -> (Self, Option<GalleryError>) {
-        match Self::new(path, model) {
+    pub fn new_or_empty(
+        path: &Path,
+        model: &str,
+        scoring: Scoring,
+    ) -> (Self, Option<GalleryError>) {
+        match Self::new(path, model, scoring) {
             Ok(r) => (r, None),
             Err(e) => {
                 let gallery = Gallery::new(model);
-                let index = gallery.index();
+                let index = gallery.index(scoring);
                 let r = Self {
                     path: path.to_owned(),
                     model: model.to_owned(),
+                    scoring,
                     // The broken file's stamp: it is tried again once it changes.
                     stamp: stamp(path),
                     gallery,
@@ -605,7 +699,7 @@ impl Reloader {
         self.stamp = now;
         match Gallery::load(&self.path, &self.model) {
             Ok(g) => {
-                self.index = g.index();
+                self.index = g.index(self.scoring);
                 self.gallery = g;
                 tracing::info!(path = %self.path.display(), people = self.gallery.people.len(), "gallery reloaded");
                 Ok(true)
@@ -733,58 +827,125 @@ mod tests {
         g.people.push(a);
         let b = person(&g, "Bob", &[50]);
         g.people.push(b);
-        let index = g.index();
+        let index = g.index(Scoring::EUCLIDEAN);
         assert_eq!(index.len(), 3);
         let q = Embedding(emb(2));
         let m = index.best(&q).unwrap();
         assert_eq!(g.people[m.person].name, "Ada");
         assert!(m.distance < 1e-6);
-        let to_bob = q.distance(&Embedding(emb(50)), crate::models::Metric::Euclidean);
+        let to_bob = q.distance(&Embedding(emb(50)), Metric::Euclidean);
         assert!(
             (m.margin - to_bob).abs() < 1e-4,
             "margin {} vs {to_bob}",
             m.margin
         );
         // Ada's other photo is not the runner-up: the margin is over another person.
-        let to_ada_other = q.distance(&Embedding(emb(1)), crate::models::Metric::Euclidean);
+        let to_ada_other = q.distance(&Embedding(emb(1)), Metric::Euclidean);
         assert!(
             (to_ada_other - to_bob).abs() > 1e-3,
             "test embeddings must differ"
         );
-        assert!(Gallery::new(MODEL).index().best(&q).is_none());
+        assert!(Gallery::new(MODEL)
+            .index(Scoring::EUCLIDEAN)
+            .best(&q)
+            .is_none());
         assert!(index.best(&Embedding(vec![0.0; 3])).is_none());
     }
 
+    /// The nearest person and margin by brute force: every enrolment, exact distances.
+    fn brute_force(g: &Gallery, q: &Embedding, metric: Metric) -> (Vec<f32>, usize, f32, f32) {
+        let per: Vec<f32> = g
+            .people
+            .iter()
+            .map(|p| {
+                p.enrolments
+                    .iter()
+                    .map(|e| q.distance(&Embedding(e.embedding.clone()), metric))
+                    .fold(f32::INFINITY, f32::min)
+            })
+            .collect();
+        let first = (0..per.len())
+            .min_by(|&a, &b| per[a].total_cmp(&per[b]))
+            .unwrap();
+        let second = (0..per.len())
+            .filter(|&i| i != first)
+            .map(|i| per[i])
+            .fold(f32::INFINITY, f32::min);
+        let d1 = per[first];
+        (per, first, d1, second)
+    }
+
     #[test]
-    fn the_two_pass_search_is_exact() {
+    fn the_two_pass_search_is_exact_for_both_metrics() {
         let g = sample(300);
-        let index = g.index();
-        for s in 0..200u32 {
-            let q = Embedding(emb(s * 13 + 5).iter().map(|v| v * 0.97 + 0.001).collect());
-            let exact = |e: &Enrolment| {
-                q.distance(
-                    &Embedding(e.embedding.clone()),
-                    crate::models::Metric::Euclidean,
-                )
-            };
-            let mut per: Vec<f32> = g
-                .people
-                .iter()
-                .map(|p| p.enrolments.iter().map(exact).fold(f32::INFINITY, f32::min))
-                .collect();
-            let first = (0..per.len())
-                .min_by(|&a, &b| per[a].total_cmp(&per[b]))
-                .unwrap();
-            let d1 = per[first];
-            per[first] = f32::INFINITY;
-            let d2 = per.iter().copied().fold(f32::INFINITY, f32::min);
-            let m = index.best(&q).unwrap();
-            assert_eq!(m.person, first);
-            assert!(
-                (m.distance - d1).abs() < 1e-4 && (m.margin - (d2 - d1)).abs() < 1e-4,
-                "{m:?} vs {d1} {d2}"
-            );
+        for scoring in [Scoring::EUCLIDEAN, Scoring::COSINE] {
+            let index = g.index(scoring);
+            assert_eq!(index.scoring(), scoring);
+            for s in 0..200u32 {
+                let q = Embedding(emb(s * 13 + 5).iter().map(|v| v * 0.97 + 0.001).collect());
+                let (per, first, d1, d2) = brute_force(&g, &q, scoring.metric);
+                let m = index.best(&q).unwrap();
+                // Rounding may reorder an exact tie, never anything farther apart.
+                assert!(
+                    m.person == first || (per[m.person] - d1).abs() < 1e-5,
+                    "{scoring:?}: {m:?}, brute force person {first} at {d1}"
+                );
+                assert!(
+                    (m.distance - d1).abs() < 1e-4 && (m.margin - (d2 - d1)).abs() < 1e-4,
+                    "{scoring:?}: {m:?} vs {d1} {d2}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn cosine_matching_ignores_length_and_reports_cosine_distance() {
+        // Stored embeddings stay as the network gave them (any length); the index normalises.
+        let mut g = sample(50);
+        for (k, p) in g.people.iter_mut().enumerate() {
+            for e in &mut p.enrolments {
+                e.embedding.iter_mut().for_each(|v| *v *= 1.0 + k as f32);
+            }
+        }
+        let stored = g.clone();
+        let index = g.index(Scoring::COSINE);
+        assert_eq!(g, stored, "indexing must not change the gallery");
+        // A longer copy of person 7's second photo: cosine distance 0, far in Euclidean terms.
+        let q = Embedding(
+            g.people[7].enrolments[1]
+                .embedding
+                .iter()
+                .map(|v| v * 3.0)
+                .collect(),
+        );
+        let m = index.best(&q).unwrap();
+        assert_eq!(m.person, 7);
+        assert!(m.distance.abs() < 1e-5, "{m:?}");
+        let (_, _, _, d2) = brute_force(&g, &q, Metric::Cosine);
+        assert!((m.margin - d2).abs() < 1e-4, "{m:?} vs {d2}");
+        let e = g.index(Scoring::EUCLIDEAN).best(&q).unwrap();
+        assert!(e.distance > 1.0, "Euclidean sees the length: {e:?}");
+        // Orthogonal is 1, opposite is 2; a query without direction matches no one.
+        let mut h = Gallery::new(MODEL);
+        h.people.push(Person {
+            id: "x".into(),
+            name: "X".into(),
+            enrolments: vec![Enrolment {
+                embedding: vec![2.0, 0.0],
+                ..sample(1).people[0].enrolments[0].clone()
+            }],
+        });
+        let hi = h.index(Scoring::COSINE);
+        let d = |v: Vec<f32>| hi.best(&Embedding(v)).map(|m| m.distance);
+        assert!((d(vec![0.0, 5.0]).unwrap() - 1.0).abs() < 1e-6);
+        assert!((d(vec![-1.0, 0.0]).unwrap() - 2.0).abs() < 1e-6);
+        assert_eq!(d(vec![0.0, 0.0]), None);
+        assert_eq!(d(vec![f32::NAN, 1.0]), None);
+        assert_eq!(
+            h.index(Scoring::EUCLIDEAN)
+                .best(&Embedding(vec![f32::NAN, 1.0])),
+            None
+        );
     }
 
     #[test]
@@ -875,7 +1036,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.toml");
         Locked::acquire(&path).unwrap().save(&sample(2)).unwrap();
-        let mut r = Reloader::new(&path, MODEL).unwrap();
+        let mut r = Reloader::new(&path, MODEL, Scoring::EUCLIDEAN).unwrap();
         assert_eq!(r.gallery().people.len(), 2);
         assert!(!r.poll(false).unwrap(), "nothing changed");
 
