@@ -145,9 +145,13 @@ enum Command {
         /// Thresholds to try, comma-separated (default: 0.4 to 1.1 times the model's).
         #[arg(long, value_delimiter = ',')]
         thresholds: Option<Vec<f32>>,
-        /// Margins to try, comma-separated (default: 0 to 0.2 times the model's threshold).
+        /// Margins to try, comma-separated (default: 0 to 0.3 times the model's threshold).
         #[arg(long, value_delimiter = ',')]
         margins: Option<Vec<f32>>,
+        /// Embed every chip and its mirror image, averaged (test-time augmentation; twice the
+        /// embedding time), for enrolment and probes alike.
+        #[arg(long, requires = "open_set")]
+        flip: bool,
         /// Write the recommended threshold and min_margin into this config's [recognition]
         /// (created if missing; the rest of the file and its comments are kept).
         #[arg(long, value_name = "PATH", requires = "open_set")]
@@ -354,6 +358,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             thresholds,
             margins,
             write_config,
+            flip,
             json,
             ..
         } => {
@@ -369,6 +374,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 thresholds,
                 margins,
                 current: rule,
+                flip,
                 json,
             };
             let recommended = openset::run(&mut pipeline, &options)?;

@@ -34,6 +34,8 @@ pub struct Options {
     /// The door's rule as configured now (its `min_face` is used throughout; its threshold and
     /// margin are evaluated too).
     pub current: Rule,
+    /// Embed each chip and its mirror image, averaged.
+    pub flip: bool,
     /// Print JSON.
     pub json: bool,
 }
@@ -183,6 +185,7 @@ struct Report {
     model: String,
     metric: String,
     model_threshold: f32,
+    flip: bool,
     min_face: f32,
     source: String,
     seed: u64,
@@ -273,14 +276,14 @@ fn rates(rule: &Rule, trials: &[Trial], size: usize) -> Rates {
     }
 }
 
-/// The default grid: thresholds from 0.4 to 1.1 times the model's, margins up to 0.2 times it
+/// The default grid: thresholds from 0.4 to 1.1 times the model's, margins up to 0.3 times it
 /// (rounded to 3 decimals so that a written config reads back the value evaluated).
 fn default_grid(model_threshold: f32) -> (Vec<f32>, Vec<f32>) {
     let r = |v: f32| (v * 1000.0).round() / 1000.0;
     let thresholds = (16..=44)
         .map(|k| r(model_threshold * k as f32 * 0.025))
         .collect();
-    let margins = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2]
+    let margins = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3]
         .iter()
         .map(|k| r(model_threshold * k))
         .collect();
@@ -327,6 +330,7 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
     } else {
         read_csv(&o.source)?
     };
+    pipeline.set_flip(o.flip);
     let spec = pipeline.embedder_spec().clone();
     let bar = indicatif::ProgressBar::new(rows.len() as u64);
     bar.set_style(
@@ -459,6 +463,7 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
         model: pipeline.embedder_name().to_owned(),
         metric: format!("{:?}", spec.metric).to_lowercase(),
         model_threshold: spec.threshold,
+        flip: o.flip,
         min_face: o.current.min_face,
         source: o.source.display().to_string(),
         seed: o.seed,
@@ -530,8 +535,12 @@ fn print_text(r: &Report) {
         r.genuine_without_enrolment
     );
     println!(
-        "model {} ({} distance, model threshold {:.3}); the door's rule with min_face {:.0} px",
-        r.model, r.metric, r.model_threshold, r.min_face
+        "model {} ({} distance, model threshold {:.3}{}); the door's rule with min_face {:.0} px",
+        r.model,
+        r.metric,
+        r.model_threshold,
+        if r.flip { ", flip averaged" } else { "" },
+        r.min_face
     );
     for s in &r.sizes {
         println!(

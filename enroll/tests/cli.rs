@@ -505,6 +505,7 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
             "enrol_skipped",
             "enrolled_people",
             "enrolled_photos",
+            "flip",
             "genuine_probes",
             "genuine_without_enrolment",
             "grid",
@@ -567,4 +568,21 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
     let as_f32 = |v: &Value| v.as_f64().unwrap() as f32;
     assert_eq!(c.recognition.threshold, Some(as_f32(&rec["threshold"])));
     assert_eq!(c.recognition.min_margin, as_f32(&rec["min_margin"]));
+
+    // Flip augmentation is said in the output and keeps the verdicts on these photos.
+    let out = facegate(&[
+        "--config",
+        s(&config),
+        "calibrate",
+        "--open-set",
+        s(&csv),
+        "--sizes",
+        "2",
+        "--flip",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["flip"], true);
+    assert_eq!(v["current"]["rates"][0]["fnir"], 0.0, "{}", v["current"]);
+    assert_eq!(v["current"]["rates"][0]["fpir"], 0.0, "{}", v["current"]);
 }

@@ -232,3 +232,19 @@ fn builtin_models_are_the_shipped_files() {
     assert!(builtin.read(&spec.file, &spec.sha256).is_ok());
     assert!(shipped.read(&sspec.file, &sspec.sha256).is_ok());
 }
+
+#[test]
+fn flip_augmentation_gives_a_face_and_its_mirror_one_embedding() {
+    let mut p = builtin();
+    let img = decode_file(&fixture("obama2.jpg")).unwrap();
+    let det = p.detect_largest(&img).unwrap().unwrap();
+    let chip = p.align(&img, &det).unwrap();
+    let mirror = image::imageops::flip_horizontal(&chip);
+    let plain = p.embed_chip(&chip).unwrap();
+    assert_ne!(plain, p.embed_chip(&mirror).unwrap());
+    p.set_flip(true);
+    let both = p.embed_chip(&chip).unwrap();
+    assert_eq!(both, p.embed_chip(&mirror).unwrap());
+    // The average stays close to the plain embedding: still the same person.
+    assert!(p.distance(&both, &plain) < p.embedder_spec().threshold / 2.0);
+}
