@@ -558,16 +558,17 @@ fn print_text(r: &Report) {
         );
     }
     println!("FPIR: strangers accepted as anybody; FNIR: employees not accepted as themselves (wrong: accepted as someone else)");
-    let mut head = String::from("threshold  margin");
+    let (mut sizes, mut head) = (" ".repeat(17), String::from("threshold  margin"));
     for s in &r.sizes {
-        head += &format!(" | {:>5}: FPIR     FNIR   wrong", s.size);
+        sizes += &format!(" | {:^22}", format!("{} enrolled", s.size));
+        head += " |   FPIR    FNIR   wrong";
     }
-    println!("{head}");
+    println!("{sizes}\n{head}");
     let row = |p: &Point| {
         let mut line = format!("{:>9.3}  {:>6.3}", p.threshold, p.min_margin);
         for x in &p.rates {
             line += &format!(
-                " |        {:>6.4}  {:>6.4}  {:>6.4}",
+                " | {:>6.4}  {:>6.4}  {:>6.4}",
                 x.fpir, x.fnir, x.fnir_wrong_person
             );
         }
