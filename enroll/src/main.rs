@@ -52,7 +52,8 @@ struct GlobalArgs {
     /// The door's config file: `identify`, `verify`, enrolment's duplicate check and `calibrate
     /// --open-set` apply its [recognition] threshold, min_margin and min_face, as the door does
     /// (default: /etc/facegate/config.toml if it exists, else the defaults; the model's threshold
-    /// when the config sets none).
+    /// when the config sets none). Its models and embedder are used unless --models / --embedder
+    /// are given.
     #[arg(long, global = true, value_name = "FILE", env = "FACEGATE_CONFIG")]
     config: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug).
@@ -267,18 +268,23 @@ fn init_logging(verbose: u8) {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
-    let models = match &g.models {
+    // The door's config also names the network its thresholds belong to: used unless
+    // --models / --embedder say otherwise. A broken config only stops the commands that judge.
+    let config = door_config(g.config.as_deref());
+    let (config_models, config_embedder) = config
+        .as_ref()
+        .map(|c| (c.recognition.models.clone(), c.recognition.embedder.clone()))
+        .unwrap_or_default();
+    let models_path = g.models.clone().or(config_models);
+    let embedder = g.embedder.clone().or(config_embedder);
+    let models = match &models_path {
         Some(path) => ModelSet::from_manifest(path)?,
         None => ModelSet::builtin()?,
     };
     if !(g.min_face.is_finite() && g.min_face >= 12.0) {
         anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
     }
-    let fingerprint = models
-        .embedder(g.embedder.as_deref())?
-        .1
-        .fingerprint
-        .clone();
+    let fingerprint = models.embedder(embedder.as_deref())?.1.fingerprint.clone();
     // Commands that only read or edit the gallery do not load the networks.
     match &cli.command {
         Command::List { json } => {
@@ -314,13 +320,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         g.min_face
     };
     let params = photo_params(&models, min_face);
-    let mut pipeline = Pipeline::new(&models, g.embedder.as_deref(), Some(params))
+    let mut pipeline = Pipeline::new(&models, embedder.as_deref(), Some(params))
         .context("loading the face models")?;
     // The door's rule, from the same function the daemon takes it from (read only by the
     // commands that judge faces, so a broken config does not stop `embed`).
     let model_threshold = pipeline.embedder_spec().threshold;
     let door = || -> Result<(facegate::config::Config, facegate::acceptance::Rule)> {
-        let config = door_config(g.config.as_deref())?;
+        let config = config
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?
+            .clone();
         let rule = config.decision_params(model_threshold).rule();
         Ok((config, rule))
     };

@@ -586,3 +586,46 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
     assert_eq!(v["current"]["rates"][0]["fnir"], 0.0, "{}", v["current"]);
     assert_eq!(v["current"]["rates"][0]["fpir"], 0.0, "{}", v["current"]);
 }
+
+#[test]
+fn the_config_names_the_network_the_cli_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[recognition]\nmodels = {:?}\nembedder = \"dlib_resnet_v1_f32\"\n",
+            repo_manifest()
+        ),
+    )
+    .unwrap();
+    let (a, b) = (fixture("obama.jpg"), fixture("obama3.jpg"));
+    let out = facegate(&["--config", s(&config), "verify", "--json", s(&a), s(&b)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout_lines(&out)[0]["model"], "dlib_resnet_v1_f32");
+    // --embedder wins over the config.
+    let out = facegate(&[
+        "--config",
+        s(&config),
+        "--embedder",
+        "dlib_resnet_v1_int8",
+        "verify",
+        "--json",
+        s(&a),
+        s(&b),
+    ]);
+    assert_eq!(stdout_lines(&out)[0]["model"], "dlib_resnet_v1_int8");
+    // A config the daemon would refuse stops the commands that judge, naming the key...
+    std::fs::write(&config, "[recognition]\nframes = 1\n").unwrap();
+    let out = facegate(&["--config", s(&config), "verify", s(&a), s(&b)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recognition.frames"));
+    // ...but not `embed`, which does not judge.
+    let out = facegate(&["--config", s(&config), "embed", s(&a)]);
+    assert_eq!(out.status.code(), Some(0));
+}
