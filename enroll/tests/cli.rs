@@ -629,3 +629,56 @@ fn the_config_names_the_network_the_cli_uses() {
     let out = facegate(&["--config", s(&config), "embed", s(&a)]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn calibrate_open_set_holds_out_a_share_of_a_directory_as_strangers() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = dir.path().join("people");
+    for (who, photos) in [
+        ("obama", &["obama.jpg", "obama2.jpg", "obama3.jpg"][..]),
+        ("biden", &["biden.jpg"]),
+        ("collins", &["astronaut.png"]),
+    ] {
+        std::fs::create_dir_all(people.join(who)).unwrap();
+        for p in photos {
+            std::fs::copy(fixture(p), people.join(who).join(p)).unwrap();
+        }
+    }
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let run = |seed: &str| {
+        let out = facegate(&[
+            "--config",
+            s(&config),
+            "calibrate",
+            "--open-set",
+            s(&people),
+            "--strangers",
+            "0.34",
+            "--seed",
+            seed,
+            "--sizes",
+            "3",
+            "--json",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let v = run("1");
+    // One person of three is a stranger; the others are enrolled from their first photo.
+    assert_eq!(v["enrolled_people"], 2, "{v}");
+    let n = |k: &str| v[k].as_u64().unwrap();
+    assert_eq!(
+        n("enrolled_photos") + n("genuine_probes") + n("impostor_probes"),
+        5
+    );
+    // The same seed, the same split.
+    let again = run("1");
+    assert_eq!(again["impostor_probes"], v["impostor_probes"]);
+    assert_eq!(again["grid"], v["grid"]);
+}
