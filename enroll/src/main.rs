@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod analysis;
+mod openset;
 mod people;
 
 /// Administer a facegate door: enrol employees, identify faces, compute and compare embeddings.
@@ -48,6 +49,13 @@ struct GlobalArgs {
         default_value = "/var/lib/facegate/gallery.toml"
     )]
     gallery: PathBuf,
+    /// The door's config file: `identify`, `verify`, enrolment's duplicate check and `calibrate
+    /// --open-set` apply its [recognition] threshold, min_margin and min_face, as the door does
+    /// (default: /etc/facegate/config.toml if it exists, else the defaults; the model's threshold
+    /// when the config sets none). Its models and embedder are used unless --models / --embedder
+    /// are given.
+    #[arg(long, global = true, value_name = "FILE", env = "FACEGATE_CONFIG")]
+    config: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -98,12 +106,57 @@ enum Command {
     /// From labelled photos (DIR/<name>/<photos>): same- and different-person distance
     /// distributions, false-accept and false-reject rates at several thresholds, and the
     /// threshold recommended for a target false-accept rate.
+    ///
+    /// With --open-set: the door's 1:N question. A gallery is built the way `import` builds it,
+    /// every probe photo is embedded once, and the door's own acceptance rule is run for gallery
+    /// sizes --sizes (random sub-galleries, several seeded draws pooled) over a grid of
+    /// thresholds x margins. Prints FPIR (strangers accepted as anybody) and FNIR (employees not
+    /// accepted as themselves, and how many of those as someone else), and the operating point
+    /// with the lowest FNIR whose FPIR <= --target-fpir at the largest size.
     Calibrate {
         /// Directory with one sub-directory of photos per person.
-        dir: PathBuf,
-        /// Largest acceptable false-accept rate.
+        #[arg(required_unless_present = "open_set", conflicts_with = "open_set")]
+        dir: Option<PathBuf>,
+        /// Largest acceptable false-accept rate (pairs mode).
         #[arg(long, default_value_t = 0.0)]
         target_far: f64,
+        /// Open-set evaluation from an openset.csv (role,person,image with roles enrol, genuine,
+        /// impostor; photos relative to the CSV's folder) or from DIR/<name>/<photos> (a share
+        /// of the people held out as strangers, see --strangers).
+        #[arg(long, value_name = "CSV_OR_DIR")]
+        open_set: Option<PathBuf>,
+        /// Open set from a directory: share of people held out as strangers (seeded).
+        #[arg(long, default_value_t = 0.3)]
+        strangers: f64,
+        /// Open set from a directory: photos enrolled per person (the rest are probes).
+        #[arg(long, default_value_t = 1)]
+        enrol_photos: usize,
+        /// Gallery sizes to evaluate (a size above the people enrolled is capped to it).
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+        sizes: Vec<usize>,
+        /// Random sub-galleries drawn per size smaller than the whole gallery.
+        #[arg(long, default_value_t = 10)]
+        draws: usize,
+        /// Seed of the strangers' split and of the draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Largest acceptable FPIR at the largest size, for the recommendation.
+        #[arg(long, default_value_t = 0.001)]
+        target_fpir: f64,
+        /// Thresholds to try, comma-separated (default: 0.4 to 1.1 times the model's).
+        #[arg(long, value_delimiter = ',')]
+        thresholds: Option<Vec<f32>>,
+        /// Margins to try, comma-separated (default: 0 to 0.3 times the model's threshold).
+        #[arg(long, value_delimiter = ',')]
+        margins: Option<Vec<f32>>,
+        /// Embed every chip and its mirror image, averaged (test-time augmentation; twice the
+        /// embedding time), for enrolment and probes alike.
+        #[arg(long, requires = "open_set")]
+        flip: bool,
+        /// Write the recommended threshold and min_margin into this config's [recognition]
+        /// (created if missing; the rest of the file and its comments are kept).
+        #[arg(long, value_name = "PATH", requires = "open_set")]
+        write_config: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -147,8 +200,10 @@ enum Command {
         /// The new name.
         name: String,
     },
-    /// Say who is in each photo (every face): name, distance and margin over the next person,
-    /// or "unknown". Exit status 0 if any face was recognised, 1 if none, 2 on error.
+    /// Say who is in each photo (every face), judged by the door's acceptance rule with the
+    /// config's values: the person, or the rule that refused the face (too_small, unknown,
+    /// ambiguous, or a quality problem), with the nearest person, distance and margin.
+    /// Exit status 0 if any face was recognised, 1 if none, 2 on error.
     Identify {
         /// Photos.
         #[arg(required = true, value_name = "PHOTO")]
@@ -176,7 +231,7 @@ enum Command {
         a: PathBuf,
         /// Second photo.
         b: PathBuf,
-        /// Same-person threshold on the distance (default: the model's calibrated threshold).
+        /// Same-person threshold on the distance (default: the config's, else the model's).
         #[arg(long)]
         threshold: Option<f32>,
         /// Print the result as one JSON object.
@@ -213,18 +268,23 @@ fn init_logging(verbose: u8) {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
-    let models = match &g.models {
+    // The door's config also names the network its thresholds belong to: used unless
+    // --models / --embedder say otherwise. A broken config only stops the commands that judge.
+    let config = door_config(g.config.as_deref());
+    let (config_models, config_embedder) = config
+        .as_ref()
+        .map(|c| (c.recognition.models.clone(), c.recognition.embedder.clone()))
+        .unwrap_or_default();
+    let models_path = g.models.clone().or(config_models);
+    let embedder = g.embedder.clone().or(config_embedder);
+    let models = match &models_path {
         Some(path) => ModelSet::from_manifest(path)?,
         None => ModelSet::builtin()?,
     };
     if !(g.min_face.is_finite() && g.min_face >= 12.0) {
         anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
     }
-    let fingerprint = models
-        .embedder(g.embedder.as_deref())?
-        .1
-        .fingerprint
-        .clone();
+    let fingerprint = models.embedder(embedder.as_deref())?.1.fingerprint.clone();
     // Commands that only read or edit the gallery do not load the networks.
     match &cli.command {
         Command::List { json } => {
@@ -243,15 +303,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
         _ => {}
     }
     // Enrolment looks for faces down to 40 px so that a small face is refused as too small
-    // rather than reported as missing.
-    let min_face = if matches!(cli.command, Command::Enroll { .. } | Command::Import { .. }) {
+    // rather than reported as missing (the open-set evaluation enrols, and reports small probes
+    // as the door refuses them).
+    let enrols = matches!(
+        cli.command,
+        Command::Enroll { .. }
+            | Command::Import { .. }
+            | Command::Calibrate {
+                open_set: Some(_),
+                ..
+            }
+    );
+    let min_face = if enrols {
         g.min_face.min(40.0)
     } else {
         g.min_face
     };
     let params = photo_params(&models, min_face);
-    let mut pipeline = Pipeline::new(&models, g.embedder.as_deref(), Some(params))
+    let mut pipeline = Pipeline::new(&models, embedder.as_deref(), Some(params))
         .context("loading the face models")?;
+    // The door's rule, from the same function the daemon takes it from (read only by the
+    // commands that judge faces, so a broken config does not stop `embed`).
+    let model_threshold = pipeline.embedder_spec().threshold;
+    let door = || -> Result<(facegate::config::Config, facegate::acceptance::Rule)> {
+        let config = config
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?
+            .clone();
+        let rule = config.decision_params(model_threshold).rule();
+        Ok((config, rule))
+    };
     match cli.command {
         Command::Enroll {
             name,
@@ -265,15 +346,80 @@ fn run(cli: Cli) -> Result<ExitCode> {
             id.as_deref(),
             &photos,
             force,
+            door()?.1.threshold,
         ),
-        Command::Import { dir, force, json } => {
-            people::import(&mut pipeline, &g.gallery, &dir, force, json)
+        Command::Import { dir, force, json } => people::import(
+            &mut pipeline,
+            &g.gallery,
+            &dir,
+            force,
+            json,
+            door()?.1.threshold,
+        ),
+        Command::Calibrate {
+            open_set: Some(source),
+            strangers,
+            enrol_photos,
+            sizes,
+            draws,
+            seed,
+            target_fpir,
+            thresholds,
+            margins,
+            write_config,
+            flip,
+            json,
+            ..
+        } => {
+            let (config, rule) = door()?;
+            let options = openset::Options {
+                source,
+                strangers,
+                enrol_photos,
+                sizes,
+                draws,
+                seed,
+                target_fpir,
+                thresholds,
+                margins,
+                current: rule,
+                flip,
+                json,
+            };
+            let recommended = openset::run(&mut pipeline, &options)?;
+            if let Some(path) = write_config {
+                let Some(r) = recommended else {
+                    anyhow::bail!(
+                        "no operating point meets --target-fpir {target_fpir}; {} left unchanged",
+                        path.display()
+                    );
+                };
+                openset::write_config(&path, r.threshold, r.min_margin)?;
+                eprintln!(
+                    "wrote threshold {:.3} and min_margin {:.3} into {} [recognition]",
+                    r.threshold,
+                    r.min_margin,
+                    path.display()
+                );
+                let named = config.recognition.embedder.as_deref();
+                if g.embedder.is_some() && g.embedder.as_deref() != named {
+                    tracing::warn!(
+                        "these values are for embedder {}; set recognition.embedder (and models) \
+                         in {} to match",
+                        pipeline.embedder_name(),
+                        path.display()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Calibrate {
-            dir,
+            dir: Some(dir),
             target_far,
             json,
+            ..
         } => analysis::calibrate(&mut pipeline, &dir, target_far, json),
+        Command::Calibrate { dir: None, .. } => unreachable!("clap requires DIR or --open-set"),
         Command::Cluster {
             paths,
             threshold,
@@ -281,7 +427,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => analysis::cluster(&mut pipeline, &paths, threshold, json),
         Command::Identify { photos, json } => {
             let gallery = Gallery::load(&g.gallery, &fingerprint)?;
-            people::identify(&mut pipeline, &gallery, &photos, json)
+            people::identify(&mut pipeline, &gallery, &door()?.1, &photos, json)
         }
         Command::List { .. }
         | Command::Show { .. }
@@ -294,7 +440,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             b,
             threshold,
             json,
-        } => verify(&mut pipeline, &a, &b, threshold, json),
+        } => verify(
+            &mut pipeline,
+            &a,
+            &b,
+            match threshold {
+                Some(t) => t,
+                None => door()?.1.threshold,
+            },
+            json,
+        ),
+    }
+}
+
+/// The door's config: `--config`, else /etc/facegate/config.toml if it exists, else defaults.
+fn door_config(path: Option<&Path>) -> Result<facegate::config::Config> {
+    const SYSTEM: &str = "/etc/facegate/config.toml";
+    match path {
+        Some(p) => Ok(facegate::config::Config::load(p)?),
+        None if Path::new(SYSTEM).exists() => {
+            Ok(facegate::config::Config::load(Path::new(SYSTEM))?)
+        }
+        None => Ok(facegate::config::Config::default()),
     }
 }
 
@@ -482,10 +649,9 @@ fn verify(
     pipeline: &mut Pipeline,
     a: &Path,
     b: &Path,
-    threshold: Option<f32>,
+    threshold: f32,
     json: bool,
 ) -> Result<ExitCode> {
-    let threshold = threshold.unwrap_or(pipeline.embedder_spec().threshold);
     if !(threshold.is_finite() && threshold > 0.0) {
         anyhow::bail!("--threshold must be a positive number (got {threshold})");
     }

@@ -1,6 +1,7 @@
 //! The gallery commands of `facegate`: enrol, list, show, remove, rename, identify.
 
 use anyhow::{bail, Result};
+use facegate::acceptance::{FaceFacts, Nearest, Refusal, Rule};
 use facegate::enrolment::{enrol_photo, enrolment, enrolment_face};
 use facegate::gallery::{validate_id, Gallery, Locked, Person, Scoring};
 use facegate::{decode_file, Pipeline};
@@ -16,6 +17,7 @@ pub fn enroll(
     id: Option<&str>,
     photos: &[PathBuf],
     force: bool,
+    threshold: f32,
 ) -> Result<ExitCode> {
     if name.trim().is_empty() {
         bail!("--name must not be empty");
@@ -29,7 +31,6 @@ pub fn enroll(
         new.push(enrol_photo(pipeline, photo)?);
     }
     let spec = pipeline.embedder_spec();
-    let threshold = spec.threshold;
     let lock = Locked::acquire(gallery)?;
     let mut g = lock.load(&spec.fingerprint)?;
     let target = id.map(str::to_owned).unwrap_or_else(|| g.new_id(name));
@@ -194,20 +195,31 @@ struct IdentifiedJson<'a> {
     path: &'a str,
     #[serde(rename = "box")]
     bbox: [f32; 4],
+    /// The person the door would accept, or null.
     id: Option<&'a str>,
     name: Option<&'a str>,
+    /// The rule that refused the face (too_small, unknown, ambiguous, or a quality issue).
+    refused: Option<&'static str>,
+    /// The nearest enrolled person, whether accepted or not.
+    nearest: Option<NearestJson<'a>>,
     distance: Option<f32>,
     margin: Option<f32>,
 }
 
-/// `facegate identify`: every face of every photo, recognised or "unknown".
+#[derive(Serialize)]
+struct NearestJson<'a> {
+    id: &'a str,
+    name: &'a str,
+}
+
+/// `facegate identify`: every face of every photo, judged by the door's rule.
 pub fn identify(
     pipeline: &mut Pipeline,
     g: &Gallery,
+    rule: &Rule,
     photos: &[PathBuf],
     json: bool,
 ) -> Result<ExitCode> {
-    let threshold = pipeline.embedder_spec().threshold;
     let index = g.index(Scoring::of(pipeline.embedder_spec()));
     let mut known = 0usize;
     let mut failed = 0usize;
@@ -229,32 +241,64 @@ pub fn identify(
         }
         for f in &faces {
             let b = f.detection.bbox;
-            let m = index.best(&f.embedding);
-            let hit = m.filter(|m| m.distance <= threshold);
-            known += usize::from(hit.is_some());
-            let who = hit.map(|m| &g.people[m.person]);
+            let nearest = index.best(&f.embedding).map(|m| Nearest {
+                person: m.person,
+                distance: m.distance,
+                margin: m.margin,
+            });
+            // Quality is not judged: the door does not gate on it either.
+            let verdict = rule.judge(&FaceFacts {
+                size: b.size(),
+                quality: Ok(()),
+                nearest,
+            });
+            known += usize::from(verdict.is_ok());
+            let who = verdict.ok().map(|n| &g.people[n.person]);
+            let near = nearest.map(|n| (&g.people[n.person], n));
             if json {
                 let line = IdentifiedJson {
                     path: &shown,
                     bbox: [b.x, b.y, b.w, b.h],
                     id: who.map(|p| p.id.as_str()),
                     name: who.map(|p| p.name.as_str()),
-                    distance: m.map(|m| m.distance),
-                    margin: m.map(|m| m.margin),
+                    refused: verdict.err().map(Refusal::as_str),
+                    nearest: near.map(|(p, _)| NearestJson {
+                        id: &p.id,
+                        name: &p.name,
+                    }),
+                    distance: nearest.map(|m| m.distance),
+                    margin: nearest.map(|m| m.margin),
                 };
                 println!("{}", serde_json::to_string(&line)?);
-            } else {
-                let place = format!("face at [{:.0}, {:.0}, {:.0}, {:.0}]", b.x, b.y, b.w, b.h);
-                match (who, m) {
-                    (Some(p), Some(m)) => println!(
-                        "{shown}: {place}: {} (id {}), distance {:.3}, margin {:.3}",
-                        p.name, p.id, m.distance, m.margin
-                    ),
-                    (None, Some(m)) => println!(
-                        "{shown}: {place}: unknown (nearest {} at {:.3}, threshold {threshold:.3})",
-                        g.people[m.person].name, m.distance
-                    ),
-                    _ => println!("{shown}: {place}: unknown (no one is enrolled)"),
+                continue;
+            }
+            let place = format!("face at [{:.0}, {:.0}, {:.0}, {:.0}]", b.x, b.y, b.w, b.h);
+            let closest = match near {
+                Some((p, n)) => format!(
+                    "nearest {} (id {}) at distance {:.3}, margin {:.3}",
+                    p.name, p.id, n.distance, n.margin
+                ),
+                None => "no one is enrolled".to_owned(),
+            };
+            match verdict {
+                Ok(_) => println!(
+                    "{shown}: {place}: {} (id {}): {closest}",
+                    who.map_or("", |p| p.name.as_str()),
+                    who.map_or("", |p| p.id.as_str())
+                ),
+                Err(r) => {
+                    let why = match r {
+                        Refusal::TooSmall => {
+                            format!("face {:.0} px, min_face {:.0}", b.size(), rule.min_face)
+                        }
+                        Refusal::Unknown => format!("threshold {:.3}", rule.threshold),
+                        Refusal::Ambiguous => format!("min_margin {:.3}", rule.min_margin),
+                        Refusal::PoorQuality(_) => "poor image".to_owned(),
+                    };
+                    println!(
+                        "{shown}: {place}: refused, {} ({why}); {closest}",
+                        r.as_str()
+                    )
                 }
             }
         }
@@ -276,6 +320,7 @@ pub fn import(
     dir: &Path,
     force: bool,
     json: bool,
+    threshold: f32,
 ) -> Result<ExitCode> {
     let photos = crate::analysis::labelled_photos(dir)?;
     let spec = pipeline.embedder_spec().clone();
@@ -297,7 +342,7 @@ pub fn import(
             };
             if let Some(m) = g.index(Scoring::of(&spec)).best(&face.embedding) {
                 let other = &g.people[m.person];
-                if m.distance <= spec.threshold && other.id != id && !force {
+                if m.distance <= threshold && other.id != id && !force {
                     bail!(
                         "{}: matches {:?} (id {}) at distance {:.3}",
                         photo.display(),

@@ -317,3 +317,368 @@ fn bench_names_a_photo_without_a_face_and_exits_2() {
         "{err}"
     );
 }
+
+/// A gallery in `dir` with Obama (obama.jpg) and Biden enrolled, and an empty config there (so
+/// that the machine's /etc/facegate/config.toml plays no part).
+fn two_people(dir: &Path) -> (String, String) {
+    let gallery = dir.join("gallery.toml").to_str().unwrap().to_owned();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "# the defaults\n").unwrap();
+    for (name, photo) in [("Obama", "obama.jpg"), ("Biden", "biden.jpg")] {
+        let out = facegate(&[
+            "--gallery",
+            &gallery,
+            "enroll",
+            "--name",
+            name,
+            s(&fixture(photo)),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (gallery, config.to_str().unwrap().to_owned())
+}
+
+#[test]
+fn identify_shows_the_door_verdict_and_the_rule_that_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gallery, config) = two_people(dir.path());
+    let identify = |config: &str, photos: &[&str]| {
+        let mut args = vec![
+            "--gallery",
+            &gallery,
+            "--config",
+            config,
+            "identify",
+            "--json",
+        ];
+        args.extend_from_slice(photos);
+        facegate(&args)
+    };
+    let obama2 = fixture("obama2.jpg");
+    let astronaut = fixture("astronaut.png");
+    let out = identify(&config, &[s(&obama2), s(&astronaut)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let mut keys: Vec<_> = lines[0].as_object().unwrap().keys().cloned().collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["box", "distance", "id", "margin", "name", "nearest", "path", "refused"]
+    );
+    // The employee is let in.
+    assert_eq!(lines[0]["id"], "obama", "{}", lines[0]);
+    assert_eq!(lines[0]["refused"], Value::Null);
+    assert_eq!(lines[0]["nearest"]["id"], "obama");
+    // The stranger is not, and the output says why and who was nearest.
+    assert_eq!(lines[1]["id"], Value::Null, "{}", lines[1]);
+    assert_eq!(lines[1]["refused"], "unknown");
+    assert!(lines[1]["nearest"]["id"].is_string());
+    assert!(lines[1]["distance"].as_f64().unwrap() > 0.6);
+
+    // The config's values are the ones applied: a margin no two people can have...
+    let strict = dir.path().join("strict.toml");
+    std::fs::write(&strict, "[recognition]\nmin_margin = 2.0\n").unwrap();
+    let out = identify(s(&strict), &[s(&obama2)]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = &stdout_lines(&out)[0];
+    assert_eq!(line["refused"], "ambiguous", "{line}");
+    assert_eq!(line["nearest"]["id"], "obama");
+    // ...a face size no photo reaches...
+    std::fs::write(&strict, "[recognition]\nmin_face = 2000\n").unwrap();
+    let out = identify(s(&strict), &[s(&obama2)]);
+    assert_eq!(stdout_lines(&out)[0]["refused"], "too_small");
+    // ...and in text, the rule is named with the value that refused.
+    std::fs::write(&strict, "[recognition]\nthreshold = 0.05\n").unwrap();
+    let out = facegate(&[
+        "--gallery",
+        &gallery,
+        "--config",
+        s(&strict),
+        "identify",
+        s(&obama2),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("refused, unknown (threshold 0.050); nearest Obama (id obama)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn verify_and_enrolment_use_the_config_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gallery, _) = two_people(dir.path());
+    let strict = dir.path().join("strict.toml");
+    std::fs::write(&strict, "[recognition]\nthreshold = 0.05\n").unwrap();
+    let (a, b) = (fixture("obama.jpg"), fixture("obama3.jpg"));
+    let out = facegate(&["--config", s(&strict), "verify", "--json", s(&a), s(&b)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout_lines(&out)[0]["threshold"].as_f64().unwrap() as f32,
+        0.05
+    );
+    // Another Obama photo under a new name is a duplicate with the defaults...
+    let enrol = |config: &str| {
+        facegate(&[
+            "--gallery",
+            &gallery,
+            "--config",
+            config,
+            "enroll",
+            "--name",
+            "Barack",
+            s(&b),
+        ])
+    };
+    let empty = dir.path().join("config.toml");
+    let out = enrol(s(&empty));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("matches \"Obama\""));
+    // ...and not under a threshold that near.
+    assert_eq!(enrol(s(&strict)).status.code(), Some(0));
+}
+
+#[test]
+fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for f in [
+        "obama.jpg",
+        "obama2.jpg",
+        "obama3.jpg",
+        "biden.jpg",
+        "astronaut.png",
+        "coffee.png",
+    ] {
+        std::fs::copy(fixture(f), photos.join(f)).unwrap();
+    }
+    let csv = dir.path().join("openset.csv");
+    std::fs::write(
+        &csv,
+        "role,person,image\nenrol,obama,photos/obama.jpg\nenrol,biden,photos/biden.jpg\n\
+         genuine,obama,photos/obama2.jpg\ngenuine,obama,photos/obama3.jpg\n\
+         impostor,collins,photos/astronaut.png\nimpostor,cup,photos/coffee.png\n",
+    )
+    .unwrap();
+    let config = dir.path().join("site.toml");
+    std::fs::write(&config, "# our door\n[lock]\ngpio = 22\n").unwrap();
+    let out = facegate(&[
+        "--config",
+        s(&config),
+        "calibrate",
+        "--open-set",
+        s(&csv),
+        "--sizes",
+        "1,5",
+        "--draws",
+        "3",
+        "--json",
+        "--write-config",
+        s(&config),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "current",
+            "enrol_skipped",
+            "enrolled_people",
+            "enrolled_photos",
+            "flip",
+            "genuine_probes",
+            "genuine_without_enrolment",
+            "grid",
+            "impostor_probes",
+            "metric",
+            "min_face",
+            "model",
+            "model_threshold",
+            "recommended",
+            "seed",
+            "sizes",
+            "source",
+            "target_fpir",
+            "unusable_probes"
+        ]
+    );
+    assert_eq!(v["enrolled_people"], 2);
+    assert_eq!(
+        (v["genuine_probes"].as_u64(), v["impostor_probes"].as_u64()),
+        (Some(2), Some(2))
+    );
+    // The photo without a face is reported, and counted as a rejected stranger.
+    let unusable = v["unusable_probes"].as_array().unwrap();
+    assert_eq!(unusable.len(), 1, "{unusable:?}");
+    assert!(unusable[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("coffee.png"));
+    assert_eq!(unusable[0]["role"], "impostor");
+    // Size 5 is capped to the 2 enrolled; size 1 is drawn 3 times.
+    let sizes = v["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len(), 2);
+    assert_eq!(
+        (sizes[0]["size"].as_u64(), sizes[0]["draws"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert_eq!(sizes[1]["requested"], 5);
+    assert_eq!(sizes[1]["size"], 2);
+    assert_eq!(sizes[1]["capped"], true);
+    assert_eq!(sizes[1]["genuine_trials"], 2);
+    assert_eq!(sizes[1]["impostor_trials"], 2);
+    let grid = v["grid"].as_array().unwrap();
+    assert!(grid.len() > 10);
+    for p in grid {
+        assert_eq!(p["rates"].as_array().unwrap().len(), 2);
+    }
+    // With the shipped defaults, Obama is let in and the astronaut is not.
+    let current = &v["current"]["rates"][1];
+    assert_eq!(current["fpir"], 0.0, "{current}");
+    assert_eq!(current["fnir"], 0.0, "{current}");
+    let rec = &v["recommended"];
+    assert_eq!(rec["rates"][1]["fpir"], 0.0, "{rec}");
+    assert_eq!(rec["rates"][1]["fnir"], 0.0, "{rec}");
+    assert_eq!(rec["rates"][1]["fnir_wrong_person"], 0.0);
+    // The operating point went into the config, which the daemon accepts, comments and all.
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.starts_with("# our door\n"), "{written}");
+    let c = facegate::config::Config::load(&config).unwrap();
+    assert_eq!(c.lock.gpio, 22);
+    let as_f32 = |v: &Value| v.as_f64().unwrap() as f32;
+    assert_eq!(c.recognition.threshold, Some(as_f32(&rec["threshold"])));
+    assert_eq!(c.recognition.min_margin, as_f32(&rec["min_margin"]));
+
+    // Flip augmentation is said in the output and keeps the verdicts on these photos.
+    let out = facegate(&[
+        "--config",
+        s(&config),
+        "calibrate",
+        "--open-set",
+        s(&csv),
+        "--sizes",
+        "2",
+        "--flip",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["flip"], true);
+    assert_eq!(v["current"]["rates"][0]["fnir"], 0.0, "{}", v["current"]);
+    assert_eq!(v["current"]["rates"][0]["fpir"], 0.0, "{}", v["current"]);
+}
+
+#[test]
+fn the_config_names_the_network_the_cli_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[recognition]\nmodels = {:?}\nembedder = \"dlib_resnet_v1_f32\"\n",
+            repo_manifest()
+        ),
+    )
+    .unwrap();
+    let (a, b) = (fixture("obama.jpg"), fixture("obama3.jpg"));
+    let out = facegate(&["--config", s(&config), "verify", "--json", s(&a), s(&b)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout_lines(&out)[0]["model"], "dlib_resnet_v1_f32");
+    // --embedder wins over the config.
+    let out = facegate(&[
+        "--config",
+        s(&config),
+        "--embedder",
+        "dlib_resnet_v1_int8",
+        "verify",
+        "--json",
+        s(&a),
+        s(&b),
+    ]);
+    assert_eq!(stdout_lines(&out)[0]["model"], "dlib_resnet_v1_int8");
+    // A config the daemon would refuse stops the commands that judge, naming the key...
+    std::fs::write(&config, "[recognition]\nframes = 1\n").unwrap();
+    let out = facegate(&["--config", s(&config), "verify", s(&a), s(&b)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recognition.frames"));
+    // ...but not `embed`, which does not judge.
+    let out = facegate(&["--config", s(&config), "embed", s(&a)]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn calibrate_open_set_holds_out_a_share_of_a_directory_as_strangers() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = dir.path().join("people");
+    for (who, photos) in [
+        ("obama", &["obama.jpg", "obama2.jpg", "obama3.jpg"][..]),
+        ("biden", &["biden.jpg"]),
+        ("collins", &["astronaut.png"]),
+    ] {
+        std::fs::create_dir_all(people.join(who)).unwrap();
+        for p in photos {
+            std::fs::copy(fixture(p), people.join(who).join(p)).unwrap();
+        }
+    }
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let run = |seed: &str| {
+        let out = facegate(&[
+            "--config",
+            s(&config),
+            "calibrate",
+            "--open-set",
+            s(&people),
+            "--strangers",
+            "0.34",
+            "--seed",
+            seed,
+            "--sizes",
+            "3",
+            "--json",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let v = run("1");
+    // One person of three is a stranger; the others are enrolled from their first photo.
+    assert_eq!(v["enrolled_people"], 2, "{v}");
+    let n = |k: &str| v[k].as_u64().unwrap();
+    assert_eq!(
+        n("enrolled_photos") + n("genuine_probes") + n("impostor_probes"),
+        5
+    );
+    // The same seed, the same split.
+    let again = run("1");
+    assert_eq!(again["impostor_probes"], v["impostor_probes"]);
+    assert_eq!(again["grid"], v["grid"]);
+}

@@ -265,3 +265,19 @@ fn sface_puts_obama_closer_to_obama_than_to_biden() {
         }
     }
 }
+
+#[test]
+fn flip_augmentation_gives_a_face_and_its_mirror_one_embedding() {
+    let mut p = builtin();
+    let img = decode_file(&fixture("obama2.jpg")).unwrap();
+    let det = p.detect_largest(&img).unwrap().unwrap();
+    let chip = p.align(&img, &det).unwrap();
+    let mirror = image::imageops::flip_horizontal(&chip);
+    let plain = p.embed_chip(&chip).unwrap();
+    assert_ne!(plain, p.embed_chip(&mirror).unwrap());
+    p.set_flip(true);
+    let both = p.embed_chip(&chip).unwrap();
+    assert_eq!(both, p.embed_chip(&mirror).unwrap());
+    // The average stays close to the plain embedding: still the same person.
+    assert!(p.distance(&both, &plain) < p.embedder_spec().threshold / 2.0);
+}

@@ -38,6 +38,7 @@ pub struct Pipeline {
     embedder: Embedder,
     name: String,
     spec: EmbedderManifest,
+    flip: bool,
 }
 
 impl Pipeline {
@@ -56,7 +57,15 @@ impl Pipeline {
             embedder: Embedder::new(models, spec)?,
             name: name.to_owned(),
             spec: spec.clone(),
+            flip: false,
         })
+    }
+
+    /// Test-time augmentation: embed each chip and its mirror image and average the two (twice
+    /// the embedding time). Embeddings made with and without it should not be mixed in one
+    /// gallery.
+    pub fn set_flip(&mut self, on: bool) {
+        self.flip = on;
     }
 
     /// The embedder's name in the manifest.
@@ -96,7 +105,19 @@ impl Pipeline {
 
     /// The embedding of an aligned chip.
     pub fn embed_chip(&mut self, chip: &RgbImage) -> Result<Embedding, PipelineError> {
-        Ok(self.embedder.embed(chip)?)
+        let mut e = self.embedder.embed(chip)?;
+        if self.flip {
+            let mirror = self
+                .embedder
+                .embed(&image::imageops::flip_horizontal(chip))?;
+            for (a, b) in e.0.iter_mut().zip(&mirror.0) {
+                *a = (*a + b) / 2.0;
+            }
+            if self.spec.normalize {
+                e.normalize();
+            }
+        }
+        Ok(e)
     }
 
     /// Detects, aligns and embeds every face, largest first.

@@ -1,0 +1,755 @@
+//! `facegate calibrate --open-set`: the door's 1:N question measured the way NIST FRVT measures
+//! it (FPIR: strangers accepted as anybody; FNIR: employees not accepted as themselves), with the
+//! door's own acceptance rule, over a grid of operating points and several gallery sizes.
+
+use anyhow::{bail, Context, Result};
+use facegate::acceptance::{FaceFacts, Nearest, Rule};
+use facegate::enrolment::{enrolment, enrolment_face};
+use facegate::gallery::{Gallery, Person, Scoring};
+use facegate::models::EmbedderManifest;
+use facegate::{decode_file, Embedding, Pipeline};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What to evaluate and how.
+pub struct Options {
+    /// `openset.csv` (role,person,image) or `DIR/<name>/<photos>`.
+    pub source: PathBuf,
+    /// Share of people held out as strangers (directory layout only).
+    pub strangers: f64,
+    /// Photos enrolled per person (directory layout only).
+    pub enrol_photos: usize,
+    /// Gallery sizes asked for.
+    pub sizes: Vec<usize>,
+    /// Random draws of a sub-gallery per size smaller than the whole gallery.
+    pub draws: usize,
+    /// Seed of the held-out split and of the draws.
+    pub seed: u64,
+    /// Largest acceptable FPIR at the largest size.
+    pub target_fpir: f64,
+    /// Thresholds to try (default: a grid around the model's threshold).
+    pub thresholds: Option<Vec<f32>>,
+    /// Margins to try (default: a grid scaled to the model's threshold).
+    pub margins: Option<Vec<f32>>,
+    /// The door's rule as configured now (its `min_face` is used throughout; its threshold and
+    /// margin are evaluated too).
+    pub current: Rule,
+    /// Embed each chip and its mirror image, averaged.
+    pub flip: bool,
+    /// Print JSON.
+    pub json: bool,
+}
+
+/// Role of a photo in the open-set protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Enrol,
+    Genuine,
+    Impostor,
+}
+
+/// `(role, person, photo)` rows of an `openset.csv`; photos are relative to its folder.
+fn read_csv(path: &Path) -> Result<Vec<(Role, String, PathBuf)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (n == 0 && line.starts_with("role,")) {
+            continue;
+        }
+        let mut f = line.splitn(3, ',');
+        let (Some(role), Some(person), Some(image)) = (f.next(), f.next(), f.next()) else {
+            bail!("{}:{}: expected role,person,image", path.display(), n + 1);
+        };
+        let role = match role.trim() {
+            "enrol" | "enroll" => Role::Enrol,
+            "genuine" => Role::Genuine,
+            "impostor" => Role::Impostor,
+            other => bail!(
+                "{}:{}: role {other:?} is not enrol, genuine or impostor",
+                path.display(),
+                n + 1
+            ),
+        };
+        rows.push((role, person.trim().to_owned(), base.join(image.trim())));
+    }
+    if !rows.iter().any(|r| r.0 == Role::Enrol) {
+        bail!("{}: no enrol rows", path.display());
+    }
+    Ok(rows)
+}
+
+/// `DIR/<name>/<photos>` split into roles: a seeded share of the people are strangers (all
+/// their photos impostor probes); the others are enrolled from their first `enrol_photos`
+/// photos (sorted by name) and probed with the rest.
+fn split_dir(
+    dir: &Path,
+    strangers: f64,
+    enrol_photos: usize,
+    seed: u64,
+) -> Result<Vec<(Role, String, PathBuf)>> {
+    let mut by_person: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for (name, photo) in crate::analysis::labelled_photos(dir)? {
+        by_person.entry(name).or_default().push(photo);
+    }
+    let mut names: Vec<&String> = by_person.keys().collect();
+    SplitMix64(seed).shuffle(&mut names);
+    let held_out = ((strangers * names.len() as f64).round() as usize).min(names.len());
+    let mut rows = Vec::new();
+    for (k, name) in names.into_iter().enumerate() {
+        for (i, photo) in by_person[name].iter().enumerate() {
+            let role = if k < held_out {
+                Role::Impostor
+            } else if i < enrol_photos {
+                Role::Enrol
+            } else {
+                Role::Genuine
+            };
+            rows.push((role, name.clone(), photo.clone()));
+        }
+    }
+    Ok(rows)
+}
+
+/// A small seeded generator (SplitMix64), so that a seed names the same draws on every build.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// One probe photo, embedded once the way the door sees a frame: its largest face, embedded
+/// only if it is at least `min_face`.
+struct Probe {
+    /// Index of the person in the full gallery (`None` for a stranger).
+    person: Option<usize>,
+    /// Shorter side of the face box and, for a face large enough, its embedding; `None` when
+    /// the photo has no usable face.
+    face: Option<(f32, Option<Embedding>)>,
+}
+
+#[derive(Serialize)]
+struct Unusable {
+    path: String,
+    role: &'static str,
+    reason: String,
+}
+
+/// Rates at one operating point and gallery size, pooled over the draws.
+#[derive(Serialize, Clone, Copy)]
+struct Rates {
+    size: usize,
+    fpir: f64,
+    fnir: f64,
+    /// Genuine probes accepted as somebody else (part of `fnir`).
+    fnir_wrong_person: f64,
+}
+
+#[derive(Serialize, Clone)]
+struct Point {
+    threshold: f32,
+    min_margin: f32,
+    rates: Vec<Rates>,
+}
+
+#[derive(Serialize)]
+struct SizeJson {
+    requested: usize,
+    size: usize,
+    capped: bool,
+    draws: usize,
+    genuine_trials: usize,
+    impostor_trials: usize,
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    metric: String,
+    model_threshold: f32,
+    flip: bool,
+    min_face: f32,
+    source: String,
+    seed: u64,
+    enrolled_people: usize,
+    enrolled_photos: usize,
+    enrol_skipped: Vec<String>,
+    genuine_probes: usize,
+    impostor_probes: usize,
+    genuine_without_enrolment: usize,
+    unusable_probes: Vec<Unusable>,
+    sizes: Vec<SizeJson>,
+    target_fpir: f64,
+    current: Point,
+    recommended: Option<Point>,
+    grid: Vec<Point>,
+}
+
+/// The nearest enrolled person of each usable probe, for one sub-gallery.
+fn nearest_in(
+    sub: &[usize],
+    people: &[Person],
+    spec: &EmbedderManifest,
+    probes: &[Probe],
+) -> Vec<Trial> {
+    let mut g = Gallery::new(&spec.fingerprint);
+    g.people = sub.iter().map(|&i| people[i].clone()).collect();
+    let index = g.index(Scoring::of(spec));
+    let mut member = vec![false; people.len()];
+    for &i in sub {
+        member[i] = true;
+    }
+    probes
+        .iter()
+        .filter(|p| p.person.is_none_or(|i| member[i]))
+        .map(|p| Trial {
+            person: p.person,
+            facts: p.face.as_ref().map(|(size, e)| FaceFacts {
+                size: *size,
+                // The door does not gate on quality yet; the same here.
+                quality: Ok(()),
+                nearest: e.as_ref().and_then(|e| index.best(e)).map(|m| Nearest {
+                    person: sub[m.person],
+                    distance: m.distance,
+                    margin: m.margin,
+                }),
+            }),
+        })
+        .collect()
+}
+
+/// One probe against one sub-gallery.
+struct Trial {
+    person: Option<usize>,
+    facts: Option<FaceFacts>,
+}
+
+/// FPIR, FNIR and wrong-person share of `rule` over `trials`.
+fn rates(rule: &Rule, trials: &[Trial], size: usize) -> Rates {
+    let (mut gen, mut miss, mut wrong, mut imp, mut fp) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    for t in trials {
+        let verdict = t.facts.as_ref().map(|f| rule.judge(f));
+        let accepted = verdict.and_then(|v| v.ok()).map(|n| n.person);
+        match t.person {
+            Some(p) => {
+                gen += 1;
+                match accepted {
+                    Some(q) if q == p => {}
+                    Some(_) => {
+                        miss += 1;
+                        wrong += 1;
+                    }
+                    None => miss += 1,
+                }
+            }
+            None => {
+                imp += 1;
+                fp += usize::from(accepted.is_some());
+            }
+        }
+    }
+    let share = |a: usize, b: usize| {
+        if b == 0 {
+            f64::NAN
+        } else {
+            a as f64 / b as f64
+        }
+    };
+    Rates {
+        size,
+        fpir: share(fp, imp),
+        fnir: share(miss, gen),
+        fnir_wrong_person: share(wrong, gen),
+    }
+}
+
+/// The default grid: thresholds from 0.4 to 1.1 times the model's, margins up to 0.3 times it
+/// (rounded to 3 decimals so that a written config reads back the value evaluated).
+fn default_grid(model_threshold: f32) -> (Vec<f32>, Vec<f32>) {
+    let r = |v: f32| (v * 1000.0).round() / 1000.0;
+    let thresholds = (16..=44)
+        .map(|k| r(model_threshold * k as f32 * 0.025))
+        .collect();
+    let margins = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3]
+        .iter()
+        .map(|k| r(model_threshold * k))
+        .collect();
+    (thresholds, margins)
+}
+
+/// The operating point with the lowest FNIR whose FPIR is within `target` at the largest size
+/// (ties: lower FPIR, then the stricter threshold, then the larger margin).
+fn recommend(grid: &[Point], target: f64) -> Option<Point> {
+    grid.iter()
+        .filter(|p| p.rates.last().is_some_and(|r| r.fpir <= target))
+        .min_by(|a, b| {
+            let (ra, rb) = (a.rates.last().unwrap(), b.rates.last().unwrap());
+            ra.fnir
+                .total_cmp(&rb.fnir)
+                .then(ra.fpir.total_cmp(&rb.fpir))
+                .then(a.threshold.total_cmp(&b.threshold))
+                .then(b.min_margin.total_cmp(&a.min_margin))
+        })
+        .cloned()
+}
+
+/// The result of [`run`]: the operating point recommended, if any.
+pub struct Recommendation {
+    /// The threshold.
+    pub threshold: f32,
+    /// The margin.
+    pub min_margin: f32,
+}
+
+/// `facegate calibrate --open-set`.
+pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation>> {
+    if !(0.0..=1.0).contains(&o.target_fpir) {
+        bail!("--target-fpir must be in [0, 1] (got {})", o.target_fpir);
+    }
+    if !(0.0..1.0).contains(&o.strangers) {
+        bail!("--strangers must be in [0, 1) (got {})", o.strangers);
+    }
+    if o.sizes.is_empty() || o.sizes.contains(&0) || o.draws == 0 || o.enrol_photos == 0 {
+        bail!("--sizes, --draws and --enrol-photos must be at least 1");
+    }
+    let rows = if o.source.is_dir() {
+        split_dir(&o.source, o.strangers, o.enrol_photos, o.seed)?
+    } else {
+        read_csv(&o.source)?
+    };
+    pipeline.set_flip(o.flip);
+    let spec = pipeline.embedder_spec().clone();
+    let bar = indicatif::ProgressBar::new(rows.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    // Enrolment first (the way `import` checks each photo), so probes know their person.
+    let mut people: Vec<Person> = Vec::new();
+    let mut enrol_skipped = Vec::new();
+    let mut enrolled_photos = 0;
+    for (_, name, photo) in rows.iter().filter(|r| r.0 == Role::Enrol) {
+        bar.set_message(name.clone());
+        match enrolment_face(pipeline, photo).and_then(|f| enrolment(photo, f)) {
+            Ok(e) => {
+                enrolled_photos += 1;
+                match people.iter_mut().find(|p| &p.name == name) {
+                    Some(p) => p.enrolments.push(e),
+                    None => people.push(Person {
+                        id: format!("p{}", people.len()),
+                        name: name.clone(),
+                        enrolments: vec![e],
+                    }),
+                }
+            }
+            Err(e) => enrol_skipped.push(format!("{e}")),
+        }
+        bar.inc(1);
+    }
+    if people.is_empty() {
+        bar.finish_and_clear();
+        bail!(
+            "no enrol photo could be enrolled: {}",
+            enrol_skipped.join("; ")
+        );
+    }
+    let mut probes = Vec::new();
+    let mut unusable = Vec::new();
+    let mut orphans = 0;
+    let (mut genuine, mut impostor) = (0, 0);
+    for (role, name, photo) in rows.iter().filter(|r| r.0 != Role::Enrol) {
+        bar.set_message(name.clone());
+        bar.inc(1);
+        let person = match role {
+            Role::Genuine => match people.iter().position(|p| &p.name == name) {
+                Some(i) => Some(i),
+                None => {
+                    // Their enrolment was refused (or missing): not a test of the door.
+                    orphans += 1;
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        let role_name = if person.is_some() {
+            genuine += 1;
+            "genuine"
+        } else {
+            impostor += 1;
+            "impostor"
+        };
+        let face = match probe_face(pipeline, photo, o.current.min_face) {
+            Ok(f) => Some(f),
+            Err(reason) => {
+                unusable.push(Unusable {
+                    path: photo.display().to_string(),
+                    role: role_name,
+                    reason,
+                });
+                None
+            }
+        };
+        probes.push(Probe { person, face });
+    }
+    bar.finish_and_clear();
+
+    let (thresholds, margins) = match (&o.thresholds, &o.margins) {
+        (Some(t), Some(m)) => (t.clone(), m.clone()),
+        (t, m) => {
+            let (dt, dm) = default_grid(spec.threshold);
+            (t.clone().unwrap_or(dt), m.clone().unwrap_or(dm))
+        }
+    };
+    let mut sizes: Vec<(usize, usize)> =
+        o.sizes.iter().map(|&s| (s, s.min(people.len()))).collect();
+    sizes.sort_by_key(|s| s.1);
+    sizes.dedup_by_key(|s| s.1);
+    let mut rng = SplitMix64(o.seed ^ 0x5eed);
+    let mut size_json = Vec::new();
+    let mut trials_by_size = Vec::new();
+    for &(requested, n) in &sizes {
+        let draws = if n == people.len() { 1 } else { o.draws };
+        let mut trials = Vec::new();
+        let mut all: Vec<usize> = (0..people.len()).collect();
+        for _ in 0..draws {
+            rng.shuffle(&mut all);
+            trials.extend(nearest_in(&all[..n], &people, &spec, &probes));
+        }
+        let g = trials.iter().filter(|t| t.person.is_some()).count();
+        size_json.push(SizeJson {
+            requested,
+            size: n,
+            capped: requested > n,
+            draws,
+            genuine_trials: g,
+            impostor_trials: trials.len() - g,
+        });
+        trials_by_size.push((n, trials));
+    }
+    let point = |threshold: f32, min_margin: f32| {
+        let rule = Rule {
+            threshold,
+            min_margin,
+            min_face: o.current.min_face,
+        };
+        Point {
+            threshold,
+            min_margin,
+            rates: trials_by_size
+                .iter()
+                .map(|(n, t)| rates(&rule, t, *n))
+                .collect(),
+        }
+    };
+    let grid: Vec<Point> = thresholds
+        .iter()
+        .flat_map(|&t| margins.iter().map(move |&m| (t, m)))
+        .map(|(t, m)| point(t, m))
+        .collect();
+    let report = Report {
+        model: pipeline.embedder_name().to_owned(),
+        metric: format!("{:?}", spec.metric).to_lowercase(),
+        model_threshold: spec.threshold,
+        flip: o.flip,
+        min_face: o.current.min_face,
+        source: o.source.display().to_string(),
+        seed: o.seed,
+        enrolled_people: people.len(),
+        enrolled_photos,
+        enrol_skipped,
+        genuine_probes: genuine,
+        impostor_probes: impostor,
+        genuine_without_enrolment: orphans,
+        unusable_probes: unusable,
+        sizes: size_json,
+        target_fpir: o.target_fpir,
+        current: point(o.current.threshold, o.current.min_margin),
+        recommended: recommend(&grid, o.target_fpir),
+        grid,
+    };
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(report.recommended.map(|p| Recommendation {
+        threshold: p.threshold,
+        min_margin: p.min_margin,
+    }))
+}
+
+/// The probe's largest face as the door would see it: its size and, when at least `min_face`,
+/// its embedding. `Err` with the reason when the photo has no usable face.
+fn probe_face(
+    pipeline: &mut Pipeline,
+    photo: &Path,
+    min_face: f32,
+) -> Result<(f32, Option<Embedding>), String> {
+    let img = decode_file(photo).map_err(|e| e.to_string())?;
+    let det = pipeline
+        .detect_largest(&img)
+        .map_err(|e| e.to_string())?
+        .ok_or("no face found")?;
+    let size = det.bbox.size();
+    if size < min_face {
+        return Ok((size, None));
+    }
+    let chip = pipeline.align(&img, &det).ok_or("degenerate landmarks")?;
+    let e = pipeline.embed_chip(&chip).map_err(|e| e.to_string())?;
+    Ok((size, Some(e)))
+}
+
+fn print_text(r: &Report) {
+    for s in &r.enrol_skipped {
+        println!("not enrolled: {s}");
+    }
+    for u in &r.unusable_probes {
+        println!(
+            "no usable face ({} probe, counted as refused): {}: {}",
+            u.role, u.path, u.reason
+        );
+    }
+    println!(
+        "{}: {} people enrolled from {} photo(s) ({} refused); {} genuine probes, {} impostor \
+         probes ({} without a usable face); {} genuine probes of people not enrolled left out",
+        r.source,
+        r.enrolled_people,
+        r.enrolled_photos,
+        r.enrol_skipped.len(),
+        r.genuine_probes,
+        r.impostor_probes,
+        r.unusable_probes.len(),
+        r.genuine_without_enrolment
+    );
+    println!(
+        "model {} ({} distance, model threshold {:.3}{}); the door's rule with min_face {:.0} px",
+        r.model,
+        r.metric,
+        r.model_threshold,
+        if r.flip { ", flip averaged" } else { "" },
+        r.min_face
+    );
+    for s in &r.sizes {
+        println!(
+            "gallery of {}{}: {} random draw(s) (seed {}), rates pooled over {} genuine and {} impostor trials",
+            s.size,
+            if s.capped {
+                format!(" (asked {}, capped to the people enrolled)", s.requested)
+            } else {
+                String::new()
+            },
+            s.draws,
+            r.seed,
+            s.genuine_trials,
+            s.impostor_trials
+        );
+    }
+    println!("FPIR: strangers accepted as anybody; FNIR: employees not accepted as themselves (wrong: accepted as someone else)");
+    let (mut sizes, mut head) = (" ".repeat(17), String::from("threshold  margin"));
+    for s in &r.sizes {
+        sizes += &format!(" | {:^22}", format!("{} enrolled", s.size));
+        head += " |   FPIR    FNIR   wrong";
+    }
+    println!("{sizes}\n{head}");
+    let row = |p: &Point| {
+        let mut line = format!("{:>9.3}  {:>6.3}", p.threshold, p.min_margin);
+        for x in &p.rates {
+            line += &format!(
+                " | {:>6.4}  {:>6.4}  {:>6.4}",
+                x.fpir, x.fnir, x.fnir_wrong_person
+            );
+        }
+        line
+    };
+    for p in &r.grid {
+        println!("{}", row(p));
+    }
+    println!("current config:\n{}", row(&r.current));
+    match &r.recommended {
+        Some(p) => println!(
+            "recommended for FPIR <= {} at {} enrolled: threshold {:.3}, min_margin {:.3}\n{}",
+            r.target_fpir,
+            p.rates.last().map_or(0, |x| x.size),
+            p.threshold,
+            p.min_margin,
+            row(p)
+        ),
+        None => println!(
+            "no operating point of the grid keeps FPIR <= {} at the largest size",
+            r.target_fpir
+        ),
+    }
+}
+
+/// Writes `threshold` and `min_margin` into `[recognition]` of the config at `path` (created if
+/// missing), keeping the rest of the file and its comments; refused, with nothing written, if
+/// the daemon would not accept the result.
+pub fn write_config(path: &Path, threshold: f32, min_margin: f32) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let rec = doc
+        .entry("recognition")
+        .or_insert_with(toml_edit::table)
+        .as_table_like_mut()
+        .with_context(|| format!("{}: recognition is not a table", path.display()))?;
+    // f32 -> f64 through 4 decimals, so the file says 0.42, not 0.41999998688697815.
+    let v = |x: f32| toml_edit::value((f64::from(x) * 1e4).round() / 1e4);
+    rec.insert("threshold", v(threshold));
+    rec.insert("min_margin", v(min_margin));
+    let out = doc.to_string();
+    facegate::config::Config::parse(&out, path)
+        .context("the daemon would refuse the new config; nothing written")?;
+    write_keeping_mode(path, out.as_bytes())
+}
+
+/// Atomic replace (temporary file in the same folder, fsync, rename) that keeps an existing
+/// file's permissions (a config is not secret, unlike the gallery).
+fn write_keeping_mode(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    let ctx = || format!("writing {}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".config-")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(&dir)
+        .with_context(ctx)?;
+    tmp.write_all(bytes).with_context(ctx)?;
+    tmp.as_file().sync_all().with_context(ctx)?;
+    tmp.persist(path).map_err(|e| e.error).with_context(ctx)?;
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .with_context(ctx)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(person: Option<usize>, nearest: usize, distance: f32, margin: f32) -> Trial {
+        Trial {
+            person,
+            facts: Some(FaceFacts {
+                size: 100.0,
+                quality: Ok(()),
+                nearest: Some(Nearest {
+                    person: nearest,
+                    distance,
+                    margin,
+                }),
+            }),
+        }
+    }
+
+    #[test]
+    fn rates_count_strangers_in_misses_and_wrong_people() {
+        let rule = Rule {
+            threshold: 0.5,
+            min_margin: 0.05,
+            min_face: 80.0,
+        };
+        let trials = [
+            trial(Some(1), 1, 0.3, 0.2),  // accepted as themselves
+            trial(Some(2), 1, 0.3, 0.2),  // accepted as someone else
+            trial(Some(3), 3, 0.3, 0.01), // ambiguous: refused
+            Trial {
+                person: Some(4),
+                facts: None, // no usable face: refused
+            },
+            trial(None, 1, 0.4, 0.3), // stranger let in
+            trial(None, 1, 0.7, 0.3), // stranger kept out
+        ];
+        let r = rates(&rule, &trials, 10);
+        assert_eq!(r.fnir, 0.75);
+        assert_eq!(r.fnir_wrong_person, 0.25);
+        assert_eq!(r.fpir, 0.5);
+    }
+
+    #[test]
+    fn the_recommendation_is_the_lowest_fnir_within_the_target() {
+        let p = |threshold: f32, fpir: f64, fnir: f64| Point {
+            threshold,
+            min_margin: 0.0,
+            rates: vec![Rates {
+                size: 100,
+                fpir,
+                fnir,
+                fnir_wrong_person: 0.0,
+            }],
+        };
+        let grid = [p(0.4, 0.0, 0.5), p(0.5, 0.001, 0.3), p(0.6, 0.01, 0.1)];
+        assert_eq!(recommend(&grid, 0.001).unwrap().threshold, 0.5);
+        assert_eq!(recommend(&grid, 0.0).unwrap().threshold, 0.4);
+        assert!(recommend(&grid[2..], 0.001).is_none());
+    }
+
+    #[test]
+    fn a_seed_names_the_same_split() {
+        let mut a: Vec<u32> = (0..50).collect();
+        let mut b = a.clone();
+        SplitMix64(7).shuffle(&mut a);
+        SplitMix64(7).shuffle(&mut b);
+        assert_eq!(a, b);
+        assert_ne!(a, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn write_config_keeps_comments_and_the_daemon_accepts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "# site config\n[lock]\ngpio = 22 # relay\n\n[recognition]\n# the door's margin\nmin_margin = 0.05\nframes = 4\n",
+        )
+        .unwrap();
+        write_config(&path, 0.42, 0.03).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("# site config") && text.contains("# relay"),
+            "{text}"
+        );
+        let c = facegate::config::Config::load(&path).unwrap();
+        assert_eq!(c.recognition.threshold, Some(0.42));
+        assert_eq!(c.recognition.min_margin, 0.03);
+        assert_eq!(c.recognition.frames, 4);
+        assert_eq!(c.lock.gpio, 22);
+        // A missing file is created with the section.
+        let fresh = dir.path().join("new.toml");
+        write_config(&fresh, 0.5, 0.0).unwrap();
+        let c = facegate::config::Config::load(&fresh).unwrap();
+        assert_eq!(c.recognition.threshold, Some(0.5));
+        // A value the daemon refuses leaves the file untouched.
+        assert!(write_config(&path, 9.0, 0.0).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+}
