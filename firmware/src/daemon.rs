@@ -4,7 +4,7 @@
 
 use crate::audit::{AuditSink, Event, EventKind};
 use crate::config::{Config, ConfigError};
-use crate::decision::{Decider, Decision, Nearest, Observation};
+use crate::decision::{Decider, Decision, Nearest, Observation, Seen};
 use crate::door::Door;
 use crate::gallery::{GalleryError, Reloader};
 use crate::hal::{
@@ -431,11 +431,12 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         let obs = match self.observe(frame) {
             Ok(o) => o,
             Err(e) => {
+                // Not judged, but it breaks the run: nothing ties the next face to this one.
                 tracing::warn!("frame skipped: {e}");
-                return Ok(());
+                Observation::Lost
             }
         };
-        if matches!(obs, Observation::Face { .. }) {
+        if matches!(obs, Observation::Face(_)) {
             self.summary.faces += 1;
         }
         let decision = self.decider.observe(now, obs);
@@ -507,14 +508,16 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             return Ok(Observation::NoFace);
         };
         let size = det.bbox.size();
+        let mut seen = Seen {
+            bbox: det.bbox,
+            quality: Ok(()),
+            nearest: None,
+        };
         if size < self.config.recognition.min_face {
-            return Ok(Observation::Face {
-                size,
-                nearest: None,
-            });
+            return Ok(Observation::Face(seen));
         }
         let Some(chip) = self.pipeline.align(frame, det) else {
-            return Ok(Observation::NoFace);
+            return Ok(Observation::Lost);
         };
         let t2 = Instant::now();
         let embedding = self.pipeline.embed_chip(&chip)?;
@@ -530,6 +533,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         st.embed += t3 - t2;
         st.matching += t4 - t3;
         tracing::debug!(size, ?nearest, "face");
-        Ok(Observation::Face { size, nearest })
+        seen.nearest = nearest;
+        Ok(Observation::Face(seen))
     }
 }

@@ -4,12 +4,18 @@
 //!
 //! The rules (each a lesson from face-recognition door users: strangers must not be matched as
 //! someone because they are the *nearest* someone):
-//! - a frame *agrees* with person P when its largest face is large enough, its nearest person is
-//!   P, the distance is at most `threshold`, and the second-nearest person is at least
-//!   `min_margin` farther;
-//! - a grant needs `frames` agreeing frames for the same person in a row, the first and last at
-//!   most `window` apart. A frame whose face does not agree (unknown, ambiguous, or another person)
-//!   breaks the run; a frame without a usable face does not, but the window still applies;
+//! - a frame *agrees* with person P when the acceptance rule ([`Rule::judge`]) says its largest
+//!   face is P;
+//! - the agreeing frames must be one physical face: a *track* is a run of consecutive frames whose
+//!   face boxes overlap (IoU at least [`TRACK_MIN_IOU`], or the centre moved less than half the
+//!   box); a frame without a face, with a face that could not be used (failed alignment, pipeline
+//!   error) or with a face elsewhere starts a new track. Two people who both match P one after
+//!   the other are two tracks and never add up to one grant;
+//! - a grant needs `frames` agreeing frames for the same person in a row on one track, the first
+//!   and last at most `window` apart. A frame whose face does not agree (unknown, ambiguous,
+//!   too small, or another person) breaks the run. A frame too poor to judge (blur, exposure,
+//!   pose) neither agrees nor breaks it: a person stepping in is often blurred for a frame, and
+//!   the box still ties the frames around it to one face;
 //! - after a grant nothing is granted for `cooldown`;
 //! - a face seen for `deny_after` frames without a grant is denied once; the next denial comes
 //!   after the face has been gone for `rearm`, or after `deny_repeat` if it stays.
@@ -17,8 +23,12 @@
 //! A liveness check would add one more condition to "agrees"; nothing else changes.
 
 pub use crate::acceptance::Nearest;
-use crate::acceptance::{FaceFacts, Refusal, Rule};
+use crate::acceptance::{FaceFacts, QualityIssue, Refusal, Rule};
+use crate::vision::detect::BBox;
 use std::time::Duration;
+
+/// Smallest overlap (intersection over union) of two consecutive face boxes of one track.
+pub const TRACK_MIN_IOU: f32 = 0.3;
 
 /// The decision's parameters (from the config's `[recognition]` section).
 #[derive(Debug, Clone, PartialEq)]
@@ -59,13 +69,50 @@ impl DecisionParams {
 pub enum Observation {
     /// No face in the frame.
     NoFace,
-    /// The largest face, with its size (pixels) and its nearest enrolled person, if any.
-    Face {
-        /// Shorter side of the face box, in pixels.
-        size: f32,
-        /// The nearest person in the gallery (`None` with an empty gallery).
-        nearest: Option<Nearest>,
-    },
+    /// A face that could not be used (failed alignment) or a frame the pipeline failed on: not
+    /// judged, but it breaks the track.
+    Lost,
+    /// The largest face.
+    Face(Seen),
+}
+
+/// The largest face of a frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seen {
+    /// Where it is in the frame (for tracking).
+    pub bbox: BBox,
+    /// The image quality verdict (`Ok` when not checked).
+    pub quality: Result<(), QualityIssue>,
+    /// The nearest person in the gallery (`None` with an empty gallery, or when the face was
+    /// not embedded because it is too small or too poor).
+    pub nearest: Option<Nearest>,
+}
+
+impl Seen {
+    fn facts(&self) -> FaceFacts {
+        FaceFacts {
+            size: self.bbox.size(),
+            quality: self.quality,
+            nearest: self.nearest,
+        }
+    }
+}
+
+/// Whether two boxes of consecutive frames are the same face: they overlap by
+/// [`TRACK_MIN_IOU`], or the centre moved less than half the (smaller) box.
+pub fn same_track(a: &BBox, b: &BBox) -> bool {
+    let ix = (a.x + a.w).min(b.x + b.w) - a.x.max(b.x);
+    let iy = (a.y + a.h).min(b.y + b.h) - a.y.max(b.y);
+    let inter = ix.max(0.0) * iy.max(0.0);
+    let union = a.area() + b.area() - inter;
+    if union > 0.0 && inter / union >= TRACK_MIN_IOU {
+        return true;
+    }
+    let (dx, dy) = (
+        (a.x + a.w / 2.0) - (b.x + b.w / 2.0),
+        (a.y + a.h / 2.0) - (b.y + b.h / 2.0),
+    );
+    dx.hypot(dy) < a.size().min(b.size()) / 2.0
 }
 
 /// Why a face was denied.
@@ -79,27 +126,36 @@ pub enum DenyReason {
     TooSmall,
     /// Recognised in some frames, but never in enough agreeing frames in a row.
     Unsteady,
+    /// The face image was too poor to judge (blur, exposure, pose).
+    PoorQuality(QualityIssue),
 }
 
 impl From<Refusal> for DenyReason {
     fn from(r: Refusal) -> Self {
         match r {
             Refusal::TooSmall => DenyReason::TooSmall,
-            // Quality gating arrives with its own reason; until then a poor face is unknown.
-            Refusal::PoorQuality(_) | Refusal::Unknown => DenyReason::Unknown,
+            Refusal::PoorQuality(q) => DenyReason::PoorQuality(q),
+            Refusal::Unknown => DenyReason::Unknown,
             Refusal::Ambiguous => DenyReason::Ambiguous,
         }
     }
 }
 
 impl DenyReason {
-    /// The reason's name in the audit log.
+    /// The reason's name in the audit log (`poor_quality:ISSUE` for a poor image, e.g.
+    /// `poor_quality:too_dark`, so the log says what to fix at the door).
     pub fn as_str(self) -> &'static str {
         match self {
             DenyReason::Unknown => "unknown",
             DenyReason::Ambiguous => "ambiguous",
             DenyReason::TooSmall => "too_small",
             DenyReason::Unsteady => "unsteady",
+            DenyReason::PoorQuality(q) => match q {
+                QualityIssue::Blurry => "poor_quality:blurry",
+                QualityIssue::TooDark => "poor_quality:too_dark",
+                QualityIssue::TooBright => "poor_quality:too_bright",
+                QualityIssue::Turned => "poor_quality:turned",
+            },
         }
     }
 }
@@ -190,6 +246,8 @@ pub struct Decider {
     some_agreed: bool,
     last_face: Option<Duration>,
     denied_at: Option<Duration>,
+    /// The face box of the previous frame, if it had a usable face (the track goes on from it).
+    last_box: Option<BBox>,
 }
 
 impl Decider {
@@ -203,6 +261,7 @@ impl Decider {
             some_agreed: false,
             last_face: None,
             denied_at: None,
+            last_box: None,
         }
     }
 
@@ -244,11 +303,27 @@ impl Decider {
             }
         }
         self.run.expire(now, p.window);
-        let (size, nearest) = match obs {
-            Observation::NoFace => return Decision::Wait,
-            Observation::Face { size, nearest } => (size, nearest),
+        let seen = match obs {
+            Observation::NoFace => {
+                self.last_box = None;
+                self.run.clear();
+                return Decision::Wait;
+            }
+            Observation::Lost => {
+                // A face may be there, but nothing ties the next one to the run so far.
+                self.last_box = None;
+                self.run.clear();
+                self.last_face = Some(now);
+                return Decision::Wait;
+            }
+            Observation::Face(seen) => seen,
         };
         self.last_face = Some(now);
+        let same_face = self.last_box.is_some_and(|b| same_track(&b, &seen.bbox));
+        self.last_box = Some(seen.bbox);
+        if !same_face {
+            self.run.clear();
+        }
         if self.in_cooldown(now) {
             // The person just let in is usually still in view: neither count nor deny.
             self.run.clear();
@@ -256,12 +331,7 @@ impl Decider {
             self.some_agreed = false;
             return Decision::Wait;
         }
-        let facts = FaceFacts {
-            size,
-            quality: Ok(()),
-            nearest,
-        };
-        let verdict = p.rule().judge(&facts).map_err(DenyReason::from);
+        let verdict = p.rule().judge(&seen.facts()).map_err(DenyReason::from);
         match verdict {
             Ok(n) => {
                 self.some_agreed = true;
@@ -289,6 +359,11 @@ impl Decider {
                 }
                 self.count_refused(now, DenyReason::Unsteady, Some(n))
             }
+            // Too poor to judge: not a vote, and the track (not the image) says it is the same
+            // face, so the run goes on.
+            Err(reason @ DenyReason::PoorQuality(_)) => {
+                self.count_refused(now, reason, seen.nearest)
+            }
             Err(reason) => {
                 self.run.clear();
                 let reason = if self.some_agreed && reason != DenyReason::TooSmall {
@@ -296,7 +371,7 @@ impl Decider {
                 } else {
                     reason
                 };
-                self.count_refused(now, reason, nearest)
+                self.count_refused(now, reason, seen.nearest)
             }
         }
     }
@@ -350,14 +425,42 @@ mod tests {
         Duration::from_millis(v)
     }
 
+    /// Where the test faces are, unless a test moves them.
+    const BOX: BBox = BBox {
+        x: 200.0,
+        y: 100.0,
+        w: 120.0,
+        h: 120.0,
+    };
+
     fn face(person: usize, distance: f32, margin: f32) -> Observation {
-        Observation::Face {
-            size: 120.0,
+        face_at(BOX, person, distance, margin)
+    }
+
+    fn face_at(bbox: BBox, person: usize, distance: f32, margin: f32) -> Observation {
+        Observation::Face(Seen {
+            bbox,
+            quality: Ok(()),
             nearest: Some(Nearest {
                 person,
                 distance,
                 margin,
             }),
+        })
+    }
+
+    fn poor(issue: QualityIssue) -> Observation {
+        Observation::Face(Seen {
+            bbox: BOX,
+            quality: Err(issue),
+            nearest: None,
+        })
+    }
+
+    fn moved(dx: f32) -> BBox {
+        BBox {
+            x: BOX.x + dx,
+            ..BOX
         }
     }
 
@@ -460,21 +563,101 @@ mod tests {
     }
 
     #[test]
-    fn frames_without_a_face_do_not_break_the_run_inside_the_window() {
+    fn a_frame_without_a_usable_face_breaks_the_run() {
+        for gap in [Observation::NoFace, Observation::Lost] {
+            let mut d = Decider::new(params());
+            let out = feed(
+                &mut d,
+                0,
+                &[
+                    face(1, 0.4, 0.3),
+                    face(1, 0.4, 0.3),
+                    gap,
+                    face(1, 0.4, 0.3),
+                    face(1, 0.4, 0.3),
+                ],
+            );
+            assert!(out.is_empty(), "{gap:?}: {out:?}");
+            assert!(
+                matches!(
+                    d.observe(ms(500), face(1, 0.4, 0.3)),
+                    Decision::Grant { frames: 3, .. }
+                ),
+                "{gap:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_faces_that_both_match_one_person_do_not_add_up() {
+        // One face on the left, then another on the right (a second person who also matches
+        // person 1, or a photo held up beside the first): each is its own track.
+        let left = face_at(moved(-150.0), 1, 0.4, 0.3);
+        let right = face_at(moved(150.0), 1, 0.4, 0.3);
+        let mut d = Decider::new(params());
+        let out = feed(&mut d, 0, &[left, left, right, right, left, left]);
+        assert!(out.is_empty(), "{out:?}");
+        // The same face moving a little between frames is one track.
+        let mut d = Decider::new(params());
+        let walk: Vec<_> = (0..3)
+            .map(|i| face_at(moved(25.0 * i as f32), 1, 0.4, 0.3))
+            .collect();
+        assert!(matches!(
+            feed(&mut d, 0, &walk)[..],
+            [(200, Decision::Grant { frames: 3, .. })]
+        ));
+    }
+
+    #[test]
+    fn boxes_are_one_track_when_they_overlap_or_the_centre_moves_little() {
+        assert!(same_track(&BOX, &BOX));
+        assert!(same_track(&BOX, &moved(50.0)));
+        // A face coming closer: the box grows around the same centre.
+        let near = BBox {
+            x: 170.0,
+            y: 70.0,
+            w: 180.0,
+            h: 180.0,
+        };
+        assert!(same_track(&BOX, &near));
+        assert!(!same_track(&BOX, &moved(130.0)));
+        assert!(!same_track(&BOX, &moved(-300.0)));
+    }
+
+    #[test]
+    fn a_poor_frame_neither_agrees_nor_breaks_the_run_and_is_denied_by_its_reason() {
         let mut d = Decider::new(params());
         let out = feed(
             &mut d,
             0,
             &[
                 face(1, 0.4, 0.3),
-                Observation::NoFace,
+                poor(QualityIssue::Blurry),
                 face(1, 0.4, 0.3),
-                Observation::NoFace,
-                face(1, 0.4, 0.3),
+                poor(QualityIssue::Blurry),
             ],
         );
-        assert_eq!(out.len(), 1);
-        assert!(matches!(out[0], (400, Decision::Grant { person: 1, .. })));
+        assert!(out.is_empty(), "{out:?}");
+        assert!(matches!(
+            d.observe(ms(400), face(1, 0.4, 0.3)),
+            Decision::Grant { frames: 3, .. }
+        ));
+        // A face that is always too dark is denied as such, never granted.
+        let mut d = Decider::new(params());
+        let out = feed(&mut d, 0, &[poor(QualityIssue::TooDark); 8]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(matches!(
+            out[0].1,
+            Decision::Deny {
+                reason: DenyReason::PoorQuality(QualityIssue::TooDark),
+                frames: 5,
+                ..
+            }
+        ));
+        assert_eq!(
+            DenyReason::PoorQuality(QualityIssue::TooDark).as_str(),
+            "poor_quality:too_dark"
+        );
     }
 
     #[test]
@@ -493,14 +676,16 @@ mod tests {
     #[test]
     fn small_faces_are_not_recognised() {
         let mut d = Decider::new(params());
-        let small = Observation::Face {
-            size: 60.0,
-            nearest: Some(Nearest {
-                person: 1,
-                distance: 0.2,
-                margin: 0.5,
-            }),
-        };
+        let small = face_at(
+            BBox {
+                w: 60.0,
+                h: 60.0,
+                ..BOX
+            },
+            1,
+            0.2,
+            0.5,
+        );
         let out = feed(&mut d, 0, &[small; 8]);
         assert_eq!(out.len(), 1);
         assert!(matches!(
@@ -571,10 +756,11 @@ mod tests {
     #[test]
     fn an_empty_gallery_denies() {
         let mut d = Decider::new(params());
-        let f = Observation::Face {
-            size: 150.0,
+        let f = Observation::Face(Seen {
+            bbox: BOX,
+            quality: Ok(()),
             nearest: None,
-        };
+        });
         let out = feed(&mut d, 0, &[f; 5]);
         assert!(matches!(
             out[..],
