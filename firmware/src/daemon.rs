@@ -13,7 +13,7 @@ use crate::hal::{
 };
 use crate::models::{ModelError, ModelSet};
 use crate::vision::detect::DetectorParams;
-use crate::{Pipeline, PipelineError};
+use crate::{Embedding, Pipeline, PipelineError};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -114,6 +114,9 @@ struct Loop<'a, C, L: LockOutput, S> {
     audit: &'a mut dyn AuditSink,
     gallery: Reloader,
     decider: Decider,
+    /// The last frame's embedding, and the mean of a run's (buffers reused frame to frame).
+    embedding: Embedding,
+    fused: Embedding,
     summary: Summary,
     next_poll: Duration,
     last_watchdog: Option<Duration>,
@@ -152,6 +155,8 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         audit,
         gallery,
         decider: Decider::new(params),
+        embedding: Embedding(Vec::new()),
+        fused: Embedding(Vec::new()),
         summary: Summary::default(),
         next_poll: Duration::ZERO,
         last_watchdog: None,
@@ -439,7 +444,24 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         if matches!(obs, Observation::Face(_)) {
             self.summary.faces += 1;
         }
-        let decision = self.decider.observe(now, obs);
+        let normalize = self.pipeline.embedder_spec().normalize;
+        let (gallery, fused) = (&self.gallery, &mut self.fused);
+        // The mean of a run's embeddings, matched the way each frame's embedding is.
+        let mut fuse = |mean: &[f32]| {
+            fused.0.clear();
+            fused.0.extend_from_slice(mean);
+            if normalize {
+                fused.normalize();
+            }
+            gallery.index().best(fused).map(|m| Nearest {
+                person: m.person,
+                distance: m.distance,
+                margin: m.margin,
+            })
+        };
+        let decision = self
+            .decider
+            .observe(now, obs.with(&self.embedding.0), &mut fuse);
         self.summary.busy += started.elapsed();
         match decision {
             Decision::Wait => {}
@@ -448,6 +470,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 distance,
                 margin,
                 frames,
+                fused,
             } => {
                 // Unlock first (the person is waiting), then record.
                 let Some(p) = self.gallery.gallery().people.get(person) else {
@@ -456,13 +479,23 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 let (id, name) = (p.id.clone(), p.name.clone());
                 let hold = self.unlock_hold();
                 let unlocked = self.door.unlock(now, hold);
-                tracing::info!(%id, %name, distance, margin, frames, "access granted");
+                tracing::info!(
+                    %id,
+                    %name,
+                    distance,
+                    margin,
+                    fused = fused.distance,
+                    frames,
+                    "access granted"
+                );
                 let mut ev = self.event(EventKind::Grant);
                 ev.identity = Some(id);
                 ev.name = Some(name);
-                ev.distance = Some(distance);
+                // The grant rests on the fused embedding: its distance and margin are recorded
+                // (the worst single frame's are in the log line above).
+                ev.distance = Some(fused.distance);
                 // Infinite with a single person enrolled: left out.
-                ev.margin = margin.is_finite().then_some(margin);
+                ev.margin = fused.margin.is_finite().then_some(fused.margin);
                 ev.frames = Some(frames);
                 self.summary.grants += 1;
                 if let Err(e) = &unlocked {
@@ -498,8 +531,10 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         Ok(())
     }
 
-    /// What the frame shows: its largest face, how large, and who is nearest.
-    fn observe(&mut self, frame: &RgbImage) -> Result<Observation, PipelineError> {
+    /// What the frame shows: its largest face, how large, and who is nearest; its embedding is
+    /// left in `self.embedding` (emptied when there is none).
+    fn observe(&mut self, frame: &RgbImage) -> Result<Observation<'static>, PipelineError> {
+        self.embedding.0.clear();
         let t0 = Instant::now();
         let detection = self.pipeline.detect_largest(frame)?;
         let t1 = Instant::now();
@@ -512,6 +547,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             bbox: det.bbox,
             quality: Ok(()),
             nearest: None,
+            embedding: &[],
         };
         if size < self.config.recognition.min_face {
             return Ok(Observation::Face(seen));
@@ -534,6 +570,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         st.matching += t4 - t3;
         tracing::debug!(size, ?nearest, "face");
         seen.nearest = nearest;
+        self.embedding = embedding;
         Ok(Observation::Face(seen))
     }
 }

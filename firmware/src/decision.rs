@@ -16,6 +16,8 @@
 //!   too small, or another person) breaks the run. A frame too poor to judge (blur, exposure,
 //!   pose) neither agrees nor breaks it: a person stepping in is often blurred for a frame, and
 //!   the box still ties the frames around it to one face;
+//! - the mean of the run's embeddings (temporal fusion: noise of single frames averages out)
+//!   must match the same person under the same rule; the grant records its distance;
 //! - after a grant nothing is granted for `cooldown`;
 //! - a face seen for `deny_after` frames without a grant is denied once; the next denial comes
 //!   after the face has been gone for `rearm`, or after `deny_repeat` if it stays.
@@ -66,19 +68,19 @@ impl DecisionParams {
 
 /// What one frame showed, as far as the decision is concerned.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Observation {
+pub enum Observation<'a> {
     /// No face in the frame.
     NoFace,
     /// A face that could not be used (failed alignment) or a frame the pipeline failed on: not
     /// judged, but it breaks the track.
     Lost,
     /// The largest face.
-    Face(Seen),
+    Face(Seen<'a>),
 }
 
 /// The largest face of a frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Seen {
+pub struct Seen<'a> {
     /// Where it is in the frame (for tracking).
     pub bbox: BBox,
     /// The image quality verdict (`Ok` when not checked).
@@ -86,9 +88,27 @@ pub struct Seen {
     /// The nearest person in the gallery (`None` with an empty gallery, or when the face was
     /// not embedded because it is too small or too poor).
     pub nearest: Option<Nearest>,
+    /// Its embedding (empty when not embedded).
+    pub embedding: &'a [f32],
 }
 
-impl Seen {
+impl Observation<'_> {
+    /// The same observation with the face's embedding `embedding`.
+    pub fn with(self, embedding: &[f32]) -> Observation<'_> {
+        match self {
+            Observation::NoFace => Observation::NoFace,
+            Observation::Lost => Observation::Lost,
+            Observation::Face(s) => Observation::Face(Seen {
+                bbox: s.bbox,
+                quality: s.quality,
+                nearest: s.nearest,
+                embedding,
+            }),
+        }
+    }
+}
+
+impl Seen<'_> {
     fn facts(&self) -> FaceFacts {
         FaceFacts {
             size: self.bbox.size(),
@@ -175,6 +195,8 @@ pub enum Decision {
         margin: f32,
         /// How many agreeing frames.
         frames: u32,
+        /// The match of the mean of their embeddings.
+        fused: Nearest,
     },
     /// Record a denial.
     Deny {
@@ -190,15 +212,23 @@ pub enum Decision {
 /// Most agreeing frames a grant can ask for (the config's upper bound for `frames`).
 pub const MAX_FRAMES: usize = 100;
 
-/// One agreeing frame: when, distance, margin.
-type Vote = (Duration, f32, f32);
+/// One agreeing frame: when, distance, margin, and its sequence number (which says where its
+/// embedding is kept).
+type Vote = (Duration, f32, f32, usize);
 
-/// The agreeing frames in a row for one person, within the window: a fixed-size buffer, so
-/// the per-frame path allocates nothing.
+/// The agreeing frames in a row for one person on one track, within the window, with their
+/// embeddings: fixed-size buffers, so the per-frame path allocates nothing (once the embedding
+/// length is known).
 #[derive(Debug, Clone, Default)]
 struct Run {
     person: Option<usize>,
     votes: heapless::Deque<Vote, MAX_FRAMES>,
+    /// Embedding length.
+    dim: usize,
+    /// `MAX_FRAMES` embeddings, a ring: vote `seq` is at slot `seq % MAX_FRAMES`. The votes are
+    /// consecutive sequence numbers, at most `MAX_FRAMES` of them, so no two share a slot.
+    embeddings: Vec<f32>,
+    seq: usize,
 }
 
 impl Run {
@@ -221,16 +251,37 @@ impl Run {
         }
     }
 
-    fn push(&mut self, person: usize, vote: Vote) {
-        if self.person != Some(person) {
+    fn push(&mut self, person: usize, when: Duration, n: Nearest, embedding: &[f32]) {
+        if self.person != Some(person) || embedding.len() != self.dim {
             self.clear();
             self.person = Some(person);
+        }
+        if embedding.len() != self.dim {
+            self.dim = embedding.len();
+            self.embeddings.resize(MAX_FRAMES * self.dim, 0.0);
         }
         if self.votes.is_full() {
             self.votes.pop_front();
         }
+        self.seq = self.seq.wrapping_add(1);
+        let slot = (self.seq % MAX_FRAMES) * self.dim;
+        self.embeddings[slot..slot + self.dim].copy_from_slice(embedding);
         // Cannot fail: a slot was just made free.
-        let _ = self.votes.push_back(vote);
+        let _ = self.votes.push_back((when, n.distance, n.margin, self.seq));
+    }
+
+    /// The mean of the votes' embeddings, into `out`.
+    fn mean_into(&self, out: &mut Vec<f32>) {
+        out.clear();
+        out.resize(self.dim, 0.0);
+        for v in &self.votes {
+            let slot = (v.3 % MAX_FRAMES) * self.dim;
+            for (o, e) in out.iter_mut().zip(&self.embeddings[slot..slot + self.dim]) {
+                *o += e;
+            }
+        }
+        let n = self.votes.len().max(1) as f32;
+        out.iter_mut().for_each(|o| *o /= n);
     }
 }
 
@@ -248,6 +299,8 @@ pub struct Decider {
     denied_at: Option<Duration>,
     /// The face box of the previous frame, if it had a usable face (the track goes on from it).
     last_box: Option<BBox>,
+    /// The mean embedding of a run (kept to reuse its allocation).
+    mean: Vec<f32>,
 }
 
 impl Decider {
@@ -262,6 +315,7 @@ impl Decider {
             last_face: None,
             denied_at: None,
             last_box: None,
+            mean: Vec::new(),
         }
     }
 
@@ -290,8 +344,14 @@ impl Decider {
         self.cooldown_until.is_some_and(|t| now < t)
     }
 
-    /// Takes the observation of the frame taken at `now`.
-    pub fn observe(&mut self, now: Duration, obs: Observation) -> Decision {
+    /// Takes the observation of the frame taken at `now`. `fuse` matches an embedding (the mean
+    /// of a run's) with the gallery, as the per-frame `nearest` were.
+    pub fn observe(
+        &mut self,
+        now: Duration,
+        obs: Observation<'_>,
+        fuse: &mut dyn FnMut(&[f32]) -> Option<Nearest>,
+    ) -> Decision {
         let p = &self.params;
         // The episode (one person in front of the camera) ends when no face is seen for `rearm`.
         if let Some(last) = self.last_face {
@@ -335,9 +395,25 @@ impl Decider {
         match verdict {
             Ok(n) => {
                 self.some_agreed = true;
-                self.run.push(n.person, (now, n.distance, n.margin));
+                self.run.push(n.person, now, n, seen.embedding);
                 let count = self.run.votes.len() as u32;
                 if count >= p.frames {
+                    self.run.mean_into(&mut self.mean);
+                    let fused = fuse(&self.mean);
+                    let facts = FaceFacts {
+                        nearest: fused,
+                        ..seen.facts()
+                    };
+                    let fused = match p.rule().judge(&facts) {
+                        Ok(f) if f.person == n.person => f,
+                        // Each frame agrees but their mean does not: start over.
+                        other => {
+                            self.run.clear();
+                            let reason =
+                                other.map_or_else(DenyReason::from, |_| DenyReason::Unsteady);
+                            return self.count_refused(now, reason, fused);
+                        }
+                    };
                     let distance = self.run.votes.iter().map(|v| v.1).fold(0.0, f32::max);
                     let margin = self
                         .run
@@ -355,6 +431,7 @@ impl Decider {
                         distance,
                         margin,
                         frames: count,
+                        fused,
                     };
                 }
                 self.count_refused(now, DenyReason::Unsteady, Some(n))
@@ -425,6 +502,42 @@ mod tests {
         Duration::from_millis(v)
     }
 
+    /// The test gallery: person k is enrolled at the unit vector along axis k.
+    const GALLERY: [[f32; 4]; 4] = [
+        [1.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    /// What the camera gives for person k: 0.2 from their enrolment.
+    const SEEN: [[f32; 4]; 4] = [
+        [0.8, 0.0, 0.0, 0.0],
+        [0.0, 0.8, 0.0, 0.0],
+        [0.0, 0.0, 0.8, 0.0],
+        [0.0, 0.0, 0.0, 0.8],
+    ];
+
+    /// The nearest person of the test gallery and the margin (Euclidean), as the index does.
+    fn fuse(e: &[f32]) -> Option<Nearest> {
+        if e.len() != 4 {
+            return None;
+        }
+        let mut d: Vec<(usize, f32)> = GALLERY
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let sq: f32 = g.iter().zip(e).map(|(a, b)| (a - b) * (a - b)).sum();
+                (i, sq.sqrt())
+            })
+            .collect();
+        d.sort_by(|a, b| a.1.total_cmp(&b.1));
+        Some(Nearest {
+            person: d[0].0,
+            distance: d[0].1,
+            margin: d[1].1 - d[0].1,
+        })
+    }
+
     /// Where the test faces are, unless a test moves them.
     const BOX: BBox = BBox {
         x: 200.0,
@@ -433,11 +546,11 @@ mod tests {
         h: 120.0,
     };
 
-    fn face(person: usize, distance: f32, margin: f32) -> Observation {
+    fn face(person: usize, distance: f32, margin: f32) -> Observation<'static> {
         face_at(BOX, person, distance, margin)
     }
 
-    fn face_at(bbox: BBox, person: usize, distance: f32, margin: f32) -> Observation {
+    fn face_at(bbox: BBox, person: usize, distance: f32, margin: f32) -> Observation<'static> {
         Observation::Face(Seen {
             bbox,
             quality: Ok(()),
@@ -446,14 +559,26 @@ mod tests {
                 distance,
                 margin,
             }),
+            embedding: &SEEN[person % 4],
         })
     }
 
-    fn poor(issue: QualityIssue) -> Observation {
+    /// A face whose per-frame match is computed from its embedding.
+    fn face_e(embedding: &'static [f32]) -> Observation<'static> {
+        Observation::Face(Seen {
+            bbox: BOX,
+            quality: Ok(()),
+            nearest: fuse(embedding),
+            embedding,
+        })
+    }
+
+    fn poor(issue: QualityIssue) -> Observation<'static> {
         Observation::Face(Seen {
             bbox: BOX,
             quality: Err(issue),
             nearest: None,
+            embedding: &[],
         })
     }
 
@@ -465,11 +590,11 @@ mod tests {
     }
 
     /// Feeds `obs` at 10 fps from `start` ms; returns the non-Wait decisions with their time.
-    fn feed(d: &mut Decider, start: u64, obs: &[Observation]) -> Vec<(u64, Decision)> {
+    fn feed(d: &mut Decider, start: u64, obs: &[Observation<'static>]) -> Vec<(u64, Decision)> {
         obs.iter()
             .enumerate()
             .map(|(i, o)| (start + 100 * i as u64, *o))
-            .map(|(t, o)| (t, d.observe(ms(t), o)))
+            .map(|(t, o)| (t, d.observe(ms(t), o, &mut fuse)))
             .filter(|(_, d)| *d != Decision::Wait)
             .collect()
     }
@@ -477,15 +602,22 @@ mod tests {
     #[test]
     fn grants_on_the_third_agreeing_frame_and_not_before() {
         let mut d = Decider::new(params());
-        assert_eq!(d.observe(ms(0), face(1, 0.4, 0.3)), Decision::Wait);
-        assert_eq!(d.observe(ms(100), face(1, 0.5, 0.2)), Decision::Wait);
         assert_eq!(
-            d.observe(ms(200), face(1, 0.45, 0.25)),
+            d.observe(ms(0), face(1, 0.4, 0.3), &mut fuse),
+            Decision::Wait
+        );
+        assert_eq!(
+            d.observe(ms(100), face(1, 0.5, 0.2), &mut fuse),
+            Decision::Wait
+        );
+        assert_eq!(
+            d.observe(ms(200), face(1, 0.45, 0.25), &mut fuse),
             Decision::Grant {
                 person: 1,
                 distance: 0.5,
                 margin: 0.2,
-                frames: 3
+                frames: 3,
+                fused: fuse(&SEEN[1]).unwrap(),
             }
         );
     }
@@ -541,7 +673,7 @@ mod tests {
         );
         assert!(out.is_empty(), "{out:?}");
         assert!(matches!(
-            d.observe(ms(500), face(1, 0.4, 0.3)),
+            d.observe(ms(500), face(1, 0.4, 0.3), &mut fuse),
             Decision::Grant { frames: 3, .. }
         ));
     }
@@ -580,7 +712,7 @@ mod tests {
             assert!(out.is_empty(), "{gap:?}: {out:?}");
             assert!(
                 matches!(
-                    d.observe(ms(500), face(1, 0.4, 0.3)),
+                    d.observe(ms(500), face(1, 0.4, 0.3), &mut fuse),
                     Decision::Grant { frames: 3, .. }
                 ),
                 "{gap:?}"
@@ -606,6 +738,62 @@ mod tests {
             feed(&mut d, 0, &walk)[..],
             [(200, Decision::Grant { frames: 3, .. })]
         ));
+    }
+
+    #[test]
+    fn the_mean_of_the_run_must_match_the_same_person() {
+        // Each frame is (given as) person 1, but the embeddings lie half-way to person 2:
+        // their mean is nobody, so no grant, and the face is denied in the end.
+        const HALF: [f32; 4] = [0.0, 0.5, 0.5, 0.0];
+        let f = face_at(BOX, 1, 0.5, 0.3);
+        let Observation::Face(seen) = f else {
+            unreachable!()
+        };
+        let f = Observation::Face(Seen {
+            embedding: &HALF,
+            ..seen
+        });
+        let mut d = Decider::new(params());
+        let out = feed(&mut d, 0, &[f; 12]);
+        assert!(!out.is_empty());
+        assert!(
+            out.iter().all(|(_, d)| matches!(
+                d,
+                Decision::Deny {
+                    reason: DenyReason::Unknown,
+                    ..
+                }
+            )),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn the_grant_records_the_fused_distance() {
+        // Frames scattered around person 1 (0.36 away each): the mean of three is 0.22 away.
+        const UP: [f32; 4] = [0.0, 0.8, 0.3, 0.0];
+        const DOWN: [f32; 4] = [0.0, 0.8, -0.3, 0.0];
+        let mut d = Decider::new(params());
+        let out = feed(
+            &mut d,
+            0,
+            &[face_e(&UP), face_e(&DOWN), face_e(&UP), face_e(&DOWN)],
+        );
+        let [(
+            200,
+            Decision::Grant {
+                person: 1,
+                distance,
+                fused,
+                ..
+            },
+        )] = out[..]
+        else {
+            panic!("{out:?}")
+        };
+        assert!((distance - 0.3606).abs() < 1e-3, "{distance}");
+        assert_eq!(fused.person, 1);
+        assert!((fused.distance - 0.2236).abs() < 1e-3, "{fused:?}");
     }
 
     #[test]
@@ -639,7 +827,7 @@ mod tests {
         );
         assert!(out.is_empty(), "{out:?}");
         assert!(matches!(
-            d.observe(ms(400), face(1, 0.4, 0.3)),
+            d.observe(ms(400), face(1, 0.4, 0.3), &mut fuse),
             Decision::Grant { frames: 3, .. }
         ));
         // A face that is always too dark is denied as such, never granted.
@@ -663,12 +851,21 @@ mod tests {
     #[test]
     fn agreeing_frames_spread_over_more_than_the_window_do_not_grant() {
         let mut d = Decider::new(params());
-        assert_eq!(d.observe(ms(0), face(1, 0.4, 0.3)), Decision::Wait);
-        assert_eq!(d.observe(ms(600), face(1, 0.4, 0.3)), Decision::Wait);
+        assert_eq!(
+            d.observe(ms(0), face(1, 0.4, 0.3), &mut fuse),
+            Decision::Wait
+        );
+        assert_eq!(
+            d.observe(ms(600), face(1, 0.4, 0.3), &mut fuse),
+            Decision::Wait
+        );
         // 1200 ms after the first: the first falls out of the window, the second stays.
-        assert_eq!(d.observe(ms(1200), face(1, 0.4, 0.3)), Decision::Wait);
+        assert_eq!(
+            d.observe(ms(1200), face(1, 0.4, 0.3), &mut fuse),
+            Decision::Wait
+        );
         assert!(matches!(
-            d.observe(ms(1300), face(1, 0.4, 0.3)),
+            d.observe(ms(1300), face(1, 0.4, 0.3), &mut fuse),
             Decision::Grant { frames: 3, .. }
         ));
     }
@@ -760,6 +957,7 @@ mod tests {
             bbox: BOX,
             quality: Ok(()),
             nearest: None,
+            embedding: &[],
         });
         let out = feed(&mut d, 0, &[f; 5]);
         assert!(matches!(
