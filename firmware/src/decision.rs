@@ -18,7 +18,11 @@
 //!   the box still ties the frames around it to one face;
 //! - the mean of the run's embeddings (temporal fusion: noise of single frames averages out)
 //!   must match the same person under the same rule; the grant records its distance;
-//! - after a grant nothing is granted for `cooldown`;
+//! - after a grant nothing is granted for `cooldown`, and the face let in is *held*: it is not
+//!   let in again until it has left, i.e. until neither its track nor any face judged to be the
+//!   same person has been seen for `rearm`. A photo taped in front of the camera or a frozen
+//!   stream is granted once, not after every cooldown. Other faces are judged meanwhile: a
+//!   stranger is denied (and audited) during the cooldown, someone enrolled waits for its end;
 //! - a face seen for `deny_after` frames without a grant is denied once; the next denial comes
 //!   after the face has been gone for `rearm`, or after `deny_repeat` if it stays.
 //!
@@ -301,6 +305,21 @@ pub struct Decider {
     last_box: Option<BBox>,
     /// The mean embedding of a run (kept to reuse its allocation).
     mean: Vec<f32>,
+    /// Number of the current track (a new one starts whenever the face box jumps or is lost).
+    track: u64,
+    /// The face let in last, until it has left.
+    held: Option<Held>,
+}
+
+/// The face let in last.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// Who was let in (`None` once the gallery changed: indices changed).
+    person: Option<usize>,
+    /// Its track, or the last track judged to be that person.
+    track: u64,
+    /// When it was last seen.
+    last: Duration,
 }
 
 impl Decider {
@@ -316,6 +335,8 @@ impl Decider {
             denied_at: None,
             last_box: None,
             mean: Vec::new(),
+            track: 0,
+            held: None,
         }
     }
 
@@ -331,8 +352,11 @@ impl Decider {
     }
 
     /// Forgets the frames seen so far (the gallery changed: person indices changed too). A
-    /// running cooldown is kept.
+    /// running cooldown is kept, and so is the face let in last, by its track.
     pub fn forget(&mut self) {
+        if let Some(h) = &mut self.held {
+            h.person = None;
+        }
         self.run.clear();
         self.refused = 0;
         self.some_agreed = false;
@@ -362,6 +386,12 @@ impl Decider {
                 self.last_face = None;
             }
         }
+        if self
+            .held
+            .is_some_and(|h| now.saturating_sub(h.last) >= p.rearm)
+        {
+            self.held = None;
+        }
         self.run.expire(now, p.window);
         let seen = match obs {
             Observation::NoFace => {
@@ -374,6 +404,10 @@ impl Decider {
                 self.last_box = None;
                 self.run.clear();
                 self.last_face = Some(now);
+                // Nor does it show the face let in has gone.
+                if let Some(h) = &mut self.held {
+                    h.last = now;
+                }
                 return Decision::Wait;
             }
             Observation::Face(seen) => seen,
@@ -383,20 +417,30 @@ impl Decider {
         self.last_box = Some(seen.bbox);
         if !same_face {
             self.run.clear();
-        }
-        if self.in_cooldown(now) {
-            // The person just let in is usually still in view: neither count nor deny.
-            self.run.clear();
-            self.refused = 0;
-            self.some_agreed = false;
-            return Decision::Wait;
+            self.track += 1;
         }
         let verdict = p.rule().judge(&seen.facts()).map_err(DenyReason::from);
+        if let Some(h) = &mut self.held {
+            // The face let in, still there (or back before it was gone for `rearm`): neither
+            // counted nor denied, and not let in again.
+            if h.track == self.track || verdict.is_ok_and(|n| Some(n.person) == h.person) {
+                h.track = self.track;
+                h.last = now;
+                self.run.clear();
+                return Decision::Wait;
+            }
+        }
+        let cooling = self.in_cooldown(now);
         match verdict {
             Ok(n) => {
                 self.some_agreed = true;
                 self.run.push(n.person, now, n, seen.embedding);
                 let count = self.run.votes.len() as u32;
+                if cooling {
+                    // Recognised, but someone was let in just now: wait for the cooldown's end
+                    // (the window still applies to the votes).
+                    return Decision::Wait;
+                }
                 if count >= p.frames {
                     self.run.mean_into(&mut self.mean);
                     let fused = fuse(&self.mean);
@@ -423,6 +467,11 @@ impl Decider {
                         .fold(f32::INFINITY, f32::min);
                     self.run.clear();
                     self.cooldown_until = Some(now + p.cooldown);
+                    self.held = Some(Held {
+                        person: Some(n.person),
+                        track: self.track,
+                        last: now,
+                    });
                     self.refused = 0;
                     self.some_agreed = false;
                     self.denied_at = None;
@@ -894,16 +943,87 @@ mod tests {
         ));
     }
 
+    fn times(out: &[(u64, Decision)]) -> Vec<u64> {
+        out.iter().map(|(t, _)| *t).collect()
+    }
+
     #[test]
     fn cooldown_holds_back_a_second_grant() {
+        // Person 1 is let in at 200 ms and walks away at 1 s; person 2 steps up at 1.5 s and is
+        // let in when the 6 s cooldown ends, not before.
         let mut d = Decider::new(params());
-        let frames: Vec<_> = (0..100).map(|_| face(1, 0.4, 0.3)).collect();
+        let mut frames: Vec<_> = (0..10).map(|_| face(1, 0.4, 0.3)).collect();
+        frames.extend([Observation::NoFace; 5]);
+        frames.extend((0..60).map(|_| face(2, 0.4, 0.3)));
         let out = feed(&mut d, 0, &frames);
-        // 10 s of the same person: a grant at 200 ms, the cooldown ends at 6200 ms, and three
-        // frames later a second grant.
-        let times: Vec<u64> = out.iter().map(|(t, _)| *t).collect();
-        assert_eq!(times, vec![200, 6400]);
-        assert!(out.iter().all(|(_, d)| matches!(d, Decision::Grant { .. })));
+        assert_eq!(times(&out), vec![200, 6200], "{out:?}");
+        assert!(matches!(out[0].1, Decision::Grant { person: 1, .. }));
+        assert!(matches!(out[1].1, Decision::Grant { person: 2, .. }));
+    }
+
+    #[test]
+    fn a_face_that_stays_in_view_for_60_s_is_let_in_once() {
+        // However long the cooldown: a photo taped in front of the camera, or a frozen stream.
+        let mut d = Decider::new(params());
+        let frames: Vec<_> = (0..600).map(|_| face(1, 0.4, 0.3)).collect();
+        let out = feed(&mut d, 0, &frames);
+        assert_eq!(times(&out), vec![200], "{out:?}");
+        // The same with the detector missing the face now and then (each miss starts a new
+        // track, which is still the same person).
+        let mut d = Decider::new(params());
+        let frames: Vec<_> = (0..600)
+            .map(|i| {
+                if i % 7 == 6 {
+                    Observation::NoFace
+                } else {
+                    face(1, 0.4, 0.3)
+                }
+            })
+            .collect();
+        let out = feed(&mut d, 0, &frames);
+        assert_eq!(times(&out), vec![200], "{out:?}");
+    }
+
+    #[test]
+    fn a_face_that_left_for_the_rearm_time_is_let_in_again() {
+        let mut d = Decider::new(params());
+        let person: Vec<_> = (0..10).map(|_| face(1, 0.4, 0.3)).collect();
+        assert_eq!(times(&feed(&mut d, 0, &person)), vec![200]);
+        // Gone 1 s (less than rearm): not gone; back for 10 s, no second grant.
+        let back: Vec<_> = (0..100).map(|_| face(1, 0.4, 0.3)).collect();
+        assert!(feed(&mut d, 2000, &back).is_empty());
+        // Gone 3 s: back after the cooldown, let in again at the third frame.
+        let out = feed(&mut d, 15000, &person);
+        assert_eq!(times(&out), vec![15200], "{out:?}");
+    }
+
+    #[test]
+    fn a_stranger_during_the_cooldown_is_denied_and_audited() {
+        let mut d = Decider::new(params());
+        let mut frames: Vec<_> = (0..5).map(|_| face(1, 0.4, 0.3)).collect();
+        // While person 1 is still in view (held), a stranger takes the place of the face on
+        // the other side of the frame.
+        frames.extend((0..10).map(|_| face_at(moved(300.0), 0, 0.8, 0.3)));
+        let out = feed(&mut d, 0, &frames);
+        assert_eq!(times(&out), vec![200, 900], "{out:?}");
+        assert!(matches!(
+            out[1].1,
+            Decision::Deny {
+                reason: DenyReason::Unknown,
+                frames: 5,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn after_a_gallery_change_the_face_let_in_is_still_held_by_its_track() {
+        let mut d = Decider::new(params());
+        let frames: Vec<_> = (0..10).map(|_| face(1, 0.4, 0.3)).collect();
+        assert_eq!(times(&feed(&mut d, 0, &frames)), vec![200]);
+        d.forget();
+        let frames: Vec<_> = (0..100).map(|_| face(1, 0.4, 0.3)).collect();
+        assert!(feed(&mut d, 1000, &frames).is_empty());
     }
 
     #[test]
