@@ -13,6 +13,7 @@ use crate::hal::{
 };
 use crate::models::{ModelError, ModelSet};
 use crate::vision::detect::DetectorParams;
+use crate::vision::quality;
 use crate::{Embedding, Pipeline, PipelineError};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
@@ -77,7 +78,7 @@ pub struct Summary {
 pub struct Stages {
     /// Detection and landmarks (every frame).
     pub detect: Duration,
-    /// Alignment (frames with a large enough face).
+    /// Alignment and the quality check (frames with a large enough face).
     pub align: Duration,
     /// Embedding.
     pub embed: Duration,
@@ -555,7 +556,16 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         let Some(chip) = self.pipeline.align(frame, det) else {
             return Ok(Observation::Lost);
         };
+        // A poor face is not embedded: it cannot agree, and it saves the embedding's time.
+        let template = &self.pipeline.embedder_spec().template;
+        let measures = quality::measure(&chip, template, &det.landmarks);
+        seen.quality = self.config.recognition.quality.judge(&measures);
         let t2 = Instant::now();
+        if seen.quality.is_err() {
+            self.summary.stages.align += t2 - t1;
+            tracing::debug!(size, ?measures, "poor face");
+            return Ok(Observation::Face(seen));
+        }
         let embedding = self.pipeline.embed_chip(&chip)?;
         let t3 = Instant::now();
         let nearest = self.gallery.index().best(&embedding).map(|m| Nearest {

@@ -4,8 +4,9 @@
 //! int8 default end to end.
 
 use facegate::audit::{read_log, EventKind};
+use facegate::decode_file;
 use facegate::hal::{Control, LockState};
-use facegate_e2e::{fixture, fixtures_dir};
+use facegate_e2e::{degraded, fixture, fixtures_dir};
 use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
 use std::path::Path;
 use std::time::Duration;
@@ -122,6 +123,40 @@ fn small_faces_are_refused_and_tiny_ones_not_seen() {
             .iter()
             .all(|d| d.reason.as_deref() == Some("too_small") && d.nearest.is_none()),
         "{denials:#?}"
+    );
+}
+
+#[test]
+fn blurred_or_dark_faces_are_not_judged_and_are_denied_as_poor_quality() {
+    // Obama himself, out of focus and then in the dark: never let in, denied with the reason
+    // that says what to fix at the door; in good light, let in at once.
+    let dir = tempfile::tempdir().unwrap();
+    let photo = decode_file(&fixture("obama2.jpg")).unwrap();
+    let blurred = dir.path().join("blurred.png");
+    let dark = dir.path().join("dark.png");
+    degraded(&photo, 12.0, 1.0).save(&blurred).unwrap();
+    degraded(&photo, 0.0, 0.15).save(&dark).unwrap();
+    let r = run(&format!(
+        "[[step]]\nshow = \"{}\"\nseconds = 3\nfps = 5\nexpect = \"no_unlock\"\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"{}\"\nseconds = 3\nfps = 5\nexpect = \"no_unlock\"\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nseconds = 1\nexpect = \"unlock\"\nperson = \"obama\"\nwithin = 0.3\n",
+        blurred.display(),
+        dark.display()
+    ));
+    assert_ok(&r);
+    let reasons: Vec<_> = r
+        .of(EventKind::Deny)
+        .iter()
+        .map(|d| (d.t < 6.0, d.reason.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (true, "poor_quality:blurry".to_owned()),
+            (false, "poor_quality:too_dark".to_owned())
+        ]
     );
 }
 
