@@ -198,6 +198,9 @@ pub fn measure(chip: &RgbImage, template: &[[f32; 2]; 5], landmarks: &[[f32; 2];
 /// quarter of the eye distance around them (eyebrows to chin, cheek to cheek), box-averaged onto
 /// a [`GRID`] square.
 fn exposure_and_detail(chip: &RgbImage, template: &[[f32; 2]; 5]) -> (f32, f32, f32, f32) {
+    if chip.width() == 0 || chip.height() == 0 {
+        return (0.0, f32::NAN, 1.0, 1.0);
+    }
     let (cw, ch) = (chip.width() as f32, chip.height() as f32);
     let eye = (template[1][0] - template[0][0]).hypot(template[1][1] - template[0][1]);
     let pad = 0.25 * eye;
@@ -214,7 +217,7 @@ fn exposure_and_detail(chip: &RgbImage, template: &[[f32; 2]; 5]) -> (f32, f32, 
     let y1 = ((y1 + pad).clamp(0.0, ch) as u32).max(y0 + 1);
     let (rw, rh) = ((x1 - x0) as usize, (y1 - y0) as usize);
     let mut sum = [0f32; GRID * GRID];
-    let mut count = [0u16; GRID * GRID];
+    let mut count = [0u32; GRID * GRID];
     let (mut dark, mut bright, mut total) = (0u32, 0u32, 0u32);
     for y in y0..y1 {
         let gy = (y - y0) as usize * GRID / rh;
@@ -235,7 +238,7 @@ fn exposure_and_detail(chip: &RgbImage, template: &[[f32; 2]; 5]) -> (f32, f32, 
     let mut grid = [0f32; GRID * GRID];
     for i in 0..GRID * GRID {
         grid[i] = if count[i] > 0 {
-            sum[i] / f32::from(count[i])
+            sum[i] / count[i] as f32
         } else if i > 0 {
             grid[i - 1]
         } else {
@@ -387,6 +390,12 @@ mod tests {
         turned[2][0] = turned[1][0];
         let turned = measure(&textured(150, 60, 190), &TEMPLATE, &turned);
         assert_eq!(q.judge(&turned), Err(QualityIssue::Turned), "{turned:?}");
+    }
+
+    #[test]
+    fn an_empty_chip_is_refused_not_a_panic() {
+        let m = measure(&RgbImage::new(0, 0), &TEMPLATE, &frontal(1.0));
+        assert!(QualityParams::default().judge(&m).is_err());
     }
 
     #[test]
