@@ -422,8 +422,12 @@ impl Decider {
         let verdict = p.rule().judge(&seen.facts()).map_err(DenyReason::from);
         if let Some(h) = &mut self.held {
             // The face let in, still there (or back before it was gone for `rearm`): neither
-            // counted nor denied, and not let in again.
-            if h.track == self.track || verdict.is_ok_and(|n| Some(n.person) == h.person) {
+            // counted nor denied, and not let in again. Its track holds it while it turns away
+            // or blurs, but not once it is recognised as someone else (a second person stepping
+            // into the same place).
+            let someone_else = matches!(verdict, Ok(n) if h.person.is_some_and(|p| p != n.person));
+            let same_person = verdict.is_ok_and(|n| Some(n.person) == h.person);
+            if (h.track == self.track && !someone_else) || same_person {
                 h.track = self.track;
                 h.last = now;
                 self.run.clear();
@@ -995,6 +999,18 @@ mod tests {
         // Gone 3 s: back after the cooldown, let in again at the third frame.
         let out = feed(&mut d, 15000, &person);
         assert_eq!(times(&out), vec![15200], "{out:?}");
+    }
+
+    #[test]
+    fn someone_else_stepping_into_the_same_place_is_not_held() {
+        // Person 1 is let in; person 2 takes their place without a frame's gap (the boxes
+        // overlap): person 2 is judged on their own and let in when the cooldown ends.
+        let mut d = Decider::new(params());
+        let mut frames: Vec<_> = (0..10).map(|_| face(1, 0.4, 0.3)).collect();
+        frames.extend((0..70).map(|_| face(2, 0.4, 0.3)));
+        let out = feed(&mut d, 0, &frames);
+        assert_eq!(times(&out), vec![200, 6200], "{out:?}");
+        assert!(matches!(out[1].1, Decision::Grant { person: 2, .. }));
     }
 
     #[test]
