@@ -309,11 +309,19 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
     }
 
     fn poll_gallery(&mut self, force: bool) {
+        // Who was let in last, by id: indices change with the gallery.
+        let held = self
+            .decider
+            .held_person()
+            .and_then(|i| self.gallery.gallery().people.get(i))
+            .map(|p| p.id.clone());
         match self.gallery.poll(force) {
             Ok(false) => {}
             Ok(true) => {
                 // Person indices changed: frames counted so far may point at someone else.
-                self.decider.forget();
+                let people = &self.gallery.gallery().people;
+                let held = held.and_then(|id| people.iter().position(|p| p.id == id));
+                self.decider.forget(held);
                 let mut ev = self.event(EventKind::GalleryReloaded);
                 ev.reason = Some(format!(
                     "{} people enrolled",
@@ -396,6 +404,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             return Ok(());
         }
         self.summary.camera_errors += 1;
+        // A frame missing from the sequence: nothing ties the next face to the run so far.
+        let now = self.clock.now();
+        self.decider.observe(now, Observation::Lost, &mut |_| None);
         if e.kind == CameraErrorKind::BadFrame {
             tracing::warn!("skipping a bad frame: {e}");
             return Ok(());

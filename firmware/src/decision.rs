@@ -19,8 +19,8 @@
 //! - the mean of the run's embeddings (temporal fusion: noise of single frames averages out)
 //!   must match the same person under the same rule; the grant records its distance;
 //! - after a grant nothing is granted for `cooldown`, and the face let in is *held*: it is not
-//!   let in again until it has left, i.e. until neither its track nor any face judged to be the
-//!   same person has been seen for `rearm`. A photo taped in front of the camera or a frozen
+//!   let in again until it has left, i.e. until neither its track (for `rearm` after it was
+//!   last recognised) nor any face judged to be the same person has been seen for `rearm`. A photo taped in front of the camera or a frozen
 //!   stream is granted once, not after every cooldown. Other faces are judged meanwhile: a
 //!   stranger is denied (and audited) during the cooldown, someone enrolled waits for its end;
 //! - a face seen for `deny_after` frames without a grant is denied once; the next denial comes
@@ -320,6 +320,8 @@ struct Held {
     track: u64,
     /// When it was last seen.
     last: Duration,
+    /// When it was last recognised as `person` (its track holds it for `rearm` after that).
+    confirmed: Duration,
 }
 
 impl Decider {
@@ -345,17 +347,26 @@ impl Decider {
         &self.params
     }
 
-    /// Replaces the parameters (config reload), keeping the cooldown.
+    /// Replaces the parameters (config reload), keeping the cooldown and the face let in last.
     pub fn set_params(&mut self, params: DecisionParams) {
         self.params = params;
-        self.forget();
+        let held = self.held_person();
+        self.forget(held);
     }
 
-    /// Forgets the frames seen so far (the gallery changed: person indices changed too). A
-    /// running cooldown is kept, and so is the face let in last, by its track.
-    pub fn forget(&mut self) {
+    /// The person let in last, while their face has not left (index in the gallery in use).
+    pub fn held_person(&self) -> Option<usize> {
+        self.held.and_then(|h| h.person)
+    }
+
+    /// Forgets the frames seen so far (the gallery changed: person indices changed too);
+    /// `held` is the new index of the person let in last (`None` if no longer enrolled). A
+    /// running cooldown is kept, and so is the face let in last.
+    pub fn forget(&mut self, held: Option<usize>) {
         if let Some(h) = &mut self.held {
-            h.person = None;
+            // Without a person to recognise, the held track lapses `rearm` after the last
+            // recognition; the face is then judged like any other, under the new gallery.
+            h.person = held;
         }
         self.run.clear();
         self.refused = 0;
@@ -423,13 +434,18 @@ impl Decider {
         if let Some(h) = &mut self.held {
             // The face let in, still there (or back before it was gone for `rearm`): neither
             // counted nor denied, and not let in again. Its track holds it while it turns away
-            // or blurs, but not once it is recognised as someone else (a second person stepping
-            // into the same place).
+            // or blurs, for `rearm` after it was last recognised, and not once it is recognised
+            // as someone else: a second person stepping into the same place is judged.
             let someone_else = matches!(verdict, Ok(n) if h.person.is_some_and(|p| p != n.person));
             let same_person = verdict.is_ok_and(|n| Some(n.person) == h.person);
-            if (h.track == self.track && !someone_else) || same_person {
+            let on_track =
+                h.track == self.track && !someone_else && now.saturating_sub(h.confirmed) < p.rearm;
+            if same_person || on_track {
                 h.track = self.track;
                 h.last = now;
+                if same_person {
+                    h.confirmed = now;
+                }
                 self.run.clear();
                 return Decision::Wait;
             }
@@ -475,6 +491,7 @@ impl Decider {
                         person: Some(n.person),
                         track: self.track,
                         last: now,
+                        confirmed: now,
                     });
                     self.refused = 0;
                     self.some_agreed = false;
@@ -1033,13 +1050,20 @@ mod tests {
     }
 
     #[test]
-    fn after_a_gallery_change_the_face_let_in_is_still_held_by_its_track() {
+    fn after_a_gallery_change_the_face_let_in_is_still_held() {
+        let stay: Vec<_> = (0..100).map(|_| face(1, 0.4, 0.3)).collect();
         let mut d = Decider::new(params());
-        let frames: Vec<_> = (0..10).map(|_| face(1, 0.4, 0.3)).collect();
-        assert_eq!(times(&feed(&mut d, 0, &frames)), vec![200]);
-        d.forget();
-        let frames: Vec<_> = (0..100).map(|_| face(1, 0.4, 0.3)).collect();
-        assert!(feed(&mut d, 1000, &frames).is_empty());
+        assert_eq!(times(&feed(&mut d, 0, &stay[..10])), vec![200]);
+        d.forget(Some(1));
+        assert_eq!(d.held_person(), Some(1));
+        assert!(feed(&mut d, 1000, &stay).is_empty());
+        // If the person is no longer in the gallery, their track holds them for 2 s (rearm)
+        // after they were last recognised; then the face is judged afresh (here it still
+        // matches person 1's index, and is let in when the cooldown ends).
+        let mut d = Decider::new(params());
+        assert_eq!(times(&feed(&mut d, 0, &stay[..10])), vec![200]);
+        d.forget(None);
+        assert_eq!(times(&feed(&mut d, 1000, &stay)), vec![6200]);
     }
 
     #[test]

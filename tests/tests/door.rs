@@ -161,6 +161,24 @@ fn blurred_or_dark_faces_are_not_judged_and_are_denied_as_poor_quality() {
 }
 
 #[test]
+fn a_stranger_right_after_an_unlock_is_denied_during_the_cooldown() {
+    let r = run(
+        "[[step]]\nshow = \"obama2.jpg\"\nseconds = 1\nexpect = \"unlock\"\nperson = \"obama\"\n\n\
+         [[step]]\nshow = \"biden.jpg\"\nseconds = 5\nfps = 5\nexpect = \"no_unlock\"\n\n\
+         [expect]\nunlocks = 1\n",
+    );
+    assert_ok(&r);
+    // Biden takes Obama's place in the frame without a gap (the simulator centres every face):
+    // his face counts as Obama's, just let in, for 2 s after Obama was last recognised; then
+    // he is judged, and denied at his 8th frame, still inside the 6 s cooldown.
+    let grant = r.grants()[0].t;
+    let denials = r.of(EventKind::Deny);
+    assert_eq!(denials.len(), 1, "{denials:#?}");
+    assert_eq!(denials[0].reason.as_deref(), Some("unknown"));
+    assert!(denials[0].t < grant + 6.0, "{denials:#?}");
+}
+
+#[test]
 fn with_two_people_in_view_the_largest_face_decides() {
     let r = run(
         "[[step]]\nshow = [\"biden.jpg\", \"obama2.jpg\"]\nface_px = [170, 110]\nseconds = 3\nfps = 5\nexpect = \"no_unlock\"\n\n\
