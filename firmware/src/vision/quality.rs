@@ -216,29 +216,30 @@ fn exposure_and_detail(chip: &RgbImage, template: &[[f32; 2]; 5]) -> (f32, f32, 
     let x1 = ((x1 + pad).clamp(0.0, cw) as u32).max(x0 + 1);
     let y1 = ((y1 + pad).clamp(0.0, ch) as u32).max(y0 + 1);
     let (rw, rh) = ((x1 - x0) as usize, (y1 - y0) as usize);
-    let mut sum = [0f32; GRID * GRID];
+    // Integer sums: grey levels times 256 (Rec. 601 luma in 8.8 fixed point).
+    let mut sum = [0u32; GRID * GRID];
     let mut count = [0u32; GRID * GRID];
     let (mut dark, mut bright, mut total) = (0u32, 0u32, 0u32);
+    let raw = chip.as_raw();
+    let stride = chip.width() as usize * 3;
     for y in y0..y1 {
-        let gy = (y - y0) as usize * GRID / rh;
-        for x in x0..x1 {
-            let [r, g, b] = chip.get_pixel(x, y).0;
-            // Rec. 601 luma.
-            let grey = 0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b);
-            let cell = gy * GRID + (x - x0) as usize * GRID / rw;
+        let row = (y - y0) as usize * GRID / rh * GRID;
+        let line = &raw[y as usize * stride..][x0 as usize * 3..x1 as usize * 3];
+        for (i, px) in line.chunks_exact(3).enumerate() {
+            let grey = 77 * u32::from(px[0]) + 150 * u32::from(px[1]) + 29 * u32::from(px[2]);
+            let cell = row + i * GRID / rw;
             sum[cell] += grey;
             count[cell] += 1;
-            let v = grey.round() as u8;
-            dark += u32::from(v <= CLIP_DARK);
-            bright += u32::from(v >= CLIP_BRIGHT);
-            total += 1;
+            dark += u32::from(grey <= u32::from(CLIP_DARK) << 8);
+            bright += u32::from(grey >= u32::from(CLIP_BRIGHT) << 8);
         }
+        total += x1 - x0;
     }
     // A chip smaller than the grid leaves cells empty: fill them from their left neighbour.
     let mut grid = [0f32; GRID * GRID];
     for i in 0..GRID * GRID {
         grid[i] = if count[i] > 0 {
-            sum[i] / count[i] as f32
+            sum[i] as f32 / 256.0 / count[i] as f32
         } else if i > 0 {
             grid[i - 1]
         } else {
