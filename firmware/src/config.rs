@@ -3,6 +3,7 @@
 //! works, so an empty file is a valid config.
 
 use crate::decision::DecisionParams;
+use crate::vision::quality::QualityParams;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -141,6 +142,8 @@ pub struct RecognitionConfig {
     pub cooldown_seconds: f64,
     /// Frames of an unrecognised face before a denial is recorded.
     pub deny_after_frames: u32,
+    /// `[recognition.quality]`: faces too blurred, badly exposed or turned are not judged.
+    pub quality: QualityParams,
 }
 
 impl Default for RecognitionConfig {
@@ -155,6 +158,7 @@ impl Default for RecognitionConfig {
             window_seconds: 1.5,
             cooldown_seconds: 6.0,
             deny_after_frames: 8,
+            quality: QualityParams::default(),
         }
     }
 }
@@ -326,6 +330,9 @@ impl Config {
                 format!("must be 1 to 10000 (got {})", r.deny_after_frames),
             );
         }
+        if let Err((key, problem)) = r.quality.check() {
+            return bad(key, problem);
+        }
         seconds(
             path,
             "gallery.poll_seconds",
@@ -394,6 +401,10 @@ mod tests {
             ("[recognition]\nframes = 1\n", "recognition.frames"),
             ("[recognition]\nthreshold = -0.5\n", "recognition.threshold"),
             ("[recognition]\nmin_face = 5\n", "recognition.min_face"),
+            (
+                "[recognition.quality]\nmax_yaw = -1\n",
+                "recognition.quality.max_yaw",
+            ),
             ("[lock]\ngpio = 40\n", "lock.gpio"),
             ("[lock]\nunlock_seconds = 0\n", "lock.unlock_seconds"),
             ("[camera]\nfps = 0\n", "camera.fps"),

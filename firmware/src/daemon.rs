@@ -4,7 +4,7 @@
 
 use crate::audit::{AuditSink, Event, EventKind};
 use crate::config::{Config, ConfigError};
-use crate::decision::{Decider, Decision, Nearest, Observation};
+use crate::decision::{Decider, Decision, Nearest, Observation, Seen};
 use crate::door::Door;
 use crate::gallery::{GalleryError, Reloader, Scoring};
 use crate::hal::{
@@ -13,7 +13,8 @@ use crate::hal::{
 };
 use crate::models::{ModelError, ModelSet};
 use crate::vision::detect::DetectorParams;
-use crate::{Pipeline, PipelineError};
+use crate::vision::quality;
+use crate::{Embedding, Pipeline, PipelineError};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -77,7 +78,7 @@ pub struct Summary {
 pub struct Stages {
     /// Detection and landmarks (every frame).
     pub detect: Duration,
-    /// Alignment (frames with a large enough face).
+    /// Alignment and the quality check (frames with a large enough face).
     pub align: Duration,
     /// Embedding.
     pub embed: Duration,
@@ -114,6 +115,9 @@ struct Loop<'a, C, L: LockOutput, S> {
     audit: &'a mut dyn AuditSink,
     gallery: Reloader,
     decider: Decider,
+    /// The last frame's embedding, and the mean of a run's (buffers reused frame to frame).
+    embedding: Embedding,
+    fused: Embedding,
     summary: Summary,
     next_poll: Duration,
     last_watchdog: Option<Duration>,
@@ -154,6 +158,8 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         audit,
         gallery,
         decider: Decider::new(params),
+        embedding: Embedding(Vec::new()),
+        fused: Embedding(Vec::new()),
         summary: Summary::default(),
         next_poll: Duration::ZERO,
         last_watchdog: None,
@@ -305,11 +311,19 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
     }
 
     fn poll_gallery(&mut self, force: bool) {
+        // Who was let in last, by id: indices change with the gallery.
+        let held = self
+            .decider
+            .held_person()
+            .and_then(|i| self.gallery.gallery().people.get(i))
+            .map(|p| p.id.clone());
         match self.gallery.poll(force) {
             Ok(false) => {}
             Ok(true) => {
                 // Person indices changed: frames counted so far may point at someone else.
-                self.decider.forget();
+                let people = &self.gallery.gallery().people;
+                let held = held.and_then(|id| people.iter().position(|p| p.id == id));
+                self.decider.forget(held);
                 let mut ev = self.event(EventKind::GalleryReloaded);
                 ev.reason = Some(format!(
                     "{} people enrolled",
@@ -393,6 +407,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             return Ok(());
         }
         self.summary.camera_errors += 1;
+        // A frame missing from the sequence: nothing ties the next face to the run so far.
+        let now = self.clock.now();
+        self.decider.observe(now, Observation::Lost, &mut |_| None);
         if e.kind == CameraErrorKind::BadFrame {
             tracing::warn!("skipping a bad frame: {e}");
             return Ok(());
@@ -434,14 +451,32 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         let obs = match self.observe(frame) {
             Ok(o) => o,
             Err(e) => {
+                // Not judged, but it breaks the run: nothing ties the next face to this one.
                 tracing::warn!("frame skipped: {e}");
-                return Ok(());
+                Observation::Lost
             }
         };
-        if matches!(obs, Observation::Face { .. }) {
+        if matches!(obs, Observation::Face(_)) {
             self.summary.faces += 1;
         }
-        let decision = self.decider.observe(now, obs);
+        let normalize = self.pipeline.embedder_spec().normalize;
+        let (gallery, fused) = (&self.gallery, &mut self.fused);
+        // The mean of a run's embeddings, matched the way each frame's embedding is.
+        let mut fuse = |mean: &[f32]| {
+            fused.0.clear();
+            fused.0.extend_from_slice(mean);
+            if normalize {
+                fused.normalize();
+            }
+            gallery.index().best(fused).map(|m| Nearest {
+                person: m.person,
+                distance: m.distance,
+                margin: m.margin,
+            })
+        };
+        let decision = self
+            .decider
+            .observe(now, obs.with(&self.embedding.0), &mut fuse);
         self.summary.busy += started.elapsed();
         match decision {
             Decision::Wait => {}
@@ -450,6 +485,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 distance,
                 margin,
                 frames,
+                fused,
             } => {
                 // Unlock first (the person is waiting), then record.
                 let Some(p) = self.gallery.gallery().people.get(person) else {
@@ -458,13 +494,23 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 let (id, name) = (p.id.clone(), p.name.clone());
                 let hold = self.unlock_hold();
                 let unlocked = self.door.unlock(now, hold);
-                tracing::info!(%id, %name, distance, margin, frames, "access granted");
+                tracing::info!(
+                    %id,
+                    %name,
+                    distance,
+                    margin,
+                    fused = fused.distance,
+                    frames,
+                    "access granted"
+                );
                 let mut ev = self.event(EventKind::Grant);
                 ev.identity = Some(id);
                 ev.name = Some(name);
-                ev.distance = Some(distance);
+                // The grant rests on the fused embedding: its distance and margin are recorded
+                // (the worst single frame's are in the log line above).
+                ev.distance = Some(fused.distance);
                 // Infinite with a single person enrolled: left out.
-                ev.margin = margin.is_finite().then_some(margin);
+                ev.margin = fused.margin.is_finite().then_some(fused.margin);
                 ev.frames = Some(frames);
                 self.summary.grants += 1;
                 if let Err(e) = &unlocked {
@@ -500,8 +546,10 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         Ok(())
     }
 
-    /// What the frame shows: its largest face, how large, and who is nearest.
-    fn observe(&mut self, frame: &RgbImage) -> Result<Observation, PipelineError> {
+    /// What the frame shows: its largest face, how large, and who is nearest; its embedding is
+    /// left in `self.embedding` (emptied when there is none).
+    fn observe(&mut self, frame: &RgbImage) -> Result<Observation<'static>, PipelineError> {
+        self.embedding.0.clear();
         let t0 = Instant::now();
         let detection = self.pipeline.detect_largest(frame)?;
         let t1 = Instant::now();
@@ -510,16 +558,28 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             return Ok(Observation::NoFace);
         };
         let size = det.bbox.size();
+        let mut seen = Seen {
+            bbox: det.bbox,
+            quality: Ok(()),
+            nearest: None,
+            embedding: &[],
+        };
         if size < self.config.recognition.min_face {
-            return Ok(Observation::Face {
-                size,
-                nearest: None,
-            });
+            return Ok(Observation::Face(seen));
         }
         let Some(chip) = self.pipeline.align(frame, det) else {
-            return Ok(Observation::NoFace);
+            return Ok(Observation::Lost);
         };
+        // A poor face is not embedded: it cannot agree, and it saves the embedding's time.
+        let template = &self.pipeline.embedder_spec().template;
+        let measures = quality::measure(&chip, template, &det.landmarks);
+        seen.quality = self.config.recognition.quality.judge(&measures);
         let t2 = Instant::now();
+        if seen.quality.is_err() {
+            self.summary.stages.align += t2 - t1;
+            tracing::debug!(size, ?measures, "poor face");
+            return Ok(Observation::Face(seen));
+        }
         let embedding = self.pipeline.embed_chip(&chip)?;
         let t3 = Instant::now();
         let nearest = self.gallery.index().best(&embedding).map(|m| Nearest {
@@ -533,6 +593,8 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         st.embed += t3 - t2;
         st.matching += t4 - t3;
         tracing::debug!(size, ?nearest, "face");
-        Ok(Observation::Face { size, nearest })
+        seen.nearest = nearest;
+        self.embedding = embedding;
+        Ok(Observation::Face(seen))
     }
 }

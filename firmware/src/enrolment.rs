@@ -1,7 +1,10 @@
 //! Turning one enrolment photo into a gallery entry: the photo must show one face, large enough
-//! to recognise. Shared by the admin CLI and the simulator.
+//! and good enough (sharp, well exposed, frontal) to recognise. Shared by the admin CLI and the
+//! simulator.
 
+use crate::acceptance::QualityIssue;
 use crate::gallery::Enrolment;
+use crate::vision::quality::{measure, Measures, QualityParams};
 use crate::{decode_file, DecodeError, Face, Pipeline, PipelineError};
 use std::path::{Path, PathBuf};
 
@@ -57,6 +60,55 @@ pub enum EnrolError {
         /// The face's size in pixels.
         size: f32,
     },
+    /// The face is blurred, badly exposed or turned.
+    #[error("{}: {}", path.display(), what_to_fix(*issue, measures))]
+    PoorQuality {
+        /// The photo.
+        path: PathBuf,
+        /// What is wrong.
+        issue: QualityIssue,
+        /// What was measured.
+        measures: Measures,
+    },
+}
+
+/// The enrolment's quality thresholds: the door's defaults, made stricter (a poor enrolment
+/// photo harms every later decision about that person; the door sees many frames, enrolment
+/// one photo).
+pub fn enrolment_quality() -> QualityParams {
+    QualityParams::default().for_enrolment()
+}
+
+fn what_to_fix(issue: QualityIssue, m: &Measures) -> String {
+    let q = enrolment_quality();
+    match issue {
+        QualityIssue::Blurry => format!(
+            "the face is blurred (sharpness {:.3}, at least {:.3} needed); use a sharp photo, in focus and without motion",
+            m.sharpness, q.min_sharpness
+        ),
+        QualityIssue::TooDark => format!(
+            "the face is too dark (mean grey {:.0} of 255, at least {:.0} needed; {:.0}% black); use a photo with the face well lit",
+            m.brightness,
+            q.min_brightness,
+            100.0 * m.dark_clipped
+        ),
+        QualityIssue::TooBright => format!(
+            "the face is over-exposed (mean grey {:.0} of 255, at most {:.0}; {:.0}% white); use a photo without glare or flash on the face",
+            m.brightness,
+            q.max_brightness,
+            100.0 * m.bright_clipped
+        ),
+        QualityIssue::Turned => format!(
+            "the head is turned or tilted (turn {:.2}, at most {:.2}; nod {:.2}, {:.2} to {:.2}; tilt {:.0} degrees, at most {:.0}); use a frontal photo, looking into the camera",
+            m.yaw.abs(),
+            q.max_yaw,
+            m.pitch,
+            q.min_pitch,
+            q.max_pitch,
+            m.roll.abs(),
+            q.max_roll_degrees
+        ),
+    }
 }
 
 /// The single, large enough face of an enrolment photo, or why there is none.
@@ -95,6 +147,21 @@ pub fn enrolment_face(pipeline: &mut Pipeline, photo: &Path) -> Result<Face, Enr
             path: photo.to_owned(),
             size,
         });
+    }
+    // The chip was made once for the embedding already; making it again is cheap next to that.
+    if let Some(chip) = pipeline.align(&img, &main.detection) {
+        let measures = measure(
+            &chip,
+            &pipeline.embedder_spec().template,
+            &main.detection.landmarks,
+        );
+        if let Err(issue) = enrolment_quality().judge(&measures) {
+            return Err(EnrolError::PoorQuality {
+                path: photo.to_owned(),
+                issue,
+                measures,
+            });
+        }
     }
     Ok(main.clone())
 }

@@ -40,3 +40,17 @@ pub fn side_by_side(a: &image::RgbImage, b: &image::RgbImage, height: u32) -> im
     image::imageops::replace(&mut canvas, &b, i64::from(a.width()), 0);
     canvas
 }
+
+/// `img` made worse on purpose: Gaussian blur of `sigma` pixels (none if 0), then every value
+/// times `gain` (clipped), as a camera out of focus or under- or over-exposed would give.
+pub fn degraded(img: &image::RgbImage, sigma: f32, gain: f32) -> image::RgbImage {
+    let mut out = if sigma > 0.0 {
+        image::imageops::blur(img, sigma)
+    } else {
+        img.clone()
+    };
+    for p in out.pixels_mut() {
+        p.0 = p.0.map(|v| (f32::from(v) * gain).round().min(255.0) as u8);
+    }
+    out
+}

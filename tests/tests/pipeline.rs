@@ -1,7 +1,10 @@
 //! The face pipeline on real photos: what a user relies on when enrolling and at the door.
 
+use facegate::acceptance::QualityIssue;
+use facegate::enrolment::{enrol_photo, enrolment_quality, EnrolError};
+use facegate::vision::quality::{measure, QualityParams};
 use facegate::{decode_file, Embedding, Face, ModelSet, Pipeline};
-use facegate_e2e::{fixture, side_by_side};
+use facegate_e2e::{degraded, fixture, side_by_side};
 use std::path::{Path, PathBuf};
 
 fn builtin() -> Pipeline {
@@ -267,6 +270,27 @@ fn sface_puts_obama_closer_to_obama_than_to_biden() {
 }
 
 #[test]
+fn the_pinned_photos_pass_the_quality_gates_of_door_and_enrolment() {
+    let mut p = builtin();
+    let template = p.embedder_spec().template;
+    for name in [
+        "obama.jpg",
+        "obama2.jpg",
+        "obama3.jpg",
+        "biden.jpg",
+        "32bit.png",
+        "astronaut.png",
+    ] {
+        let img = decode_file(&fixture(name)).unwrap();
+        let det = p.detect_largest(&img).unwrap().unwrap();
+        let chip = p.align(&img, &det).unwrap();
+        let m = measure(&chip, &template, &det.landmarks);
+        assert_eq!(QualityParams::default().judge(&m), Ok(()), "{name}: {m:?}");
+        assert_eq!(enrolment_quality().judge(&m), Ok(()), "{name}: {m:?}");
+    }
+}
+
+#[test]
 fn flip_augmentation_gives_a_face_and_its_mirror_one_embedding() {
     let mut p = builtin();
     let img = decode_file(&fixture("obama2.jpg")).unwrap();
@@ -280,4 +304,29 @@ fn flip_augmentation_gives_a_face_and_its_mirror_one_embedding() {
     assert_eq!(both, p.embed_chip(&mirror).unwrap());
     // The average stays close to the plain embedding: still the same person.
     assert!(p.distance(&both, &plain) < p.embedder_spec().threshold / 2.0);
+}
+
+#[test]
+fn poor_photos_are_refused_for_enrolment_with_what_to_fix() {
+    let mut p = builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let obama = decode_file(&fixture("obama.jpg")).unwrap();
+    assert!(enrol_photo(&mut p, &fixture("obama.jpg")).is_ok());
+    for (sigma, gain, issue, advice) in [
+        (10.0, 1.0, QualityIssue::Blurry, "in focus"),
+        (0.0, 0.15, QualityIssue::TooDark, "well lit"),
+        (0.0, 3.0, QualityIssue::TooBright, "over-exposed"),
+    ] {
+        let path = dir.path().join(format!("{}.png", issue.as_str()));
+        degraded(&obama, sigma, gain).save(&path).unwrap();
+        match enrol_photo(&mut p, &path) {
+            Err(e @ EnrolError::PoorQuality { issue: got, .. }) => {
+                assert_eq!(got, issue);
+                let msg = e.to_string();
+                assert!(msg.contains(advice), "{msg}");
+                assert!(msg.contains(&path.display().to_string()), "{msg}");
+            }
+            other => panic!("{issue:?}: expected a refusal, got {other:?}"),
+        }
+    }
 }

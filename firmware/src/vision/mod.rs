@@ -6,6 +6,7 @@ pub mod decode;
 pub mod detect;
 pub mod embed;
 mod net;
+pub mod quality;
 pub mod resample;
 
 use crate::models::{EmbedderManifest, ModelError, ModelSet};
