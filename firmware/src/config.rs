@@ -138,7 +138,7 @@ pub struct RecognitionConfig {
     pub frames: u32,
     /// Seconds within which those frames must fall.
     pub window_seconds: f64,
-    /// Seconds after an unlock during which nobody else is let in.
+    /// Seconds after an unlock during which the same person is not let in again (others are).
     pub cooldown_seconds: f64,
     /// Frames of an unrecognised face before a denial is recorded.
     pub deny_after_frames: u32,

@@ -18,11 +18,13 @@
 //!   the box still ties the frames around it to one face;
 //! - the mean of the run's embeddings (temporal fusion: noise of single frames averages out)
 //!   must match the same person under the same rule; the grant records its distance;
-//! - after a grant nothing is granted for `cooldown`, and the face let in is *held*: it is not
+//! - after a grant the same person is not let in again for `cooldown` (someone else is: a
+//!   colleague right behind is let in and audited, the unlock is extended), and the face let
+//!   in is *held*: it is not
 //!   let in again until it has left, i.e. until neither its track (for `rearm` after it was
 //!   last recognised) nor any face judged to be the same person has been seen for `rearm`. A photo taped in front of the camera or a frozen
 //!   stream is granted once, not after every cooldown. Other faces are judged meanwhile: a
-//!   stranger is denied (and audited) during the cooldown, someone enrolled waits for its end;
+//!   stranger is denied (and audited) during the cooldown, another enrolled person is let in;
 //! - a face seen for `deny_after` frames without a grant is denied once; the next denial comes
 //!   after the face has been gone for `rearm`, or after `deny_repeat` if it stays.
 //!
@@ -294,7 +296,9 @@ impl Run {
 pub struct Decider {
     params: DecisionParams,
     run: Run,
-    cooldown_until: Option<Duration>,
+    /// The people let in lately and until when each is held back (gallery indices): a fixed
+    /// buffer, the oldest dropped when full (they are long out of their cooldown by then).
+    cooldowns: heapless::Deque<(usize, Duration), 16>,
     /// Frames of the current episode with a face that did not lead to a grant.
     refused: u32,
     /// Whether any of them agreed with someone (for `Unsteady`).
@@ -330,7 +334,7 @@ impl Decider {
         Self {
             params,
             run: Run::default(),
-            cooldown_until: None,
+            cooldowns: heapless::Deque::new(),
             refused: 0,
             some_agreed: false,
             last_face: None,
@@ -363,6 +367,20 @@ impl Decider {
     /// `held` is the new index of the person let in last (`None` if no longer enrolled). A
     /// running cooldown is kept, and so is the face let in last.
     pub fn forget(&mut self, held: Option<usize>) {
+        // Indices changed: the held person's cooldown follows them to the new index, the
+        // others lapse (each must still leave before being let in again).
+        let old = self.held_person();
+        let kept = self
+            .cooldowns
+            .iter()
+            .find(|c| Some(c.0) == old)
+            .copied()
+            .zip(held)
+            .map(|((_, until), new)| (new, until));
+        self.cooldowns.clear();
+        if let Some(c) = kept {
+            let _ = self.cooldowns.push_back(c);
+        }
         if let Some(h) = &mut self.held {
             // Without a person to recognise, the held track lapses `rearm` after the last
             // recognition; the face is then judged like any other, under the new gallery.
@@ -374,9 +392,9 @@ impl Decider {
         self.denied_at = None;
     }
 
-    /// Whether grants are held back by the cooldown at `now`.
-    pub fn in_cooldown(&self, now: Duration) -> bool {
-        self.cooldown_until.is_some_and(|t| now < t)
+    /// Whether a grant to `person` is held back by the cooldown at `now`.
+    pub fn in_cooldown(&self, now: Duration, person: usize) -> bool {
+        self.cooldowns.iter().any(|&(p, until)| p == person && now < until)
     }
 
     /// Takes the observation of the frame taken at `now`. `fuse` matches an embedding (the mean
@@ -450,14 +468,13 @@ impl Decider {
                 return Decision::Wait;
             }
         }
-        let cooling = self.in_cooldown(now);
         match verdict {
             Ok(n) => {
                 self.some_agreed = true;
                 self.run.push(n.person, now, n, seen.embedding);
                 let count = self.run.votes.len() as u32;
-                if cooling {
-                    // Recognised, but someone was let in just now: wait for the cooldown's end
+                if self.in_cooldown(now, n.person) {
+                    // Let in just now, left and back already: wait for the cooldown's end
                     // (the window still applies to the votes).
                     return Decision::Wait;
                 }
@@ -486,7 +503,13 @@ impl Decider {
                         .map(|v| v.2)
                         .fold(f32::INFINITY, f32::min);
                     self.run.clear();
-                    self.cooldown_until = Some(now + p.cooldown);
+                    let until = now + p.cooldown;
+                    self.cooldowns.retain(|c| c.0 != n.person && now < c.1);
+                    if self.cooldowns.is_full() {
+                        self.cooldowns.pop_front();
+                    }
+                    // Cannot fail: a slot was just made free.
+                    let _ = self.cooldowns.push_back((n.person, until));
                     self.held = Some(Held {
                         person: Some(n.person),
                         track: self.track,
@@ -969,17 +992,22 @@ mod tests {
     }
 
     #[test]
-    fn cooldown_holds_back_a_second_grant() {
+    fn the_cooldown_holds_back_the_same_person_not_the_next_one() {
         // Person 1 is let in at 200 ms and walks away at 1 s; person 2 steps up at 1.5 s and is
-        // let in when the 6 s cooldown ends, not before.
+        // let in on their own third frame: a colleague right behind is not turned away.
         let mut d = Decider::new(params());
         let mut frames: Vec<_> = (0..10).map(|_| face(1, 0.4, 0.3)).collect();
         frames.extend([Observation::NoFace; 5]);
-        frames.extend((0..60).map(|_| face(2, 0.4, 0.3)));
+        frames.extend((0..10).map(|_| face(2, 0.4, 0.3)));
+        // Person 1 back after 2.5 s away (gone longer than rearm), still within the cooldown:
+        // let in when it ends (6.2 s), not before.
+        frames.extend([Observation::NoFace; 25]);
+        frames.extend((0..30).map(|_| face(1, 0.4, 0.3)));
         let out = feed(&mut d, 0, &frames);
-        assert_eq!(times(&out), vec![200, 6200], "{out:?}");
+        assert_eq!(times(&out), vec![200, 1700, 6200], "{out:?}");
         assert!(matches!(out[0].1, Decision::Grant { person: 1, .. }));
         assert!(matches!(out[1].1, Decision::Grant { person: 2, .. }));
+        assert!(matches!(out[2].1, Decision::Grant { person: 1, .. }));
     }
 
     #[test]
@@ -1021,12 +1049,12 @@ mod tests {
     #[test]
     fn someone_else_stepping_into_the_same_place_is_not_held() {
         // Person 1 is let in; person 2 takes their place without a frame's gap (the boxes
-        // overlap): person 2 is judged on their own and let in when the cooldown ends.
+        // overlap): person 2 is judged on their own and let in on their third frame.
         let mut d = Decider::new(params());
         let mut frames: Vec<_> = (0..10).map(|_| face(1, 0.4, 0.3)).collect();
         frames.extend((0..70).map(|_| face(2, 0.4, 0.3)));
         let out = feed(&mut d, 0, &frames);
-        assert_eq!(times(&out), vec![200, 6200], "{out:?}");
+        assert_eq!(times(&out), vec![200, 1200], "{out:?}");
         assert!(matches!(out[1].1, Decision::Grant { person: 2, .. }));
     }
 
@@ -1058,12 +1086,12 @@ mod tests {
         assert_eq!(d.held_person(), Some(1));
         assert!(feed(&mut d, 1000, &stay).is_empty());
         // If the person is no longer in the gallery, their track holds them for 2 s (rearm)
-        // after they were last recognised; then the face is judged afresh (here it still
-        // matches person 1's index, and is let in when the cooldown ends).
+        // after they were last recognised; then the face is judged afresh under the new
+        // gallery, where index 1 is someone else, let in at their third frame.
         let mut d = Decider::new(params());
         assert_eq!(times(&feed(&mut d, 0, &stay[..10])), vec![200]);
         d.forget(None);
-        assert_eq!(times(&feed(&mut d, 1000, &stay)), vec![6200]);
+        assert_eq!(times(&feed(&mut d, 1000, &stay)), vec![3100]);
     }
 
     #[test]

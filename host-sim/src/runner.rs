@@ -119,6 +119,11 @@ impl Report {
             .collect()
     }
 
+    /// The relay's state at `t` (`None` before its first edge).
+    pub fn relay_state_at(&self, t: Duration) -> Option<LockState> {
+        self.relay.iter().take_while(|e| e.0 <= t).last().map(|e| e.1)
+    }
+
     /// Grant events.
     pub fn grants(&self) -> Vec<&Event> {
         self.events
@@ -492,30 +497,44 @@ fn check(s: &Scenario, r: &mut Report) {
             .filter(|t| *t >= start && *t < end.max(start + Duration::from_nanos(1)))
             .collect();
         let secs = |d: Duration| d.as_secs_f64();
+        // A grant while the door is still open from someone before extends the unlock without
+        // a new relay edge: that person is let in too, so grants count as well as edges.
+        let grants_in_step: Vec<&Event> = r
+            .grants()
+            .into_iter()
+            .filter(|g| g.t + 1e-6 >= secs(start) && g.t < secs(end) + 1e-6)
+            .collect();
         match expect {
-            "no_unlock" => {
-                if in_step.is_empty() {
-                    passed.push(format!("{what}: no unlock"));
-                } else {
-                    failed.push(format!(
-                        "{what}: expected no unlock, but the door unlocked at {:.2} s",
-                        secs(in_step[0])
-                    ));
-                }
-            }
+            "no_unlock" => match (in_step.first(), grants_in_step.first()) {
+                (None, None) => passed.push(format!("{what}: no unlock")),
+                (Some(t), _) => failed.push(format!(
+                    "{what}: expected no unlock, but the door unlocked at {:.2} s",
+                    secs(*t)
+                )),
+                (None, Some(g)) => failed.push(format!(
+                    "{what}: expected no unlock, but the door was kept unlocked for {} at {:.2} s",
+                    g.identity.as_deref().unwrap_or("?"),
+                    g.t
+                )),
+            },
             _ => {
-                let grant = r.grants().into_iter().find(|g| {
-                    g.t + 1e-6 >= secs(start)
-                        && g.t < secs(end) + 1e-6
-                        && st
-                            .person
-                            .as_deref()
-                            .is_none_or(|p| g.identity.as_deref() == Some(p))
+                let grant = grants_in_step.iter().copied().find(|g| {
+                    st.person
+                        .as_deref()
+                        .is_none_or(|p| g.identity.as_deref() == Some(p))
                 });
                 let who = st.person.as_deref().unwrap_or("anyone");
-                match (grant, in_step.first()) {
+                // When the person was let in: the relay's edge in the step, or their grant if
+                // the door was already unlocked then.
+                let let_in = grant.and_then(|g| {
+                    let at = Duration::from_secs_f64(g.t.max(0.0)) + Duration::from_millis(1);
+                    in_step.first().map(|t| secs(*t)).or_else(|| {
+                        (r.relay_state_at(at) == Some(LockState::Unlocked)).then_some(g.t)
+                    })
+                });
+                match (grant, let_in) {
                     (Some(g), Some(t)) => {
-                        let after = secs(*t) - secs(start);
+                        let after = t - secs(start);
                         let within = st.within.unwrap_or(f64::INFINITY);
                         if after <= within + 1e-6 {
                             passed.push(format!(
