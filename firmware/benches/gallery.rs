@@ -1,8 +1,10 @@
 //! Benchmark of the gallery: 1:N matching over 10, 1,000 and 100,000 enrolled embeddings under
-//! each metric, and loading a 10,000-person gallery file. Single thread; prints medians.
+//! each metric, and loading a 10,000-person gallery file (entries refer to face crops, as
+//! enrolled now; the crops themselves are not read on load). Single thread; prints medians.
 //!
 //! `cargo bench -p facegate --bench gallery`
 
+use facegate::crops::{CropRef, CROP_TEMPLATE};
 use facegate::gallery::{Enrolment, Gallery, Locked, Person, Scoring};
 use facegate::Embedding;
 use std::time::Instant;
@@ -32,6 +34,11 @@ fn gallery(people: usize, per_person: usize, seed: u64) -> Gallery {
                     source: format!("p{i}_{k}.jpg"),
                     sha256: "0".repeat(64),
                     embedding: embedding(&mut state),
+                    // As enrolled now: each entry refers to its face crop (not read here).
+                    crop: Some(CropRef {
+                        sha256: format!("{:064x}", i * per_person + k),
+                        landmarks: CROP_TEMPLATE.map(|p| [p[0] + 0.37, p[1] - 0.61]),
+                    }),
                 })
                 .collect(),
         });
