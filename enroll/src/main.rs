@@ -12,6 +12,7 @@ use std::process::ExitCode;
 mod analysis;
 mod openset;
 mod people;
+mod reembed;
 
 /// Administer a facegate door: enrol employees, identify faces, compute and compare embeddings.
 ///
@@ -200,6 +201,16 @@ enum Command {
         /// The new name.
         name: String,
     },
+    /// Move the gallery to another embedding network (--embedder NAME, e.g. the f32 form on a
+    /// CPU where int8 is slow) without re-enrolling: every embedding is recomputed from the face
+    /// crop kept at enrolment, under the gallery's lock, and the new gallery replaces the old
+    /// one atomically. Refused, with nothing written, if any photo has no crop (enrolled before
+    /// crops were kept): those are named, to re-enrol.
+    Reembed {
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Say who is in each photo (every face), judged by the door's acceptance rule with the
     /// config's values: the person, or the rule that refused the face (too_small, unknown,
     /// ambiguous, or a quality problem), with the nearest person, distance and margin.
@@ -299,6 +310,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench { paths, rounds } => {
             return bench(&models, g.embedder.as_deref(), g.min_face, paths, *rounds)
+        }
+        Command::Reembed { json } => {
+            return reembed::run(&models, g.embedder.as_deref(), &g.gallery, *json)
         }
         _ => {}
     }
@@ -433,7 +447,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Show { .. }
         | Command::Remove { .. }
         | Command::Rename { .. }
-        | Command::Bench { .. } => unreachable!("handled above"),
+        | Command::Bench { .. }
+        | Command::Reembed { .. } => unreachable!("handled above"),
         Command::Embed { paths } => embed(&mut pipeline, &paths),
         Command::Verify {
             a,

@@ -349,7 +349,8 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
     let mut enrolled_photos = 0;
     for (_, name, photo) in rows.iter().filter(|r| r.0 == Role::Enrol) {
         bar.set_message(name.clone());
-        match enrolment_face(pipeline, photo).and_then(|f| enrolment(photo, f)) {
+        match enrolment_face(pipeline, photo).and_then(|f| enrolment(photo, f).map(|n| n.enrolment))
+        {
             Ok(e) => {
                 enrolled_photos += 1;
                 match people.iter_mut().find(|p| &p.name == name) {

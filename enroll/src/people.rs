@@ -36,7 +36,7 @@ pub fn enroll(
     let target = id.map(str::to_owned).unwrap_or_else(|| g.new_id(name));
     let index = g.index(Scoring::of(spec));
     for (e, photo) in new.iter().zip(photos) {
-        if let Some(m) = index.best(&facegate::Embedding(e.embedding.clone())) {
+        if let Some(m) = index.best(&facegate::Embedding(e.enrolment.embedding.clone())) {
             let other = &g.people[m.person];
             if m.distance <= threshold && other.id != target {
                 let msg = format!(
@@ -56,6 +56,8 @@ pub fn enroll(
         }
     }
     let count = new.len();
+    let (entries, crops): (Vec<_>, Vec<_>) = new.into_iter().map(|n| (n.enrolment, n.crop)).unzip();
+    let new = entries;
     let (verb, person) = match g.get_mut(&target) {
         Some(p) => {
             if p.name != name {
@@ -76,7 +78,7 @@ pub fn enroll(
             ("enrolled", g.people.last().cloned().expect("just pushed"))
         }
     };
-    lock.save(&g)?;
+    lock.save_with_crops(&g, &crops)?;
     println!(
         "{verb} {:?} (id {}): {count} photo(s) now {} in all",
         person.name,
@@ -99,6 +101,8 @@ struct EnrolmentJson<'a> {
     enrolled_at: &'a str,
     source: &'a str,
     sha256: &'a str,
+    /// Whether the face crop is kept (needed by `facegate reembed`).
+    crop: bool,
 }
 
 fn person_json(p: &Person, detail: bool) -> PersonJson<'_> {
@@ -113,6 +117,7 @@ fn person_json(p: &Person, detail: bool) -> PersonJson<'_> {
                     enrolled_at: &e.enrolled_at,
                     source: &e.source,
                     sha256: &e.sha256,
+                    crop: e.crop.is_some(),
                 })
                 .collect()
         }),
@@ -149,7 +154,15 @@ pub fn show(g: &Gallery, id: &str, json: bool) -> Result<ExitCode> {
     } else {
         println!("id:   {}\nname: {}", p.id, p.name);
         for e in &p.enrolments {
-            println!("  {}  {}  sha256 {}", e.enrolled_at, e.source, e.sha256);
+            let crop = if e.crop.is_some() {
+                "face crop kept"
+            } else {
+                "no face crop: cannot be re-embedded for another model"
+            };
+            println!(
+                "  {}  {}  sha256 {}  ({crop})",
+                e.enrolled_at, e.source, e.sha256
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -332,6 +345,7 @@ pub fn import(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let (mut enrolled, mut skipped) = (Vec::new(), Vec::new());
+    let mut crops = Vec::new();
     for (name, photo) in &photos {
         bar.set_message(name.clone());
         let result = (|| -> Result<()> {
@@ -340,7 +354,7 @@ pub fn import(
                 Some(p) => p.id.clone(),
                 None => g.new_id(name),
             };
-            if let Some(m) = g.index(Scoring::of(&spec)).best(&face.embedding) {
+            if let Some(m) = g.index(Scoring::of(&spec)).best(&face.face.embedding) {
                 let other = &g.people[m.person];
                 if m.distance <= threshold && other.id != id && !force {
                     bail!(
@@ -352,7 +366,9 @@ pub fn import(
                     );
                 }
             }
-            let e = enrolment(photo, face)?;
+            let new = enrolment(photo, face)?;
+            let e = new.enrolment;
+            crops.push(new.crop);
             match g.get_mut(&id) {
                 Some(p) => p.enrolments.push(e),
                 None => g.people.push(Person {
@@ -370,7 +386,7 @@ pub fn import(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    lock.save(&g)?;
+    lock.save_with_crops(&g, &crops)?;
     if json {
         println!(
             "{}",

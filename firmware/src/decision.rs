@@ -394,7 +394,9 @@ impl Decider {
 
     /// Whether a grant to `person` is held back by the cooldown at `now`.
     pub fn in_cooldown(&self, now: Duration, person: usize) -> bool {
-        self.cooldowns.iter().any(|&(p, until)| p == person && now < until)
+        self.cooldowns
+            .iter()
+            .any(|&(p, until)| p == person && now < until)
     }
 
     /// Takes the observation of the frame taken at `now`. `fuse` matches an embedding (the mean

@@ -3,7 +3,9 @@
 //! simulator.
 
 use crate::acceptance::QualityIssue;
+use crate::crops::{CropError, EncodedCrop, FaceCrop};
 use crate::gallery::Enrolment;
+use crate::vision::align::Aligner;
 use crate::vision::quality::{measure, Measures, QualityParams};
 use crate::{decode_file, DecodeError, Face, Pipeline, PipelineError};
 use std::path::{Path, PathBuf};
@@ -51,6 +53,14 @@ pub enum EnrolError {
         count: usize,
         /// Their boxes, for the message.
         boxes: String,
+    },
+    /// The face crop could not be made.
+    #[error("{}: {source}", path.display())]
+    Crop {
+        /// The photo.
+        path: PathBuf,
+        /// Why.
+        source: CropError,
     },
     /// The face is too small.
     #[error("{}: the face is {size:.0} pixels, too small for reliable recognition (at least {MIN_ENROL_FACE:.0} needed); use a closer or larger photo", path.display())]
@@ -111,8 +121,27 @@ fn what_to_fix(issue: QualityIssue, m: &Measures) -> String {
     }
 }
 
-/// The single, large enough face of an enrolment photo, or why there is none.
-pub fn enrolment_face(pipeline: &mut Pipeline, photo: &Path) -> Result<Face, EnrolError> {
+/// The face of an enrolment photo and its crop (kept so another network can embed it later).
+#[derive(Debug, Clone)]
+pub struct EnrolmentFace {
+    /// The face, with its embedding by the pipeline's network.
+    pub face: Face,
+    /// Its crop.
+    pub crop: FaceCrop,
+}
+
+/// A gallery entry not yet saved, with the face crop it refers to: save both with
+/// [`crate::gallery::Locked::save_with_crops`].
+#[derive(Debug, Clone)]
+pub struct NewEnrolment {
+    /// The entry (its `crop` refers to `crop`).
+    pub enrolment: Enrolment,
+    /// The encoded crop.
+    pub crop: EncodedCrop,
+}
+
+/// The single, large enough face of an enrolment photo with its crop, or why there is none.
+pub fn enrolment_face(pipeline: &mut Pipeline, photo: &Path) -> Result<EnrolmentFace, EnrolError> {
     let img = decode_file(photo).map_err(|source| EnrolError::Decode {
         path: photo.to_owned(),
         source,
@@ -163,28 +192,47 @@ pub fn enrolment_face(pipeline: &mut Pipeline, photo: &Path) -> Result<Face, Enr
             });
         }
     }
-    Ok(main.clone())
+    // The pipeline aligned this face already, so its landmarks are not degenerate.
+    let crop = FaceCrop::cut(&mut Aligner::default(), &img, &main.detection.landmarks).ok_or_else(
+        || EnrolError::NoFace {
+            path: photo.to_owned(),
+        },
+    )?;
+    Ok(EnrolmentFace {
+        face: main.clone(),
+        crop,
+    })
 }
 
-/// The gallery entry for `face`, found in `photo`: now, the file name and its sha256.
-pub fn enrolment(photo: &Path, face: Face) -> Result<Enrolment, EnrolError> {
+/// The gallery entry for `face`, found in `photo`: now, the file name and its sha256, the
+/// embedding and the crop.
+pub fn enrolment(photo: &Path, face: EnrolmentFace) -> Result<NewEnrolment, EnrolError> {
     let bytes = std::fs::read(photo).map_err(|source| EnrolError::Io {
         path: photo.to_owned(),
         source,
     })?;
-    Ok(Enrolment {
-        enrolled_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        source: photo
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        sha256: crate::models::sha256_hex(&bytes),
-        embedding: face.embedding.0,
+    let crop = face.crop.encode().map_err(|source| EnrolError::Crop {
+        path: photo.to_owned(),
+        source,
+    })?;
+    Ok(NewEnrolment {
+        enrolment: Enrolment {
+            enrolled_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
+            source: photo
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: crate::models::sha256_hex(&bytes),
+            embedding: face.face.embedding.0,
+            crop: Some(crop.reference.clone()),
+        },
+        crop,
     })
 }
 
 /// Checks `photo` and makes its gallery entry.
-pub fn enrol_photo(pipeline: &mut Pipeline, photo: &Path) -> Result<Enrolment, EnrolError> {
+pub fn enrol_photo(pipeline: &mut Pipeline, photo: &Path) -> Result<NewEnrolment, EnrolError> {
     let face = enrolment_face(pipeline, photo)?;
     enrolment(photo, face)
 }

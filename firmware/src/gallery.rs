@@ -4,16 +4,20 @@
 //! The file holds biometric data: it is created 0600, and every write goes to a temporary file
 //! in the same directory that is fsynced and renamed over the old one (then the directory is
 //! fsynced), so a crash at any moment leaves the old gallery or the new one, never a torn one.
-//! Writers serialise on an exclusive lock of `<gallery>.lock`.
+//! Writers serialise on an exclusive lock of `<gallery>.lock`. Each enrolment's face crop lives
+//! beside the file in a [`CropStore`] that every save keeps in step with the gallery.
 
+use crate::crops::{CropStore, EncodedCrop};
 use crate::models::{EmbedderManifest, Metric};
 use crate::vision::embed::Embedding;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Version of the file format written by this code.
-pub const FORMAT: u32 = 1;
+/// Version of the file format written by this code: 2 adds each enrolment's face crop.
+pub const FORMAT: u32 = 2;
+/// Versions this code reads (a format 1 file has no crops).
+const READABLE: [u32; 2] = [1, 2];
 
 /// Errors of the gallery.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +41,10 @@ pub enum GalleryError {
     /// The gallery was made with another embedding model: its distances mean nothing here.
     #[error(
         "{path} was enrolled with model {found:?}, but this facegate runs {expected:?}: \
-         embeddings of different models cannot be compared; re-enrol everyone with this model \
-         (or point --models at the model the gallery was made with)"
+         embeddings of different models cannot be compared; move the gallery to this model with \
+         `facegate reembed --embedder NAME` (NAME: this model's name in the manifest; people \
+         enrolled without a face crop must be re-enrolled), or point --models/--embedder at the \
+         model the gallery was made with"
     )]
     ModelMismatch {
         /// The file concerned.
@@ -56,7 +62,8 @@ pub enum GalleryError {
     BadId(String),
 }
 
-/// One enrolled photo's embedding and where it came from (never the photo itself).
+/// One enrolled photo's embedding, where it came from, and its face crop (never the photo
+/// itself).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Enrolment {
@@ -70,6 +77,11 @@ pub struct Enrolment {
     /// gallery parses ~10x faster than as decimal floats.
     #[serde(with = "embedding_b64")]
     pub embedding: Vec<f32>,
+    /// The face crop in the gallery's [`CropStore`], from which another network can embed this
+    /// face; `None` for enrolments made before crops were kept (format 1): those cannot be
+    /// re-embedded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<crate::crops::CropRef>,
 }
 
 mod embedding_b64 {
@@ -146,17 +158,7 @@ impl Gallery {
 
     /// Parses gallery text; `path` names it in errors. The model fingerprint must be `model`.
     pub fn parse(text: &str, path: &Path, model: &str) -> Result<Self, GalleryError> {
-        let parse_err = |message: String| GalleryError::Parse {
-            path: path.to_owned(),
-            message,
-        };
-        let g: Gallery = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
-        if g.format != FORMAT {
-            return Err(parse_err(format!(
-                "format {} is not supported (expected {FORMAT})",
-                g.format
-            )));
-        }
+        let g = Self::parse_any_model(text, path)?;
         if g.model != model {
             return Err(GalleryError::ModelMismatch {
                 path: path.to_owned(),
@@ -164,6 +166,24 @@ impl Gallery {
                 found: g.model,
             });
         }
+        Ok(g)
+    }
+
+    /// Parses gallery text of whatever model (to move it to another one); `path` names it in
+    /// errors. An older format is upgraded in memory, so the next save writes [`FORMAT`].
+    pub fn parse_any_model(text: &str, path: &Path) -> Result<Self, GalleryError> {
+        let parse_err = |message: String| GalleryError::Parse {
+            path: path.to_owned(),
+            message,
+        };
+        let mut g: Gallery = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        if !READABLE.contains(&g.format) {
+            return Err(parse_err(format!(
+                "format {} is not supported (this facegate reads {READABLE:?})",
+                g.format
+            )));
+        }
+        g.format = FORMAT;
         let mut seen = std::collections::HashSet::new();
         for p in &g.people {
             validate_id(&p.id).map_err(|e| parse_err(e.to_string()))?;
@@ -179,6 +199,10 @@ impl Gallery {
                 if Some(e.embedding.len()) != dim || !e.embedding.iter().all(|v| v.is_finite()) {
                     return Err(parse_err(format!("person {:?} has an embedding of the wrong length or with non-finite values", p.id)));
                 }
+                if let Some(c) = &e.crop {
+                    c.validate()
+                        .map_err(|m| parse_err(format!("person {:?}: {m}", p.id)))?;
+                }
             }
         }
         Ok(g)
@@ -186,14 +210,17 @@ impl Gallery {
 
     /// Loads the gallery at `path`; a missing file is an empty gallery.
     pub fn load(path: &Path, model: &str) -> Result<Self, GalleryError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path, model),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::new(model)),
-            Err(source) => Err(GalleryError::Io {
-                path: path.to_owned(),
-                source,
-            }),
+        match read_gallery(path)? {
+            Some(text) => Self::parse(&text, path, model),
+            None => Ok(Self::new(model)),
         }
+    }
+
+    /// Loads the gallery at `path` whatever its model; `None` when there is no file.
+    pub fn load_any_model(path: &Path) -> Result<Option<Self>, GalleryError> {
+        read_gallery(path)?
+            .map(|text| Self::parse_any_model(&text, path))
+            .transpose()
     }
 
     /// The person with id `id`.
@@ -520,6 +547,18 @@ fn squared_distance_bf16(a: &[u16], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// The text of the gallery file; `None` if there is none.
+fn read_gallery(path: &Path) -> Result<Option<String>, GalleryError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(GalleryError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
 /// Checks that an id is usable in file names, logs and command lines.
 pub fn validate_id(id: &str) -> Result<(), GalleryError> {
     let ok = !id.is_empty()
@@ -568,13 +607,36 @@ impl Locked {
         Gallery::load(&self.path, model)
     }
 
-    /// Replaces the gallery file atomically with `gallery`.
+    /// Replaces the gallery file atomically with `gallery`, then deletes the face crops it no
+    /// longer refers to.
     pub fn save(&self, gallery: &Gallery) -> Result<(), GalleryError> {
+        self.save_with_crops(gallery, [])
+    }
+
+    /// Writes the new enrolments' `crops` into the crop store, then saves `gallery` (which
+    /// refers to them) like [`Locked::save`]: a crash leaves at worst unreferenced crops, which
+    /// the next save deletes, never a gallery entry without its crop.
+    pub fn save_with_crops<'a>(
+        &self,
+        gallery: &Gallery,
+        crops: impl IntoIterator<Item = &'a EncodedCrop>,
+    ) -> Result<(), GalleryError> {
+        let store = self.crops();
+        for c in crops {
+            store.put(c)?;
+        }
         let text = toml::to_string(gallery).map_err(|e| GalleryError::Parse {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        write_atomic(&self.path, text.as_bytes())
+        write_atomic(&self.path, text.as_bytes())?;
+        store.prune(gallery)?;
+        Ok(())
+    }
+
+    /// The gallery's face crops.
+    pub fn crops(&self) -> CropStore {
+        CropStore::for_gallery(&self.path)
     }
 }
 
@@ -746,6 +808,7 @@ mod tests {
                     source: format!("{s}.jpg"),
                     sha256: "00".repeat(32),
                     embedding: emb(s),
+                    crop: None,
                 })
                 .collect(),
         }
@@ -811,7 +874,8 @@ mod tests {
         for text in [
             "this is not toml [",
             "format = 1\nmodel = \"test-model/0123\"\nunknown = 3\n",
-            "format = 2\nmodel = \"test-model/0123\"\n",
+            "format = 3\nmodel = \"test-model/0123\"\n",
+            "format = 2\nmodel = \"test-model/0123\"\n[[person]]\nid = \"a\"\nname = \"A\"\nenrolments = [{ enrolled_at = \"x\", source = \"s\", sha256 = \"h\", embedding = \"AACAPw==\", crop = \"../../etc/passwd:AACAPwAAgD8AAIA/AACAPwAAgD8AAIA/AACAPwAAgD8AAIA/AACAPw==\" }]\n",
             "format = 1\nmodel = \"test-model/0123\"\n[[person]]\nid = \"a\"\nname = \"A\"\nenrolments = [{ enrolled_at = \"x\", source = \"s\", sha256 = \"h\", embedding = \"AACAPw==\" }, { enrolled_at = \"x\", source = \"s\", sha256 = \"h\", embedding = \"AACAPwAAAEA=\" }]\n",
             "format = 1\nmodel = \"test-model/0123\"\n[[person]]\nid = \"../etc\"\nname = \"A\"\nenrolments = []\n",
         ] {
@@ -994,19 +1058,127 @@ mod tests {
             return;
         };
         let path = PathBuf::from(path);
+        let crops = crops(16);
+        let (small, large) = (with_crops(40, &crops[..8]), with_crops(80, &crops));
+        println!("ready");
         for i in 0.. {
             let lock = Locked::acquire(&path).unwrap();
-            lock.save(&sample(if i % 2 == 0 { 40 } else { 80 }))
+            lock.save_with_crops(if i % 2 == 0 { &small } else { &large }, &crops)
                 .unwrap();
         }
+    }
+
+    /// `n` distinct encoded crops.
+    fn crops(n: usize) -> Vec<EncodedCrop> {
+        (0..n)
+            .map(|i| {
+                let image = image::RgbImage::from_fn(
+                    crate::crops::CROP_SIZE,
+                    crate::crops::CROP_SIZE,
+                    |x, y| image::Rgb([i as u8, (x * y % 256) as u8, 7]),
+                );
+                let c = crate::crops::FaceCrop {
+                    image,
+                    landmarks: crate::crops::CROP_TEMPLATE,
+                };
+                c.encode().unwrap()
+            })
+            .collect()
+    }
+
+    /// `sample(n)` whose people's first photos refer to the first `n` of `crops`.
+    fn with_crops(n: usize, crops: &[EncodedCrop]) -> Gallery {
+        let mut g = sample(n);
+        for (p, c) in g.people.iter_mut().zip(crops) {
+            p.enrolments[0].crop = Some(c.reference.clone());
+        }
+        g
+    }
+
+    /// Whether every crop `g` refers to is in the store of the gallery at `path`.
+    fn crops_present(g: &Gallery, path: &Path) -> bool {
+        let store = CropStore::for_gallery(path);
+        g.people
+            .iter()
+            .flat_map(|p| &p.enrolments)
+            .filter_map(|e| e.crop.as_ref())
+            .all(|c| store.get(c).is_ok())
+    }
+
+    #[test]
+    fn crops_are_written_before_the_gallery_and_deleted_with_their_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gallery.toml");
+        let lock = Locked::acquire(&path).unwrap();
+        let c = crops(3);
+        let mut g = with_crops(3, &c);
+        lock.save_with_crops(&g, &c).unwrap();
+        assert_eq!(Gallery::load(&path, MODEL).unwrap(), g);
+        assert!(crops_present(&g, &path));
+        let store = lock.crops();
+        let files = || std::fs::read_dir(store.dir()).unwrap().count();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(files(), 3);
+        assert_eq!(mode(store.dir()), 0o700);
+        for e in std::fs::read_dir(store.dir()).unwrap() {
+            assert_eq!(mode(&e.unwrap().path()), 0o600, "biometric data");
+        }
+        // Removing a person deletes their face; an interrupted write's leftovers go too.
+        std::fs::write(store.dir().join(".gallery-tmp123"), b"partial").unwrap();
+        let gone = g.remove("person-1").unwrap();
+        lock.save(&g).unwrap();
+        assert_eq!(files(), 2);
+        let gone = gone.enrolments[0].crop.clone().unwrap();
+        assert!(store.get(&gone).is_err());
+        assert!(crops_present(&g, &path));
+        // Crops not referenced by the saved gallery are not kept.
+        lock.save_with_crops(&g, &crops(5)[3..]).unwrap();
+        assert_eq!(files(), 2);
+    }
+
+    #[test]
+    fn format_1_galleries_load_and_are_saved_as_format_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(
+            &path,
+            "format = 1\nmodel = \"test-model/0123\"\n[[person]]\nid = \"a\"\nname = \"A\"\n\
+             enrolments = [{ enrolled_at = \"x\", source = \"s\", sha256 = \"h\", embedding = \"AACAPw==\" }]\n",
+        )
+        .unwrap();
+        let g = Gallery::load(&path, MODEL).unwrap();
+        assert_eq!(g.people[0].enrolments[0].embedding, vec![1.0]);
+        assert_eq!(
+            g.people[0].enrolments[0].crop, None,
+            "no crop: cannot be re-embedded"
+        );
+        Locked::acquire(&path).unwrap().save(&g).unwrap();
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("format = 2\n"));
+        assert_eq!(Gallery::load(&path, MODEL).unwrap(), g);
+        assert_eq!(
+            Gallery::load_any_model(&path).unwrap().unwrap().model,
+            MODEL,
+            "loads whatever its model"
+        );
+        assert!(Gallery::load_any_model(&dir.path().join("none"))
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn a_crash_at_any_moment_leaves_an_old_or_new_gallery() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.toml");
-        Locked::acquire(&path).unwrap().save(&sample(40)).unwrap();
-        let (small, large) = (sample(40), sample(80));
+        // The large gallery refers to 8 crops more than the small one: each write adds or
+        // deletes some.
+        let crops = crops(16);
+        let (small, large) = (with_crops(40, &crops[..8]), with_crops(80, &crops));
+        Locked::acquire(&path)
+            .unwrap()
+            .save_with_crops(&small, &crops[..8])
+            .unwrap();
         for round in 0..12u64 {
             let mut child = std::process::Command::new(std::env::current_exe().unwrap())
                 .args([
@@ -1015,10 +1187,17 @@ mod tests {
                     "--nocapture",
                 ])
                 .env("FACEGATE_CRASH_WRITER", &path)
-                .stdout(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap();
+            // Killed while writing, not while still making its crops.
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            while !line.starts_with("ready") {
+                line.clear();
+                assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
+            }
             std::thread::sleep(std::time::Duration::from_millis(30 + round * 17 % 50));
             child.kill().unwrap(); // SIGKILL: no destructor, no cleanup
             child.wait().unwrap();
@@ -1027,6 +1206,10 @@ mod tests {
             assert!(
                 g == small || g == large,
                 "round {round}: neither the old nor the new gallery"
+            );
+            assert!(
+                crops_present(&g, &path),
+                "round {round}: the gallery refers to a crop that is not there"
             );
         }
     }

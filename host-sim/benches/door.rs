@@ -64,6 +64,7 @@ fn big_gallery(path: &Path, fingerprint: &str) {
                 source: format!("p{i}_{k}.jpg"),
                 sha256: "0".repeat(64),
                 embedding: (0..128).map(|_| next()).collect(),
+                crop: None,
             })
             .collect();
         g.people.push(Person {

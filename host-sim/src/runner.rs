@@ -6,6 +6,7 @@ use crate::devices::{SimCamera, SimRelay, SimSensors, Step};
 use crate::scenario::{EnrolSpec, ScaleSpec, Scenario, ScenarioError, Show, StepSpec};
 use facegate::audit::{AuditError, AuditLog, AuditSink, Event, EventKind};
 use facegate::config::{Config, ConfigError};
+use facegate::crops::EncodedCrop;
 use facegate::daemon::{self, DaemonError, Devices, Summary};
 use facegate::enrolment::{enrol_photo, EnrolError};
 use facegate::gallery::{self, GalleryError, Locked, Person};
@@ -121,7 +122,11 @@ impl Report {
 
     /// The relay's state at `t` (`None` before its first edge).
     pub fn relay_state_at(&self, t: Duration) -> Option<LockState> {
-        self.relay.iter().take_while(|e| e.0 <= t).last().map(|e| e.1)
+        self.relay
+            .iter()
+            .take_while(|e| e.0 <= t)
+            .last()
+            .map(|e| e.1)
     }
 
     /// Grant events.
@@ -192,21 +197,25 @@ pub fn compose(photos: &[(&RgbImage, Option<BBox>, f32)], w: u32, h: u32) -> Rgb
     frame
 }
 
+/// The person `spec` enrols, as `facegate enroll` makes them, and their face crops.
 fn person(
     pipeline: &mut Pipeline,
     s: &Scenario,
     spec: &EnrolSpec,
     g: &gallery::Gallery,
-) -> Result<Person, SimError> {
-    let mut enrolments = Vec::new();
+) -> Result<(Person, Vec<EncodedCrop>), SimError> {
+    let (mut enrolments, mut crops) = (Vec::new(), Vec::new());
     for photo in &spec.photos {
-        enrolments.push(enrol_photo(pipeline, &s.resolve(photo))?);
+        let new = enrol_photo(pipeline, &s.resolve(photo))?;
+        enrolments.push(new.enrolment);
+        crops.push(new.crop);
     }
-    Ok(Person {
+    let p = Person {
         id: spec.id.clone().unwrap_or_else(|| g.new_id(&spec.name)),
         name: spec.name.clone(),
         enrolments,
-    })
+    };
+    Ok((p, crops))
 }
 
 /// A script action whose error is recorded as a failure of step `i` (the daemon runs on).
@@ -230,12 +239,13 @@ fn act<E: std::fmt::Display>(
 fn edit_gallery(
     path: &Path,
     fingerprint: &str,
+    crops: &[EncodedCrop],
     edit: impl FnOnce(&mut gallery::Gallery) -> Result<(), GalleryError>,
 ) -> Result<(), GalleryError> {
     let lock = Locked::acquire(path)?;
     let mut g = lock.load(fingerprint)?;
     edit(&mut g)?;
-    lock.save(&g)
+    lock.save_with_crops(&g, crops)
 }
 
 fn describe(st: &StepSpec) -> String {
@@ -307,11 +317,13 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
             }
             None => gallery::Gallery::new(&fingerprint),
         };
+        let mut crops = Vec::new();
         for spec in &s.enroll {
-            let p = person(&mut pipeline, s, spec, &g)?;
+            let (p, c) = person(&mut pipeline, s, spec, &g)?;
             g.people.push(p);
+            crops.extend(c);
         }
-        lock.save(&g)?;
+        lock.save_with_crops(&g, &crops)?;
     }
 
     let clock = SimClock::new(opts.realtime);
@@ -419,10 +431,10 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
             }));
         } else if let Some(spec) = &st.enroll {
             let g = gallery::Gallery::load(&gallery_path, &fingerprint)?;
-            let p = person(&mut pipeline, s, spec, &g)?;
+            let (p, crops) = person(&mut pipeline, s, spec, &g)?;
             let (path, fp) = (gallery_path.clone(), fingerprint.clone());
             steps.push(act(i, &failures, move || {
-                edit_gallery(&path, &fp, |g| {
+                edit_gallery(&path, &fp, &crops, |g| {
                     g.people.push(p.clone());
                     Ok(())
                 })
@@ -430,7 +442,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         } else if let Some(id) = &st.remove {
             let (path, fp, id) = (gallery_path.clone(), fingerprint.clone(), id.clone());
             steps.push(act(i, &failures, move || {
-                edit_gallery(&path, &fp, |g| g.remove(&id).map(drop))
+                edit_gallery(&path, &fp, &[], |g| g.remove(&id).map(drop))
             }));
         }
     }
