@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod analysis;
+mod audit;
 mod people;
 
 /// Administer a facegate door: enrol employees, identify faces, compute and compare embeddings.
@@ -183,6 +184,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The door's audit log: `facegate audit verify [PATH]` checks its hash chain.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit::AuditCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -212,6 +218,10 @@ fn init_logging(verbose: u8) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Audit { cmd } = &cli.command {
+        // No models needed.
+        return audit::run(cmd);
+    }
     let g = &cli.global;
     let models = match &g.models {
         Some(path) => ModelSet::from_manifest(path)?,
@@ -287,7 +297,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Show { .. }
         | Command::Remove { .. }
         | Command::Rename { .. }
-        | Command::Bench { .. } => unreachable!("handled above"),
+        | Command::Bench { .. }
+        | Command::Audit { .. } => unreachable!("handled above"),
         Command::Embed { paths } => embed(&mut pipeline, &paths),
         Command::Verify {
             a,

@@ -136,7 +136,8 @@ fn run(args: Args) -> Result<()> {
         // Cannot happen with one file read twice, unless it changed in between: start again.
         anyhow::bail!("the config changed while starting (lock.gpio/active_low); restart");
     }
-    let mut audit = AuditLog::open(&config.audit.path)?;
+    // A log that cannot be opened is retried per event; meanwhile audit.on_failure applies.
+    let mut audit = AuditLog::open_or_later(&config.audit.path);
     // A camera missing now (unplugged, slow USB enumeration at boot) is retried by the loop.
     let camera = V4l2Camera::open_or_later(&config.camera);
     let mut pipeline = daemon::load_pipeline(&config).context("loading the models")?;
