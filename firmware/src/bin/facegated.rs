@@ -116,6 +116,9 @@ fn run(args: Args) -> Result<()> {
             pipeline.embedder_name(),
             pipeline.embedder_spec().threshold
         );
+        for w in config.warnings() {
+            println!("warning (loosens security): {w}");
+        }
         return Ok(());
     }
     // The lock first, before anything that can fail: from here on the pin drives "locked".
