@@ -245,7 +245,10 @@ impl GpioRelay {
                 )
             } else {
                 let list: Vec<String> = chips.iter().map(|c| c.display().to_string()).collect();
-                format!("{name}: no line of that name on {}", list.join(", "))
+                format!(
+                    "{name}: no line of that name on {} (or they cannot be opened: the daemon's user must be in the `gpio` group)",
+                    list.join(", ")
+                )
             }));
         };
         let request = gpiocdev::Request::builder()
