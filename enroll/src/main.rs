@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod analysis;
+mod audit;
 mod openset;
 mod people;
 mod reembed;
@@ -249,6 +250,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The door's audit log: `facegate audit verify [PATH]` checks its hash chain.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit::AuditCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -278,6 +284,10 @@ fn init_logging(verbose: u8) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Audit { cmd } = &cli.command {
+        // No models needed.
+        return audit::run(cmd);
+    }
     let g = &cli.global;
     // The door's config also names the network its thresholds belong to: used unless
     // --models / --embedder say otherwise. A broken config only stops the commands that judge.
@@ -448,7 +458,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Remove { .. }
         | Command::Rename { .. }
         | Command::Bench { .. }
-        | Command::Reembed { .. } => unreachable!("handled above"),
+        | Command::Reembed { .. }
+        | Command::Audit { .. } => unreachable!("handled above"),
         Command::Embed { paths } => embed(&mut pipeline, &paths),
         Command::Verify {
             a,

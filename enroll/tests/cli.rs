@@ -682,3 +682,67 @@ fn calibrate_open_set_holds_out_a_share_of_a_directory_as_strangers() {
     assert_eq!(again["impostor_probes"], v["impostor_probes"]);
     assert_eq!(again["grid"], v["grid"]);
 }
+
+#[test]
+fn audit_verify_counts_good_lines_and_names_the_first_removed_one() {
+    use facegate::audit::{AuditLog, AuditSink, Event, EventKind};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    // An old line from before the chain, then a chained run.
+    let old = serde_json::to_string(&Event::new(
+        EventKind::Stop,
+        std::time::SystemTime::UNIX_EPOCH,
+        std::time::Duration::ZERO,
+    ))
+    .unwrap();
+    std::fs::write(&path, format!("{old}\n")).unwrap();
+    let mut log = AuditLog::open(&path).unwrap();
+    for (i, k) in [
+        EventKind::Start,
+        EventKind::Grant,
+        EventKind::Deny,
+        EventKind::Stop,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = Event::new(
+            k,
+            std::time::SystemTime::now(),
+            std::time::Duration::from_secs(i as u64),
+        );
+        log.record(&e).unwrap();
+    }
+    drop(log);
+    let out = facegate(&["audit", "verify", s(&path)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("4 line(s) verified, 1 unchained"), "{text}");
+    // Someone removes the grant (line 3 of the file).
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let kept: Vec<&String> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(
+        &path,
+        kept.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let out = facegate(&["audit", "verify", s(&path)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("line 3: seq 3 follows seq 1: 1 line(s) removed"),
+        "{text}"
+    );
+    // An unreadable log is an error, not a verdict.
+    let out = facegate(&["audit", "verify", "/nonexistent/audit.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -4,9 +4,17 @@
 //! Each event is one `write` of a whole line on a file opened with `O_APPEND`, followed by
 //! `fdatasync`. A write that fails half-way (disk full) is cut back to the previous line. A line
 //! torn by power loss (the kernel had written part of it) is cut off when the log is next opened,
-//! with a warning; every line before it is intact.
+//! with a warning and a `log_repaired` event; every line before it is intact.
+//!
+//! Tamper evidence: every line the daemon writes carries `seq` (1, 2, ... continuing the file)
+//! and `hash`, the SHA-256 (hex) of the previous line's `hash` (hex text; 64 zeros before the
+//! first chained line) followed by this line's text without its `,"hash":"..."` ending. Editing,
+//! inserting or removing a line breaks the chain at that line ([`verify`]). Every line also says
+//! which boot it belongs to (`boot_id`) and whether the clock was synchronised (`clock_synced`):
+//! a Pi without a clock battery stamps the events before NTP with a wrong time.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -59,6 +67,12 @@ pub enum EventKind {
     LockError,
     /// The daemon stopped (door locked).
     Stop,
+    /// At start: the previous run ended without `stop` (crash, kill, watchdog, power loss).
+    UncleanShutdown,
+    /// At start: a torn last line (power loss during a write) was cut off.
+    LogRepaired,
+    /// An event could not be recorded (the attempt to leave a trace of the failure itself).
+    AuditFailed,
 }
 
 /// One audit line.
@@ -111,10 +125,26 @@ impl Event {
     }
 }
 
+/// What the log says about the run before this one, found when it was opened.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PreviousRun {
+    /// The last event written (`None`: an empty or new log).
+    pub last_event: Option<EventKind>,
+    /// Its time.
+    pub last_time: Option<String>,
+    /// Bytes of a torn last line cut off at open.
+    pub repaired_bytes: u64,
+}
+
 /// Where the daemon sends its events.
 pub trait AuditSink {
     /// Records one event; an error means it is not recorded.
     fn record(&mut self, event: &Event) -> Result<(), AuditError>;
+
+    /// What the log held before this run (sinks without history: nothing).
+    fn previous_run(&self) -> Option<PreviousRun> {
+        None
+    }
 }
 
 /// In-memory sink (tests, the simulator's summary).
@@ -125,18 +155,93 @@ impl AuditSink for Vec<Event> {
     }
 }
 
+/// The previous hash of the first chained line.
+const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Where systemd-timesyncd says the clock is synchronised (it exists once it is).
+const TIMESYNC_FLAG: &str = "/run/systemd/timesync/synchronized";
+/// This boot's id.
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// One line as written: the event between its sequence number and its context.
+#[derive(Serialize)]
+struct Line<'a> {
+    seq: u64,
+    #[serde(flatten)]
+    event: &'a Event,
+    boot_id: &'a str,
+    clock_synced: bool,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The chain hash of a line's text (without its hash field) after `prev`.
+fn chain_hash(prev: &str, body: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(body.as_bytes());
+    hex(&h.finalize())
+}
+
+/// Splits a chained line into its text without the hash field and the hash.
+fn split_hash(line: &str) -> Option<(String, &str)> {
+    const KEY: &str = ",\"hash\":\"";
+    let i = line.rfind(KEY)?;
+    let hash = line[i + KEY.len()..].strip_suffix("\"}")?;
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| (format!("{}}}", &line[..i]), hash))
+}
+
 /// The append-only audit file.
 pub struct AuditLog {
     path: PathBuf,
-    file: File,
+    file: Option<File>,
     line: Vec<u8>,
+    seq: u64,
+    prev: String,
+    boot_id: String,
+    previous: Option<PreviousRun>,
 }
 
 impl AuditLog {
     /// Opens (creating, mode 0640) the log at `path`, cutting off a torn last line if any.
     pub fn open(path: &Path) -> Result<Self, AuditError> {
-        let io = |source| AuditError::Io {
+        let mut log = Self::closed(path);
+        log.reopen()?;
+        Ok(log)
+    }
+
+    /// Like [`AuditLog::open`], but a log that cannot be opened now is an error in the journal,
+    /// and each event tries again: until then every `record` fails, and the daemon applies
+    /// `audit.on_failure` (by default: no grants).
+    pub fn open_or_later(path: &Path) -> Self {
+        let mut log = Self::closed(path);
+        if let Err(e) = log.reopen() {
+            tracing::error!("{e}; every event will try again");
+        }
+        log
+    }
+
+    fn closed(path: &Path) -> Self {
+        let boot_id = std::fs::read_to_string(BOOT_ID)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        Self {
             path: path.to_owned(),
+            file: None,
+            line: Vec::with_capacity(512),
+            seq: 0,
+            prev: ZERO_HASH.into(),
+            boot_id,
+            previous: None,
+        }
+    }
+
+    fn reopen(&mut self) -> Result<(), AuditError> {
+        let path = self.path.clone();
+        let io = |source| AuditError::Io {
+            path: path.clone(),
             source,
         };
         let mut file = OpenOptions::new()
@@ -144,7 +249,7 @@ impl AuditLog {
             .append(true)
             .create(true)
             .mode(0o640)
-            .open(path)
+            .open(&path)
             .map_err(io)?;
         let cut = repair(&mut file).map_err(io)?;
         if cut > 0 {
@@ -153,17 +258,59 @@ impl AuditLog {
                 "cut off a torn last line of {cut} bytes (a crash or power loss during a write)"
             );
         }
-        Ok(Self {
-            path: path.to_owned(),
-            file,
-            line: Vec::with_capacity(512),
-        })
+        let last = last_line(&mut file).map_err(io)?;
+        let v: Option<serde_json::Value> =
+            last.as_deref().and_then(|l| serde_json::from_str(l).ok());
+        let field = |k: &str| v.as_ref().and_then(|v| v.get(k));
+        // A chained last line continues the chain; an old unchained one starts a new chain.
+        match (
+            field("seq").and_then(|s| s.as_u64()),
+            last.as_deref().and_then(split_hash),
+        ) {
+            (Some(seq), Some((_, hash))) => {
+                self.seq = seq;
+                self.prev = hash.to_owned();
+            }
+            _ => {
+                self.seq = 0;
+                self.prev = ZERO_HASH.into();
+            }
+        }
+        // Only the first open describes the previous run; a later re-open is this run's log.
+        if self.previous.is_none() {
+            self.previous = Some(PreviousRun {
+                last_event: field("event").and_then(|e| serde_json::from_value(e.clone()).ok()),
+                last_time: field("time").and_then(|t| t.as_str()).map(str::to_owned),
+                repaired_bytes: cut,
+            });
+        }
+        self.file = Some(file);
+        Ok(())
     }
 
     /// The log's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The last line of `file` (already repaired: it ends with a newline), if any.
+fn last_line(file: &mut File) -> std::io::Result<Option<String>> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // Audit lines are well under 64 KiB; a longer one is not ours and starts no chain.
+    let start = len.saturating_sub(64 * 1024);
+    let mut buf = Vec::with_capacity((len - start) as usize);
+    file.seek(SeekFrom::Start(start))?;
+    Read::by_ref(file).take(len - start).read_to_end(&mut buf)?;
+    let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+    let from = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if from == 0 && start > 0 {
+        return Ok(None);
+    }
+    Ok(Some(String::from_utf8_lossy(&body[from..]).into_owned()))
 }
 
 /// Truncates `file` after its last newline; returns how many bytes were cut.
@@ -199,25 +346,118 @@ fn repair(file: &mut File) -> std::io::Result<u64> {
 
 impl AuditSink for AuditLog {
     fn record(&mut self, event: &Event) -> Result<(), AuditError> {
+        if self.file.is_none() {
+            self.reopen()?;
+        }
         let io = |source| AuditError::Io {
             path: self.path.clone(),
             source,
         };
+        let line = Line {
+            seq: self.seq + 1,
+            event,
+            boot_id: &self.boot_id,
+            clock_synced: Path::new(TIMESYNC_FLAG).exists(),
+        };
+        let body = serde_json::to_string(&line).map_err(|e| io(std::io::Error::other(e)))?;
+        let hash = chain_hash(&self.prev, &body);
         self.line.clear();
-        serde_json::to_writer(&mut self.line, event).map_err(|e| io(std::io::Error::other(e)))?;
-        self.line.push(b'\n');
-        let before = self.file.metadata().map_err(io)?.len();
-        if let Err(e) = self
-            .file
-            .write_all(&self.line)
-            .and_then(|_| self.file.sync_data())
-        {
+        self.line
+            .extend_from_slice(&body.as_bytes()[..body.len() - 1]);
+        self.line
+            .extend_from_slice(format!(",\"hash\":\"{hash}\"}}\n").as_bytes());
+        let Some(file) = self.file.as_mut() else {
+            return Err(io(std::io::Error::other("not open")));
+        };
+        let before = file.metadata().map_err(io)?.len();
+        if let Err(e) = file.write_all(&self.line).and_then(|_| file.sync_data()) {
             // Cut a partial line back so the next event starts on a line of its own.
-            let _ = self.file.set_len(before);
+            let _ = file.set_len(before);
             return Err(io(e));
         }
+        self.seq += 1;
+        self.prev = hash;
         Ok(())
     }
+
+    fn previous_run(&self) -> Option<PreviousRun> {
+        self.previous.clone()
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verified {
+    /// Lines whose hash chain checked out.
+    pub chained: u64,
+    /// Lines without `seq`/`hash` (written before the chain existed), not checked.
+    pub unchained: u64,
+    /// The file starts in the middle of a chain (an earlier file, rotated away): its first
+    /// chained line's `seq`, taken on trust.
+    pub continues_at: Option<u64>,
+    /// The first broken line: its number (from 1) and what is wrong.
+    pub broken: Option<(u64, String)>,
+}
+
+/// Checks the hash chain of the log at `path`, stopping at the first broken line.
+pub fn verify(path: &Path) -> Result<Verified, AuditError> {
+    let text = std::fs::read(path).map_err(|source| AuditError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&text);
+    let mut out = Verified::default();
+    let mut prev: Option<(u64, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let n = i as u64 + 1;
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                out.broken = Some((n, format!("not a JSON line ({e})")));
+                break;
+            }
+        };
+        let seq = v.get("seq").and_then(|s| s.as_u64());
+        let (Some(seq), Some((body, hash))) = (seq, split_hash(line)) else {
+            if prev.is_some() {
+                out.broken = Some((
+                    n,
+                    "no seq/hash after chained lines: inserted or edited".into(),
+                ));
+                break;
+            }
+            out.unchained += 1;
+            continue;
+        };
+        let ok = chain_hash(prev.as_ref().map_or(ZERO_HASH, |p| &p.1), &body) == hash;
+        match &prev {
+            None if !ok && seq != 1 => {
+                // The start of this file is not the start of the chain (rotated): trusted.
+                out.continues_at = Some(seq);
+            }
+            None if !ok => {
+                out.broken = Some((n, "hash does not match: the line was edited".into()));
+                break;
+            }
+            Some((pseq, _)) if !ok => {
+                let why = if seq != pseq + 1 {
+                    format!(
+                        "seq {seq} follows seq {pseq}: {} line(s) removed before it, or it was edited",
+                        seq.saturating_sub(pseq + 1)
+                    )
+                } else {
+                    "hash does not match: this line was edited, or the one before it replaced"
+                        .into()
+                };
+                out.broken = Some((n, why));
+                break;
+            }
+            _ => {}
+        }
+        out.chained += 1;
+        prev = Some((seq, hash.to_owned()));
+    }
+    Ok(out)
 }
 
 /// Reads an audit log back (the simulator and tests).
@@ -295,6 +535,121 @@ mod tests {
         std::fs::write(&path, vec![b'x'; 10_000]).unwrap();
         let mut log = AuditLog::open(&path).unwrap();
         log.record(&ev(EventKind::Start, 0)).unwrap();
+        assert_eq!(read_log(&path).unwrap().len(), 1);
+    }
+
+    fn log_of(path: &Path, kinds: &[EventKind]) {
+        let mut log = AuditLog::open(path).unwrap();
+        for (i, k) in kinds.iter().enumerate() {
+            log.record(&ev(*k, i as u64)).unwrap();
+        }
+    }
+
+    #[test]
+    fn lines_are_chained_across_reopens_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        log_of(&path, &[EventKind::Start, EventKind::Grant]);
+        log_of(&path, &[EventKind::Deny, EventKind::Stop]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[3].starts_with("{\"seq\":4,"), "{}", lines[3]);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert!(v["clock_synced"].is_boolean(), "{v}");
+        assert_eq!(v["boot_id"].as_str().unwrap().len(), 36, "{v}");
+        let r = verify(&path).unwrap();
+        assert_eq!((r.chained, r.unchained, r.broken), (4, 0, None));
+        // Events still read back as events.
+        assert_eq!(read_log(&path).unwrap()[1].event, EventKind::Grant);
+    }
+
+    #[test]
+    fn verify_names_the_first_edited_or_removed_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        log_of(
+            &path,
+            &[
+                EventKind::Start,
+                EventKind::Deny,
+                EventKind::Grant,
+                EventKind::Stop,
+            ],
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let edited = text.replacen("\"deny\"", "\"grant\"", 1);
+        std::fs::write(&path, edited).unwrap();
+        let r = verify(&path).unwrap();
+        assert_eq!(r.broken.as_ref().map(|b| b.0), Some(2), "{r:?}");
+        assert!(r.broken.unwrap().1.contains("edited"));
+        // The third line removed: the break is at the line after the gap.
+        let removed = format!("{}\n{}\n{}\n", lines[0], lines[1], lines[3]);
+        std::fs::write(&path, removed).unwrap();
+        let r = verify(&path).unwrap();
+        let (n, why) = r.broken.unwrap();
+        assert_eq!(n, 3);
+        assert!(
+            why.contains("seq 4 follows seq 2: 1 line(s) removed"),
+            "{why}"
+        );
+        // A line without a chain slipped in after chained ones.
+        let inserted = format!("{}\n{{\"event\":\"grant\"}}\n{}\n", lines[0], lines[1]);
+        std::fs::write(&path, inserted).unwrap();
+        assert_eq!(verify(&path).unwrap().broken.unwrap().0, 2);
+    }
+
+    #[test]
+    fn old_unchained_lines_are_counted_not_errors_and_a_chain_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let old = serde_json::to_string(&ev(EventKind::Stop, 1)).unwrap();
+        std::fs::write(&path, format!("{old}\n{old}\n")).unwrap();
+        log_of(&path, &[EventKind::Start]);
+        let r = verify(&path).unwrap();
+        assert_eq!((r.chained, r.unchained, r.broken), (1, 2, None));
+        // A file that starts in the middle of a chain (the earlier part rotated away).
+        let text = std::fs::read_to_string(&path).unwrap();
+        log_of(&path, &[EventKind::Grant, EventKind::Stop]);
+        let all = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &all[text.len()..]).unwrap();
+        let r = verify(&path).unwrap();
+        assert_eq!((r.chained, r.continues_at, r.broken), (2, Some(2), None));
+    }
+
+    #[test]
+    fn the_previous_run_is_known_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        assert_eq!(
+            AuditLog::open(&path).unwrap().previous_run(),
+            Some(PreviousRun::default())
+        );
+        log_of(&path, &[EventKind::Start, EventKind::Grant]);
+        let p = AuditLog::open(&path).unwrap().previous_run().unwrap();
+        assert_eq!(p.last_event, Some(EventKind::Grant));
+        assert_eq!(p.repaired_bytes, 0);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":3,\"ti").unwrap();
+        drop(f);
+        let p = AuditLog::open(&path).unwrap().previous_run().unwrap();
+        assert_eq!(
+            (p.last_event, p.repaired_bytes),
+            (Some(EventKind::Grant), 12)
+        );
+        // The chain goes on after the cut: the torn line is gone, not a gap.
+        log_of(&path, &[EventKind::Stop]);
+        assert_eq!(verify(&path).unwrap().broken, None);
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_opened_yet_fails_each_event_until_it_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("later/audit.jsonl");
+        let mut log = AuditLog::open_or_later(&path);
+        assert!(log.record(&ev(EventKind::Start, 0)).is_err());
+        std::fs::create_dir(dir.path().join("later")).unwrap();
+        log.record(&ev(EventKind::Grant, 1)).unwrap();
         assert_eq!(read_log(&path).unwrap().len(), 1);
     }
 

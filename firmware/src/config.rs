@@ -188,15 +188,39 @@ impl Default for GalleryConfig {
 pub struct AuditConfig {
     /// The append-only JSON-lines log.
     pub path: PathBuf,
+    /// What a grant does when the trail cannot be written.
+    pub on_failure: AuditFailure,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("/var/lib/facegate/audit.jsonl"),
+            on_failure: AuditFailure::Deny,
         }
     }
 }
+
+/// `audit.on_failure`: the one rule for an audit trail that cannot be written (cannot be
+/// opened, disk full, I/O error). The exit button is never refused: people must get out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditFailure {
+    /// No grant that cannot be recorded: the grant is written first, and the door stays locked
+    /// if that fails (the secure default for a door).
+    Deny,
+    /// The door opens anyway; the failure is an error in the journal and the service status.
+    GrantAndAlarm,
+}
+
+/// The unit's `WatchdogSec=` (`systemd/facegated.service`): a camera timeout at or above it turns
+/// every camera stall into a watchdog kill. Change both together.
+pub const UNIT_WATCHDOG_SECONDS: f64 = 10.0;
+
+/// With `min_margin = 0`, the largest threshold accepted. Embeddings are unit length, so
+/// distances run 0 to 2 and unrelated faces sit near 1.41; every shipped model's calibrated
+/// threshold is 0.6 to 0.7. Above 1.0 with no margin, nearly any face matches someone.
+pub const MAX_THRESHOLD_WITHOUT_MARGIN: f32 = 1.0;
 
 fn seconds(path: &Path, key: &'static str, v: f64, min: f64, max: f64) -> Result<(), ConfigError> {
     if v.is_finite() && (min..=max).contains(&v) {
@@ -227,7 +251,93 @@ impl Config {
             message: e.to_string().trim_end().to_owned(),
         })?;
         c.check(path)?;
+        c.cross_check(path)?;
         Ok(c)
+    }
+
+    /// Checks the combinations of values that are valid one by one but together make the door
+    /// unsafe or useless; the error names the keys and why.
+    pub fn cross_check(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key, problem: String| {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                problem,
+            })
+        };
+        let r = &self.recognition;
+        if let Some(t) = r.threshold {
+            if r.min_margin == 0.0 && t > MAX_THRESHOLD_WITHOUT_MARGIN {
+                return bad(
+                    "recognition.threshold with recognition.min_margin = 0",
+                    format!(
+                        "threshold {t} above {MAX_THRESHOLD_WITHOUT_MARGIN} with no margin lets nearly any face match someone (unrelated faces are about 1.4 apart); lower it or set min_margin"
+                    ),
+                );
+            }
+        }
+        let fps = f64::from(self.camera.fps);
+        let span = f64::from(r.frames.saturating_sub(1)) / fps;
+        if span > r.window_seconds {
+            return bad(
+                "recognition.frames with recognition.window_seconds and camera.fps",
+                format!(
+                    "{} frames at {} fps span {span:.2} s, longer than the {} s window: the door would never unlock",
+                    r.frames, self.camera.fps, r.window_seconds
+                ),
+            );
+        }
+        if self.camera.timeout_seconds >= UNIT_WATCHDOG_SECONDS {
+            return bad(
+                "camera.timeout_seconds with the unit's WatchdogSec",
+                format!(
+                    "{} s is not under the unit's WatchdogSec={UNIT_WATCHDOG_SECONDS}s: every camera stall would become a watchdog kill",
+                    self.camera.timeout_seconds
+                ),
+            );
+        }
+        if crate::lockpin::PULLED_UP_AT_BOOT.contains(&self.lock.gpio) && !self.lock.active_low {
+            return bad(
+                "lock.gpio with lock.active_low = false",
+                format!(
+                    "GPIO{} has a 1.8 kOhm pull-up on the Raspberry Pi board, so an active-high relay on it is on (unlocked) from power-on until the daemon runs; use another pin",
+                    self.lock.gpio
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Settings a site may want but that loosen security: accepted, named in the journal and in
+    /// the audit log's `start` event.
+    pub fn warnings(&self) -> Vec<String> {
+        let r = &self.recognition;
+        let mut w = Vec::new();
+        if r.min_margin == 0.0 {
+            w.push("recognition.min_margin = 0: two similar people are not told apart".into());
+        }
+        if r.frames == 2 {
+            w.push("recognition.frames = 2: the fewest agreeing frames allowed".into());
+        }
+        if r.threshold.is_some_and(|t| t > 0.7) {
+            w.push(format!(
+                "recognition.threshold = {}: above every shipped model's calibrated threshold",
+                r.threshold.unwrap_or_default()
+            ));
+        }
+        if self.lock.unlock_seconds > 30.0 {
+            w.push(format!(
+                "lock.unlock_seconds = {}: the door stays open long enough for others to follow",
+                self.lock.unlock_seconds
+            ));
+        }
+        if r.cooldown_seconds == 0.0 {
+            w.push("recognition.cooldown_seconds = 0: no pause between two unlocks".into());
+        }
+        if self.audit.on_failure == AuditFailure::GrantAndAlarm {
+            w.push("audit.on_failure = grant_and_alarm: grants can go unrecorded".into());
+        }
+        w
     }
 
     /// Checks every value's range.
@@ -414,6 +524,60 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert!(err.contains(key), "{text:?} gave {err}");
         }
+    }
+
+    #[test]
+    fn unsafe_combinations_are_refused_naming_the_keys() {
+        for (text, key, why) in [
+            (
+                "[recognition]\nthreshold = 1.5\nmin_margin = 0\n",
+                "recognition.threshold with recognition.min_margin = 0",
+                "nearly any face",
+            ),
+            (
+                "[camera]\nfps = 5\n[recognition]\nframes = 10\nwindow_seconds = 1.5\n",
+                "recognition.frames with recognition.window_seconds and camera.fps",
+                "span 1.80 s",
+            ),
+            (
+                "[camera]\ntimeout_seconds = 10\n",
+                "camera.timeout_seconds with the unit's WatchdogSec",
+                "watchdog kill",
+            ),
+            (
+                "[lock]\ngpio = 3\n",
+                "lock.gpio with lock.active_low = false",
+                "pull-up",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(
+                err.contains(key) && err.contains(why),
+                "{text:?} gave {err}"
+            );
+        }
+        // Each alone, or with what makes it safe, is accepted.
+        for text in [
+            "[recognition]\nthreshold = 1.5\nmin_margin = 0.1\n",
+            "[recognition]\nthreshold = 1.0\nmin_margin = 0\n",
+            "[camera]\nfps = 5\n[recognition]\nframes = 8\nwindow_seconds = 1.5\n",
+            "[camera]\ntimeout_seconds = 9.5\n",
+            "[lock]\ngpio = 3\nactive_low = true\n",
+        ] {
+            parse(text).unwrap();
+        }
+    }
+
+    #[test]
+    fn loosening_settings_are_warned_about_not_refused() {
+        assert!(parse("").unwrap().warnings().is_empty());
+        let c = parse("[recognition]\nmin_margin = 0\n[audit]\non_failure = \"grant_and_alarm\"\n")
+            .unwrap();
+        let w = c.warnings().join("; ");
+        assert!(
+            w.contains("recognition.min_margin = 0") && w.contains("audit.on_failure"),
+            "{w}"
+        );
     }
 
     #[test]

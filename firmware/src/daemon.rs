@@ -3,7 +3,7 @@
 //! arguments, so `facegated`, the simulator and the tests all run this same code.
 
 use crate::audit::{AuditSink, Event, EventKind};
-use crate::config::{Config, ConfigError};
+use crate::config::{AuditFailure, Config, ConfigError};
 use crate::decision::{Decider, Decision, Nearest, Observation, Seen};
 use crate::door::Door;
 use crate::gallery::{GalleryError, Reloader, Scoring};
@@ -166,13 +166,22 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         camera_failing: false,
         backoff: Duration::from_millis(500),
     };
+    lp.previous_run();
     let mut start = lp.event(EventKind::Start);
-    start.reason = Some(format!(
+    let mut reason = format!(
         "model {}, {} people enrolled, threshold {:.3}",
         lp.pipeline.embedder_name(),
         lp.gallery.gallery().people.len(),
         lp.decider.params().threshold
-    ));
+    );
+    let warnings = lp.config.warnings();
+    for w in &warnings {
+        tracing::warn!("config loosens security: {w}");
+    }
+    if !warnings.is_empty() {
+        reason.push_str(&format!("; loosened: {}", warnings.join("; ")));
+    }
+    start.reason = Some(reason);
     lp.record(&start);
     if let Some(e) = gallery_error {
         lp.gallery_refused(&e);
@@ -201,9 +210,51 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         Event::new(kind, self.clock.wall(), self.clock.now())
     }
 
-    fn record(&mut self, event: &Event) {
-        if let Err(e) = self.audit.record(event) {
-            tracing::error!("audit event {:?} not recorded: {e}", event.event);
+    /// Records `event`; `false` if the trail could not be written. The failure goes to the
+    /// journal, and one attempt is made to leave an `audit_failed` line (it may work when only
+    /// that event failed, e.g. a transient I/O error).
+    fn record(&mut self, event: &Event) -> bool {
+        let Err(e) = self.audit.record(event) else {
+            return true;
+        };
+        tracing::error!("audit event {:?} not recorded: {e}", event.event);
+        if self.config.audit.on_failure == AuditFailure::GrantAndAlarm {
+            self.supervisor
+                .status(&format!("ALARM: the audit log cannot be written: {e}"));
+        }
+        let mut failed = self.event(EventKind::AuditFailed);
+        failed.reason = Some(format!("{:?} event not recorded: {e}", event.event));
+        if let Err(e) = self.audit.record(&failed) {
+            tracing::debug!("audit_failed not recorded either: {e}");
+        }
+        false
+    }
+
+    /// At start: what the log says about the previous run (a crash, a repaired tail).
+    fn previous_run(&mut self) {
+        let Some(prev) = self.audit.previous_run() else {
+            return;
+        };
+        if prev.repaired_bytes > 0 {
+            let mut ev = self.event(EventKind::LogRepaired);
+            ev.reason = Some(format!(
+                "cut off a torn last line of {} bytes (power loss or a crash during a write)",
+                prev.repaired_bytes
+            ));
+            self.record(&ev);
+        }
+        if let Some(last) = prev.last_event.filter(|k| *k != EventKind::Stop) {
+            let mut ev = self.event(EventKind::UncleanShutdown);
+            ev.reason = Some(format!(
+                "the previous run ended without `stop`, its last event {} at {} (crash, kill, watchdog or power loss)",
+                serde_json::to_value(last)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                prev.last_time.as_deref().unwrap_or("?")
+            ));
+            tracing::warn!("{}", ev.reason.as_deref().unwrap_or_default());
+            self.record(&ev);
         }
     }
 
@@ -290,11 +341,11 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             match inputs.door_open {
                 Some(true) => {
                     let ev = self.event(EventKind::DoorOpened);
-                    self.record(&ev)
+                    self.record(&ev);
                 }
                 Some(false) if self.inputs.door_open.is_some() => {
                     let ev = self.event(EventKind::DoorClosed);
-                    self.record(&ev)
+                    self.record(&ev);
                 }
                 _ => {}
             }
@@ -487,37 +538,55 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 frames,
                 fused,
             } => {
-                // Unlock first (the person is waiting), then record.
                 let Some(p) = self.gallery.gallery().people.get(person) else {
                     return Ok(());
                 };
                 let (id, name) = (p.id.clone(), p.name.clone());
-                let hold = self.unlock_hold();
-                let unlocked = self.door.unlock(now, hold);
-                tracing::info!(
-                    %id,
-                    %name,
-                    distance,
-                    margin,
-                    fused = fused.distance,
-                    frames,
-                    "access granted"
-                );
                 let mut ev = self.event(EventKind::Grant);
-                ev.identity = Some(id);
-                ev.name = Some(name);
+                ev.identity = Some(id.clone());
+                ev.name = Some(name.clone());
                 // The grant rests on the fused embedding: its distance and margin are recorded
-                // (the worst single frame's are in the log line above).
+                // (the worst single frame's go to the log line).
                 ev.distance = Some(fused.distance);
                 // Infinite with a single person enrolled: left out.
                 ev.margin = fused.margin.is_finite().then_some(fused.margin);
                 ev.frames = Some(frames);
-                self.summary.grants += 1;
-                if let Err(e) = &unlocked {
-                    ev.reason = Some(format!("recognised, but the door did not unlock: {e}"));
+                let hold = self.unlock_hold();
+                match self.config.audit.on_failure {
+                    AuditFailure::Deny => {
+                        // No grant that cannot be recorded: the record first, then the door.
+                        if !self.record(&ev) {
+                            tracing::error!(
+                                %id, %name,
+                                "access NOT granted: the audit log cannot be written (audit.on_failure = \"deny\")"
+                            );
+                            return Ok(());
+                        }
+                        self.summary.grants += 1;
+                        tracing::info!(
+                            %id, %name, distance, margin, fused = fused.distance, frames,
+                            "access granted"
+                        );
+                        self.door
+                            .unlock(now, hold)
+                            .inspect_err(|e| self.lock_failed(e))?;
+                    }
+                    AuditFailure::GrantAndAlarm => {
+                        // The person is waiting: the door first, then the record.
+                        let unlocked = self.door.unlock(now, hold);
+                        tracing::info!(
+                            %id, %name, distance, margin, fused = fused.distance, frames,
+                            "access granted"
+                        );
+                        self.summary.grants += 1;
+                        if let Err(e) = &unlocked {
+                            ev.reason =
+                                Some(format!("recognised, but the door did not unlock: {e}"));
+                        }
+                        self.record(&ev);
+                        unlocked.inspect_err(|e| self.lock_failed(e))?;
+                    }
                 }
-                self.record(&ev);
-                unlocked.inspect_err(|e| self.lock_failed(e))?;
             }
             Decision::Deny {
                 reason,

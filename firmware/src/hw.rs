@@ -1,11 +1,12 @@
 //! The real drivers (cargo feature `hw`): a USB UVC camera through V4L2 (`v4l` crate) and the
-//! lock relay on a Raspberry Pi GPIO (`rppal`). Both fail with a clear message when the device is
-//! absent, and both sit behind the traits of [`crate::hal`], so another driver (e.g. one built
-//! on `gpiocdev`, since rppal is no longer maintained upstream) can replace them.
+//! lock relay on a GPIO line through the Linux GPIO character device (`gpiocdev`). Both fail with
+//! a clear message when the device is absent, and both sit behind the traits of [`crate::hal`].
 
-use crate::config::{CameraConfig, LockConfig, PixelFormat};
+use crate::config::{CameraConfig, PixelFormat};
 use crate::frame::{mjpeg_to_rgb, yuyv_to_rgb};
 use crate::hal::{CameraError, CameraErrorKind, FrameSource, LockError, LockOutput, LockState};
+use crate::lockpin::LockPin;
+use gpiocdev::line::Value;
 use image::RgbImage;
 use std::time::Duration;
 use v4l::buffer::Type;
@@ -208,58 +209,101 @@ impl Drop for V4l2Camera {
 
 /// The electrical level that puts the lock in `state`: the only place polarity is decided.
 /// "Unlocked" energises the relay (the active level); "locked" leaves it released.
-pub fn level(state: LockState, active_low: bool) -> rppal::gpio::Level {
-    use rppal::gpio::Level::{High, Low};
+/// `Active` is the pin driven high (the line is requested without the active-low flag).
+pub fn level(state: LockState, active_low: bool) -> Value {
     match (state, active_low) {
-        (LockState::Unlocked, false) | (LockState::Locked, true) => High,
-        (LockState::Locked, false) | (LockState::Unlocked, true) => Low,
+        (LockState::Unlocked, false) | (LockState::Locked, true) => Value::Active,
+        (LockState::Locked, false) | (LockState::Unlocked, true) => Value::Inactive,
     }
 }
 
-/// The relay on a GPIO pin of the Pi.
+/// Linux's EBUSY: the line is already requested by another process.
+const EBUSY: i32 = 16;
+
+/// The relay on a GPIO line, through the Linux GPIO character device (`/dev/gpiochip*`).
 ///
-/// rppal resets a pin to its previous mode (an input, at boot) when dropped; this driver turns
-/// that off so the pin keeps driving "locked" after the daemon exits. Nothing runs on SIGKILL or
-/// power loss: then the wiring decides (see the README).
+/// The line request is exclusive: a second requester (a second `facegated`) gets "busy" and
+/// refuses to start instead of fighting for the pin. Every `set` reads the level back from the
+/// kernel. When the process exits the line is released: the Raspberry Pi kernels keep a released
+/// output at its last level, and the boot-time state comes from `config.txt` (see the README).
 pub struct GpioRelay {
-    pin: rppal::gpio::OutputPin,
-    active_low: bool,
+    request: gpiocdev::Request,
+    offset: u32,
+    pin: LockPin,
 }
 
 impl GpioRelay {
-    /// Takes the pin of `config`, driven to "locked" from the first instant.
-    pub fn open(config: &LockConfig) -> Result<Self, LockError> {
-        let gpio = rppal::gpio::Gpio::new().map_err(|e| {
-            LockError(format!(
-                "cannot open the GPIO controller: {e} (no /dev/gpiomem*: not a Raspberry Pi, or the daemon's user is not in the `gpio` group)"
-            ))
-        })?;
-        let pin = gpio
-            .get(config.gpio)
-            .map_err(|e| LockError(format!("GPIO{}: {e}", config.gpio)))?;
-        let mut pin = match level(LockState::Locked, config.active_low) {
-            rppal::gpio::Level::High => pin.into_output_high(),
-            rppal::gpio::Level::Low => pin.into_output_low(),
+    /// Finds the line named `GPIO<n>` and requests it as an output driven to "locked" from the
+    /// first instant.
+    pub fn open(pin: LockPin) -> Result<Self, LockError> {
+        let name = format!("GPIO{}", pin.gpio);
+        let Some(line) = gpiocdev::find_named_line(&name) else {
+            let chips = gpiocdev::chip::chips().unwrap_or_default();
+            return Err(LockError(if chips.is_empty() {
+                format!(
+                    "{name}: no GPIO chip (/dev/gpiochip*) is available: not a Raspberry Pi, or the daemon's user is not in the `gpio` group"
+                )
+            } else {
+                let list: Vec<String> = chips.iter().map(|c| c.display().to_string()).collect();
+                format!(
+                    "{name}: no line of that name on {} (or they cannot be opened: the daemon's user must be in the `gpio` group)",
+                    list.join(", ")
+                )
+            }));
         };
-        pin.set_reset_on_drop(false);
-        Ok(Self {
+        let request = gpiocdev::Request::builder()
+            .on_chip(&line.chip)
+            .with_consumer("facegated")
+            .with_line(line.info.offset)
+            .as_output(level(LockState::Locked, pin.active_low))
+            .request()
+            .map_err(|e| match e {
+                gpiocdev::Error::Uapi(_, gpiocdev_uapi::Error::Os(gpiocdev_uapi::Errno(EBUSY))) => {
+                    LockError(format!(
+                        "{name} is already in use by another process (is a second facegated running?)"
+                    ))
+                }
+                e => LockError(format!("{name} on {}: {e}", line.chip.display())),
+            })?;
+        let mut relay = Self {
+            request,
+            offset: line.info.offset,
             pin,
-            active_low: config.active_low,
-        })
+        };
+        relay.check(LockState::Locked)?;
+        Ok(relay)
+    }
+
+    /// Reads the line back and compares it with what `state` needs.
+    fn check(&mut self, state: LockState) -> Result<(), LockError> {
+        let want = level(state, self.pin.active_low);
+        let got = self
+            .request
+            .value(self.offset)
+            .map_err(|e| LockError(format!("GPIO{}: cannot read back: {e}", self.pin.gpio)))?;
+        if got != want {
+            return Err(LockError(format!(
+                "GPIO{} reads {got:?} after being driven {want:?} ({state:?})",
+                self.pin.gpio
+            )));
+        }
+        Ok(())
     }
 }
 
 impl LockOutput for GpioRelay {
     fn set(&mut self, state: LockState) -> Result<(), LockError> {
-        self.pin.write(level(state, self.active_low));
-        Ok(())
+        self.request
+            .set_value(self.offset, level(state, self.pin.active_low))
+            .map_err(|e| LockError(format!("GPIO{}: {e}", self.pin.gpio)))?;
+        self.check(state)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rppal::gpio::Level::{High, Low};
+    use Value::{Active as High, Inactive as Low};
 
     #[test]
     fn polarity() {
@@ -278,12 +322,19 @@ mod tests {
         let e = V4l2Camera::open(&cfg).err().unwrap();
         assert_eq!(e.kind, CameraErrorKind::Disconnected);
         assert!(e.message.contains("/dev/video-absent"), "{e}");
-        // This machine has no GPIO controller; a Pi would, and the test then only checks the pin.
-        if !std::path::Path::new("/dev/gpiomem").exists()
-            && !std::path::Path::new("/dev/gpiomem0").exists()
-        {
-            let e = GpioRelay::open(&LockConfig::default()).err().unwrap();
-            assert!(e.0.contains("GPIO controller"), "{e}");
+    }
+
+    #[test]
+    fn an_absent_gpio_chip_fails_with_a_clear_message() {
+        if !gpiocdev::chip::chips().unwrap_or_default().is_empty() {
+            // Opening would drive a real pin of this machine.
+            eprintln!("skipped: this machine has a GPIO chip");
+            return;
         }
+        let e = GpioRelay::open(LockPin::default()).err().unwrap();
+        assert!(
+            e.0.contains("GPIO17: no GPIO chip (/dev/gpiochip*) is available"),
+            "{e}"
+        );
     }
 }

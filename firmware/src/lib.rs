@@ -20,6 +20,7 @@ pub mod gallery;
 pub mod hal;
 #[cfg(feature = "hw")]
 pub mod hw;
+pub mod lockpin;
 pub mod models;
 pub mod service;
 pub mod vision;

@@ -1,5 +1,6 @@
 //! The `facegated` binary at its edges: config errors, `--check`, and absent hardware (this
-//! machine has no GPIO controller and no camera), each with a clear message and a failure exit.
+//! machine has no GPIO chip and no camera), each with a clear message and a failure exit; and the
+//! lock driven first, from the right pin, however broken the config file is.
 
 use std::process::Command;
 
@@ -70,18 +71,108 @@ fn a_missing_config_file_is_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/facegate.toml"));
 }
 
+/// Whether this machine has a GPIO chip: then the tests that would drive a real pin skip.
+fn has_gpio_chip() -> bool {
+    std::fs::read_dir("/dev").is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("gpiochip"))
+    })
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const NO_CHIP: &str = "no GPIO chip (/dev/gpiochip*) is available";
+
 #[test]
 fn absent_hardware_fails_cleanly() {
-    if std::path::Path::new("/dev/gpiomem").exists()
-        || std::path::Path::new("/dev/gpiomem0").exists()
-    {
-        return; // On a Pi this test would drive a real pin.
+    if has_gpio_chip() {
+        eprintln!("skipped: this machine has a GPIO chip, and the test would drive GPIO17");
+        return;
     }
     let (code, _, err) = facegated(
         "[camera]\ndevice = \"/dev/video-absent\"\n[gallery]\npath = \"$DIR/g.toml\"\n[audit]\npath = \"$DIR/a.jsonl\"\n",
     );
     assert_eq!(code, Some(1));
-    // The lock is opened first (so the pin drives "locked" as early as possible).
-    assert!(err.contains("GPIO controller"), "{err}");
+    assert!(
+        err.contains(&format!("cannot lock GPIO17 (active-high) by default (no [lock] in the config): lock output: GPIO17: {NO_CHIP}")),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// A config broken outside `[lock]` (invalid TOML, an unknown key, a bad value).
+const BROKEN: &str =
+    "[camera]\nfps = \"fast\n[lock]\ngpio = 22\nactive_low = true\n[recognition]\nframes = 1\n";
+
+#[test]
+fn lock_with_a_broken_config_drives_the_pin_of_its_lock_section() {
+    if has_gpio_chip() {
+        eprintln!("skipped: this machine has a GPIO chip, and the test would drive GPIO22");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, BROKEN).unwrap();
+    let record = dir.path().join("lock.toml");
+    let (c, r) = (config.to_str().unwrap(), record.to_str().unwrap());
+    let (code, _, err) = run(&["--lock", "--config", c, "--lock-record", r]);
+    // No chip here: the attempt on the right pin, with the reason it failed, and exit 1 so that
+    // systemd shows the failed ExecStopPost.
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not valid TOML"), "{err}");
+    assert!(
+        err.contains(&format!("cannot lock GPIO22 (active-low) from the config's [lock]: lock output: GPIO22: {NO_CHIP}")),
+        "{err}"
+    );
+    // The record of the daemon that ran last wins: the pin it was driving.
+    std::fs::write(&record, "gpio = 5\nactive_low = false\n").unwrap();
+    let (code, _, err) = run(&["--lock", "--config", c, "--lock-record", r]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("cannot lock GPIO5 (active-high) as recorded by the daemon that ran last"),
+        "{err}"
+    );
+    // No config file at all: the defaults.
+    std::fs::remove_file(&record).unwrap();
+    let (code, _, err) = run(&[
+        "--lock",
+        "--config",
+        "/nonexistent/c.toml",
+        "--lock-record",
+        r,
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("cannot lock GPIO17 (active-high) by default (no config file)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn start_drives_the_lock_before_the_strict_config_check() {
+    if has_gpio_chip() {
+        eprintln!("skipped: this machine has a GPIO chip, and the test would drive GPIO22");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, BROKEN).unwrap();
+    let record = dir.path().join("lock.toml");
+    let (code, _, err) = run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--lock-record",
+        record.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    let lock = err.find("cannot lock GPIO22 (active-low)").expect(&err);
+    let strict = err.find("invalid basic string").expect(&err);
+    assert!(lock < strict, "the lock must come first: {err}");
 }

@@ -454,7 +454,8 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
     );
     let marks = camera.marks();
     let mut tee = Tee {
-        log: AuditLog::open(&config.audit.path)?,
+        // As facegated: a log that cannot be written leaves audit.on_failure to decide.
+        log: AuditLog::open_or_later(&config.audit.path),
         events: Vec::new(),
     };
     let model = pipeline.embedder_name().to_owned();

@@ -1,5 +1,6 @@
-//! `facegated`: the door daemon. Reads its config, drives the lock to "locked", opens the camera,
-//! loads the models, then runs the door until SIGTERM/SIGINT (SIGHUP reloads).
+//! `facegated`: the door daemon. Drives the lock to "locked" first (from a tolerant read of
+//! `[lock]`, so nothing that can fail comes before it), then checks its config, opens the camera,
+//! loads the models, and runs the door until SIGTERM/SIGINT (SIGHUP reloads).
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -8,8 +9,9 @@ use facegate::config::Config;
 use facegate::daemon::{self, Devices};
 use facegate::hal::{Control, NoSensors, SystemClock};
 use facegate::hw::{GpioRelay, V4l2Camera};
+use facegate::lockpin::{self, LockPin};
 use facegate::service::SdNotify;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const DEFAULT_CONFIG: &str = "/etc/facegate/config.toml";
@@ -26,9 +28,13 @@ struct Args {
     #[arg(long)]
     check: bool,
     /// Drive the relay to "locked" and exit (systemd's ExecStopPost, so the door is locked even
-    /// after the daemon was killed).
+    /// after the daemon was killed). Uses the pin the last daemon recorded, else the config's
+    /// `[lock]` read tolerantly (a broken file elsewhere does not stop it), else GPIO17.
     #[arg(long, conflicts_with = "check")]
     lock: bool,
+    /// Where the daemon records the pin it drives, for `--lock`.
+    #[arg(long, value_name = "PATH", default_value = lockpin::RECORD_PATH)]
+    lock_record: PathBuf,
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -60,35 +66,81 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<()> {
-    let (config, path) = match args.config {
-        Some(p) => (Config::load(&p)?, Some(p)),
-        None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
-            let p = PathBuf::from(DEFAULT_CONFIG);
-            (Config::load(&p)?, Some(p))
-        }
-        None => {
-            tracing::warn!("no {DEFAULT_CONFIG}: using the defaults");
-            (Config::default(), None)
+/// The pin to drive locked, chosen without the strict config check (see `lockpin`).
+fn choose_pin(args: &Args, path: Option<&Path>) -> lockpin::Choice {
+    let read = |p: &Path| match std::fs::read_to_string(p) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!("{}: {e}", p.display());
+            None
         }
     };
+    let record = if args.lock {
+        read(&args.lock_record)
+    } else {
+        // At start the config decides: the record is what a previous run drove.
+        None
+    };
+    let config = path.and_then(read);
+    let choice = lockpin::choose(record.as_deref(), config.as_deref());
+    for note in &choice.notes {
+        tracing::warn!("lock: {note}");
+    }
+    choice
+}
+
+/// Drives the chosen pin locked; the error says which pin and why.
+fn lock_now(choice: &lockpin::Choice) -> Result<GpioRelay> {
+    GpioRelay::open(choice.pin).with_context(|| format!("cannot lock {choice}"))
+}
+
+fn run(args: Args) -> Result<()> {
+    let path = match &args.config {
+        Some(p) => Some(p.clone()),
+        None if Path::new(DEFAULT_CONFIG).exists() => Some(PathBuf::from(DEFAULT_CONFIG)),
+        None => None,
+    };
+    if args.lock {
+        let choice = choose_pin(&args, path.as_deref());
+        lock_now(&choice)?;
+        // Released on exit; the line keeps its level (see hw::GpioRelay).
+        println!("{choice}: driven to locked");
+        return Ok(());
+    }
     if args.check {
+        let config = load(path.as_deref())?;
         let pipeline = daemon::load_pipeline(&config)?;
         println!(
             "config OK; model {} (threshold {:.3})",
             pipeline.embedder_name(),
             pipeline.embedder_spec().threshold
         );
+        for w in config.warnings() {
+            println!("warning (loosens security): {w}");
+        }
         return Ok(());
     }
-    // The lock first: from here on the pin drives "locked".
-    let lock = GpioRelay::open(&config.lock)?;
-    if args.lock {
-        // Opening drove the pin to "locked"; the driver leaves it driven on exit.
-        println!("GPIO{} driven to locked", config.lock.gpio);
-        return Ok(());
+    // The lock first, before anything that can fail: from here on the pin drives "locked".
+    let choice = choose_pin(&args, path.as_deref());
+    let lock = lock_now(&choice).inspect_err(|e| tracing::error!("{e:#}"));
+    if lock.is_ok() {
+        tracing::info!("{choice}: driven to locked");
+        if let Err(e) = lockpin::write_record(&args.lock_record, choice.pin) {
+            tracing::error!(
+                "{}: cannot record the lock pin ({e}); `facegated --lock` will read the config",
+                args.lock_record.display()
+            );
+        }
     }
-    let mut audit = AuditLog::open(&config.audit.path)?;
+    let config = load(path.as_deref())?;
+    let lock = lock?;
+    if LockPin::of(&config.lock) != choice.pin {
+        // Cannot happen with one file read twice, unless it changed in between: start again.
+        anyhow::bail!("the config changed while starting (lock.gpio/active_low); restart");
+    }
+    // A log that cannot be opened is retried per event; meanwhile audit.on_failure applies.
+    let mut audit = AuditLog::open_or_later(&config.audit.path);
     // A camera missing now (unplugged, slow USB enumeration at boot) is retried by the loop.
     let camera = V4l2Camera::open_or_later(&config.camera);
     let mut pipeline = daemon::load_pipeline(&config).context("loading the models")?;
@@ -120,4 +172,15 @@ fn run(args: Args) -> Result<()> {
         "stopped; door locked"
     );
     Ok(())
+}
+
+/// The strict config (or the defaults when there is no file).
+fn load(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => {
+            tracing::warn!("no {DEFAULT_CONFIG}: using the defaults");
+            Ok(Config::default())
+        }
+    }
 }
