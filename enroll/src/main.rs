@@ -348,13 +348,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .context("loading the face models")?;
     // The door's rule, from the same function the daemon takes it from (read only by the
     // commands that judge faces, so a broken config does not stop `embed`).
-    let model_threshold = pipeline.embedder_spec().threshold;
+    let (model_threshold, model_margin) = (
+        pipeline.embedder_spec().threshold,
+        pipeline.embedder_spec().min_margin,
+    );
     let door = || -> Result<(facegate::config::Config, facegate::acceptance::Rule)> {
         let config = config
             .as_ref()
             .map_err(|e| anyhow::anyhow!("{e:#}"))?
             .clone();
-        let rule = config.decision_params(model_threshold).rule();
+        let rule = config.decision_params(model_threshold, model_margin).rule();
         Ok((config, rule))
     };
     match cli.command {

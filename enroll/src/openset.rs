@@ -741,7 +741,7 @@ mod tests {
         );
         let c = facegate::config::Config::load(&path).unwrap();
         assert_eq!(c.recognition.threshold, Some(0.42));
-        assert_eq!(c.recognition.min_margin, 0.03);
+        assert_eq!(c.recognition.min_margin, Some(0.03));
         assert_eq!(c.recognition.frames, 4);
         assert_eq!(c.lock.gpio, 22);
         // A missing file is created with the section.

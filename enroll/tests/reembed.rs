@@ -96,7 +96,8 @@ fn reembed_moves_the_gallery_to_another_network_and_recognition_holds() {
     let sface: Vec<String> = m
         .embedders
         .keys()
-        .filter(|k| k.starts_with("sface_"))
+        // The gallery starts on the default network: move it to every other one.
+        .filter(|k| k.starts_with("sface_") && **k != m.default_embedder)
         .cloned()
         .collect();
     if sface.is_empty() {

@@ -130,8 +130,9 @@ pub struct RecognitionConfig {
     pub embedder: Option<String>,
     /// Largest distance that matches (default: the model's threshold from its manifest).
     pub threshold: Option<f32>,
-    /// Smallest gap between the nearest and second-nearest person.
-    pub min_margin: f32,
+    /// Smallest gap between the nearest and second-nearest person (default: the model's, from
+    /// its manifest: distances of different networks have different scales).
+    pub min_margin: Option<f32>,
     /// Smallest face recognised, in pixels.
     pub min_face: f32,
     /// Agreeing frames in a row needed to unlock (at least 2: never one frame).
@@ -152,7 +153,7 @@ impl Default for RecognitionConfig {
             models: None,
             embedder: None,
             threshold: None,
-            min_margin: 0.05,
+            min_margin: None,
             min_face: 80.0,
             frames: 3,
             window_seconds: 1.5,
@@ -267,7 +268,7 @@ impl Config {
         };
         let r = &self.recognition;
         if let Some(t) = r.threshold {
-            if r.min_margin == 0.0 && t > MAX_THRESHOLD_WITHOUT_MARGIN {
+            if r.min_margin == Some(0.0) && t > MAX_THRESHOLD_WITHOUT_MARGIN {
                 return bad(
                     "recognition.threshold with recognition.min_margin = 0",
                     format!(
@@ -313,7 +314,7 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let r = &self.recognition;
         let mut w = Vec::new();
-        if r.min_margin == 0.0 {
+        if r.min_margin == Some(0.0) {
             w.push("recognition.min_margin = 0: two similar people are not told apart".into());
         }
         if r.frames == 2 {
@@ -395,11 +396,13 @@ impl Config {
                 );
             }
         }
-        if !(r.min_margin.is_finite() && (0.0..=2.0).contains(&r.min_margin)) {
-            return bad(
-                "recognition.min_margin",
-                format!("must be between 0 and 2 (got {})", r.min_margin),
-            );
+        if let Some(m) = r.min_margin {
+            if !(m.is_finite() && (0.0..=2.0).contains(&m)) {
+                return bad(
+                    "recognition.min_margin",
+                    format!("must be between 0 and 2 (got {m})"),
+                );
+            }
         }
         if !(r.min_face.is_finite() && (20.0..=2000.0).contains(&r.min_face)) {
             return bad(
@@ -453,12 +456,13 @@ impl Config {
         Ok(())
     }
 
-    /// The decision parameters, with `model_threshold` when the config sets none.
-    pub fn decision_params(&self, model_threshold: f32) -> DecisionParams {
+    /// The decision parameters, with the model's threshold and margin (from its manifest) where
+    /// the config sets none.
+    pub fn decision_params(&self, model_threshold: f32, model_margin: f32) -> DecisionParams {
         let r = &self.recognition;
         DecisionParams {
             threshold: r.threshold.unwrap_or(model_threshold),
-            min_margin: r.min_margin,
+            min_margin: r.min_margin.unwrap_or(model_margin),
             min_face: r.min_face,
             frames: r.frames,
             window: Duration::from_secs_f64(r.window_seconds),
@@ -583,8 +587,8 @@ mod tests {
     #[test]
     fn the_model_threshold_applies_unless_overridden() {
         let c = parse("").unwrap();
-        assert_eq!(c.decision_params(0.6).threshold, 0.6);
+        assert_eq!(c.decision_params(0.6, 0.05).threshold, 0.6);
         let c = parse("[recognition]\nthreshold = 0.5\n").unwrap();
-        assert_eq!(c.decision_params(0.6).threshold, 0.5);
+        assert_eq!(c.decision_params(0.6, 0.05).threshold, 0.5);
     }
 }

@@ -143,7 +143,10 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
     let scoring = Scoring::of(pipeline.embedder_spec());
     let (gallery, gallery_error) =
         Reloader::new_or_empty(&config.gallery.path, &fingerprint, scoring);
-    let params = config.decision_params(pipeline.embedder_spec().threshold);
+    let params = config.decision_params(
+        pipeline.embedder_spec().threshold,
+        pipeline.embedder_spec().min_margin,
+    );
     let mut lp = Loop {
         config,
         config_path: config_path.map(Path::to_owned),
@@ -437,8 +440,10 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 self.gallery_refused(&e);
             }
         }
-        self.decider
-            .set_params(applied.decision_params(self.pipeline.embedder_spec().threshold));
+        self.decider.set_params(applied.decision_params(
+            self.pipeline.embedder_spec().threshold,
+            self.pipeline.embedder_spec().min_margin,
+        ));
         self.config = applied;
         let mut ev = self.event(EventKind::ConfigReloaded);
         if !restart.is_empty() {

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 /// The manifest text of the default models, as shipped in `models/`.
 pub const BUILTIN_MANIFEST: &str = include_str!("../../models/manifest.toml");
 
-/// Files compiled into the binary: the default embedder and the detector.
+/// Files compiled into the binary: the detector, the default embedder (SFace int8) and dlib's
+/// int8 network (CC0), the alternative for sites that need a fully documented model.
 const BUILTIN_FILES: &[(&str, &[u8])] = &[
     (
         "mtcnn_pnet.onnx",
@@ -29,6 +30,10 @@ const BUILTIN_FILES: &[(&str, &[u8])] = &[
     (
         "dlib_resnet_v1_int8.onnx",
         include_bytes!("../../models/dlib_resnet_v1_int8.onnx"),
+    ),
+    (
+        "sface_2021dec_int8.onnx",
+        include_bytes!("../../models/sface_2021dec_int8.onnx"),
     ),
 ];
 
@@ -181,6 +186,9 @@ pub struct EmbedderManifest {
     pub normalize: bool,
     /// Default same-person threshold on the distance.
     pub threshold: f32,
+    /// Default smallest gap between the nearest and the second-nearest person, in the same
+    /// metric (calibrated with the threshold).
+    pub min_margin: f32,
     /// Where the 5 landmarks (left eye, right eye, nose, left and right mouth corner, as seen in
     /// the image) go in the chip, in chip pixels.
     pub template: [[f32; 2]; 5],

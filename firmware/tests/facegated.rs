@@ -56,7 +56,7 @@ fn check_validates_the_config_and_loads_the_models() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("config OK") && stdout.contains("dlib_resnet_v1_int8"),
+        stdout.contains("config OK") && stdout.contains("sface_2021dec_int8"),
         "{stdout}"
     );
 }
