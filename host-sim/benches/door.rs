@@ -2,7 +2,8 @@
 //! face in view, decision latency (the person's first frame -> relay unlocked, at real camera
 //! pace), allocations per frame and peak RSS, with a 1,000-person gallery.
 //!
-//! `cargo bench -p facegate-sim --bench door [-- int8|f32]`: each model runs in its own child
+//! `cargo bench -p facegate-sim --bench door [-- EMBEDDER...]` (default: both SFace forms and
+//! dlib's int8, the former default, for comparison): each model runs in its own child
 //! process so its peak RSS is its own. Needs the fixture photos (scripts/fetch_fixtures.py).
 
 use facegate::config::Config;
@@ -79,11 +80,7 @@ fn big_gallery(path: &Path, fingerprint: &str) {
 
 fn child(which: &str) {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
-    let embedder = if which == "f32" {
-        "dlib_resnet_v1_f32"
-    } else {
-        "dlib_resnet_v1_int8"
-    };
+    let embedder = which;
     let dir = tempfile::tempdir().unwrap();
     let fx = facegate_sim::runner::fixtures_dir();
     // The gallery's fingerprint must be the model's.
@@ -109,7 +106,7 @@ fn child(which: &str) {
         )
     };
     // 1. Throughput: simulated time, every frame processed; the busy time is real.
-    let frames = if which == "f32" { 150 } else { 30 };
+    let frames = 60;
     let s = Scenario::parse(&scenario(frames, 15), Path::new("bench.toml"), dir.path()).unwrap();
     let before = ALLOCS.load(Ordering::Relaxed);
     let r = run_scenario(&s, &RunOptions::default(), Control::default()).unwrap();
@@ -166,7 +163,11 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let which: Vec<&str> = if args.is_empty() {
-        vec!["f32", "int8"]
+        vec![
+            "sface_2021dec_int8",
+            "sface_2021dec_f32",
+            "dlib_resnet_v1_int8",
+        ]
     } else {
         args.iter().map(String::as_str).collect()
     };
