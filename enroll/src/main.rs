@@ -410,6 +410,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 thresholds,
                 margins,
                 current: rule,
+                quality: config.recognition.quality.clone(),
                 flip,
                 json,
             };
@@ -454,7 +455,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => analysis::cluster(&mut pipeline, &paths, threshold, json),
         Command::Identify { photos, json } => {
             let gallery = Gallery::load(&g.gallery, &fingerprint)?;
-            people::identify(&mut pipeline, &gallery, &door()?.1, &photos, json)
+            let (config, rule) = door()?;
+            people::identify(
+                &mut pipeline,
+                &gallery,
+                &rule,
+                &config.recognition.quality,
+                &photos,
+                json,
+            )
         }
         Command::List { .. }
         | Command::Show { .. }

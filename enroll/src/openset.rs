@@ -3,10 +3,11 @@
 //! door's own acceptance rule, over a grid of operating points and several gallery sizes.
 
 use anyhow::{bail, Context, Result};
-use facegate::acceptance::{FaceFacts, Nearest, Rule};
+use facegate::acceptance::{FaceFacts, Nearest, QualityIssue, Rule};
 use facegate::enrolment::{enrolment, enrolment_face};
 use facegate::gallery::{Gallery, Person, Scoring};
 use facegate::models::EmbedderManifest;
+use facegate::vision::quality::{measure, QualityParams};
 use facegate::{decode_file, Embedding, Pipeline};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -35,6 +36,9 @@ pub struct Options {
     /// The door's rule as configured now (its `min_face` is used throughout; its threshold and
     /// margin are evaluated too).
     pub current: Rule,
+    /// The door's quality gates (the config's `[recognition.quality]`): a probe face they refuse
+    /// is refused here as at the door.
+    pub quality: QualityParams,
     /// Embed each chip and its mirror image, averaged.
     pub flip: bool,
     /// Print JSON.
@@ -142,9 +146,9 @@ impl SplitMix64 {
 struct Probe {
     /// Index of the person in the full gallery (`None` for a stranger).
     person: Option<usize>,
-    /// Shorter side of the face box and, for a face large enough, its embedding; `None` when
-    /// the photo has no usable face.
-    face: Option<(f32, Option<Embedding>)>,
+    /// Shorter side of the face box, the door's quality verdict and, for a face large enough,
+    /// its embedding; `None` when the photo has no usable face.
+    face: Option<(f32, Result<(), QualityIssue>, Option<Embedding>)>,
 }
 
 #[derive(Serialize)]
@@ -223,10 +227,9 @@ fn nearest_in(
         .filter(|p| p.person.is_none_or(|i| member[i]))
         .map(|p| Trial {
             person: p.person,
-            facts: p.face.as_ref().map(|(size, e)| FaceFacts {
+            facts: p.face.as_ref().map(|(size, quality, e)| FaceFacts {
                 size: *size,
-                // The door does not gate on quality yet; the same here.
-                quality: Ok(()),
+                quality: *quality,
                 nearest: e.as_ref().and_then(|e| index.best(e)).map(|m| Nearest {
                     person: sub[m.person],
                     distance: m.distance,
@@ -398,7 +401,7 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
             impostor += 1;
             "impostor"
         };
-        let face = match probe_face(pipeline, photo, o.current.min_face) {
+        let face = match probe_face(pipeline, photo, o.current.min_face, &o.quality) {
             Ok(f) => Some(f),
             Err(reason) => {
                 unusable.push(Unusable {
@@ -504,7 +507,8 @@ fn probe_face(
     pipeline: &mut Pipeline,
     photo: &Path,
     min_face: f32,
-) -> Result<(f32, Option<Embedding>), String> {
+    gates: &QualityParams,
+) -> Result<(f32, Result<(), QualityIssue>, Option<Embedding>), String> {
     let img = decode_file(photo).map_err(|e| e.to_string())?;
     let det = pipeline
         .detect_largest(&img)
@@ -512,11 +516,17 @@ fn probe_face(
         .ok_or("no face found")?;
     let size = det.bbox.size();
     if size < min_face {
-        return Ok((size, None));
+        return Ok((size, Ok(()), None));
     }
     let chip = pipeline.align(&img, &det).ok_or("degenerate landmarks")?;
+    // As at the door: a face too poor to judge is not embedded.
+    let template = pipeline.embedder_spec().template;
+    let quality = gates.judge(&measure(&chip, &template, &det.landmarks));
+    if quality.is_err() {
+        return Ok((size, quality, None));
+    }
     let e = pipeline.embed_chip(&chip).map_err(|e| e.to_string())?;
-    Ok((size, Some(e)))
+    Ok((size, quality, Some(e)))
 }
 
 fn print_text(r: &Report) {

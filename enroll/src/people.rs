@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 use facegate::acceptance::{FaceFacts, Nearest, Refusal, Rule};
 use facegate::enrolment::{enrol_photo, enrolment, enrolment_face};
 use facegate::gallery::{validate_id, Gallery, Locked, Person, Scoring};
+use facegate::vision::quality::{measure, QualityParams};
 use facegate::{decode_file, Pipeline};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -230,39 +231,45 @@ pub fn identify(
     pipeline: &mut Pipeline,
     g: &Gallery,
     rule: &Rule,
+    gates: &QualityParams,
     photos: &[PathBuf],
     json: bool,
 ) -> Result<ExitCode> {
     let index = g.index(Scoring::of(pipeline.embedder_spec()));
+    let template = pipeline.embedder_spec().template;
     let mut known = 0usize;
     let mut failed = 0usize;
     for photo in photos {
         let shown = photo.to_string_lossy();
         let faces = match decode_file(photo)
             .map_err(anyhow::Error::from)
-            .and_then(|img| Ok(pipeline.faces(&img)?))
+            .and_then(|img| Ok((pipeline.faces(&img)?, img)))
         {
-            Ok(f) => f,
+            Ok((f, img)) => (f, img),
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {shown}: {e:#}");
                 continue;
             }
         };
+        let (faces, img) = faces;
         if faces.is_empty() && !json {
             println!("{shown}: no face found");
         }
         for f in &faces {
+            // The door's quality gates, on the same chip the embedding came from.
+            let quality = pipeline.align(&img, &f.detection).map_or(Ok(()), |chip| {
+                gates.judge(&measure(&chip, &template, &f.detection.landmarks))
+            });
             let b = f.detection.bbox;
             let nearest = index.best(&f.embedding).map(|m| Nearest {
                 person: m.person,
                 distance: m.distance,
                 margin: m.margin,
             });
-            // Quality is not judged: the door does not gate on it either.
             let verdict = rule.judge(&FaceFacts {
                 size: b.size(),
-                quality: Ok(()),
+                quality,
                 nearest,
             });
             known += usize::from(verdict.is_ok());

@@ -746,3 +746,31 @@ fn audit_verify_counts_good_lines_and_names_the_first_removed_one() {
     let out = facegate(&["audit", "verify", "/nonexistent/audit.jsonl"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn identify_refuses_a_face_the_door_would_not_judge_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gallery, config) = two_people(dir.path());
+    // Obama's other photo, darkened to 12%: found, but too dark to judge at the door.
+    let mut img = image::open(fixture("obama2.jpg")).unwrap().to_rgb8();
+    for p in img.pixels_mut() {
+        for c in p.0.iter_mut() {
+            *c = (f32::from(*c) * 0.12) as u8;
+        }
+    }
+    let dark = dir.path().join("dark.png");
+    img.save(&dark).unwrap();
+    let out = facegate(&[
+        "--gallery",
+        &gallery,
+        "--config",
+        &config,
+        "identify",
+        "--json",
+        s(&dark),
+    ]);
+    let lines = stdout_lines(&out);
+    assert_eq!(out.status.code(), Some(1), "{lines:?}");
+    assert_eq!(lines[0]["refused"], "poor_quality:too_dark", "{}", lines[0]);
+    assert_eq!(lines[0]["id"], Value::Null);
+}

@@ -62,7 +62,11 @@ impl Refusal {
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::TooSmall => "too_small",
-            Refusal::PoorQuality(q) => q.as_str(),
+            // As the door's audit log names it.
+            Refusal::PoorQuality(QualityIssue::Blurry) => "poor_quality:blurry",
+            Refusal::PoorQuality(QualityIssue::TooDark) => "poor_quality:too_dark",
+            Refusal::PoorQuality(QualityIssue::TooBright) => "poor_quality:too_bright",
+            Refusal::PoorQuality(QualityIssue::Turned) => "poor_quality:turned",
             Refusal::Unknown => "unknown",
             Refusal::Ambiguous => "ambiguous",
         }
