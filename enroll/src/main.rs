@@ -410,7 +410,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 thresholds,
                 margins,
                 current: rule,
-                quality: config.recognition.quality.clone(),
+                quality: config.recognition.quality,
                 flip,
                 json,
             };

@@ -143,12 +143,16 @@ impl SplitMix64 {
 
 /// One probe photo, embedded once the way the door sees a frame: its largest face, embedded
 /// only if it is at least `min_face`.
+/// A probe's face: its size, the door's quality verdict, and its embedding when it is large
+/// and good enough to embed.
+type ProbeFace = (f32, Result<(), QualityIssue>, Option<Embedding>);
+
 struct Probe {
     /// Index of the person in the full gallery (`None` for a stranger).
     person: Option<usize>,
     /// Shorter side of the face box, the door's quality verdict and, for a face large enough,
     /// its embedding; `None` when the photo has no usable face.
-    face: Option<(f32, Result<(), QualityIssue>, Option<Embedding>)>,
+    face: Option<ProbeFace>,
 }
 
 #[derive(Serialize)]
@@ -508,7 +512,7 @@ fn probe_face(
     photo: &Path,
     min_face: f32,
     gates: &QualityParams,
-) -> Result<(f32, Result<(), QualityIssue>, Option<Embedding>), String> {
+) -> Result<ProbeFace, String> {
     let img = decode_file(photo).map_err(|e| e.to_string())?;
     let det = pipeline
         .detect_largest(&img)
