@@ -363,6 +363,7 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
                 match people.iter_mut().find(|p| &p.name == name) {
                     Some(p) => p.enrolments.push(e),
                     None => people.push(Person {
+                        policy: Default::default(),
                         id: format!("p{}", people.len()),
                         name: name.clone(),
                         enrolments: vec![e],

@@ -72,6 +72,7 @@ pub fn enroll(
         }
         None => {
             g.people.push(Person {
+                policy: Default::default(),
                 id: target.clone(),
                 name: name.to_owned(),
                 enrolments: new,
@@ -379,6 +380,7 @@ pub fn import(
             match g.get_mut(&id) {
                 Some(p) => p.enrolments.push(e),
                 None => g.people.push(Person {
+                    policy: Default::default(),
                     id,
                     name: name.clone(),
                     enrolments: vec![e],

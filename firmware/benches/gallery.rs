@@ -26,6 +26,7 @@ fn gallery(people: usize, per_person: usize, seed: u64) -> Gallery {
     let mut g = Gallery::new("bench/0");
     for i in 0..people {
         g.people.push(Person {
+            policy: Default::default(),
             id: format!("p{i}"),
             name: format!("Person {i}"),
             enrolments: (0..per_person)

@@ -73,6 +73,26 @@ pub enum EventKind {
     LogRepaired,
     /// An event could not be recorded (the attempt to leave a trace of the failure itself).
     AuditFailed,
+    /// The door opened while locked (forced, or a mechanical key): alarm.
+    ForcedOpen,
+    /// The door has been open for long (pre-alarm).
+    HeldOpenWarning,
+    /// The door stayed open too long: alarm.
+    HeldOpen,
+    /// The door closed: its forced or held-open alarm is over.
+    AlarmCleared,
+    /// Too many denials in a short time: recognition pauses (`reason` says how long).
+    Lockout,
+    /// The camera shows nothing (covered or blinded, `reason` says which): alarm.
+    Tamper,
+    /// The camera shows a scene again after a tamper.
+    TamperCleared,
+    /// The camera has stayed gone for long: alarm.
+    CameraLost,
+    /// Office hours began: the door stays unlocked.
+    OfficeHoursStart,
+    /// Office hours ended: the door locks.
+    OfficeHoursEnd,
 }
 
 /// One audit line.

@@ -53,6 +53,12 @@ pub struct Config {
     pub gallery: GalleryConfig,
     /// `[audit]`
     pub audit: AuditConfig,
+    /// `[door]`: exit button, door contact, alarm output, supervision.
+    pub door: crate::supervision::DoorConfig,
+    /// `[access]`: time zone, office hours, tailgating, lockout.
+    pub access: crate::policy::AccessConfig,
+    /// `[tamper]`: covered or blinded camera, camera lost.
+    pub tamper: crate::tamper::TamperConfig,
 }
 
 /// Pixel format asked of the camera.
@@ -444,6 +450,14 @@ impl Config {
             );
         }
         if let Err((key, problem)) = r.quality.check() {
+            return bad(key, problem);
+        }
+        let checks = [
+            self.door.check(self.lock.gpio),
+            self.access.check(),
+            self.tamper.check(),
+        ];
+        if let Some(Err((key, problem))) = checks.into_iter().find(Result::is_err) {
             return bad(key, problem);
         }
         seconds(

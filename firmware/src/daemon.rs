@@ -7,6 +7,7 @@ use crate::config::{AuditFailure, Config, ConfigError};
 use crate::decision::{Decider, Decision, Nearest, Observation, Seen};
 use crate::door::Door;
 use crate::gallery::{GalleryError, Reloader, Scoring};
+use crate::guard::{Guard, Note};
 use crate::hal::{
     CameraError, CameraErrorKind, Clock, Control, DoorInputs, DoorSensors, FrameSource, LockError,
     LockOutput, Supervisor,
@@ -123,6 +124,9 @@ struct Loop<'a, C, L: LockOutput, S> {
     last_watchdog: Option<Duration>,
     camera_failing: bool,
     backoff: Duration,
+    /// Supervision, policy, lockout, tailgating, tamper; and the events they note.
+    guard: Guard,
+    notes: Vec<Note>,
 }
 
 /// Runs the door until `control` asks it to stop. The door is driven to locked first, and again
@@ -147,6 +151,7 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         pipeline.embedder_spec().threshold,
         pipeline.embedder_spec().min_margin,
     );
+    let guard = Guard::new(&config);
     let mut lp = Loop {
         config,
         config_path: config_path.map(Path::to_owned),
@@ -168,6 +173,8 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         last_watchdog: None,
         camera_failing: false,
         backoff: Duration::from_millis(500),
+        guard,
+        notes: Vec::new(),
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);
@@ -231,6 +238,21 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             tracing::debug!("audit_failed not recorded either: {e}");
         }
         false
+    }
+
+    /// Records the events the guards noted.
+    fn flush(&mut self) {
+        for (kind, reason) in std::mem::take(&mut self.notes) {
+            let mut ev = self.event(kind);
+            if kind == EventKind::Deny {
+                ev.identity = Some("unknown".to_owned());
+            }
+            if let Some(r) = &reason {
+                tracing::warn!("{kind:?}: {r}");
+            }
+            ev.reason = reason;
+            self.record(&ev);
+        }
     }
 
     /// At start: what the log says about the previous run (a crash, a repaired tail).
@@ -298,6 +320,13 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             self.record(&ev);
             tracing::info!("door locked again");
         }
+        if self.guard.office_hours(self.clock.wall(), &mut self.notes) {
+            // Kept unlocked in short steps: it locks within a second of the end.
+            self.door
+                .unlock(now, Duration::from_secs(1))
+                .inspect_err(|e| self.lock_failed(e))?;
+        }
+        self.flush();
         if self.control.take_reload() {
             self.reload_config();
             self.poll_gallery(true);
@@ -354,6 +383,22 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             }
         }
         self.inputs = inputs;
+        let state = self.door.state();
+        let act = self
+            .guard
+            .door(now, inputs.door_open, state, &mut self.notes);
+        self.flush();
+        if act.relock {
+            self.door.lock().inspect_err(|e| self.lock_failed(e))?;
+            let mut ev = self.event(EventKind::Relock);
+            ev.reason = Some("the door opened and closed".into());
+            self.record(&ev);
+        }
+        if let Some(on) = act.alarm {
+            if let Err(e) = self.sensors.set_alarm(on) {
+                tracing::error!("alarm output: {e}");
+            }
+        }
         Ok(())
     }
 
@@ -479,6 +524,8 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         } else {
             tracing::debug!("camera still failing: {e}");
         }
+        self.guard.camera_failed(now, &mut self.notes);
+        self.flush();
         self.wait(self.backoff)?;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         if let Err(e) = self.camera.reopen() {
@@ -504,6 +551,11 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         let started = Instant::now();
         let now = self.clock.now();
         self.summary.frames += 1;
+        self.guard.frame(now, frame, &mut self.notes);
+        self.flush();
+        if self.guard.locked_out(now) {
+            return Ok(());
+        }
         let obs = match self.observe(frame) {
             Ok(o) => o,
             Err(e) => {
@@ -512,6 +564,12 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 Observation::Lost
             }
         };
+        // A crowd (anti-tailgating) is a denial, and counts towards a lockout.
+        if self.notes.iter().any(|n| n.0 == EventKind::Deny) {
+            self.summary.denials += 1;
+            self.guard.denied(now, &mut self.notes);
+        }
+        self.flush();
         if matches!(obs, Observation::Face(_)) {
             self.summary.faces += 1;
         }
@@ -547,6 +605,20 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                     return Ok(());
                 };
                 let (id, name) = (p.id.clone(), p.name.clone());
+                if let Err(refusal) = self.guard.policy(p, self.clock.wall()) {
+                    let mut ev = self.event(EventKind::Deny);
+                    ev.identity = Some(id.clone());
+                    ev.name = Some(name.clone());
+                    ev.reason = Some(refusal.as_str().to_owned());
+                    ev.distance = Some(fused.distance);
+                    ev.frames = Some(frames);
+                    tracing::info!(%id, %name, reason = refusal.as_str(), "access denied by policy");
+                    self.summary.denials += 1;
+                    self.record(&ev);
+                    self.guard.denied(now, &mut self.notes);
+                    self.flush();
+                    return Ok(());
+                }
                 let mut ev = self.event(EventKind::Grant);
                 ev.identity = Some(id.clone());
                 ev.name = Some(name.clone());
@@ -615,6 +687,8 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 tracing::info!(?reason, frames, "access denied");
                 self.summary.denials += 1;
                 self.record(&ev);
+                self.guard.denied(now, &mut self.notes);
+                self.flush();
             }
         }
         Ok(())
@@ -625,7 +699,19 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
     fn observe(&mut self, frame: &RgbImage) -> Result<Observation<'static>, PipelineError> {
         self.embedding.0.clear();
         let t0 = Instant::now();
-        let detection = self.pipeline.detect_largest(frame)?;
+        // Anti-tailgating needs every face; otherwise the largest is enough (and cheaper).
+        let detection = if self.guard.max_faces() > 0 {
+            let all = self.pipeline.detect(frame)?;
+            let min = self.config.recognition.min_face;
+            let large = all.iter().filter(|d| d.bbox.size() >= min).count();
+            if self.guard.crowd(large, &mut self.notes) {
+                self.summary.stages.detect += t0.elapsed();
+                return Ok(Observation::Lost);
+            }
+            all.into_iter().next()
+        } else {
+            self.pipeline.detect_largest(frame)?
+        };
         let t1 = Instant::now();
         self.summary.stages.detect += t1 - t0;
         let Some(det) = detection.as_ref() else {

@@ -120,6 +120,9 @@ pub struct Person {
     pub name: String,
     /// One entry per enrolled photo.
     pub enrolments: Vec<Enrolment>,
+    /// When the person may come in (`[person.policy]`; absent: always).
+    #[serde(default, skip_serializing_if = "crate::policy::Policy::is_open")]
+    pub policy: crate::policy::Policy,
 }
 
 /// The gallery file's contents.
@@ -799,6 +802,7 @@ mod tests {
 
     fn person(g: &Gallery, name: &str, seeds: &[u32]) -> Person {
         Person {
+            policy: Default::default(),
             id: g.new_id(name),
             name: name.into(),
             enrolments: seeds
@@ -992,6 +996,7 @@ mod tests {
         // Orthogonal is 1, opposite is 2; a query without direction matches no one.
         let mut h = Gallery::new(MODEL);
         h.people.push(Person {
+            policy: Default::default(),
             id: "x".into(),
             name: "X".into(),
             enrolments: vec![Enrolment {

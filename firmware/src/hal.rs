@@ -89,10 +89,16 @@ pub struct DoorInputs {
 #[error("door inputs: {0}")]
 pub struct InputError(pub String);
 
-/// Door inputs: exit button, door contact.
+/// Door inputs: exit button, door contact; and the alarm output where one is fitted.
 pub trait DoorSensors {
-    /// Reads the inputs now.
+    /// Reads the inputs now. A press of the exit button since the last read is reported even
+    /// if the button is already released (a short press between two reads is not missed).
     fn read(&mut self) -> Result<DoorInputs, InputError>;
+
+    /// Drives the alarm output (buzzer, siren, alarm panel input); without one, nothing.
+    fn set_alarm(&mut self, _on: bool) -> Result<(), InputError> {
+        Ok(())
+    }
 }
 
 /// No door inputs fitted (the default installation).

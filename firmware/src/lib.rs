@@ -17,12 +17,18 @@ pub mod door;
 pub mod enrolment;
 pub mod frame;
 pub mod gallery;
+pub mod guard;
 pub mod hal;
 #[cfg(feature = "hw")]
 pub mod hw;
+#[cfg(feature = "hw")]
+pub mod hw_inputs;
 pub mod lockpin;
 pub mod models;
+pub mod policy;
 pub mod service;
+pub mod supervision;
+pub mod tamper;
 pub mod vision;
 
 pub use models::{Manifest, ModelError, ModelSet};

@@ -69,6 +69,7 @@ fn big_gallery(path: &Path, fingerprint: &str) {
             })
             .collect();
         g.people.push(Person {
+            policy: Default::default(),
             id: format!("p{i}"),
             name: format!("Person {i}"),
             enrolments,

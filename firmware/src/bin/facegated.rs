@@ -7,8 +7,9 @@ use clap::Parser;
 use facegate::audit::AuditLog;
 use facegate::config::Config;
 use facegate::daemon::{self, Devices};
-use facegate::hal::{Control, NoSensors, SystemClock};
+use facegate::hal::{Control, SystemClock};
 use facegate::hw::{GpioRelay, V4l2Camera};
+use facegate::hw_inputs::GpioDoorIo;
 use facegate::lockpin::{self, LockPin};
 use facegate::service::SdNotify;
 use std::path::{Path, PathBuf};
@@ -143,6 +144,8 @@ fn run(args: Args) -> Result<()> {
     let mut audit = AuditLog::open_or_later(&config.audit.path);
     // A camera missing now (unplugged, slow USB enumeration at boot) is retried by the loop.
     let camera = V4l2Camera::open_or_later(&config.camera);
+    // Exit button, door contact and alarm output as `[door]` says (none configured: nothing).
+    let sensors = GpioDoorIo::open(&config.door).context("the [door] GPIO lines")?;
     let mut pipeline = daemon::load_pipeline(&config).context("loading the models")?;
     let control = Control::default();
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -158,7 +161,7 @@ fn run(args: Args) -> Result<()> {
         Devices {
             camera,
             lock,
-            sensors: NoSensors,
+            sensors,
         },
         &clock,
         &control,

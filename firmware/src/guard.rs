@@ -1,0 +1,194 @@
+//! The daemon's guards around recognition, in one place so the main loop calls them in a few
+//! lines: door supervision and the alarm output, office hours, the per-person policy at a grant,
+//! the failed-attempt lockout, anti-tailgating and camera tamper. Each call returns the audit
+//! events to record, as (kind, reason).
+
+use crate::audit::EventKind;
+use crate::config::Config;
+use crate::gallery::Person;
+use crate::hal::LockState;
+use crate::policy::{AccessConfig, Refusal};
+use crate::supervision::{DoorEvent, Lockout, Supervision};
+use crate::tamper::{blind, TamperEvent, TamperWatch};
+use image::RgbImage;
+use jiff::tz::TimeZone;
+use std::time::{Duration, SystemTime};
+
+/// An event for the audit log: its kind and reason.
+pub type Note = (EventKind, Option<String>);
+
+/// What the door's supervision asks of the daemon besides recording.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DoorActions {
+    /// Lock now (the door opened and closed during an unlock).
+    pub relock: bool,
+    /// The alarm output's new state, when it changes.
+    pub alarm: Option<bool>,
+}
+
+/// The guards' state.
+pub struct Guard {
+    access: AccessConfig,
+    zone: TimeZone,
+    supervision: Supervision,
+    lockout: Lockout,
+    tamper: TamperWatch,
+    tamper_seconds: f64,
+    alarm_on: bool,
+    office_hours: bool,
+    crowd: bool,
+}
+
+impl Guard {
+    /// Guards as the config says.
+    pub fn new(config: &Config) -> Self {
+        let (window, pause) = config.access.lockout_times();
+        Self {
+            zone: config.access.zone().unwrap_or(TimeZone::UTC),
+            access: config.access.clone(),
+            supervision: Supervision::new(&config.door),
+            lockout: Lockout::new(config.access.lockout_denials, window, pause),
+            tamper: TamperWatch::new(&config.tamper),
+            tamper_seconds: config.tamper.blind_seconds,
+            alarm_on: false,
+            office_hours: false,
+            crowd: false,
+        }
+    }
+
+    /// The door contact and the lock state at `now`: events, and what to do.
+    pub fn door(
+        &mut self,
+        now: Duration,
+        door_open: Option<bool>,
+        lock: LockState,
+        notes: &mut Vec<Note>,
+    ) -> DoorActions {
+        let mut act = DoorActions::default();
+        for ev in self.supervision.step(now, door_open, lock) {
+            let (kind, reason) = match ev {
+                DoorEvent::ForcedOpen => (
+                    EventKind::ForcedOpen,
+                    "the door opened while locked (forced, or a key); if it is closed, check the contact's wiring",
+                ),
+                DoorEvent::HeldOpenWarning => {
+                    (EventKind::HeldOpenWarning, "the door is still open: close it")
+                }
+                DoorEvent::HeldOpen => (EventKind::HeldOpen, "the door was held open too long"),
+                DoorEvent::AlarmCleared => (EventKind::AlarmCleared, "the door closed"),
+                DoorEvent::RelockOnClose => {
+                    act.relock = true;
+                    continue;
+                }
+            };
+            notes.push((kind, Some(reason.to_owned())));
+        }
+        let alarm = self.supervision.alarm(now);
+        if alarm != self.alarm_on {
+            self.alarm_on = alarm;
+            act.alarm = Some(alarm);
+        }
+        act
+    }
+
+    /// Whether the door stays unlocked now (office hours); notes its start and end.
+    pub fn office_hours(&mut self, wall: SystemTime, notes: &mut Vec<Note>) -> bool {
+        if self.access.office_hours.is_empty() {
+            return false;
+        }
+        let local = self.access.local(&self.zone, wall);
+        let open = self.access.office_hours_at(local);
+        if open != self.office_hours {
+            self.office_hours = open;
+            let kind = if open {
+                EventKind::OfficeHoursStart
+            } else {
+                EventKind::OfficeHoursEnd
+            };
+            notes.push((kind, Some(format!("site time {local}"))));
+        }
+        open
+    }
+
+    /// Whether `person` may come in at `wall` by their policy.
+    pub fn policy(&self, person: &Person, wall: SystemTime) -> Result<(), Refusal> {
+        if person.policy.is_open() {
+            return Ok(());
+        }
+        person.policy.check(self.access.local(&self.zone, wall))
+    }
+
+    /// Whether recognition is paused by a lockout at `now`.
+    pub fn locked_out(&self, now: Duration) -> bool {
+        self.lockout.active(now)
+    }
+
+    /// A denial at `now`; notes a lockout it starts.
+    pub fn denied(&mut self, now: Duration, notes: &mut Vec<Note>) {
+        if self.lockout.denied(now) {
+            notes.push((
+                EventKind::Lockout,
+                Some(format!(
+                    "{} denials within {} s: recognition paused for {} s (the exit button still works)",
+                    self.access.lockout_denials,
+                    self.access.lockout_window_seconds,
+                    self.access.lockout_seconds
+                )),
+            ));
+        }
+    }
+
+    /// The most faces allowed in one frame (0: any).
+    pub fn max_faces(&self) -> u32 {
+        self.access.max_faces
+    }
+
+    /// `faces` large enough faces in this frame: `true` if there are too many (the frame must
+    /// not agree); notes a `deny` with reason `tailgating` once per crowd.
+    pub fn crowd(&mut self, faces: usize, notes: &mut Vec<Note>) -> bool {
+        let max = self.access.max_faces as usize;
+        let crowd = max > 0 && faces > max;
+        if crowd && !self.crowd {
+            notes.push((EventKind::Deny, Some(crate::guard::TAILGATING.to_owned())));
+        }
+        self.crowd = crowd;
+        crowd
+    }
+
+    /// A frame arrived at `now`.
+    pub fn frame(&mut self, now: Duration, frame: &RgbImage, notes: &mut Vec<Note>) {
+        let b = if self.tamper.watches_frames() {
+            blind(frame)
+        } else {
+            None
+        };
+        match self.tamper.frame(now, b) {
+            Some(TamperEvent::Tamper(b)) => notes.push((
+                EventKind::Tamper,
+                Some(format!(
+                    "camera {}: it has shown nothing for {} s",
+                    b.as_str(),
+                    self.tamper_seconds
+                )),
+            )),
+            Some(TamperEvent::Cleared) => notes.push((
+                EventKind::TamperCleared,
+                Some("the camera shows a scene again".into()),
+            )),
+            _ => {}
+        }
+    }
+
+    /// The camera failed at `now` (not a single bad frame).
+    pub fn camera_failed(&mut self, now: Duration, notes: &mut Vec<Note>) {
+        if let Some(TamperEvent::CameraLost) = self.tamper.failed(now) {
+            notes.push((
+                EventKind::CameraLost,
+                Some("the camera has been gone for long: the door sees nobody".into()),
+            ));
+        }
+    }
+}
+
+/// The reason of a frame with too many faces.
+pub const TAILGATING: &str = "tailgating";
