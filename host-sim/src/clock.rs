@@ -31,6 +31,18 @@ impl SimClock {
         }
     }
 
+    /// The same clock with its wall time starting at `wall0` (schedules, time zones).
+    pub fn with_wall(self, wall0: SystemTime) -> Self {
+        let realtime = self.inner.realtime;
+        Self {
+            inner: Arc::new(Inner {
+                nanos: AtomicU64::new(self.inner.nanos.load(std::sync::atomic::Ordering::SeqCst)),
+                wall0,
+                realtime,
+            }),
+        }
+    }
+
     /// Moves the clock forward to `t` (never backwards).
     pub fn advance_to(&self, t: Duration) {
         if let Some(start) = self.inner.realtime {

@@ -237,16 +237,39 @@ impl LockOutput for SimRelay {
     }
 }
 
-/// Door inputs the script can press.
-#[derive(Clone, Default)]
+/// Door inputs the script can press and open, and an alarm output that records its changes.
+#[derive(Clone)]
 pub struct SimSensors {
+    clock: SimClock,
     exit: Arc<AtomicBool>,
+    door: Arc<Mutex<Option<bool>>>,
+    alarm: Arc<Mutex<Vec<(Duration, bool)>>>,
 }
 
 impl SimSensors {
+    /// Inputs on `clock`: no contact fitted until the script opens or closes the door.
+    pub fn new(clock: SimClock) -> Self {
+        Self {
+            clock,
+            exit: Arc::default(),
+            door: Arc::default(),
+            alarm: Arc::default(),
+        }
+    }
+
     /// Presses the exit button (released after the daemon has read it once).
     pub fn press_exit(&self) {
         self.exit.store(true, Ordering::SeqCst)
+    }
+
+    /// Sets the door contact: open or closed.
+    pub fn set_door(&self, open: bool) {
+        *self.door.lock().unwrap() = Some(open);
+    }
+
+    /// Every change of the alarm output, with its time.
+    pub fn alarm_edges(&self) -> Vec<(Duration, bool)> {
+        self.alarm.lock().unwrap().clone()
     }
 }
 
@@ -254,8 +277,16 @@ impl DoorSensors for SimSensors {
     fn read(&mut self) -> Result<DoorInputs, InputError> {
         Ok(DoorInputs {
             exit_button: self.exit.swap(false, Ordering::SeqCst),
-            door_open: None,
+            door_open: *self.door.lock().unwrap(),
         })
+    }
+
+    fn set_alarm(&mut self, on: bool) -> Result<(), InputError> {
+        let mut a = self.alarm.lock().unwrap();
+        if a.last().map(|e| e.1) != Some(on) {
+            a.push((self.clock.now(), on));
+        }
+        Ok(())
     }
 }
 

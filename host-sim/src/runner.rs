@@ -85,6 +85,8 @@ pub struct Report {
     pub failures: Vec<String>,
     /// The model the daemon ran.
     pub model: String,
+    /// Every change of the alarm output with its simulated time.
+    pub alarm: Vec<(Duration, bool)>,
 }
 
 impl Report {
@@ -211,6 +213,7 @@ fn person(
         crops.push(new.crop);
     }
     let p = Person {
+        policy: spec.policy.clone(),
         id: spec.id.clone().unwrap_or_else(|| g.new_id(&spec.name)),
         name: spec.name.clone(),
         enrolments,
@@ -326,9 +329,16 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         lock.save_with_crops(&g, &crops)?;
     }
 
-    let clock = SimClock::new(opts.realtime);
+    let mut clock = SimClock::new(opts.realtime);
+    if let Some(t) = s
+        .start_time
+        .as_deref()
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+    {
+        clock = clock.with_wall(t);
+    }
     let relay = SimRelay::new(clock.clone());
-    let sensors = SimSensors::default();
+    let sensors = SimSensors::new(clock.clone());
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
     let (w, h) = (config.camera.width, config.camera.height);
     let mut frames: HashMap<String, Arc<RgbImage>> = HashMap::new();
@@ -405,6 +415,9 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         } else if st.exit_button == Some(true) {
             let sensors = sensors.clone();
             steps.push(Step::Act(Box::new(move |_| sensors.press_exit())));
+        } else if let Some(d) = &st.door {
+            let (sensors, open) = (sensors.clone(), d == "open");
+            steps.push(Step::Act(Box::new(move |_| sensors.set_door(open))));
         } else if let Some(src) = &st.gallery_file {
             let src = s.resolve(src);
             let bytes = std::fs::read(&src).map_err(|source| SimError::Io {
@@ -466,7 +479,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         Devices {
             camera,
             lock: relay.clone(),
-            sensors,
+            sensors: sensors.clone(),
         },
         &clock,
         &control,
@@ -483,6 +496,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         passed: Vec::new(),
         failures: failures.lock().unwrap().clone(),
         model,
+        alarm: sensors.alarm_edges(),
     };
     check(s, &mut report);
     Ok(report)
@@ -585,6 +599,53 @@ fn check(s: &Scenario, r: &mut Report) {
             passed.push(format!("{d} denial(s) recorded (at least {n} expected)"));
         } else {
             failed.push(format!("expected at least {n} denial(s), got {d}"));
+        }
+    }
+    let name = |k: EventKind| {
+        serde_json::to_value(k)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let seen: Vec<String> = r.events.iter().map(|e| name(e.event)).collect();
+    for e in &s.expect.events {
+        if seen.contains(e) {
+            passed.push(format!("event {e} recorded"));
+        } else {
+            failed.push(format!("expected a {e} event; none was recorded"));
+        }
+    }
+    for e in &s.expect.no_events {
+        if seen.contains(e) {
+            failed.push(format!("expected no {e} event, but one was recorded"));
+        } else {
+            passed.push(format!("no {e} event"));
+        }
+    }
+    for want in &s.expect.deny_reasons {
+        let n = r
+            .of(EventKind::Deny)
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some(want))
+            .count();
+        if n > 0 {
+            passed.push(format!("{n} denial(s) for {want}"));
+        } else {
+            failed.push(format!("expected a denial for {want}; none was recorded"));
+        }
+    }
+    if let Some(want) = s.expect.alarm {
+        let sounded = r.alarm.iter().any(|e| e.1);
+        if sounded == want {
+            passed.push(format!(
+                "the alarm output {}",
+                if want { "sounded" } else { "stayed off" }
+            ));
+        } else {
+            failed.push(format!(
+                "expected the alarm output {}",
+                if want { "to sound" } else { "off" }
+            ));
         }
     }
     if s.expect.locked_at_end {

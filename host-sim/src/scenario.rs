@@ -71,6 +71,9 @@ pub struct Scenario {
     /// Daemon config overrides.
     #[serde(default)]
     pub config: toml::Table,
+    /// The wall-clock time the run starts at, RFC 3339 (default: now), for schedules.
+    #[serde(default)]
+    pub start_time: Option<String>,
     /// A gallery file to start from (copied; the original is never written).
     #[serde(default)]
     pub gallery: Option<PathBuf>,
@@ -103,6 +106,9 @@ pub struct EnrolSpec {
     pub name: String,
     /// Enrolment photos (one is enough).
     pub photos: Vec<PathBuf>,
+    /// The person's access policy (`facegate policy`).
+    #[serde(default)]
+    pub policy: facegate::policy::Policy,
 }
 
 /// What the camera shows in a `show` step.
@@ -151,6 +157,8 @@ pub struct StepSpec {
     pub signal: Option<String>,
     /// Press the exit button.
     pub exit_button: Option<bool>,
+    /// The door contact: "open" or "closed".
+    pub door: Option<String>,
     /// "unlock" or "no_unlock" during this step.
     pub expect: Option<String>,
     /// For `expect = "unlock"`: whose.
@@ -182,6 +190,18 @@ pub struct Expect {
     /// At least this many denials recorded.
     #[serde(default)]
     pub min_denials: Option<u32>,
+    /// Events that must be recorded (at least once each), e.g. "forced_open".
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Events that must not be recorded.
+    #[serde(default)]
+    pub no_events: Vec<String>,
+    /// Denial reasons that must be recorded (at least once each), e.g. "outside_schedule".
+    #[serde(default)]
+    pub deny_reasons: Vec<String>,
+    /// The alarm output sounds at some point (true) or never (false).
+    #[serde(default)]
+    pub alarm: Option<bool>,
 }
 
 impl Default for Expect {
@@ -190,6 +210,10 @@ impl Default for Expect {
             unlocks: None,
             locked_at_end: true,
             min_denials: None,
+            events: Vec::new(),
+            no_events: Vec::new(),
+            deny_reasons: Vec::new(),
+            alarm: None,
         }
     }
 }
@@ -224,6 +248,11 @@ impl Scenario {
         if !(s.fps.is_finite() && s.fps > 0.0 && s.fps <= 120.0) {
             return Err(invalid(format!("fps must be 0 to 120 (got {})", s.fps)));
         }
+        if let Some(t) = &s.start_time {
+            humantime::parse_rfc3339(t).map_err(|e| {
+                invalid(format!("start_time {t:?}: {e} (e.g. 2026-12-07T08:00:00Z)"))
+            })?;
+        }
         if s.step.is_empty() {
             return Err(invalid("no [[step]]: nothing to play".into()));
         }
@@ -255,11 +284,12 @@ impl StepSpec {
             self.remove.is_some(),
             self.signal.is_some(),
             self.exit_button.is_some(),
+            self.door.is_some(),
         ];
         let n = kinds.iter().filter(|k| **k).count();
         if n != 1 {
             return Err(format!(
-                "a step does exactly one thing (show, stall, unplug, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal or exit_button); this one does {n}"
+                "a step does exactly one thing (show, stall, unplug, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal, exit_button or door); this one does {n}"
             ));
         }
         let positive = |name: &str, v: Option<f64>| match v {
@@ -284,6 +314,11 @@ impl StepSpec {
             && (self.seconds.is_some() || self.frames.is_some() || self.face_px.is_some())
         {
             return Err("seconds, frames and face_px go with show".into());
+        }
+        if let Some(d) = &self.door {
+            if d != "open" && d != "closed" {
+                return Err(format!("door must be \"open\" or \"closed\" (got {d:?})"));
+            }
         }
         if let Some(sig) = &self.signal {
             if sig != "term" && sig != "hup" {
