@@ -19,6 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Errors of the audit log.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +223,9 @@ pub struct AuditLog {
     prev: String,
     boot_id: String,
     previous: Option<PreviousRun>,
+    rotation: crate::rotation::Rotation,
+    /// The UTC day of the active file's last line (daily rotation).
+    day: Option<String>,
 }
 
 impl AuditLog {
@@ -255,7 +259,43 @@ impl AuditLog {
             prev: ZERO_HASH.into(),
             boot_id,
             previous: None,
+            rotation: crate::rotation::Rotation::default(),
+            day: None,
         }
+    }
+
+    /// Rotates the log as `rotation` says (and deletes rotated files past their retention now).
+    pub fn with_rotation(mut self, rotation: crate::rotation::Rotation) -> Self {
+        self.rotation = rotation;
+        for f in crate::rotation::expire(&self.path, rotation.retention_days, SystemTime::now()) {
+            tracing::info!("deleted {} (older than the audit retention)", f.display());
+        }
+        self
+    }
+
+    /// Renames the active file away and starts a new one; the chain goes on in memory.
+    fn rotate(&mut self, now: SystemTime) -> Result<(), AuditError> {
+        let io = |source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let to = crate::rotation::rotate(&self.path, now).map_err(io)?;
+        tracing::info!("audit log rotated to {}", to.display());
+        // Until the new file exists a crash leaves none: the next open continues the chain from
+        // the last rotated file.
+        self.file = Some(
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o640)
+                .open(&self.path)
+                .map_err(io)?,
+        );
+        for f in crate::rotation::expire(&self.path, self.rotation.retention_days, now) {
+            tracing::info!("deleted {} (older than the audit retention)", f.display());
+        }
+        Ok(())
     }
 
     fn reopen(&mut self) -> Result<(), AuditError> {
@@ -278,7 +318,16 @@ impl AuditLog {
                 "cut off a torn last line of {cut} bytes (a crash or power loss during a write)"
             );
         }
-        let last = last_line(&mut file).map_err(io)?;
+        let mut last = last_line(&mut file).map_err(io)?;
+        if last.is_none() {
+            // A new active file after a rotation (or a crash during one): the chain goes on
+            // from the newest rotated file.
+            if let Some(prev) = crate::rotation::rotated(&path).last() {
+                if let Ok(mut f) = File::open(prev) {
+                    last = last_line(&mut f).ok().flatten();
+                }
+            }
+        }
         let v: Option<serde_json::Value> =
             last.as_deref().and_then(|l| serde_json::from_str(l).ok());
         let field = |k: &str| v.as_ref().and_then(|v| v.get(k));
@@ -296,6 +345,9 @@ impl AuditLog {
                 self.prev = ZERO_HASH.into();
             }
         }
+        self.day = field("time")
+            .and_then(|t| t.as_str())
+            .map(|t| crate::rotation::day_of(t).to_owned());
         // Only the first open describes the previous run; a later re-open is this run's log.
         if self.previous.is_none() {
             self.previous = Some(PreviousRun {
@@ -386,6 +438,23 @@ impl AuditSink for AuditLog {
             .extend_from_slice(&body.as_bytes()[..body.len() - 1]);
         self.line
             .extend_from_slice(format!(",\"hash\":\"{hash}\"}}\n").as_bytes());
+        let len = match self.file.as_ref() {
+            Some(f) => f.metadata().map_err(io)?.len(),
+            None => return Err(io(std::io::Error::other("not open"))),
+        };
+        let day = crate::rotation::day_of(&event.time);
+        let r = self.rotation;
+        if len > 0
+            && ((r.max_bytes > 0 && len + self.line.len() as u64 > r.max_bytes)
+                || (r.daily && self.day.as_deref().is_some_and(|d| d != day)))
+        {
+            self.rotate(SystemTime::now())?;
+        }
+        let day = day.to_owned();
+        let io = |source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        };
         let Some(file) = self.file.as_mut() else {
             return Err(io(std::io::Error::other("not open")));
         };
@@ -397,6 +466,7 @@ impl AuditSink for AuditLog {
         }
         self.seq += 1;
         self.prev = hash;
+        self.day = Some(day);
         Ok(())
     }
 
@@ -421,11 +491,21 @@ pub struct Verified {
 
 /// Checks the hash chain of the log at `path`, stopping at the first broken line.
 pub fn verify(path: &Path) -> Result<Verified, AuditError> {
-    let text = std::fs::read(path).map_err(|source| AuditError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let text = String::from_utf8_lossy(&text);
+    verify_files(&[path.to_owned()])
+}
+
+/// Checks the hash chain across `files` read in order as one log (the rotated files of a log
+/// then its active file: [`crate::rotation::all_files`]); line numbers count across them.
+pub fn verify_files(files: &[PathBuf]) -> Result<Verified, AuditError> {
+    let mut bytes = Vec::new();
+    for path in files {
+        let b = std::fs::read(path).map_err(|source| AuditError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        bytes.extend_from_slice(&b);
+    }
+    let text = String::from_utf8_lossy(&bytes);
     let mut out = Verified::default();
     let mut prev: Option<(u64, String)> = None;
     for (i, line) in text.lines().enumerate() {
@@ -476,6 +556,15 @@ pub fn verify(path: &Path) -> Result<Verified, AuditError> {
         }
         out.chained += 1;
         prev = Some((seq, hash.to_owned()));
+    }
+    Ok(out)
+}
+
+/// Reads every event of a log: its rotated files in order, then the active file.
+pub fn read_all(path: &Path) -> Result<Vec<Event>, AuditError> {
+    let mut out = Vec::new();
+    for f in crate::rotation::all_files(path) {
+        out.extend(read_log(&f)?);
     }
     Ok(out)
 }
@@ -635,6 +724,86 @@ mod tests {
         std::fs::write(&path, &all[text.len()..]).unwrap();
         let r = verify(&path).unwrap();
         assert_eq!((r.chained, r.continues_at, r.broken), (2, Some(2), None));
+    }
+
+    #[test]
+    fn rotation_by_size_keeps_whole_lines_and_the_chain_goes_on_across_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let rot = crate::rotation::Rotation {
+            max_bytes: 700,
+            ..Default::default()
+        };
+        let mut log = AuditLog::open(&path).unwrap().with_rotation(rot);
+        for i in 0..20 {
+            log.record(&ev(EventKind::Deny, i)).unwrap();
+        }
+        drop(log);
+        let files = crate::rotation::all_files(&path);
+        assert!(files.len() >= 5, "{files:?}");
+        for f in &files {
+            let len = std::fs::metadata(f).unwrap().len();
+            assert!(len <= 700, "{} is {len} bytes", f.display());
+        }
+        let seqs: Vec<u64> = files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(&l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+        let r = verify_files(&files).unwrap();
+        assert_eq!((r.chained, r.broken, r.continues_at), (20, None, None));
+        assert_eq!(read_all(&path).unwrap().len(), 20);
+        // A crash right after the rename, before the new file: the chain continues.
+        crate::rotation::rotate(&path, SystemTime::now()).unwrap();
+        assert!(!path.exists());
+        let mut log = AuditLog::open(&path).unwrap();
+        assert_eq!(
+            log.previous_run().unwrap().last_event,
+            Some(EventKind::Deny)
+        );
+        log.record(&ev(EventKind::Start, 30)).unwrap();
+        let files = crate::rotation::all_files(&path);
+        assert_eq!(verify_files(&files).unwrap().chained, 21);
+    }
+
+    #[test]
+    fn daily_rotation_at_the_first_event_of_a_new_utc_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let rot = crate::rotation::Rotation {
+            daily: true,
+            ..Default::default()
+        };
+        let day = |d: u64, h: u64| {
+            Event::new(
+                EventKind::Grant,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(d * 86_400 + h * 3600),
+                Duration::ZERO,
+            )
+        };
+        let mut log = AuditLog::open(&path).unwrap().with_rotation(rot);
+        log.record(&day(1, 1)).unwrap();
+        log.record(&day(1, 23)).unwrap();
+        drop(log);
+        let mut log = AuditLog::open(&path).unwrap().with_rotation(rot);
+        log.record(&day(2, 0)).unwrap();
+        log.record(&day(2, 5)).unwrap();
+        let files = crate::rotation::all_files(&path);
+        assert_eq!(files.len(), 2);
+        assert_eq!(read_log(&files[0]).unwrap().len(), 2);
+        assert_eq!(read_log(&files[1]).unwrap().len(), 2);
+        assert_eq!(verify_files(&files).unwrap().chained, 4);
     }
 
     #[test]

@@ -197,6 +197,23 @@ pub struct AuditConfig {
     pub path: PathBuf,
     /// What a grant does when the trail cannot be written.
     pub on_failure: AuditFailure,
+    /// Rotate the log before it passes this many bytes (0: never by size).
+    pub rotate_bytes: u64,
+    /// Rotate the log at the first event of each UTC day.
+    pub rotate_daily: bool,
+    /// Delete rotated files older than this many days (0: keep all).
+    pub retention_days: u32,
+}
+
+impl AuditConfig {
+    /// The rotation these settings ask for.
+    pub fn rotation(&self) -> crate::rotation::Rotation {
+        crate::rotation::Rotation {
+            max_bytes: self.rotate_bytes,
+            daily: self.rotate_daily,
+            retention_days: self.retention_days,
+        }
+    }
 }
 
 impl Default for AuditConfig {
@@ -204,6 +221,9 @@ impl Default for AuditConfig {
         Self {
             path: PathBuf::from("/var/lib/facegate/audit.jsonl"),
             on_failure: AuditFailure::Deny,
+            rotate_bytes: 0,
+            rotate_daily: false,
+            retention_days: 0,
         }
     }
 }

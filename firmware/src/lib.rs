@@ -26,6 +26,7 @@ pub mod hw_inputs;
 pub mod lockpin;
 pub mod models;
 pub mod policy;
+pub mod rotation;
 pub mod service;
 pub mod supervision;
 pub mod tamper;

@@ -468,7 +468,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
     let marks = camera.marks();
     let mut tee = Tee {
         // As facegated: a log that cannot be written leaves audit.on_failure to decide.
-        log: AuditLog::open_or_later(&config.audit.path),
+        log: AuditLog::open_or_later(&config.audit.path).with_rotation(config.audit.rotation()),
         events: Vec::new(),
     };
     let model = pipeline.embedder_name().to_owned();

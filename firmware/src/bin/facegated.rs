@@ -141,7 +141,8 @@ fn run(args: Args) -> Result<()> {
         anyhow::bail!("the config changed while starting (lock.gpio/active_low); restart");
     }
     // A log that cannot be opened is retried per event; meanwhile audit.on_failure applies.
-    let mut audit = AuditLog::open_or_later(&config.audit.path);
+    let mut audit =
+        AuditLog::open_or_later(&config.audit.path).with_rotation(config.audit.rotation());
     // A camera missing now (unplugged, slow USB enumeration at boot) is retried by the loop.
     let camera = V4l2Camera::open_or_later(&config.camera);
     // Exit button, door contact and alarm output as `[door]` says (none configured: nothing).
