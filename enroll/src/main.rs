@@ -13,6 +13,7 @@ mod analysis;
 mod audit;
 mod openset;
 mod people;
+mod policy;
 mod reembed;
 
 /// Administer a facegate door: enrol employees, identify faces, compute and compare embeddings.
@@ -195,6 +196,11 @@ enum Command {
         /// The person's id.
         id: String,
     },
+    /// Show or edit a person's access policy: --disable/--enable, --from/--until (site-local
+    /// date or date-time), --window "mon-fri 07:00-19:00" (repeatable), --clear-windows. Prints
+    /// whether the door would let them in now, else which rule refuses (disabled,
+    /// not_yet_valid, expired, outside_schedule); exit status 0 allowed, 1 refused.
+    Policy(policy::PolicyArgs),
     /// Change a person's display name (the id stays).
     Rename {
         /// The person's id.
@@ -315,6 +321,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return people::show(&Gallery::load(&g.gallery, &fingerprint)?, id, *json)
         }
         Command::Remove { id } => return people::modify(&g.gallery, &fingerprint, id, None),
+        Command::Policy(a) => {
+            let access = config
+                .as_ref()
+                .map(|c| c.access.clone())
+                .unwrap_or_default();
+            return policy::run(&g.gallery, &fingerprint, &access, a);
+        }
         Command::Rename { id, name } => {
             return people::modify(&g.gallery, &fingerprint, id, Some(name))
         }
@@ -468,6 +481,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::List { .. }
         | Command::Show { .. }
         | Command::Remove { .. }
+        | Command::Policy(_)
         | Command::Rename { .. }
         | Command::Bench { .. }
         | Command::Reembed { .. }

@@ -326,6 +326,10 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 .unlock(now, Duration::from_secs(1))
                 .inspect_err(|e| self.lock_failed(e))?;
         }
+        if self.camera_failing {
+            // Checked while waiting to re-open too, so `camera_lost` comes on time.
+            self.guard.camera_failed(now, &mut self.notes);
+        }
         self.flush();
         if self.control.take_reload() {
             self.reload_config();

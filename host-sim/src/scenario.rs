@@ -32,7 +32,13 @@
 //! `exit_button = true`, `gallery_file = "PATH"` (replaces the gallery atomically, as
 //! `facegate` does), `gallery_text = "..."` (overwrites it in place, e.g. with garbage),
 //! `config_text = "..."` (rewrites the daemon's config file; SIGHUP applies it),
-//! `enroll = { id, name, photos }` and `remove = "ID"` (as the admin CLI would, during the run).
+//! `enroll = { id, name, photos }` and `remove = "ID"` (as the admin CLI would, during the run),
+//! `door = "open"|"closed"` (the door contact; no contact until a step sets it).
+//!
+//! Door situations (`host-sim/scenarios/`): top-level `start_time = "2026-11-30T08:00:00Z"` sets
+//! the wall clock (schedules); `[[enroll]]` takes `policy = { disabled, valid_from, valid_until,
+//! windows }`; `[expect]` takes `events = [...]` and `no_events = [...]` (audit event names),
+//! `deny_reasons = [...]` and `alarm = true|false` (the alarm output sounded or not).
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
