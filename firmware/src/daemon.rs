@@ -471,6 +471,10 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         if new.audit != old.audit {
             restart.push("[audit]");
         }
+        // The guards hold state (door open, lockout, tamper timers): rebuilt only at start.
+        if new.door != old.door || new.access != old.access || new.tamper != old.tamper {
+            restart.push("[door]/[access]/[tamper]");
+        }
         let mut applied = new.clone();
         // What needs a restart keeps its running value until then.
         applied.camera = old.camera.clone();
@@ -480,6 +484,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         applied.lock.gpio = old.lock.gpio;
         applied.lock.active_low = old.lock.active_low;
         applied.audit = old.audit.clone();
+        applied.door = old.door.clone();
+        applied.access = old.access.clone();
+        applied.tamper = old.tamper.clone();
         if applied.gallery.path != old.gallery.path {
             let fp = self.pipeline.embedder_spec().fingerprint.clone();
             let scoring = Scoring::of(self.pipeline.embedder_spec());
