@@ -3,6 +3,7 @@
 //! works, so an empty file is a valid config.
 
 use crate::decision::DecisionParams;
+use crate::vision::liveness::LivenessConfig;
 use crate::vision::quality::QualityParams;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,8 @@ pub struct Config {
     pub gallery: GalleryConfig,
     /// `[audit]`
     pub audit: AuditConfig,
+    /// `[liveness]`: presentation-attack detection (see `vision::liveness`).
+    pub liveness: LivenessConfig,
 }
 
 /// Pixel format asked of the camera.
@@ -470,6 +473,7 @@ impl Config {
             deny_after: r.deny_after_frames,
             rearm: Duration::from_secs(2),
             deny_repeat: Duration::from_secs(10),
+            min_liveness: self.liveness.level.min_score(),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::hal::{
 };
 use crate::models::{ModelError, ModelSet};
 use crate::vision::detect::DetectorParams;
+use crate::vision::liveness::{Level, Liveness};
 use crate::vision::quality;
 use crate::{Embedding, Pipeline, PipelineError};
 use image::RgbImage;
@@ -84,6 +85,8 @@ pub struct Stages {
     pub embed: Duration,
     /// 1:N match against the gallery.
     pub matching: Duration,
+    /// The liveness networks (faces that were embedded, with `[liveness]` on).
+    pub liveness: Duration,
 }
 
 /// Loads the models named by the config and builds the face pipeline for door frames.
@@ -118,6 +121,9 @@ struct Loop<'a, C, L: LockOutput, S> {
     /// The last frame's embedding, and the mean of a run's (buffers reused frame to frame).
     embedding: Embedding,
     fused: Embedding,
+    /// The liveness networks (`None` when the models have none: then a level other than off
+    /// refuses every face).
+    liveness: Option<Liveness>,
     summary: Summary,
     next_poll: Duration,
     last_watchdog: Option<Duration>,
@@ -147,6 +153,14 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         pipeline.embedder_spec().threshold,
         pipeline.embedder_spec().min_margin,
     );
+    let liveness = match Liveness::load(config.recognition.models.as_deref()) {
+        Ok(l) => Some(l),
+        Err(e) if config.liveness.level == Level::Off => {
+            tracing::info!("no liveness check available: {e}");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut lp = Loop {
         config,
         config_path: config_path.map(Path::to_owned),
@@ -163,6 +177,7 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         decider: Decider::new(params),
         embedding: Embedding(Vec::new()),
         fused: Embedding(Vec::new()),
+        liveness,
         summary: Summary::default(),
         next_poll: Duration::ZERO,
         last_watchdog: None,
@@ -637,6 +652,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             quality: Ok(()),
             nearest: None,
             embedding: &[],
+            liveness: None,
         };
         if size < self.config.recognition.min_face {
             return Ok(Observation::Face(seen));
@@ -666,7 +682,15 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         st.align += t2 - t1;
         st.embed += t3 - t2;
         st.matching += t4 - t3;
-        tracing::debug!(size, ?nearest, "face");
+        // Judged in the acceptance rule; a network failure scores NaN, which never agrees.
+        if self.config.liveness.level != Level::Off {
+            seen.liveness = Some(match &mut self.liveness {
+                Some(l) => l.score(frame, &det.bbox).unwrap_or(f32::NAN),
+                None => f32::NAN,
+            });
+        }
+        self.summary.stages.liveness += t4.elapsed();
+        tracing::debug!(size, ?nearest, liveness = ?seen.liveness, "face");
         seen.nearest = nearest;
         self.embedding = embedding;
         Ok(Observation::Face(seen))
