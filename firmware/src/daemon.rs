@@ -682,8 +682,11 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         st.align += t2 - t1;
         st.embed += t3 - t2;
         st.matching += t4 - t3;
-        // Judged in the acceptance rule; a network failure scores NaN, which never agrees.
-        if self.config.liveness.level != Level::Off {
+        // Judged in the acceptance rule; a network failure scores NaN, which never agrees. Only
+        // a face near someone can agree, so only it costs the networks' time (~16 ms).
+        let threshold = self.decider.params().threshold;
+        let could_agree = nearest.is_some_and(|n| n.distance <= threshold);
+        if self.config.liveness.level != Level::Off && could_agree {
             seen.liveness = Some(match &mut self.liveness {
                 Some(l) => l.score(frame, &det.bbox).unwrap_or(f32::NAN),
                 None => f32::NAN,

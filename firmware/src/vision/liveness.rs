@@ -175,10 +175,14 @@ impl Liveness {
             let plan = n.net.plan(&[])?;
             let out = net::run(&plan, &[1, 3, INPUT, INPUT], &self.input, &n.file)?;
             let v = net::view(&out, 0, &n.file)?;
-            let real = v.iter().nth(1).copied().ok_or_else(|| ModelError::Network {
-                file: n.file.clone(),
-                message: format!("{} outputs, expected 3 class probabilities", v.len()),
-            })?;
+            let real = v
+                .iter()
+                .nth(1)
+                .copied()
+                .ok_or_else(|| ModelError::Network {
+                    file: n.file.clone(),
+                    message: format!("{} outputs, expected 3 class probabilities", v.len()),
+                })?;
             sum += real;
         }
         Ok(sum / self.nets.len() as f32)
