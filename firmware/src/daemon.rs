@@ -683,7 +683,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         st.embed += t3 - t2;
         st.matching += t4 - t3;
         // Judged in the acceptance rule; a network failure scores NaN, which never agrees. Only
-        // a face near someone can agree, so only it costs the networks' time (~16 ms).
+        // a face near someone can agree, so only it costs the networks' time (~9 ms).
         let threshold = self.decider.params().threshold;
         let could_agree = nearest.is_some_and(|n| n.distance <= threshold);
         if self.config.liveness.level != Level::Off && could_agree {
