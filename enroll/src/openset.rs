@@ -239,6 +239,7 @@ fn nearest_in(
                     distance: m.distance,
                     margin: m.margin,
                 }),
+                liveness: None,
             }),
         })
         .collect()
@@ -459,6 +460,7 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
             threshold,
             min_margin,
             min_face: o.current.min_face,
+            min_liveness: None,
         };
         Point {
             threshold,
@@ -683,6 +685,7 @@ mod tests {
                     distance,
                     margin,
                 }),
+                liveness: None,
             }),
         }
     }
@@ -693,6 +696,7 @@ mod tests {
             threshold: 0.5,
             min_margin: 0.05,
             min_face: 80.0,
+            min_liveness: None,
         };
         let trials = [
             trial(Some(1), 1, 0.3, 0.2),  // accepted as themselves

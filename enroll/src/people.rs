@@ -272,6 +272,8 @@ pub fn identify(
                 size: b.size(),
                 quality,
                 nearest,
+                // The CLI has one photo, no camera: liveness is the door's.
+                liveness: None,
             });
             known += usize::from(verdict.is_ok());
             let who = verdict.ok().map(|n| &g.people[n.person]);
@@ -315,6 +317,7 @@ pub fn identify(
                         Refusal::Unknown => format!("threshold {:.3}", rule.threshold),
                         Refusal::Ambiguous => format!("min_margin {:.3}", rule.min_margin),
                         Refusal::PoorQuality(_) => "poor image".to_owned(),
+                        Refusal::SpoofSuspected => "liveness".to_owned(),
                     };
                     println!(
                         "{shown}: {place}: refused, {} ({why}); {closest}",

@@ -55,6 +55,8 @@ pub enum Refusal {
     Unknown,
     /// Within `threshold` of someone, but a second person is within `min_margin` of that.
     Ambiguous,
+    /// The liveness check says the face is likely a photo or a screen.
+    SpoofSuspected,
 }
 
 impl Refusal {
@@ -69,6 +71,7 @@ impl Refusal {
             Refusal::PoorQuality(QualityIssue::Turned) => "poor_quality:turned",
             Refusal::Unknown => "unknown",
             Refusal::Ambiguous => "ambiguous",
+            Refusal::SpoofSuspected => "spoof_suspected",
         }
     }
 }
@@ -83,6 +86,8 @@ pub struct FaceFacts {
     /// The nearest enrolled person (`None` with an empty gallery, or for a face too small to
     /// be embedded).
     pub nearest: Option<Nearest>,
+    /// The liveness score, 0..1 (`None` when it was not measured, e.g. on the CLI).
+    pub liveness: Option<f32>,
 }
 
 /// The operating point: the values that decide whether a face is somebody.
@@ -94,11 +99,14 @@ pub struct Rule {
     pub min_margin: f32,
     /// Smallest face (pixels, shorter side of the box) that is recognised at all.
     pub min_face: f32,
+    /// Smallest liveness score (`None`: no liveness check).
+    pub min_liveness: Option<f32>,
 }
 
 impl Rule {
     /// The verdict on one face: the person it is, or the first rule that refused it, checked in
-    /// the order size, quality, distance, margin. NaN distances and margins never match.
+    /// the order size, quality, liveness, distance, margin. NaN distances, margins and liveness
+    /// scores never match. A face whose liveness was not measured is judged without it.
     pub fn judge(&self, face: &FaceFacts) -> Result<Nearest, Refusal> {
         // Written so that NaN fails every comparison.
         if face
@@ -109,6 +117,11 @@ impl Rule {
             return Err(Refusal::TooSmall);
         }
         face.quality.map_err(Refusal::PoorQuality)?;
+        if let (Some(min), Some(score)) = (self.min_liveness, face.liveness) {
+            if score.partial_cmp(&min).is_none_or(|o| o.is_lt()) {
+                return Err(Refusal::SpoofSuspected);
+            }
+        }
         let n = face.nearest.ok_or(Refusal::Unknown)?;
         if n.distance
             .partial_cmp(&self.threshold)
@@ -134,6 +147,7 @@ mod tests {
         threshold: 0.6,
         min_margin: 0.05,
         min_face: 80.0,
+        min_liveness: None,
     };
 
     fn face(size: f32, distance: f32, margin: f32) -> FaceFacts {
@@ -145,6 +159,7 @@ mod tests {
                 distance,
                 margin,
             }),
+            liveness: None,
         }
     }
 
@@ -173,6 +188,28 @@ mod tests {
             ..face(100.0, 0.0, 0.0)
         };
         assert_eq!(RULE.judge(&none), Err(Refusal::Unknown));
+    }
+
+    #[test]
+    fn a_face_below_the_liveness_level_is_refused_as_a_spoof() {
+        let rule = Rule {
+            min_liveness: Some(0.5),
+            ..RULE
+        };
+        let live = |score| FaceFacts {
+            liveness: Some(score),
+            ..face(100.0, 0.3, 0.2)
+        };
+        assert!(rule.judge(&live(0.5)).is_ok());
+        assert_eq!(rule.judge(&live(0.49)), Err(Refusal::SpoofSuspected));
+        assert_eq!(rule.judge(&live(f32::NAN)), Err(Refusal::SpoofSuspected));
+        assert_eq!(Refusal::SpoofSuspected.as_str(), "spoof_suspected");
+        // Checked before identity: a photo of an enrolled person is a spoof, not a match.
+        let mut photo = live(0.1);
+        photo.nearest = None;
+        assert_eq!(rule.judge(&photo), Err(Refusal::SpoofSuspected));
+        // Level off: the score is not looked at.
+        assert!(RULE.judge(&live(0.0)).is_ok());
     }
 
     #[test]

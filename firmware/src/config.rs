@@ -3,6 +3,7 @@
 //! works, so an empty file is a valid config.
 
 use crate::decision::DecisionParams;
+use crate::vision::liveness::LivenessConfig;
 use crate::vision::quality::QualityParams;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -59,6 +60,8 @@ pub struct Config {
     pub access: crate::policy::AccessConfig,
     /// `[tamper]`: covered or blinded camera, camera lost.
     pub tamper: crate::tamper::TamperConfig,
+    /// `[liveness]`: presentation-attack detection (see `vision::liveness`).
+    pub liveness: LivenessConfig,
 }
 
 /// Pixel format asked of the camera.
@@ -504,6 +507,7 @@ impl Config {
             deny_after: r.deny_after_frames,
             rearm: Duration::from_secs(2),
             deny_repeat: Duration::from_secs(10),
+            min_liveness: self.liveness.level.min_score(),
         }
     }
 }
@@ -526,6 +530,16 @@ mod tests {
         let text = include_str!("../../systemd/config.toml");
         let c = parse(text).unwrap();
         assert_eq!(c.lock.gpio, 17);
+    }
+
+    #[test]
+    fn the_liveness_level_sets_the_rules_minimum_score() {
+        let at = |text: &str| parse(text).unwrap().decision_params(0.6, 0.05).min_liveness;
+        assert_eq!(at(""), Some(0.5), "normal by default");
+        assert_eq!(at("[liveness]\nlevel = \"off\"\n"), None);
+        assert_eq!(at("[liveness]\nlevel = \"high\"\n"), Some(0.8));
+        let err = parse("[liveness]\nlevel = \"paranoid\"\n").unwrap_err();
+        assert!(err.contains("paranoid") || err.contains("level"), "{err}");
     }
 
     #[test]

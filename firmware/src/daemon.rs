@@ -14,6 +14,7 @@ use crate::hal::{
 };
 use crate::models::{ModelError, ModelSet};
 use crate::vision::detect::DetectorParams;
+use crate::vision::liveness::{Level, Liveness};
 use crate::vision::quality;
 use crate::{Embedding, Pipeline, PipelineError};
 use image::RgbImage;
@@ -85,6 +86,8 @@ pub struct Stages {
     pub embed: Duration,
     /// 1:N match against the gallery.
     pub matching: Duration,
+    /// The liveness networks (faces that were embedded, with `[liveness]` on).
+    pub liveness: Duration,
 }
 
 /// Loads the models named by the config and builds the face pipeline for door frames.
@@ -119,6 +122,9 @@ struct Loop<'a, C, L: LockOutput, S> {
     /// The last frame's embedding, and the mean of a run's (buffers reused frame to frame).
     embedding: Embedding,
     fused: Embedding,
+    /// The liveness networks (`None` when the models have none: then a level other than off
+    /// refuses every face).
+    liveness: Option<Liveness>,
     summary: Summary,
     next_poll: Duration,
     last_watchdog: Option<Duration>,
@@ -152,6 +158,14 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         pipeline.embedder_spec().min_margin,
     );
     let guard = Guard::new(&config);
+    let liveness = match Liveness::load(config.recognition.models.as_deref()) {
+        Ok(l) => Some(l),
+        Err(e) if config.liveness.level == Level::Off => {
+            tracing::info!("no liveness check available: {e}");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut lp = Loop {
         config,
         config_path: config_path.map(Path::to_owned),
@@ -168,6 +182,7 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         decider: Decider::new(params),
         embedding: Embedding(Vec::new()),
         fused: Embedding(Vec::new()),
+        liveness,
         summary: Summary::default(),
         next_poll: Duration::ZERO,
         last_watchdog: None,
@@ -734,6 +749,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             quality: Ok(()),
             nearest: None,
             embedding: &[],
+            liveness: None,
         };
         if size < self.config.recognition.min_face {
             return Ok(Observation::Face(seen));
@@ -763,7 +779,18 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         st.align += t2 - t1;
         st.embed += t3 - t2;
         st.matching += t4 - t3;
-        tracing::debug!(size, ?nearest, "face");
+        // Judged in the acceptance rule; a network failure scores NaN, which never agrees. Only
+        // a face near someone can agree, so only it costs the networks' time (~9 ms).
+        let threshold = self.decider.params().threshold;
+        let could_agree = nearest.is_some_and(|n| n.distance <= threshold);
+        if self.config.liveness.level != Level::Off && could_agree {
+            seen.liveness = Some(match &mut self.liveness {
+                Some(l) => l.score(frame, &det.bbox).unwrap_or(f32::NAN),
+                None => f32::NAN,
+            });
+        }
+        self.summary.stages.liveness += t4.elapsed();
+        tracing::debug!(size, ?nearest, liveness = ?seen.liveness, "face");
         seen.nearest = nearest;
         self.embedding = embedding;
         Ok(Observation::Face(seen))

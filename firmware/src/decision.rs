@@ -28,7 +28,8 @@
 //! - a face seen for `deny_after` frames without a grant is denied once; the next denial comes
 //!   after the face has been gone for `rearm`, or after `deny_repeat` if it stays.
 //!
-//! A liveness check would add one more condition to "agrees"; nothing else changes.
+//! Liveness is one more condition of "agrees" (in the acceptance rule): a frame whose face scores
+//! below the level is refused as `spoof_suspected` and breaks the run like any other refusal.
 
 pub use crate::acceptance::Nearest;
 use crate::acceptance::{FaceFacts, QualityIssue, Refusal, Rule};
@@ -59,6 +60,8 @@ pub struct DecisionParams {
     pub rearm: Duration,
     /// While the same unrecognised face stays, it is denied again after this long.
     pub deny_repeat: Duration,
+    /// Smallest liveness score of an agreeing frame (`None`: no liveness check).
+    pub min_liveness: Option<f32>,
 }
 
 impl DecisionParams {
@@ -68,6 +71,7 @@ impl DecisionParams {
             threshold: self.threshold,
             min_margin: self.min_margin,
             min_face: self.min_face,
+            min_liveness: self.min_liveness,
         }
     }
 }
@@ -96,6 +100,8 @@ pub struct Seen<'a> {
     pub nearest: Option<Nearest>,
     /// Its embedding (empty when not embedded).
     pub embedding: &'a [f32],
+    /// Its liveness score (`None` when not measured).
+    pub liveness: Option<f32>,
 }
 
 impl Observation<'_> {
@@ -109,6 +115,7 @@ impl Observation<'_> {
                 quality: s.quality,
                 nearest: s.nearest,
                 embedding,
+                liveness: s.liveness,
             }),
         }
     }
@@ -120,6 +127,7 @@ impl Seen<'_> {
             size: self.bbox.size(),
             quality: self.quality,
             nearest: self.nearest,
+            liveness: self.liveness,
         }
     }
 }
@@ -154,6 +162,8 @@ pub enum DenyReason {
     Unsteady,
     /// The face image was too poor to judge (blur, exposure, pose).
     PoorQuality(QualityIssue),
+    /// The liveness check took the face for a photo or a screen.
+    SpoofSuspected,
 }
 
 impl From<Refusal> for DenyReason {
@@ -163,6 +173,7 @@ impl From<Refusal> for DenyReason {
             Refusal::PoorQuality(q) => DenyReason::PoorQuality(q),
             Refusal::Unknown => DenyReason::Unknown,
             Refusal::Ambiguous => DenyReason::Ambiguous,
+            Refusal::SpoofSuspected => DenyReason::SpoofSuspected,
         }
     }
 }
@@ -176,6 +187,7 @@ impl DenyReason {
             DenyReason::Ambiguous => "ambiguous",
             DenyReason::TooSmall => "too_small",
             DenyReason::Unsteady => "unsteady",
+            DenyReason::SpoofSuspected => "spoof_suspected",
             DenyReason::PoorQuality(q) => match q {
                 QualityIssue::Blurry => "poor_quality:blurry",
                 QualityIssue::TooDark => "poor_quality:too_dark",
@@ -538,7 +550,9 @@ impl Decider {
             }
             Err(reason) => {
                 self.run.clear();
-                let reason = if self.some_agreed && reason != DenyReason::TooSmall {
+                let reason = if self.some_agreed
+                    && !matches!(reason, DenyReason::TooSmall | DenyReason::SpoofSuspected)
+                {
                     DenyReason::Unsteady
                 } else {
                     reason
@@ -590,6 +604,7 @@ mod tests {
             deny_after: 5,
             rearm: Duration::from_secs(2),
             deny_repeat: Duration::from_secs(10),
+            min_liveness: None,
         }
     }
 
@@ -655,6 +670,7 @@ mod tests {
                 margin,
             }),
             embedding: &SEEN[person % 4],
+            liveness: None,
         })
     }
 
@@ -665,6 +681,7 @@ mod tests {
             quality: Ok(()),
             nearest: fuse(embedding),
             embedding,
+            liveness: None,
         })
     }
 
@@ -674,6 +691,7 @@ mod tests {
             quality: Err(issue),
             nearest: None,
             embedding: &[],
+            liveness: None,
         })
     }
 
@@ -833,6 +851,44 @@ mod tests {
             feed(&mut d, 0, &walk)[..],
             [(200, Decision::Grant { frames: 3, .. })]
         ));
+    }
+
+    #[test]
+    fn a_photo_of_an_enrolled_person_is_denied_as_a_spoof_and_never_granted() {
+        let p = DecisionParams {
+            min_liveness: Some(0.5),
+            ..params()
+        };
+        let with = |score: f32| match face(1, 0.3, 0.3) {
+            Observation::Face(s) => Observation::Face(Seen {
+                liveness: Some(score),
+                ..s
+            }),
+            o => o,
+        };
+        // A photo held up for 10 s: every frame matches person 1 but scores low.
+        let mut d = Decider::new(p.clone());
+        let out = feed(&mut d, 0, &[with(0.1); 100]);
+        assert!(!out.is_empty());
+        assert!(
+            out.iter().all(|(_, d)| matches!(
+                d,
+                Decision::Deny {
+                    reason: DenyReason::SpoofSuspected,
+                    ..
+                }
+            )),
+            "{out:?}"
+        );
+        // A live face is let in; a spoof frame in the middle of a run breaks it.
+        let mut d = Decider::new(p.clone());
+        assert!(matches!(
+            feed(&mut d, 0, &[with(0.9); 3])[..],
+            [(200, Decision::Grant { .. })]
+        ));
+        let mut d = Decider::new(p);
+        let out = feed(&mut d, 0, &[with(0.9), with(0.9), with(0.2), with(0.9)]);
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]
@@ -1148,6 +1204,7 @@ mod tests {
             quality: Ok(()),
             nearest: None,
             embedding: &[],
+            liveness: None,
         });
         let out = feed(&mut d, 0, &[f; 5]);
         assert!(matches!(

@@ -35,6 +35,14 @@ const BUILTIN_FILES: &[(&str, &[u8])] = &[
         "sface_2021dec_int8.onnx",
         include_bytes!("../../models/sface_2021dec_int8.onnx"),
     ),
+    (
+        "minifasnet_v2_2.7_f32.onnx",
+        include_bytes!("../../models/minifasnet_v2_2.7_f32.onnx"),
+    ),
+    (
+        "minifasnet_v1se_4.0_f32.onnx",
+        include_bytes!("../../models/minifasnet_v1se_4.0_f32.onnx"),
+    ),
 ];
 
 /// Errors while reading a manifest or a model file.
@@ -90,6 +98,9 @@ pub enum ModelError {
         "model file {0} is not built into this binary; pass a manifest path to load it from disk"
     )]
     NotBuiltin(String),
+    /// Liveness is asked for, but the manifest lists no liveness network.
+    #[error("the model manifest has no [liveness] networks")]
+    NoLiveness,
     /// tract refused to load or optimise a network.
     #[error("cannot load network {file}: {message}")]
     Network {
@@ -112,6 +123,33 @@ pub struct Manifest {
     pub detector: DetectorManifest,
     /// The embedding networks, by name.
     pub embedders: std::collections::BTreeMap<String, EmbedderManifest>,
+    /// The presentation-attack (liveness) networks, if any.
+    #[serde(default)]
+    pub liveness: Option<LivenessManifest>,
+}
+
+/// `[liveness]`: the networks whose mean "real face" probability is the liveness score.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessManifest {
+    /// Each network: 1x3x80x80 BGR 0..255 in, 3 class probabilities out (class 1 = real).
+    pub nets: Vec<LivenessNetManifest>,
+    /// Licence of the networks.
+    pub license: String,
+    /// Where they come from.
+    pub source: String,
+}
+
+/// One liveness network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessNetManifest {
+    /// File name, relative to the manifest's directory.
+    pub file: String,
+    /// Lower-case hex sha256 of the file.
+    pub sha256: String,
+    /// How many times the face box the crop it sees is (about the box's centre).
+    pub scale: f32,
 }
 
 /// One model file and its checksum.

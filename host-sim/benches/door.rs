@@ -118,11 +118,14 @@ fn child(which: &str) {
     let st = r.summary.stages;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0 / n;
     println!(
-        "{embedder}: per frame: detect+landmarks {:.1} ms, align {:.1}, embed {:.1}, match 1:2000 {:.2}",
+        "{embedder}: per frame: detect+landmarks {:.1} ms, align {:.1}, embed {:.1}, match 1:2000 {:.2}, \
+         liveness (level normal, the default) {:.1} = +{:.0}% on the frame without it",
         ms(st.detect),
         ms(st.align),
         ms(st.embed),
-        ms(st.matching)
+        ms(st.matching),
+        ms(st.liveness),
+        100.0 * ms(st.liveness) / (per_frame_ms - ms(st.liveness))
     );
     // 2. Latency at real camera pace (15 fps): first frame of the person -> relay unlocked.
     let s = Scenario::parse(&scenario(15, 15), Path::new("bench.toml"), dir.path()).unwrap();

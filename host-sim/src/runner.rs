@@ -357,7 +357,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                     .map(|j| v.get(j).copied().unwrap_or(DEFAULT_FACE_PX))
                     .collect(),
             };
-            let key = format!("{paths:?}{scales:?}");
+            let key = format!("{paths:?}{scales:?}{:?}", st.attack);
             let frame = match frames.get(&key) {
                 Some(f) => f.clone(),
                 None => {
@@ -372,6 +372,10 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                             path: p.clone(),
                             source,
                         })?;
+                        let img = match st.attack {
+                            Some(a) => crate::attack::present(&img, a),
+                            None => img,
+                        };
                         // Where the face is, to frame it as a door camera would.
                         let face = pipeline
                             .detect(&img)

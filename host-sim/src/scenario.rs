@@ -28,6 +28,9 @@
 //! unlocks = 1                     # unlocks in the whole run
 //! ```
 //!
+//! A `show` step with `attack = "print"` or `"screen"` presents its photos as a printed photo or a
+//! phone held up to the camera (see `attack`).
+//!
 //! Other steps: `stall = SECONDS`, `unplug = SECONDS`, `bad_frames = N`, `signal = "term"|"hup"`,
 //! `exit_button = true`, `gallery_file = "PATH"` (replaces the gallery atomically, as
 //! `facegate` does), `gallery_text = "..."` (overwrites it in place, e.g. with garbage),
@@ -142,6 +145,9 @@ pub struct StepSpec {
     pub frames: Option<u32>,
     /// For `show`: frame rate (default: the scenario's).
     pub fps: Option<f64>,
+    /// For `show`: the photos are not the people but held up to the camera, printed ("print")
+    /// or on a phone ("screen"): a synthetic presentation attack (see `attack`).
+    pub attack: Option<crate::attack::Attack>,
     /// The camera delivers nothing for this many seconds.
     pub stall: Option<f64>,
     /// The camera is unplugged for this many seconds.

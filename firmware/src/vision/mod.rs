@@ -5,6 +5,7 @@ pub mod align;
 pub mod decode;
 pub mod detect;
 pub mod embed;
+pub mod liveness;
 mod net;
 pub mod quality;
 pub mod resample;

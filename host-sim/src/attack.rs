@@ -1,0 +1,127 @@
+//! Synthetic presentation attacks for the simulator: a photo turned into what a camera sees when
+//! someone holds up that photo printed on paper or shown on a phone. Deterministic, so scenarios
+//! and the liveness evaluation are reproducible.
+//!
+//! What they model: the medium's border in view (white paper, black bezel), the reduced contrast
+//! and tint of a print or an emissive screen, perspective (the picture is held tilted), a glare
+//! spot, and for a screen the moiré of its pixel grid against the camera's. What they cannot
+//! model: real paper texture and ink dots, a real screen's refresh and sub-pixel pattern, a
+//! curved or moving print, and the camera's own noise; passing them is no proof against real
+//! attacks (see README, "Presentation attacks").
+
+use image::{Rgb, RgbImage};
+use serde::Deserialize;
+
+/// The kind of presentation attack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Attack {
+    /// A photo printed on paper, held up: white border, washed-out ink, tilt, glare.
+    Print,
+    /// A photo on a phone screen: black bezel, bluish backlight, moiré, glare.
+    Screen,
+}
+
+/// Bilinear sample of `img` at (x, y), clamped to its edges.
+fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let (x, y) = (x.clamp(0.0, (w - 1) as f32), y.clamp(0.0, (h - 1) as f32));
+    let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let p = |x: i64, y: i64| img.get_pixel(x as u32, y as u32).0;
+    let (a, b, c, d) = (p(x0, y0), p(x1, y0), p(x0, y1), p(x1, y1));
+    let mut out = [0.0; 3];
+    for (k, o) in out.iter_mut().enumerate() {
+        let top = f32::from(a[k]) * (1.0 - fx) + f32::from(b[k]) * fx;
+        let bot = f32::from(c[k]) * (1.0 - fx) + f32::from(d[k]) * fx;
+        *o = top * (1.0 - fy) + bot * fy;
+    }
+    out
+}
+
+/// `photo` as the camera sees it presented by `attack`: the medium (with its border) tilted
+/// back by a keystone, on a background of the simulator's grey.
+pub fn present(photo: &RgbImage, attack: Attack) -> RgbImage {
+    let (pw, ph) = (photo.width() as f32, photo.height() as f32);
+    // The medium: the photo plus its border.
+    let border = match attack {
+        Attack::Print => 0.08,
+        Attack::Screen => 0.06,
+    } * pw.max(ph);
+    let (mw, mh) = (pw + 2.0 * border, ph + 2.0 * border);
+    // The output leaves room around the tilted medium.
+    let pad = 0.1 * mw.max(mh);
+    let (ow, oh) = ((mw + 2.0 * pad) as u32, (mh + 2.0 * pad) as u32);
+    // Keystone: the top edge is `squeeze` narrower than the bottom (held tilted back).
+    let squeeze = 0.12;
+    let glare = (0.68 * mw, 0.3 * mh, 0.22 * mw.min(mh));
+    RgbImage::from_fn(ow, oh, |x, y| {
+        let (u, v) = (x as f32 - pad, y as f32 - pad);
+        let t = (v / mh).clamp(0.0, 1.0);
+        let half = mw / 2.0 * (1.0 - squeeze * (1.0 - t));
+        let mu = mw / 2.0 + (u - mw / 2.0) * (mw / 2.0) / half;
+        if !(0.0..mw).contains(&mu) || !(0.0..mh).contains(&v) {
+            return Rgb([118, 118, 118]);
+        }
+        let (px, py) = (mu - border, v - border);
+        let inside = (0.0..pw).contains(&px) && (0.0..ph).contains(&py);
+        let mut c = if inside {
+            sample(photo, px, py)
+        } else {
+            match attack {
+                Attack::Print => [236.0, 234.0, 228.0],
+                Attack::Screen => [14.0, 14.0, 16.0],
+            }
+        };
+        if inside {
+            match attack {
+                Attack::Print => {
+                    // Ink on paper: no true black or white, a warm cast.
+                    for (k, tint) in [1.0, 0.98, 0.92].iter().enumerate() {
+                        c[k] = (40.0 + c[k] * 0.72) * tint;
+                    }
+                }
+                Attack::Screen => {
+                    // Backlit, bluish, and the screen's pixel grid beating against the camera's.
+                    let moire =
+                        1.0 + 0.12 * ((mu * 0.9 + v * 0.35) * std::f32::consts::TAU / 3.1).sin();
+                    for (k, tint) in [0.92, 0.97, 1.08].iter().enumerate() {
+                        c[k] = (20.0 + c[k] * 0.85) * tint * moire;
+                    }
+                }
+            }
+        }
+        // A glare spot of the room's light on the glossy surface.
+        let (gx, gy, gr) = glare;
+        let d2 = ((mu - gx).powi(2) + (v - gy).powi(2)) / (gr * gr);
+        let g = 90.0 * (-d2).exp();
+        Rgb(c.map(|v| (v + g).round().clamp(0.0, 255.0) as u8))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_medium_shows_its_border_and_washed_out_tones() {
+        let photo = RgbImage::from_pixel(100, 100, Rgb([0, 0, 0]));
+        let print = present(&photo, Attack::Print);
+        assert!(print.width() > 100 && print.height() > 100);
+        // The centre is the photo's black, lifted by the paper.
+        let c = print
+            .get_pixel(print.width() / 2, print.height() / 2 + 10)
+            .0;
+        assert!(c[0] >= 35 && c[0] < 80, "{c:?}");
+        // Near the bottom edge of the medium: the white paper border.
+        let pad = (0.1 * 116.0) as u32;
+        let b = print.get_pixel(print.width() / 2, pad + 116 - 3).0;
+        assert!(b[0] > 200, "{b:?}");
+        let screen = present(&photo, Attack::Screen);
+        let b = screen
+            .get_pixel(screen.width() / 2, screen.height() - pad - 3)
+            .0;
+        assert!(b[0] < 40, "bezel {b:?}");
+    }
+}
