@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 mod analysis;
 mod audit;
+mod credential;
 mod openset;
 mod people;
 mod reembed;
@@ -195,6 +196,11 @@ enum Command {
         /// The person's id.
         id: String,
     },
+    /// Set the card credential a person's face stands for when the door is the reader of an
+    /// access-control panel ([output] mode = "wiegand"), e.g.
+    /// `facegate credential ann --facility 18 --card 4660`; `--clear` removes it. One card is
+    /// never given to two people.
+    Credential(credential::CredentialArgs),
     /// Change a person's display name (the id stays).
     Rename {
         /// The person's id.
@@ -315,6 +321,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return people::show(&Gallery::load(&g.gallery, &fingerprint)?, id, *json)
         }
         Command::Remove { id } => return people::modify(&g.gallery, &fingerprint, id, None),
+        Command::Credential(a) => return credential::run(&g.gallery, &fingerprint, a),
         Command::Rename { id, name } => {
             return people::modify(&g.gallery, &fingerprint, id, Some(name))
         }
@@ -468,6 +475,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::List { .. }
         | Command::Show { .. }
         | Command::Remove { .. }
+        | Command::Credential(_)
         | Command::Rename { .. }
         | Command::Bench { .. }
         | Command::Reembed { .. }

@@ -72,6 +72,7 @@ fn big_gallery(path: &Path, fingerprint: &str) {
             id: format!("p{i}"),
             name: format!("Person {i}"),
             enrolments,
+            credential: None,
         });
     }
     let text = toml::to_string(&g).unwrap();
