@@ -73,6 +73,10 @@ pub enum EventKind {
     LogRepaired,
     /// An event could not be recorded (the attempt to leave a trace of the failure itself).
     AuditFailed,
+    /// Reader mode: a grant's credential was sent to the panel (`reason` says what went out).
+    CredentialSent,
+    /// Reader mode: a grant's credential could not be sent (none set, or the line failed).
+    CredentialError,
 }
 
 /// One audit line.

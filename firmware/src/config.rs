@@ -53,6 +53,8 @@ pub struct Config {
     pub gallery: GalleryConfig,
     /// `[audit]`
     pub audit: AuditConfig,
+    /// `[output]`: the relay, or reader mode (OSDP, Wiegand) for an access-control panel.
+    pub output: crate::reader::OutputConfig,
 }
 
 /// Pixel format asked of the camera.
@@ -338,6 +340,7 @@ impl Config {
         if self.audit.on_failure == AuditFailure::GrantAndAlarm {
             w.push("audit.on_failure = grant_and_alarm: grants can go unrecorded".into());
         }
+        w.extend(self.output.warnings());
         w
     }
 
@@ -444,6 +447,9 @@ impl Config {
             );
         }
         if let Err((key, problem)) = r.quality.check() {
+            return bad(key, problem);
+        }
+        if let Err((key, problem)) = self.output.check() {
             return bad(key, problem);
         }
         seconds(

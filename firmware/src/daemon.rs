@@ -12,6 +12,7 @@ use crate::hal::{
     LockOutput, Supervisor,
 };
 use crate::models::{ModelError, ModelSet};
+use crate::reader::CredentialOutput;
 use crate::vision::detect::DetectorParams;
 use crate::vision::quality;
 use crate::{Embedding, Pipeline, PipelineError};
@@ -123,6 +124,8 @@ struct Loop<'a, C, L: LockOutput, S> {
     last_watchdog: Option<Duration>,
     camera_failing: bool,
     backoff: Duration,
+    /// Reader mode: where grants' credentials go (the relay is then never driven open).
+    output: Option<&'a mut (dyn CredentialOutput + 'static)>,
 }
 
 /// Runs the door until `control` asks it to stop. The door is driven to locked first, and again
@@ -137,6 +140,33 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
     control: &Control,
     supervisor: &mut dyn Supervisor,
     audit: &mut dyn AuditSink,
+) -> Result<Summary, DaemonError> {
+    run_reader(
+        config,
+        config_path,
+        pipeline,
+        devices,
+        clock,
+        control,
+        supervisor,
+        audit,
+        None,
+    )
+}
+
+/// [`run`], in reader mode when `output` is given: a grant sends the person's credential to the
+/// panel instead of unlocking, and the lock output is only ever driven to locked.
+#[allow(clippy::too_many_arguments)]
+pub fn run_reader<C: FrameSource, L: LockOutput, S: DoorSensors>(
+    config: Config,
+    config_path: Option<&Path>,
+    pipeline: &mut Pipeline,
+    devices: Devices<C, L, S>,
+    clock: &dyn Clock,
+    control: &Control,
+    supervisor: &mut dyn Supervisor,
+    audit: &mut dyn AuditSink,
+    output: Option<&mut (dyn CredentialOutput + 'static)>,
 ) -> Result<Summary, DaemonError> {
     let door = Door::new(devices.lock)?;
     let fingerprint = pipeline.embedder_spec().fingerprint.clone();
@@ -168,6 +198,7 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         last_watchdog: None,
         camera_failing: false,
         backoff: Duration::from_millis(500),
+        output,
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);
@@ -332,7 +363,8 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 return Ok(());
             }
         };
-        if inputs.exit_button && !self.inputs.exit_button {
+        // In reader mode the exit button is the panel's input, never this relay's.
+        if inputs.exit_button && !self.inputs.exit_button && self.output.is_none() {
             let hold = self.unlock_hold();
             self.door
                 .unlock(now, hold)
@@ -422,6 +454,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         if new.audit != old.audit {
             restart.push("[audit]");
         }
+        if new.output != old.output {
+            restart.push("[output]");
+        }
         let mut applied = new.clone();
         // What needs a restart keeps its running value until then.
         applied.camera = old.camera.clone();
@@ -431,6 +466,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         applied.lock.gpio = old.lock.gpio;
         applied.lock.active_low = old.lock.active_low;
         applied.audit = old.audit.clone();
+        applied.output = old.output.clone();
         if applied.gallery.path != old.gallery.path {
             let fp = self.pipeline.embedder_spec().fingerprint.clone();
             let scoring = Scoring::of(self.pipeline.embedder_spec());
@@ -556,6 +592,11 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 // Infinite with a single person enrolled: left out.
                 ev.margin = fused.margin.is_finite().then_some(fused.margin);
                 ev.frames = Some(frames);
+                if self.output.is_some() {
+                    let credential = p.credential;
+                    self.reader_grant(ev, credential);
+                    return Ok(());
+                }
                 let hold = self.unlock_hold();
                 match self.config.audit.on_failure {
                     AuditFailure::Deny => {
@@ -670,5 +711,41 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         seen.nearest = nearest;
         self.embedding = embedding;
         Ok(Observation::Face(seen))
+    }
+
+    /// Reader mode's grant: the card read to the panel, audited with what was sent. The order
+    /// follows `audit.on_failure` as the relay's grant does.
+    fn reader_grant(&mut self, ev: Event, credential: Option<crate::credential::Credential>) {
+        let deny = self.config.audit.on_failure == AuditFailure::Deny;
+        let (id, name) = (ev.identity.clone(), ev.name.clone());
+        if deny && !self.record(&ev) {
+            tracing::error!(?id, "credential NOT sent: the audit log cannot be written");
+            return;
+        }
+        self.summary.grants += 1;
+        let Some(out) = self.output.as_deref_mut() else {
+            return;
+        };
+        let sent = crate::reader::send(out, credential.as_ref());
+        if !deny {
+            self.record(&ev);
+        }
+        let mut sev = self.event(match sent {
+            Ok(_) => EventKind::CredentialSent,
+            Err(_) => EventKind::CredentialError,
+        });
+        sev.identity = id;
+        sev.name = name;
+        match sent {
+            Ok(what) => {
+                tracing::info!(identity = ?sev.identity, "access granted: sent {what}");
+                sev.reason = Some(what);
+            }
+            Err(e) => {
+                tracing::error!(identity = ?sev.identity, "access granted, but no card read sent: {e}");
+                sev.reason = Some(e.to_string());
+            }
+        }
+        self.record(&sev);
     }
 }

@@ -10,6 +10,7 @@ pub mod acceptance;
 pub mod audit;
 pub mod bench;
 pub mod config;
+pub mod credential;
 pub mod crops;
 pub mod daemon;
 pub mod decision;
@@ -20,10 +21,14 @@ pub mod gallery;
 pub mod hal;
 #[cfg(feature = "hw")]
 pub mod hw;
+#[cfg(feature = "hw")]
+pub mod hw_wiegand;
 pub mod lockpin;
 pub mod models;
+pub mod reader;
 pub mod service;
 pub mod vision;
+pub mod wiegand;
 
 pub use models::{Manifest, ModelError, ModelSet};
 pub use vision::{

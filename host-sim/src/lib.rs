@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod devices;
+pub mod reader;
 pub mod runner;
 pub mod scenario;
 

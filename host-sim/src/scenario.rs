@@ -103,6 +103,9 @@ pub struct EnrolSpec {
     pub name: String,
     /// Enrolment photos (one is enough).
     pub photos: Vec<PathBuf>,
+    /// The card credential sent in reader mode.
+    #[serde(default)]
+    pub credential: Option<facegate::credential::Credential>,
 }
 
 /// What the camera shows in a `show` step.
