@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 mod analysis;
 mod audit;
+mod credential;
 mod openset;
 mod people;
 mod policy;
@@ -201,6 +202,11 @@ enum Command {
     /// whether the door would let them in now, else which rule refuses (disabled,
     /// not_yet_valid, expired, outside_schedule); exit status 0 allowed, 1 refused.
     Policy(policy::PolicyArgs),
+    /// Set the card credential a person's face stands for when the door is the reader of an
+    /// access-control panel ([output] mode = "wiegand"), e.g.
+    /// `facegate credential ann --facility 18 --card 4660`; `--clear` removes it. One card is
+    /// never given to two people.
+    Credential(credential::CredentialArgs),
     /// Change a person's display name (the id stays).
     Rename {
         /// The person's id.
@@ -328,6 +334,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .unwrap_or_default();
             return policy::run(&g.gallery, &fingerprint, &access, a);
         }
+        Command::Credential(a) => return credential::run(&g.gallery, &fingerprint, a),
         Command::Rename { id, name } => {
             return people::modify(&g.gallery, &fingerprint, id, Some(name))
         }
@@ -482,6 +489,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Show { .. }
         | Command::Remove { .. }
         | Command::Policy(_)
+        | Command::Credential(_)
         | Command::Rename { .. }
         | Command::Bench { .. }
         | Command::Reembed { .. }

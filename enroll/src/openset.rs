@@ -368,6 +368,7 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
                         id: format!("p{}", people.len()),
                         name: name.clone(),
                         enrolments: vec![e],
+                        credential: None,
                     }),
                 }
             }

@@ -76,6 +76,7 @@ pub fn enroll(
                 id: target.clone(),
                 name: name.to_owned(),
                 enrolments: new,
+                credential: None,
             });
             ("enrolled", g.people.last().cloned().expect("just pushed"))
         }
@@ -95,6 +96,8 @@ struct PersonJson<'a> {
     id: &'a str,
     name: &'a str,
     photos: usize,
+    /// The card credential sent in reader mode, e.g. "wiegand26 facility 18 card 4660".
+    credential: Option<String>,
     enrolments: Option<Vec<EnrolmentJson<'a>>>,
 }
 
@@ -112,6 +115,7 @@ fn person_json(p: &Person, detail: bool) -> PersonJson<'_> {
         id: &p.id,
         name: &p.name,
         photos: p.enrolments.len(),
+        credential: p.credential.map(|c| c.to_string()),
         enrolments: detail.then(|| {
             p.enrolments
                 .iter()
@@ -135,8 +139,9 @@ pub fn list(g: &Gallery, json: bool) -> Result<ExitCode> {
         println!("no one is enrolled");
     } else {
         for p in &g.people {
+            let card = p.credential.map(|c| format!("  {c}")).unwrap_or_default();
             println!(
-                "{:<24} {:<32} {} photo(s)",
+                "{:<24} {:<32} {} photo(s){card}",
                 p.id,
                 p.name,
                 p.enrolments.len()
@@ -155,6 +160,9 @@ pub fn show(g: &Gallery, id: &str, json: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&person_json(p, true))?);
     } else {
         println!("id:   {}\nname: {}", p.id, p.name);
+        if let Some(c) = p.credential {
+            println!("card: {c}");
+        }
         for e in &p.enrolments {
             let crop = if e.crop.is_some() {
                 "face crop kept"
@@ -387,6 +395,7 @@ pub fn import(
                     id,
                     name: name.clone(),
                     enrolments: vec![e],
+                    credential: None,
                 }),
             }
             Ok(())

@@ -42,6 +42,7 @@ fn gallery(people: usize, per_person: usize, seed: u64) -> Gallery {
                     }),
                 })
                 .collect(),
+            credential: None,
         });
     }
     g

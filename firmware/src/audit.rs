@@ -94,6 +94,10 @@ pub enum EventKind {
     OfficeHoursStart,
     /// Office hours ended: the door locks.
     OfficeHoursEnd,
+    /// Reader mode: a grant's credential was sent to the panel (`reason` says what went out).
+    CredentialSent,
+    /// Reader mode: a grant's credential could not be sent (none set, or the line failed).
+    CredentialError,
 }
 
 /// One audit line.

@@ -62,6 +62,8 @@ pub struct Config {
     pub tamper: crate::tamper::TamperConfig,
     /// `[liveness]`: presentation-attack detection (see `vision::liveness`).
     pub liveness: LivenessConfig,
+    /// `[output]`: the relay, or reader mode (OSDP, Wiegand) for an access-control panel.
+    pub output: crate::reader::OutputConfig,
 }
 
 /// Pixel format asked of the camera.
@@ -367,6 +369,7 @@ impl Config {
         if self.audit.on_failure == AuditFailure::GrantAndAlarm {
             w.push("audit.on_failure = grant_and_alarm: grants can go unrecorded".into());
         }
+        w.extend(self.output.warnings());
         w
     }
 
@@ -481,6 +484,9 @@ impl Config {
             self.tamper.check(),
         ];
         if let Some(Err((key, problem))) = checks.into_iter().find(Result::is_err) {
+            return bad(key, problem);
+        }
+        if let Err((key, problem)) = self.output.check() {
             return bad(key, problem);
         }
         seconds(

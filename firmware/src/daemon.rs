@@ -13,6 +13,7 @@ use crate::hal::{
     LockOutput, Supervisor,
 };
 use crate::models::{ModelError, ModelSet};
+use crate::reader::CredentialOutput;
 use crate::vision::detect::DetectorParams;
 use crate::vision::liveness::{Level, Liveness};
 use crate::vision::quality;
@@ -133,6 +134,8 @@ struct Loop<'a, C, L: LockOutput, S> {
     /// Supervision, policy, lockout, tailgating, tamper; and the events they note.
     guard: Guard,
     notes: Vec<Note>,
+    /// Reader mode: where grants' credentials go (the relay is then never driven open).
+    output: Option<&'a mut (dyn CredentialOutput + 'static)>,
 }
 
 /// Runs the door until `control` asks it to stop. The door is driven to locked first, and again
@@ -147,6 +150,33 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
     control: &Control,
     supervisor: &mut dyn Supervisor,
     audit: &mut dyn AuditSink,
+) -> Result<Summary, DaemonError> {
+    run_reader(
+        config,
+        config_path,
+        pipeline,
+        devices,
+        clock,
+        control,
+        supervisor,
+        audit,
+        None,
+    )
+}
+
+/// [`run`], in reader mode when `output` is given: a grant sends the person's credential to the
+/// panel instead of unlocking, and the lock output is only ever driven to locked.
+#[allow(clippy::too_many_arguments)]
+pub fn run_reader<C: FrameSource, L: LockOutput, S: DoorSensors>(
+    config: Config,
+    config_path: Option<&Path>,
+    pipeline: &mut Pipeline,
+    devices: Devices<C, L, S>,
+    clock: &dyn Clock,
+    control: &Control,
+    supervisor: &mut dyn Supervisor,
+    audit: &mut dyn AuditSink,
+    output: Option<&mut (dyn CredentialOutput + 'static)>,
 ) -> Result<Summary, DaemonError> {
     let door = Door::new(devices.lock)?;
     let fingerprint = pipeline.embedder_spec().fingerprint.clone();
@@ -190,6 +220,7 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         backoff: Duration::from_millis(500),
         guard,
         notes: Vec::new(),
+        output,
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);
@@ -380,7 +411,8 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 return Ok(());
             }
         };
-        if inputs.exit_button && !self.inputs.exit_button {
+        // In reader mode the exit button is the panel's input, never this relay's.
+        if inputs.exit_button && !self.inputs.exit_button && self.output.is_none() {
             let hold = self.unlock_hold();
             self.door
                 .unlock(now, hold)
@@ -489,6 +521,8 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         // The guards hold state (door open, lockout, tamper timers): rebuilt only at start.
         if new.door != old.door || new.access != old.access || new.tamper != old.tamper {
             restart.push("[door]/[access]/[tamper]");
+        if new.output != old.output {
+            restart.push("[output]");
         }
         let mut applied = new.clone();
         // What needs a restart keeps its running value until then.
@@ -502,6 +536,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         applied.door = old.door.clone();
         applied.access = old.access.clone();
         applied.tamper = old.tamper.clone();
+        applied.output = old.output.clone();
         if applied.gallery.path != old.gallery.path {
             let fp = self.pipeline.embedder_spec().fingerprint.clone();
             let scoring = Scoring::of(self.pipeline.embedder_spec());
@@ -654,6 +689,11 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 // Infinite with a single person enrolled: left out.
                 ev.margin = fused.margin.is_finite().then_some(fused.margin);
                 ev.frames = Some(frames);
+                if self.output.is_some() {
+                    let credential = p.credential;
+                    self.reader_grant(ev, credential);
+                    return Ok(());
+                }
                 let hold = self.unlock_hold();
                 match self.config.audit.on_failure {
                     AuditFailure::Deny => {
@@ -794,5 +834,41 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         seen.nearest = nearest;
         self.embedding = embedding;
         Ok(Observation::Face(seen))
+    }
+
+    /// Reader mode's grant: the card read to the panel, audited with what was sent. The order
+    /// follows `audit.on_failure` as the relay's grant does.
+    fn reader_grant(&mut self, ev: Event, credential: Option<crate::credential::Credential>) {
+        let deny = self.config.audit.on_failure == AuditFailure::Deny;
+        let (id, name) = (ev.identity.clone(), ev.name.clone());
+        if deny && !self.record(&ev) {
+            tracing::error!(?id, "credential NOT sent: the audit log cannot be written");
+            return;
+        }
+        self.summary.grants += 1;
+        let Some(out) = self.output.as_deref_mut() else {
+            return;
+        };
+        let sent = crate::reader::send(out, credential.as_ref());
+        if !deny {
+            self.record(&ev);
+        }
+        let mut sev = self.event(match sent {
+            Ok(_) => EventKind::CredentialSent,
+            Err(_) => EventKind::CredentialError,
+        });
+        sev.identity = id;
+        sev.name = name;
+        match sent {
+            Ok(what) => {
+                tracing::info!(identity = ?sev.identity, "access granted: sent {what}");
+                sev.reason = Some(what);
+            }
+            Err(e) => {
+                tracing::error!(identity = ?sev.identity, "access granted, but no card read sent: {e}");
+                sev.reason = Some(e.to_string());
+            }
+        }
+        self.record(&sev);
     }
 }

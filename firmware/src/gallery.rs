@@ -123,6 +123,10 @@ pub struct Person {
     /// When the person may come in (`[person.policy]`; absent: always).
     #[serde(default, skip_serializing_if = "crate::policy::Policy::is_open")]
     pub policy: crate::policy::Policy,
+    /// The card credential sent to the panel in reader mode (`[output] mode = "wiegand"`);
+    /// absent in galleries written before reader mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<crate::credential::Credential>,
 }
 
 /// The gallery file's contents.
@@ -192,6 +196,21 @@ impl Gallery {
             validate_id(&p.id).map_err(|e| parse_err(e.to_string()))?;
             if !seen.insert(p.id.as_str()) {
                 return Err(parse_err(format!("id {:?} appears twice", p.id)));
+            }
+            if let Some(c) = &p.credential {
+                c.check()
+                    .map_err(|m| parse_err(format!("person {:?}: {m}", p.id)))?;
+                // Two people with one card: the panel could not tell them apart.
+                if let Some(q) = g
+                    .people
+                    .iter()
+                    .find(|q| q.id != p.id && q.credential == Some(*c))
+                {
+                    return Err(parse_err(format!(
+                        "persons {:?} and {:?} have the same credential ({c})",
+                        p.id, q.id
+                    )));
+                }
             }
             let dim = g
                 .people
@@ -815,6 +834,7 @@ mod tests {
                     crop: None,
                 })
                 .collect(),
+            credential: None,
         }
     }
 
@@ -1003,6 +1023,7 @@ mod tests {
                 embedding: vec![2.0, 0.0],
                 ..sample(1).people[0].enrolments[0].clone()
             }],
+            credential: None,
         });
         let hi = h.index(Scoring::COSINE);
         let d = |v: Vec<f32>| hi.best(&Embedding(v)).map(|m| m.distance);
@@ -1248,5 +1269,34 @@ mod tests {
         assert!(r.poll(false).unwrap());
         assert_eq!(r.gallery().people.len(), 1);
         assert!(r.poll(true).unwrap(), "forced reload (SIGHUP)");
+    }
+
+    #[test]
+    fn credentials_round_trip_and_one_card_is_one_person() {
+        use crate::credential::Credential;
+        let mut g = sample(2);
+        assert!(
+            g.people.iter().all(|p| p.credential.is_none()),
+            "old people have none"
+        );
+        let c = Credential::Wiegand26 {
+            facility: 12,
+            card: 3456,
+        };
+        g.people[0].credential = Some(c);
+        let text = toml::to_string(&g).unwrap();
+        let back = Gallery::parse(&text, Path::new("g"), MODEL).unwrap();
+        assert_eq!(back.people[0].credential, Some(c));
+        assert_eq!(back.people[1].credential, None);
+        g.people[1].credential = Some(c);
+        let err = Gallery::parse(&toml::to_string(&g).unwrap(), Path::new("g"), MODEL)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("same credential"), "{err}");
+        g.people[1].credential = Some(Credential::Raw { bits: 4, value: 99 });
+        let err = Gallery::parse(&toml::to_string(&g).unwrap(), Path::new("g"), MODEL)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not fit"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ pub mod acceptance;
 pub mod audit;
 pub mod bench;
 pub mod config;
+pub mod credential;
 pub mod crops;
 pub mod daemon;
 pub mod decision;
@@ -23,14 +24,18 @@ pub mod hal;
 pub mod hw;
 #[cfg(feature = "hw")]
 pub mod hw_inputs;
+#[cfg(feature = "hw")]
+pub mod hw_wiegand;
 pub mod lockpin;
 pub mod models;
 pub mod policy;
+pub mod reader;
 pub mod rotation;
 pub mod service;
 pub mod supervision;
 pub mod tamper;
 pub mod vision;
+pub mod wiegand;
 
 pub use models::{Manifest, ModelError, ModelSet};
 pub use vision::{

@@ -73,6 +73,7 @@ fn big_gallery(path: &Path, fingerprint: &str) {
             id: format!("p{i}"),
             name: format!("Person {i}"),
             enrolments,
+            credential: None,
         });
     }
     let text = toml::to_string(&g).unwrap();

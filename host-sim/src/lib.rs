@@ -8,6 +8,7 @@
 pub mod attack;
 pub mod clock;
 pub mod devices;
+pub mod reader;
 pub mod runner;
 pub mod scenario;
 

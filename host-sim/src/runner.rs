@@ -11,6 +11,7 @@ use facegate::daemon::{self, DaemonError, Devices, Summary};
 use facegate::enrolment::{enrol_photo, EnrolError};
 use facegate::gallery::{self, GalleryError, Locked, Person};
 use facegate::hal::{Clock, Control, LockState, NoSupervisor};
+use facegate::reader::OutputMode;
 use facegate::{decode_file, BBox, DecodeError, Pipeline};
 use image::{Rgb, RgbImage};
 use std::collections::HashMap;
@@ -87,6 +88,8 @@ pub struct Report {
     pub model: String,
     /// Every change of the alarm output with its simulated time.
     pub alarm: Vec<(Duration, bool)>,
+    /// Reader mode (`[output] mode = "wiegand"`): every edge of the D0/D1 lines.
+    pub wiegand: Vec<facegate::wiegand::Edge>,
 }
 
 impl Report {
@@ -217,6 +220,7 @@ fn person(
         id: spec.id.clone().unwrap_or_else(|| g.new_id(&spec.name)),
         name: spec.name.clone(),
         enrolments,
+        credential: spec.credential,
     };
     Ok((p, crops))
 }
@@ -476,7 +480,17 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         events: Vec::new(),
     };
     let model = pipeline.embedder_name().to_owned();
-    let summary = daemon::run(
+    let lines = crate::reader::SimWiegand::new(clock.clone());
+    let mut wiegand = facegate::wiegand::WiegandOutput::new(
+        lines.clone(),
+        facegate::wiegand::Timing::of(&config.output.wiegand),
+    );
+    let output: Option<&mut (dyn facegate::reader::CredentialOutput + 'static)> =
+        match config.output.mode {
+            OutputMode::Relay => None,
+            OutputMode::Wiegand => Some(&mut wiegand),
+        };
+    let summary = daemon::run_reader(
         config,
         Some(&config_path),
         &mut pipeline,
@@ -489,6 +503,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         &control,
         &mut NoSupervisor,
         &mut tee,
+        output,
     )?;
     let marks = marks.lock().unwrap().clone();
     let mut report = Report {
@@ -501,6 +516,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         failures: failures.lock().unwrap().clone(),
         model,
         alarm: sensors.alarm_edges(),
+        wiegand: lines.edges(),
     };
     check(s, &mut report);
     Ok(report)

@@ -118,6 +118,9 @@ pub struct EnrolSpec {
     /// The person's access policy (`facegate policy`).
     #[serde(default)]
     pub policy: facegate::policy::Policy,
+    /// The card credential sent in reader mode.
+    #[serde(default)]
+    pub credential: Option<facegate::credential::Credential>,
 }
 
 /// What the camera shows in a `show` step.

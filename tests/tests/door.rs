@@ -405,3 +405,49 @@ fn an_unwritable_audit_log_refuses_grants_unless_grant_and_alarm() {
         assert!(!r.of(EventKind::AuditFailed).is_empty(), "{policy}");
     }
 }
+
+#[test]
+fn reader_mode_wiegand_sends_the_enrolled_card_once_and_nothing_for_strangers() {
+    let r = run(
+        "credential = { format = \"wiegand26\", facility = 18, card = 36363 }\n\n\
+         [config.output]\nmode = \"wiegand\"\n\n\
+         [[step]]\nshow = \"biden.jpg\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 1\n",
+    );
+    assert_ok(&r);
+    // The panel drives the lock: the relay never leaves its safe state.
+    assert_eq!(r.relay, vec![(Duration::ZERO, LockState::Locked)]);
+    let timing = facegate::wiegand::Timing {
+        pulse: Duration::from_micros(50),
+        interval: Duration::from_millis(2),
+    };
+    let frames = facegate::wiegand::decode(&r.wiegand, timing).unwrap();
+    assert_eq!(frames.len(), 1, "one card read, none for the stranger");
+    assert_eq!(
+        facegate::credential::Credential::from_wiegand(&frames[0].bits),
+        Ok(facegate::credential::Credential::Wiegand26 {
+            facility: 18,
+            card: 36363
+        })
+    );
+    // Sent at the grant, after the stranger's step, and audited with what went out.
+    let grant = &r.grants()[0];
+    assert!(frames[0].start >= r.marks[1].1);
+    assert!((secs(frames[0].start) - grant.t).abs() < 0.002);
+    let sent = r.of(EventKind::CredentialSent);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].identity.as_deref(), Some("obama"));
+    assert!(
+        sent[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("facility 18 card 36363"),
+        "{sent:?}"
+    );
+    assert!(r
+        .of(EventKind::Deny)
+        .iter()
+        .all(|d| d.t < secs(r.marks[1].1)));
+}

@@ -10,8 +10,11 @@ use facegate::daemon::{self, Devices};
 use facegate::hal::{Control, SystemClock};
 use facegate::hw::{GpioRelay, V4l2Camera};
 use facegate::hw_inputs::GpioDoorIo;
+use facegate::hw_wiegand::GpioWiegand;
 use facegate::lockpin::{self, LockPin};
+use facegate::reader::OutputMode;
 use facegate::service::SdNotify;
+use facegate::wiegand::{Timing, WiegandOutput};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -155,7 +158,18 @@ fn run(args: Args) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, control.reload_flag())?;
     let clock = SystemClock::default();
     let mut notify = SdNotify::from_env();
-    let summary = daemon::run(
+    // Reader mode: the panel drives the lock; the relay pin stays driven to locked.
+    let mut wiegand = match config.output.mode {
+        OutputMode::Relay => None,
+        OutputMode::Wiegand => Some(WiegandOutput::new(
+            GpioWiegand::open(&config.output.wiegand).context("Wiegand output")?,
+            Timing::of(&config.output.wiegand),
+        )),
+    };
+    let output = wiegand
+        .as_mut()
+        .map(|w| w as &mut (dyn facegate::reader::CredentialOutput + 'static));
+    let summary = daemon::run_reader(
         config,
         path.as_deref(),
         &mut pipeline,
@@ -168,6 +182,7 @@ fn run(args: Args) -> Result<()> {
         &control,
         &mut notify,
         &mut audit,
+        output,
     )?;
     tracing::info!(
         frames = summary.frames,
