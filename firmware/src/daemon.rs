@@ -521,6 +521,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         // The guards hold state (door open, lockout, tamper timers): rebuilt only at start.
         if new.door != old.door || new.access != old.access || new.tamper != old.tamper {
             restart.push("[door]/[access]/[tamper]");
+        }
         if new.output != old.output {
             restart.push("[output]");
         }
