@@ -4,6 +4,8 @@
 //! `cargo bench -p facegate --bench pipeline [-- PHOTO_OR_DIR...]` (default: the test photos).
 //! Set FACEGATE_BENCH_ROUNDS to change the number of rounds (default 15), and
 //! FACEGATE_BENCH_EMBEDDERS to a comma-separated list to bench only those embedders.
+//! FACEGATE_BENCH_DETECTOR=blazeface finds faces with the door's BlazeFace (landmarks by O-Net on
+//! its box) instead of MTCNN's cascade.
 
 use facegate::bench::{time_photos, STAGES};
 use facegate::{ModelSet, Pipeline};
@@ -85,6 +87,10 @@ fn main() {
             continue;
         }
         let mut p = Pipeline::new(&models, Some(name), None).unwrap();
+        let detector = std::env::var("FACEGATE_BENCH_DETECTOR").unwrap_or_default();
+        if detector == "blazeface" {
+            p.use_fast_detector(&models).unwrap();
+        }
         let mut rss_after_first = f64::NAN;
         let times = time_photos(&mut p, &files, rounds, |round| {
             if round == 1 {
@@ -94,7 +100,15 @@ fn main() {
         .unwrap_or_else(|e| panic!("{e}"));
         let (rss, peak) = rss_mib();
         let spec = p.embedder_spec();
-        println!("\n{name} ({}, {})", spec.quantization, spec.file);
+        let detector = if detector == "blazeface" {
+            "blazeface + O-Net"
+        } else {
+            "mtcnn"
+        };
+        println!(
+            "\n{name} ({}, {}; detector {detector})",
+            spec.quantization, spec.file
+        );
         for (label, (median, mean)) in STAGES.iter().zip(times.summary()) {
             println!("  {label:<24} median {median:>8.2} ms   mean {mean:>8.2} ms");
         }

@@ -146,6 +146,9 @@ pub struct RecognitionConfig {
     pub min_margin: Option<f32>,
     /// Smallest face recognised, in pixels.
     pub min_face: f32,
+    /// The door's face finder: "blazeface" (fast, one face at the door) or "mtcnn" (the photo
+    /// detector; slower, finds smaller faces).
+    pub detector: DoorDetector,
     /// Agreeing frames in a row needed to unlock (at least 2: never one frame).
     pub frames: u32,
     /// Seconds within which those frames must fall.
@@ -166,6 +169,7 @@ impl Default for RecognitionConfig {
             threshold: None,
             min_margin: None,
             min_face: 80.0,
+            detector: DoorDetector::default(),
             frames: 3,
             window_seconds: 1.5,
             cooldown_seconds: 6.0,
@@ -173,6 +177,17 @@ impl Default for RecognitionConfig {
             quality: QualityParams::default(),
         }
     }
+}
+
+/// Which detector finds faces in door frames (`recognition.detector`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DoorDetector {
+    /// MTCNN's whole cascade (P-Net pyramid, R-Net, O-Net).
+    Mtcnn,
+    /// BlazeFace finds the face, MTCNN's O-Net gives its landmarks.
+    #[default]
+    Blazeface,
 }
 
 /// `[gallery]`: the enrolled people.

@@ -99,11 +99,15 @@ pub fn load_pipeline(config: &Config) -> Result<Pipeline, DaemonError> {
     };
     let mut params = DetectorParams::for_photos(&models.manifest.detector);
     params.min_face = config.recognition.min_face * DETECT_BELOW_MIN_FACE;
-    Ok(Pipeline::new(
+    let mut pipeline = Pipeline::new(
         &models,
         config.recognition.embedder.as_deref(),
         Some(params),
-    )?)
+    )?;
+    if config.recognition.detector == crate::config::DoorDetector::Blazeface {
+        pipeline.use_fast_detector(&models)?;
+    }
+    Ok(pipeline)
 }
 
 struct Loop<'a, C, L: LockOutput, S> {
@@ -512,6 +516,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         if new.recognition.min_face != old.recognition.min_face {
             restart.push("recognition.min_face (detector)");
         }
+        if new.recognition.detector != old.recognition.detector {
+            restart.push("recognition.detector");
+        }
         if new.lock.gpio != old.lock.gpio || new.lock.active_low != old.lock.active_low {
             restart.push("lock.gpio/active_low");
         }
@@ -531,6 +538,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         applied.recognition.models = old.recognition.models.clone();
         applied.recognition.embedder = old.recognition.embedder.clone();
         applied.recognition.min_face = old.recognition.min_face;
+        applied.recognition.detector = old.recognition.detector;
         applied.lock.gpio = old.lock.gpio;
         applied.lock.active_low = old.lock.active_low;
         applied.audit = old.audit.clone();

@@ -28,6 +28,10 @@ const BUILTIN_FILES: &[(&str, &[u8])] = &[
         include_bytes!("../../models/mtcnn_onet.onnx"),
     ),
     (
+        "blazeface_front_128.onnx",
+        include_bytes!("../../models/blazeface_front_128.onnx"),
+    ),
+    (
         "dlib_resnet_v1_int8.onnx",
         include_bytes!("../../models/dlib_resnet_v1_int8.onnx"),
     ),
@@ -101,6 +105,11 @@ pub enum ModelError {
     /// Liveness is asked for, but the manifest lists no liveness network.
     #[error("the model manifest has no [liveness] networks")]
     NoLiveness,
+    /// The manifest has no `[fast_detector]` section.
+    #[error(
+        "the model manifest describes no [fast_detector] (needed for detector = \"blazeface\")"
+    )]
+    NoFastDetector,
     /// tract refused to load or optimise a network.
     #[error("cannot load network {file}: {message}")]
     Network {
@@ -121,6 +130,9 @@ pub struct Manifest {
     pub default_embedder: String,
     /// The face detector and landmark network.
     pub detector: DetectorManifest,
+    /// A single-shot detector for camera frames (optional).
+    #[serde(default)]
+    pub fast_detector: Option<FastDetectorManifest>,
     /// The embedding networks, by name.
     pub embedders: std::collections::BTreeMap<String, EmbedderManifest>,
     /// The presentation-attack (liveness) networks, if any.
@@ -182,6 +194,35 @@ pub struct DetectorManifest {
     pub thresholds: [f32; 3],
     /// Image pyramid step.
     pub pyramid_factor: f32,
+    /// Licence of the weights (SPDX).
+    pub license: String,
+    /// Where the weights came from.
+    pub source: String,
+}
+
+/// A single-shot SSD-style face detector on a square input (BlazeFace): boxes and keypoints
+/// decoded from fixed anchor grids.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FastDetectorManifest {
+    /// Detector family; only "blazeface" is implemented.
+    pub kind: String,
+    /// File name, relative to the manifest's directory.
+    pub file: String,
+    /// Lower-case hex sha256 of the file.
+    pub sha256: String,
+    /// Side of the square input, NHWC RGB.
+    pub input_size: u32,
+    /// Pixel normalisation: (x - mean) * scale.
+    pub mean: f32,
+    /// See `mean`.
+    pub scale: f32,
+    /// Output heads in output order: [cells a side, anchors a cell].
+    pub heads: Vec<[usize; 2]>,
+    /// Face score threshold (probability).
+    pub score_threshold: f32,
+    /// Overlap from which detections are blended into one.
+    pub iou_threshold: f32,
     /// Licence of the weights (SPDX).
     pub license: String,
     /// Where the weights came from.
@@ -265,6 +306,23 @@ impl Manifest {
                 "detector.kind {:?} is not supported (expected \"mtcnn\")",
                 self.detector.kind
             )));
+        }
+        if let Some(f) = &self.fast_detector {
+            if f.kind != "blazeface" {
+                return Err(invalid(format!(
+                    "fast_detector.kind {:?} is not supported (expected \"blazeface\")",
+                    f.kind
+                )));
+            }
+            if f.heads.is_empty()
+                || f.heads.iter().any(|h| h[0] == 0 || h[1] == 0)
+                || !(8..=1024).contains(&f.input_size)
+                || !(f.score_threshold > 0.0 && f.score_threshold < 1.0)
+            {
+                return Err(invalid(
+                    "fast_detector: heads, input_size or score_threshold out of range".into(),
+                ));
+            }
         }
         if !self.embedders.contains_key(&self.default_embedder) {
             return Err(invalid(format!(

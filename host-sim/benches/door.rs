@@ -86,7 +86,11 @@ fn child(which: &str) {
     let dir = tempfile::tempdir().unwrap();
     let fx = facegate_sim::runner::fixtures_dir();
     // The gallery's fingerprint must be the model's.
-    let cfg_text = format!("[recognition]\nmodels = \"{manifest}\"\nembedder = \"{embedder}\"\n");
+    // FACEGATE_BENCH_DETECTOR: the door's detector, "blazeface" (default) or "mtcnn".
+    let detector = std::env::var("FACEGATE_BENCH_DETECTOR").unwrap_or_else(|_| "blazeface".into());
+    let cfg_text = format!(
+        "[recognition]\nmodels = \"{manifest}\"\nembedder = \"{embedder}\"\ndetector = \"{detector}\"\n"
+    );
     let cfg = Config::parse(&cfg_text, Path::new("bench.toml")).unwrap();
     let fingerprint = daemon::load_pipeline(&cfg)
         .unwrap()
@@ -97,7 +101,7 @@ fn child(which: &str) {
     big_gallery(&gallery, &fingerprint);
     let scenario = |realtime_frames: u32, fps: u32| {
         format!(
-            "fps = {fps}\ngallery = \"{}\"\n[config.recognition]\nmodels = \"{manifest}\"\nembedder = \"{embedder}\"\n\
+            "fps = {fps}\ngallery = \"{}\"\n[config.recognition]\nmodels = \"{manifest}\"\nembedder = \"{embedder}\"\ndetector = \"{detector}\"\n\
              [config.lock]\nunlock_seconds = 600\n\
              [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"{}\"]\n\
              [[step]]\nshow = \"blank\"\nframes = 2\n\

@@ -438,6 +438,27 @@ impl Detector {
         Ok(None)
     }
 
+    /// O-Net alone on the square around `bbox` (a box from another detector, 0-based): the
+    /// face's refined box, O-Net's score and the 5 landmarks; `None` if O-Net rejects it.
+    pub fn landmarks_in(
+        &mut self,
+        img: &RgbImage,
+        bbox: &BBox,
+    ) -> Result<Option<Detection>, ModelError> {
+        let side = bbox.w.max(bbox.h);
+        let (cx, cy) = (bbox.x + bbox.w / 2.0, bbox.y + bbox.h / 2.0);
+        // To the reference's 1-based inclusive convention.
+        let c = Candidate {
+            x1: cx - side / 2.0 + 1.0,
+            y1: cy - side / 2.0 + 1.0,
+            x2: cx + side / 2.0,
+            y2: cy + side / 2.0,
+            score: 1.0,
+            reg: [0.0; 4],
+        };
+        Ok(self.landmarks(img, &[c])?.into_iter().next())
+    }
+
     /// Stage 3 (O-Net): final boxes, scores and the 5 landmarks, largest face first.
     pub fn landmarks(
         &mut self,

@@ -2,6 +2,7 @@
 //! simulator alike.
 
 pub mod align;
+pub mod blazeface;
 pub mod decode;
 pub mod detect;
 pub mod embed;
@@ -12,6 +13,7 @@ pub mod resample;
 
 use crate::models::{EmbedderManifest, ModelError, ModelSet};
 use align::Aligner;
+use blazeface::BlazeFace;
 use detect::{Detection, Detector, DetectorParams};
 use embed::{Embedder, Embedding};
 use image::RgbImage;
@@ -36,6 +38,8 @@ pub struct Face {
 /// Detector, aligner and embedder, loaded once and reused for every image.
 pub struct Pipeline {
     detector: Detector,
+    /// The door's fast face finder, when chosen: faces are found by it, landmarked by O-Net.
+    fast: Option<BlazeFace>,
     aligner: Aligner,
     embedder: Embedder,
     name: String,
@@ -55,6 +59,7 @@ impl Pipeline {
             params.unwrap_or_else(|| DetectorParams::for_photos(&models.manifest.detector));
         Ok(Self {
             detector: Detector::new(models, params)?,
+            fast: None,
             aligner: Aligner::default(),
             embedder: Embedder::new(models, spec)?,
             name: name.to_owned(),
@@ -85,6 +90,19 @@ impl Pipeline {
         &mut self.detector
     }
 
+    /// Finds the largest face with BlazeFace (the manifest's `[fast_detector]`) and its
+    /// landmarks with O-Net, instead of the whole MTCNN cascade ([`Pipeline::detect_largest`]);
+    /// [`Pipeline::detect`] (photos, every face) keeps MTCNN.
+    pub fn use_fast_detector(&mut self, models: &ModelSet) -> Result<(), PipelineError> {
+        self.fast = Some(BlazeFace::new(models)?);
+        Ok(())
+    }
+
+    /// The fast detector, if in use (benchmarks).
+    pub fn fast_detector(&mut self) -> Option<&mut BlazeFace> {
+        self.fast.as_mut()
+    }
+
     /// Every face in the image with landmarks, largest first.
     pub fn detect(&mut self, img: &RgbImage) -> Result<Vec<Detection>, PipelineError> {
         Ok(self.detector.detect(img)?)
@@ -92,7 +110,18 @@ impl Pipeline {
 
     /// The largest face with its landmarks, if any (cheaper than [`Pipeline::detect`]).
     pub fn detect_largest(&mut self, img: &RgbImage) -> Result<Option<Detection>, PipelineError> {
-        Ok(self.detector.detect_largest(img)?)
+        let Some(fast) = self.fast.as_mut() else {
+            return Ok(self.detector.detect_largest(img)?);
+        };
+        let mut found = fast.detect(img)?;
+        found.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
+        // Largest first; the first O-Net confirms is the answer (as with MTCNN).
+        for f in found {
+            if let Some(d) = self.detector.landmarks_in(img, &f.bbox)? {
+                return Ok(Some(d));
+            }
+        }
+        Ok(None)
     }
 
     /// The aligned chip of a detected face; `None` if its landmarks are degenerate.
