@@ -11,21 +11,26 @@ use crate::hal::{
     CameraError, CameraErrorKind, Clock, Control, DoorInputs, DoorSensors, FrameSource, LockError,
     LockOutput, Supervisor,
 };
-use crate::models::{ModelError, ModelSet};
+use crate::models::{EmbedderManifest, ModelError, ModelSet};
+use crate::realtime::{self, CameraNews, Captured, FrozenWatch, Mailbox, StatusLine, MAX_BACKOFF};
 use crate::vision::detect::DetectorParams;
-use crate::vision::quality;
+use crate::vision::quality::{self, QualityParams};
 use crate::{Embedding, Pipeline, PipelineError};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Faces down to this fraction of `min_face` are detected, so a face just too small is recorded
 /// as such rather than not seen at all.
 const DETECT_BELOW_MIN_FACE: f32 = 0.75;
-/// Longest wait between two attempts to re-open a failed camera.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Longest single sleep while waiting, so relocking and stop requests stay prompt.
 const TICK: Duration = Duration::from_millis(50);
+/// The real-time control loop's longest wait for a recognised frame: door inputs, stop requests
+/// and the watchdog are served at least this often (the relock is waited for exactly).
+const RT_TICK: Duration = Duration::from_millis(5);
 
 /// Errors that stop the daemon. The door is locked before any of them is returned.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +76,16 @@ pub struct Summary {
     pub busy: Duration,
     /// Of which: detection with landmarks, alignment, embedding, 1:N match.
     pub stages: Stages,
+    /// Frames the camera delivered (real-time mode; in the simulated, one-thread mode every
+    /// delivered frame is processed).
+    pub delivered: u64,
+    /// Frames not processed because a newer one came first, or because they were older than
+    /// one frame period when recognition was ready for them (real-time mode).
+    pub stale_dropped: u64,
+    /// The latest a relock came after its due time.
+    pub relock_late_max: Duration,
+    /// The oldest a frame was when recognition started on it (real-time mode).
+    pub frame_age_max: Duration,
 }
 
 /// Real time spent in each stage of the per-frame work.
@@ -101,11 +116,11 @@ pub fn load_pipeline(config: &Config) -> Result<Pipeline, DaemonError> {
     )?)
 }
 
-struct Loop<'a, C, L: LockOutput, S> {
+struct Loop<'a, L: LockOutput, S> {
     config: Config,
     config_path: Option<PathBuf>,
-    pipeline: &'a mut Pipeline,
-    camera: C,
+    /// The embedder's facts (the pipeline itself may be on the recognition thread).
+    spec: EmbedderManifest,
     door: Door<L>,
     sensors: S,
     inputs: DoorInputs,
@@ -123,12 +138,13 @@ struct Loop<'a, C, L: LockOutput, S> {
     last_watchdog: Option<Duration>,
     camera_failing: bool,
     backoff: Duration,
+    status: StatusLine,
 }
 
 /// Runs the door until `control` asks it to stop. The door is driven to locked first, and again
 /// on the way out, whichever way out it is.
 #[allow(clippy::too_many_arguments)]
-pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
+pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
     config: Config,
     config_path: Option<&Path>,
     pipeline: &mut Pipeline,
@@ -150,8 +166,7 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
     let mut lp = Loop {
         config,
         config_path: config_path.map(Path::to_owned),
-        pipeline,
-        camera: devices.camera,
+        spec: pipeline.embedder_spec().clone(),
         door,
         sensors: devices.sensors,
         inputs: DoorInputs::default(),
@@ -167,13 +182,14 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
         next_poll: Duration::ZERO,
         last_watchdog: None,
         camera_failing: false,
-        backoff: Duration::from_millis(500),
+        backoff: realtime::FIRST_BACKOFF,
+        status: StatusLine::default(),
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);
     let mut reason = format!(
         "model {}, {} people enrolled, threshold {:.3}",
-        lp.pipeline.embedder_name(),
+        pipeline.embedder_name(),
         lp.gallery.gallery().people.len(),
         lp.decider.params().threshold
     );
@@ -192,7 +208,11 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
     lp.next_poll = lp.clock.now() + lp.poll_interval();
     lp.supervisor.ready();
     lp.supervisor.status("watching the door");
-    let result = lp.main_loop();
+    let result = if lp.clock.realtime() {
+        lp.threaded(devices.camera, pipeline)
+    } else {
+        lp.main_loop(devices.camera, pipeline)
+    };
     // The door locks on every way out; a failure here is logged by Door's Drop as well.
     let locked = lp.door.lock();
     lp.supervisor.stopping();
@@ -208,7 +228,7 @@ pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
     Ok(lp.summary)
 }
 
-impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
+impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     fn event(&self, kind: EventKind) -> Event {
         Event::new(kind, self.clock.wall(), self.clock.now())
     }
@@ -222,8 +242,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         };
         tracing::error!("audit event {:?} not recorded: {e}", event.event);
         if self.config.audit.on_failure == AuditFailure::GrantAndAlarm {
-            self.supervisor
-                .status(&format!("ALARM: the audit log cannot be written: {e}"));
+            let alarm = format!("ALARM: the audit log cannot be written: {e}");
+            self.supervisor.status(&alarm);
+            self.status.alarm = Some(alarm);
         }
         let mut failed = self.event(EventKind::AuditFailed);
         failed.reason = Some(format!("{:?} event not recorded: {e}", event.event));
@@ -269,31 +290,169 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         Duration::from_secs_f64(self.config.lock.unlock_seconds)
     }
 
-    fn main_loop(&mut self) -> Result<(), DaemonError> {
+    /// The simulated-time loop: one thread, every frame read, recognised and decided in turn.
+    fn main_loop<C: FrameSource>(
+        &mut self,
+        mut camera: C,
+        pipeline: &mut Pipeline,
+    ) -> Result<(), DaemonError> {
         let mut frame = RgbImage::new(0, 0);
+        let mut frozen = FrozenWatch::default();
         while !self.control.stop_requested() {
             self.housekeeping()?;
-            match self.camera.next_frame(&mut frame) {
+            let read = camera
+                .next_frame(&mut frame)
+                .and_then(|()| frozen.check(self.clock.now(), camera.sequence(), &frame));
+            match read {
                 Ok(()) => {
+                    self.summary.delivered += 1;
                     if self.camera_failing {
                         self.camera_failing = false;
-                        self.backoff = Duration::from_millis(500);
-                        let ev = self.event(EventKind::CameraRecovered);
-                        self.record(&ev);
-                        tracing::info!("camera recovered");
+                        self.backoff = realtime::FIRST_BACKOFF;
+                        self.camera_recovered();
                     }
-                    self.frame(&frame)?;
+                    let now = self.clock.now();
+                    let started = Instant::now();
+                    let obs = look(
+                        pipeline,
+                        &frame,
+                        self.config.recognition.min_face,
+                        &self.config.recognition.quality,
+                        &mut self.summary.stages,
+                        &mut self.embedding,
+                    );
+                    self.summary.busy += started.elapsed();
+                    self.frame(obs, now)?;
                 }
-                Err(e) => self.camera_error(e)?,
+                Err(e) => {
+                    if e.kind != CameraErrorKind::BadFrame {
+                        frozen.reset();
+                    }
+                    self.camera_error(&mut camera, e)?
+                }
             }
         }
         Ok(())
     }
 
+    /// The real-time loop: capture (newest frame only) and recognition on their own threads;
+    /// this thread serves the door (relock, inputs, reloads, watchdog) within a few ms whatever
+    /// recognition is doing, and decides on what recognition reports.
+    fn threaded<C: FrameSource + Send>(
+        &mut self,
+        mut camera: C,
+        pipeline: &mut Pipeline,
+    ) -> Result<(), DaemonError> {
+        let stop = AtomicBool::new(false);
+        let frames = Mailbox::<Captured>::default();
+        let delivered = AtomicU64::new(0);
+        let stale = AtomicU64::new(0);
+        let quality = Mutex::new(self.config.recognition.quality.clone());
+        let min_face = self.config.recognition.min_face;
+        // A frame older than one frame period when recognition is ready is not used.
+        let period = Duration::from_secs_f64(1.0 / f64::from(self.config.camera.fps.max(1)));
+        let (news_tx, news_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let clock = self.clock;
+        std::thread::scope(|s| {
+            let capture = std::thread::Builder::new()
+                .name("capture".into())
+                .spawn_scoped(s, || {
+                    realtime::capture(&mut camera, clock, &stop, &frames, &news_tx, &delivered)
+                })
+                .expect("spawning the capture thread");
+            let recognise = std::thread::Builder::new()
+                .name("recognition".into())
+                .spawn_scoped(s, || {
+                    recognise(
+                        pipeline, clock, &stop, &frames, &stale, period, min_face, &quality,
+                        &done_tx,
+                    )
+                })
+                .expect("spawning the recognition thread");
+            let result = self.serve(&news_rx, &done_rx, &quality, &|| {
+                capture.is_finished() || recognise.is_finished()
+            });
+            stop.store(true, Ordering::SeqCst);
+            frames.close();
+            for h in [capture, recognise] {
+                if let Err(panic) = h.join() {
+                    // The door locks as this unwinds (Door's Drop).
+                    std::panic::resume_unwind(panic);
+                }
+            }
+            self.summary.delivered = delivered.load(Ordering::Relaxed);
+            self.summary.stale_dropped = frames.dropped() + stale.load(Ordering::Relaxed);
+            result
+        })
+    }
+
+    /// The control side of the real-time loop.
+    fn serve(
+        &mut self,
+        news: &Receiver<CameraNews>,
+        done: &Receiver<Recognised>,
+        quality: &Mutex<QualityParams>,
+        worker_ended: &dyn Fn() -> bool,
+    ) -> Result<(), DaemonError> {
+        while !self.control.stop_requested() {
+            self.housekeeping()?;
+            if worker_ended() {
+                tracing::error!("a capture or recognition thread ended unexpectedly");
+                return Ok(());
+            }
+            {
+                let mut q = quality.lock().unwrap_or_else(|p| p.into_inner());
+                if *q != self.config.recognition.quality {
+                    *q = self.config.recognition.quality.clone();
+                }
+            }
+            while let Ok(n) = news.try_recv() {
+                match n {
+                    CameraNews::Error(e) => self.camera_error_seen(&e),
+                    CameraNews::Recovered => self.camera_recovered(),
+                }
+            }
+            let now = self.clock.now();
+            let wait = self
+                .door
+                .relock_at()
+                .map_or(RT_TICK, |t| t.saturating_sub(now).min(RT_TICK));
+            match done.recv_timeout(wait) {
+                Ok(r) => {
+                    self.summary.busy += r.busy;
+                    self.summary.frame_age_max = self.summary.frame_age_max.max(r.age);
+                    let st = &mut self.summary.stages;
+                    st.detect += r.stages.detect;
+                    st.align += r.stages.align;
+                    st.embed += r.stages.embed;
+                    st.matching += r.stages.matching;
+                    self.embedding = r.embedding;
+                    self.frame(r.observation, r.taken)?;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    fn camera_recovered(&mut self) {
+        self.status.camera_lost = None;
+        let ev = self.event(EventKind::CameraRecovered);
+        self.record(&ev);
+        tracing::info!("camera recovered");
+    }
+
     /// Everything that is due whether or not frames come: relock, inputs, reloads, watchdog.
     fn housekeeping(&mut self) -> Result<(), DaemonError> {
         let now = self.clock.now();
+        let due = self.door.relock_at();
         if self.door.tick(now).inspect_err(|e| self.lock_failed(e))? {
+            if let Some(due) = due {
+                let late = now.saturating_sub(due);
+                self.summary.relock_late_max = self.summary.relock_late_max.max(late);
+            }
             let ev = self.event(EventKind::Relock);
             self.record(&ev);
             tracing::info!("door locked again");
@@ -313,6 +472,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         {
             self.supervisor.watchdog();
             self.last_watchdog = Some(now);
+        }
+        if let Some(line) = self.status.due(now, self.summary.frames) {
+            self.supervisor.status(&line);
         }
         Ok(())
     }
@@ -432,18 +594,16 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         applied.lock.active_low = old.lock.active_low;
         applied.audit = old.audit.clone();
         if applied.gallery.path != old.gallery.path {
-            let fp = self.pipeline.embedder_spec().fingerprint.clone();
-            let scoring = Scoring::of(self.pipeline.embedder_spec());
+            let fp = self.spec.fingerprint.clone();
+            let scoring = Scoring::of(&self.spec);
             let (g, err) = Reloader::new_or_empty(&applied.gallery.path, &fp, scoring);
             self.gallery = g;
             if let Some(e) = err {
                 self.gallery_refused(&e);
             }
         }
-        self.decider.set_params(applied.decision_params(
-            self.pipeline.embedder_spec().threshold,
-            self.pipeline.embedder_spec().min_margin,
-        ));
+        self.decider
+            .set_params(applied.decision_params(self.spec.threshold, self.spec.min_margin));
         self.config = applied;
         let mut ev = self.event(EventKind::ConfigReloaded);
         if !restart.is_empty() {
@@ -457,21 +617,40 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         self.record(&ev);
     }
 
-    fn camera_error(&mut self, e: CameraError) -> Result<(), DaemonError> {
+    fn camera_error<C: FrameSource>(
+        &mut self,
+        camera: &mut C,
+        e: CameraError,
+    ) -> Result<(), DaemonError> {
         if self.control.stop_requested() {
             // A read cut short by the stop request is not a camera fault.
             return Ok(());
         }
+        self.camera_error_seen(&e);
+        if e.kind == CameraErrorKind::BadFrame {
+            return Ok(());
+        }
+        self.wait(self.backoff)?;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        if let Err(e) = camera.reopen() {
+            tracing::debug!("camera re-open failed: {e}");
+        }
+        Ok(())
+    }
+
+    /// Counts and records a camera error (the re-open is up to whoever reads the camera).
+    fn camera_error_seen(&mut self, e: &CameraError) {
         self.summary.camera_errors += 1;
         // A frame missing from the sequence: nothing ties the next face to the run so far.
         let now = self.clock.now();
         self.decider.observe(now, Observation::Lost, &mut |_| None);
         if e.kind == CameraErrorKind::BadFrame {
             tracing::warn!("skipping a bad frame: {e}");
-            return Ok(());
+            return;
         }
-        if !self.camera_failing {
+        if !self.camera_failing || self.status.camera_lost.is_none() {
             self.camera_failing = true;
+            self.status.camera_lost = Some((now, e.to_string()));
             tracing::error!("camera: {e}; re-opening it");
             let mut ev = self.event(EventKind::CameraError);
             ev.reason = Some(e.to_string());
@@ -479,12 +658,6 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         } else {
             tracing::debug!("camera still failing: {e}");
         }
-        self.wait(self.backoff)?;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        if let Err(e) = self.camera.reopen() {
-            tracing::debug!("camera re-open failed: {e}");
-        }
-        Ok(())
     }
 
     /// Waits `d` in short steps, keeping relock and stop requests prompt.
@@ -500,11 +673,17 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         }
     }
 
-    fn frame(&mut self, frame: &RgbImage) -> Result<(), DaemonError> {
+    /// Decides on a recognised frame taken at `taken` (its face's embedding, if any, in
+    /// `self.embedding`): matches it, and unlocks, records or waits. The unlock hold counts from
+    /// now, the decision's time, not from the frame's.
+    fn frame(
+        &mut self,
+        observed: Result<Observation<'static>, PipelineError>,
+        taken: Duration,
+    ) -> Result<(), DaemonError> {
         let started = Instant::now();
-        let now = self.clock.now();
         self.summary.frames += 1;
-        let obs = match self.observe(frame) {
+        let obs = match observed {
             Ok(o) => o,
             Err(e) => {
                 // Not judged, but it breaks the run: nothing ties the next face to this one.
@@ -512,10 +691,24 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 Observation::Lost
             }
         };
-        if matches!(obs, Observation::Face(_)) {
-            self.summary.faces += 1;
-        }
-        let normalize = self.pipeline.embedder_spec().normalize;
+        let obs = match obs {
+            Observation::Face(mut seen) => {
+                self.summary.faces += 1;
+                if !self.embedding.0.is_empty() {
+                    let t = Instant::now();
+                    seen.nearest = self.gallery.index().best(&self.embedding).map(|m| Nearest {
+                        person: m.person,
+                        distance: m.distance,
+                        margin: m.margin,
+                    });
+                    self.summary.stages.matching += t.elapsed();
+                    tracing::debug!(nearest = ?seen.nearest, "face");
+                }
+                Observation::Face(seen)
+            }
+            o => o,
+        };
+        let normalize = self.spec.normalize;
         let (gallery, fused) = (&self.gallery, &mut self.fused);
         // The mean of a run's embeddings, matched the way each frame's embedding is.
         let mut fuse = |mean: &[f32]| {
@@ -532,8 +725,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         };
         let decision = self
             .decider
-            .observe(now, obs.with(&self.embedding.0), &mut fuse);
+            .observe(taken, obs.with(&self.embedding.0), &mut fuse);
         self.summary.busy += started.elapsed();
+        let now = self.clock.now();
         match decision {
             Decision::Wait => {}
             Decision::Grant {
@@ -547,6 +741,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                     return Ok(());
                 };
                 let (id, name) = (p.id.clone(), p.name.clone());
+                self.status.last_decision = Some((now, format!("granted {id}")));
                 let mut ev = self.event(EventKind::Grant);
                 ev.identity = Some(id.clone());
                 ev.name = Some(name.clone());
@@ -613,62 +808,118 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                     ev.margin = n.margin.is_finite().then_some(n.margin);
                 }
                 tracing::info!(?reason, frames, "access denied");
+                self.status.last_decision = Some((now, format!("denied ({})", reason.as_str())));
                 self.summary.denials += 1;
                 self.record(&ev);
             }
         }
         Ok(())
     }
+}
 
-    /// What the frame shows: its largest face, how large, and who is nearest; its embedding is
-    /// left in `self.embedding` (emptied when there is none).
-    fn observe(&mut self, frame: &RgbImage) -> Result<Observation<'static>, PipelineError> {
-        self.embedding.0.clear();
-        let t0 = Instant::now();
-        let detection = self.pipeline.detect_largest(frame)?;
-        let t1 = Instant::now();
-        self.summary.stages.detect += t1 - t0;
-        let Some(det) = detection.as_ref() else {
-            return Ok(Observation::NoFace);
+/// A frame recognised on the recognition thread, for the control loop.
+struct Recognised {
+    observation: Result<Observation<'static>, PipelineError>,
+    embedding: Embedding,
+    taken: Duration,
+    /// How old the frame was when recognition started on it.
+    age: Duration,
+    busy: Duration,
+    stages: Stages,
+}
+
+/// The recognition thread: takes the newest frame, skips it if it is older than `period`,
+/// recognises it and hands the result to the control loop, until `stop`.
+#[allow(clippy::too_many_arguments)]
+fn recognise(
+    pipeline: &mut Pipeline,
+    clock: &dyn Clock,
+    stop: &AtomicBool,
+    frames: &Mailbox<Captured>,
+    stale: &AtomicU64,
+    period: Duration,
+    min_face: f32,
+    quality: &Mutex<QualityParams>,
+    done: &mpsc::Sender<Recognised>,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        let Some(frame) = frames.take(Duration::from_millis(100)) else {
+            continue;
         };
-        let size = det.bbox.size();
-        let mut seen = Seen {
-            bbox: det.bbox,
-            quality: Ok(()),
-            nearest: None,
-            embedding: &[],
-        };
-        if size < self.config.recognition.min_face {
-            return Ok(Observation::Face(seen));
+        let age = clock.now().saturating_sub(frame.taken);
+        if age > period {
+            stale.fetch_add(1, Ordering::Relaxed);
+            continue;
         }
-        let Some(chip) = self.pipeline.align(frame, det) else {
-            return Ok(Observation::Lost);
+        let q = quality.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let started = Instant::now();
+        let mut stages = Stages::default();
+        let mut embedding = Embedding(Vec::new());
+        let observation = look(
+            pipeline,
+            &frame.image,
+            min_face,
+            &q,
+            &mut stages,
+            &mut embedding,
+        );
+        let r = Recognised {
+            observation,
+            embedding,
+            taken: frame.taken,
+            age,
+            busy: started.elapsed(),
+            stages,
         };
-        // A poor face is not embedded: it cannot agree, and it saves the embedding's time.
-        let template = &self.pipeline.embedder_spec().template;
-        let measures = quality::measure(&chip, template, &det.landmarks);
-        seen.quality = self.config.recognition.quality.judge(&measures);
-        let t2 = Instant::now();
-        if seen.quality.is_err() {
-            self.summary.stages.align += t2 - t1;
-            tracing::debug!(size, ?measures, "poor face");
-            return Ok(Observation::Face(seen));
+        if done.send(r).is_err() {
+            return;
         }
-        let embedding = self.pipeline.embed_chip(&chip)?;
-        let t3 = Instant::now();
-        let nearest = self.gallery.index().best(&embedding).map(|m| Nearest {
-            person: m.person,
-            distance: m.distance,
-            margin: m.margin,
-        });
-        let t4 = Instant::now();
-        let st = &mut self.summary.stages;
-        st.align += t2 - t1;
-        st.embed += t3 - t2;
-        st.matching += t4 - t3;
-        tracing::debug!(size, ?nearest, "face");
-        seen.nearest = nearest;
-        self.embedding = embedding;
-        Ok(Observation::Face(seen))
     }
+}
+
+/// What the frame shows: its largest face and how large; the face's embedding is left in
+/// `embedding` (emptied when there is none). Who is nearest is left to the caller, which holds
+/// the gallery.
+fn look(
+    pipeline: &mut Pipeline,
+    frame: &RgbImage,
+    min_face: f32,
+    quality: &QualityParams,
+    stages: &mut Stages,
+    embedding: &mut Embedding,
+) -> Result<Observation<'static>, PipelineError> {
+    embedding.0.clear();
+    let t0 = Instant::now();
+    let detection = pipeline.detect_largest(frame)?;
+    let t1 = Instant::now();
+    stages.detect += t1 - t0;
+    let Some(det) = detection.as_ref() else {
+        return Ok(Observation::NoFace);
+    };
+    let size = det.bbox.size();
+    let mut seen = Seen {
+        bbox: det.bbox,
+        quality: Ok(()),
+        nearest: None,
+        embedding: &[],
+    };
+    if size < min_face {
+        return Ok(Observation::Face(seen));
+    }
+    let Some(chip) = pipeline.align(frame, det) else {
+        return Ok(Observation::Lost);
+    };
+    // A poor face is not embedded: it cannot agree, and it saves the embedding's time.
+    let template = &pipeline.embedder_spec().template;
+    let measures = quality::measure(&chip, template, &det.landmarks);
+    seen.quality = quality.judge(&measures);
+    let t2 = Instant::now();
+    stages.align += t2 - t1;
+    if seen.quality.is_err() {
+        tracing::debug!(size, ?measures, "poor face");
+        return Ok(Observation::Face(seen));
+    }
+    *embedding = pipeline.embed_chip(&chip)?;
+    stages.embed += t2.elapsed();
+    Ok(Observation::Face(seen))
 }
