@@ -347,7 +347,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         let frames = Mailbox::<Captured>::default();
         let delivered = AtomicU64::new(0);
         let stale = AtomicU64::new(0);
-        let quality = Mutex::new(self.config.recognition.quality.clone());
+        let quality = Mutex::new(self.config.recognition.quality);
         let min_face = self.config.recognition.min_face;
         // A frame older than one frame period when recognition is ready is not used.
         let period = Duration::from_secs_f64(1.0 / f64::from(self.config.camera.fps.max(1)));
@@ -404,7 +404,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             {
                 let mut q = quality.lock().unwrap_or_else(|p| p.into_inner());
                 if *q != self.config.recognition.quality {
-                    *q = self.config.recognition.quality.clone();
+                    *q = self.config.recognition.quality;
                 }
             }
             while let Ok(n) = news.try_recv() {
@@ -851,7 +851,7 @@ fn recognise(
             stale.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let q = quality.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let q = *quality.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
         let mut stages = Stages::default();
         let mut embedding = Embedding(Vec::new());
