@@ -105,7 +105,7 @@ pub struct Rule {
 
 impl Rule {
     /// The verdict on one face: the person it is, or the first rule that refused it, checked in
-    /// the order size, quality, liveness, distance, margin. NaN distances, margins and liveness
+    /// the order size, quality, distance, margin, liveness. NaN distances, margins and liveness
     /// scores never match. A face whose liveness was not measured is judged without it.
     pub fn judge(&self, face: &FaceFacts) -> Result<Nearest, Refusal> {
         // Written so that NaN fails every comparison.
@@ -117,11 +117,6 @@ impl Rule {
             return Err(Refusal::TooSmall);
         }
         face.quality.map_err(Refusal::PoorQuality)?;
-        if let (Some(min), Some(score)) = (self.min_liveness, face.liveness) {
-            if score.partial_cmp(&min).is_none_or(|o| o.is_lt()) {
-                return Err(Refusal::SpoofSuspected);
-            }
-        }
         let n = face.nearest.ok_or(Refusal::Unknown)?;
         if n.distance
             .partial_cmp(&self.threshold)
@@ -134,6 +129,17 @@ impl Rule {
             .is_none_or(|o| o.is_lt())
         {
             return Err(Refusal::Ambiguous);
+        }
+        // Last: only a face that would be let in is suspected of being a presentation of that
+        // person (a stranger stays `unknown`). With liveness on, a face without a score fails.
+        if let Some(min) = self.min_liveness {
+            if face
+                .liveness
+                .and_then(|score| score.partial_cmp(&min))
+                .is_none_or(|o| o.is_lt())
+            {
+                return Err(Refusal::SpoofSuspected);
+            }
         }
         Ok(n)
     }

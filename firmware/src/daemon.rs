@@ -12,23 +12,29 @@ use crate::hal::{
     CameraError, CameraErrorKind, Clock, Control, DoorInputs, DoorSensors, FrameSource, LockError,
     LockOutput, Supervisor,
 };
-use crate::models::{ModelError, ModelSet};
+use crate::models::{EmbedderManifest, ModelError, ModelSet};
 use crate::reader::CredentialOutput;
+use crate::realtime::{self, CameraNews, Captured, FrozenWatch, Mailbox, StatusLine, MAX_BACKOFF};
+use crate::tamper::{blind, Blind};
 use crate::vision::detect::DetectorParams;
 use crate::vision::liveness::{Level, Liveness};
-use crate::vision::quality;
+use crate::vision::quality::{self, QualityParams};
 use crate::{Embedding, Pipeline, PipelineError};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Faces down to this fraction of `min_face` are detected, so a face just too small is recorded
 /// as such rather than not seen at all.
 const DETECT_BELOW_MIN_FACE: f32 = 0.75;
-/// Longest wait between two attempts to re-open a failed camera.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Longest single sleep while waiting, so relocking and stop requests stay prompt.
 const TICK: Duration = Duration::from_millis(50);
+/// The real-time control loop's longest wait for a recognised frame: door inputs, stop requests
+/// and the watchdog are served at least this often (the relock is waited for exactly).
+const RT_TICK: Duration = Duration::from_millis(5);
 
 /// Errors that stop the daemon. The door is locked before any of them is returned.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +80,16 @@ pub struct Summary {
     pub busy: Duration,
     /// Of which: detection with landmarks, alignment, embedding, 1:N match.
     pub stages: Stages,
+    /// Frames the camera delivered (real-time mode; in the simulated, one-thread mode every
+    /// delivered frame is processed).
+    pub delivered: u64,
+    /// Frames not processed because a newer one came first, or because they were older than
+    /// one frame period when recognition was ready for them (real-time mode).
+    pub stale_dropped: u64,
+    /// The latest a relock came after its due time.
+    pub relock_late_max: Duration,
+    /// The oldest a frame was when recognition started on it (real-time mode).
+    pub frame_age_max: Duration,
 }
 
 /// Real time spent in each stage of the per-frame work.
@@ -110,11 +126,11 @@ pub fn load_pipeline(config: &Config) -> Result<Pipeline, DaemonError> {
     Ok(pipeline)
 }
 
-struct Loop<'a, C, L: LockOutput, S> {
+struct Loop<'a, L: LockOutput, S> {
     config: Config,
     config_path: Option<PathBuf>,
-    pipeline: &'a mut Pipeline,
-    camera: C,
+    /// The embedder's facts (the pipeline itself may be on the recognition thread).
+    spec: EmbedderManifest,
     door: Door<L>,
     sensors: S,
     inputs: DoorInputs,
@@ -140,12 +156,13 @@ struct Loop<'a, C, L: LockOutput, S> {
     notes: Vec<Note>,
     /// Reader mode: where grants' credentials go (the relay is then never driven open).
     output: Option<&'a mut (dyn CredentialOutput + 'static)>,
+    status: StatusLine,
 }
 
 /// Runs the door until `control` asks it to stop. The door is driven to locked first, and again
 /// on the way out, whichever way out it is.
 #[allow(clippy::too_many_arguments)]
-pub fn run<C: FrameSource, L: LockOutput, S: DoorSensors>(
+pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
     config: Config,
     config_path: Option<&Path>,
     pipeline: &mut Pipeline,
@@ -203,8 +220,7 @@ pub fn run_reader<C: FrameSource, L: LockOutput, S: DoorSensors>(
     let mut lp = Loop {
         config,
         config_path: config_path.map(Path::to_owned),
-        pipeline,
-        camera: devices.camera,
+        spec: pipeline.embedder_spec().clone(),
         door,
         sensors: devices.sensors,
         inputs: DoorInputs::default(),
@@ -221,16 +237,17 @@ pub fn run_reader<C: FrameSource, L: LockOutput, S: DoorSensors>(
         next_poll: Duration::ZERO,
         last_watchdog: None,
         camera_failing: false,
-        backoff: Duration::from_millis(500),
+        backoff: realtime::FIRST_BACKOFF,
         guard,
         notes: Vec::new(),
         output,
+        status: StatusLine::default(),
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);
     let mut reason = format!(
         "model {}, {} people enrolled, threshold {:.3}",
-        lp.pipeline.embedder_name(),
+        pipeline.embedder_name(),
         lp.gallery.gallery().people.len(),
         lp.decider.params().threshold
     );
@@ -249,7 +266,11 @@ pub fn run_reader<C: FrameSource, L: LockOutput, S: DoorSensors>(
     lp.next_poll = lp.clock.now() + lp.poll_interval();
     lp.supervisor.ready();
     lp.supervisor.status("watching the door");
-    let result = lp.main_loop();
+    let result = if lp.clock.realtime() {
+        lp.threaded(devices.camera, pipeline)
+    } else {
+        lp.main_loop(devices.camera, pipeline)
+    };
     // The door locks on every way out; a failure here is logged by Door's Drop as well.
     let locked = lp.door.lock();
     lp.supervisor.stopping();
@@ -265,7 +286,7 @@ pub fn run_reader<C: FrameSource, L: LockOutput, S: DoorSensors>(
     Ok(lp.summary)
 }
 
-impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
+impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     fn event(&self, kind: EventKind) -> Event {
         Event::new(kind, self.clock.wall(), self.clock.now())
     }
@@ -279,8 +300,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         };
         tracing::error!("audit event {:?} not recorded: {e}", event.event);
         if self.config.audit.on_failure == AuditFailure::GrantAndAlarm {
-            self.supervisor
-                .status(&format!("ALARM: the audit log cannot be written: {e}"));
+            let alarm = format!("ALARM: the audit log cannot be written: {e}");
+            self.supervisor.status(&alarm);
+            self.status.alarm = Some(alarm);
         }
         let mut failed = self.event(EventKind::AuditFailed);
         failed.reason = Some(format!("{:?} event not recorded: {e}", event.event));
@@ -341,31 +363,183 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         Duration::from_secs_f64(self.config.lock.unlock_seconds)
     }
 
-    fn main_loop(&mut self) -> Result<(), DaemonError> {
+    /// The simulated-time loop: one thread, every frame read, recognised and decided in turn.
+    fn main_loop<C: FrameSource>(
+        &mut self,
+        mut camera: C,
+        pipeline: &mut Pipeline,
+    ) -> Result<(), DaemonError> {
         let mut frame = RgbImage::new(0, 0);
+        let mut frozen = FrozenWatch::default();
         while !self.control.stop_requested() {
             self.housekeeping()?;
-            match self.camera.next_frame(&mut frame) {
+            let read = camera
+                .next_frame(&mut frame)
+                .and_then(|()| frozen.check(self.clock.now(), camera.sequence(), &frame));
+            match read {
                 Ok(()) => {
+                    self.summary.delivered += 1;
                     if self.camera_failing {
                         self.camera_failing = false;
-                        self.backoff = Duration::from_millis(500);
-                        let ev = self.event(EventKind::CameraRecovered);
-                        self.record(&ev);
-                        tracing::info!("camera recovered");
+                        self.backoff = realtime::FIRST_BACKOFF;
+                        self.camera_recovered();
                     }
-                    self.frame(&frame)?;
+                    let now = self.clock.now();
+                    let started = Instant::now();
+                    let params = LookParams::of(&self.config, &self.guard);
+                    let mut facts = FrameFacts::default();
+                    let obs = look(
+                        pipeline,
+                        self.liveness.as_mut(),
+                        &frame,
+                        &params,
+                        &mut self.summary.stages,
+                        &mut self.embedding,
+                        &mut facts,
+                    );
+                    self.summary.busy += started.elapsed();
+                    self.frame(obs, facts, now)?;
                 }
-                Err(e) => self.camera_error(e)?,
+                Err(e) => {
+                    if e.kind != CameraErrorKind::BadFrame {
+                        frozen.reset();
+                    }
+                    self.camera_error(&mut camera, e)?
+                }
             }
         }
         Ok(())
     }
 
+    /// The real-time loop: capture (newest frame only) and recognition on their own threads;
+    /// this thread serves the door (relock, inputs, reloads, watchdog) within a few ms whatever
+    /// recognition is doing, and decides on what recognition reports.
+    fn threaded<C: FrameSource + Send>(
+        &mut self,
+        mut camera: C,
+        pipeline: &mut Pipeline,
+    ) -> Result<(), DaemonError> {
+        let stop = AtomicBool::new(false);
+        let frames = Mailbox::<Captured>::default();
+        let delivered = AtomicU64::new(0);
+        let stale = AtomicU64::new(0);
+        let params = Mutex::new(LookParams::of(&self.config, &self.guard));
+        // The liveness networks go with the pipeline to the recognition thread.
+        let mut liveness = self.liveness.take();
+        // A frame older than one frame period when recognition is ready is not used.
+        let period = Duration::from_secs_f64(1.0 / f64::from(self.config.camera.fps.max(1)));
+        let (news_tx, news_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let clock = self.clock;
+        std::thread::scope(|s| {
+            let capture = std::thread::Builder::new()
+                .name("capture".into())
+                .spawn_scoped(s, || {
+                    realtime::capture(&mut camera, clock, &stop, &frames, &news_tx, &delivered)
+                })
+                .expect("spawning the capture thread");
+            let recognise = std::thread::Builder::new()
+                .name("recognition".into())
+                .spawn_scoped(s, || {
+                    recognise(
+                        pipeline,
+                        liveness.as_mut(),
+                        clock,
+                        &stop,
+                        &frames,
+                        &stale,
+                        period,
+                        &params,
+                        &done_tx,
+                    )
+                })
+                .expect("spawning the recognition thread");
+            let result = self.serve(&news_rx, &done_rx, &params, &|| {
+                capture.is_finished() || recognise.is_finished()
+            });
+            stop.store(true, Ordering::SeqCst);
+            frames.close();
+            for h in [capture, recognise] {
+                if let Err(panic) = h.join() {
+                    // The door locks as this unwinds (Door's Drop).
+                    std::panic::resume_unwind(panic);
+                }
+            }
+            self.summary.delivered = delivered.load(Ordering::Relaxed);
+            self.summary.stale_dropped = frames.dropped() + stale.load(Ordering::Relaxed);
+            self.liveness = liveness.take();
+            result
+        })
+    }
+
+    /// The control side of the real-time loop.
+    fn serve(
+        &mut self,
+        news: &Receiver<CameraNews>,
+        done: &Receiver<Recognised>,
+        params: &Mutex<LookParams>,
+        worker_ended: &dyn Fn() -> bool,
+    ) -> Result<(), DaemonError> {
+        while !self.control.stop_requested() {
+            self.housekeeping()?;
+            if worker_ended() {
+                tracing::error!("a capture or recognition thread ended unexpectedly");
+                return Ok(());
+            }
+            {
+                let now = LookParams::of(&self.config, &self.guard);
+                let mut p = params.lock().unwrap_or_else(|p| p.into_inner());
+                if *p != now {
+                    *p = now;
+                }
+            }
+            while let Ok(n) = news.try_recv() {
+                match n {
+                    CameraNews::Error(e) => self.camera_error_seen(&e),
+                    CameraNews::Recovered => self.camera_recovered(),
+                }
+            }
+            let now = self.clock.now();
+            let wait = self
+                .door
+                .relock_at()
+                .map_or(RT_TICK, |t| t.saturating_sub(now).min(RT_TICK));
+            match done.recv_timeout(wait) {
+                Ok(r) => {
+                    self.summary.busy += r.busy;
+                    self.summary.frame_age_max = self.summary.frame_age_max.max(r.age);
+                    let st = &mut self.summary.stages;
+                    st.detect += r.stages.detect;
+                    st.align += r.stages.align;
+                    st.embed += r.stages.embed;
+                    st.matching += r.stages.matching;
+                    st.liveness += r.stages.liveness;
+                    self.embedding = r.embedding;
+                    self.frame(r.observation, r.facts, r.taken)?;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    fn camera_recovered(&mut self) {
+        self.status.camera_lost = None;
+        let ev = self.event(EventKind::CameraRecovered);
+        self.record(&ev);
+        tracing::info!("camera recovered");
+    }
+
     /// Everything that is due whether or not frames come: relock, inputs, reloads, watchdog.
     fn housekeeping(&mut self) -> Result<(), DaemonError> {
         let now = self.clock.now();
+        let due = self.door.relock_at();
         if self.door.tick(now).inspect_err(|e| self.lock_failed(e))? {
+            if let Some(due) = due {
+                let late = now.saturating_sub(due);
+                self.summary.relock_late_max = self.summary.relock_late_max.max(late);
+            }
             let ev = self.event(EventKind::Relock);
             self.record(&ev);
             tracing::info!("door locked again");
@@ -396,6 +570,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         {
             self.supervisor.watchdog();
             self.last_watchdog = Some(now);
+        }
+        if let Some(line) = self.status.due(now, self.summary.frames) {
+            self.supervisor.status(&line);
         }
         Ok(())
     }
@@ -547,18 +724,16 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         applied.tamper = old.tamper.clone();
         applied.output = old.output.clone();
         if applied.gallery.path != old.gallery.path {
-            let fp = self.pipeline.embedder_spec().fingerprint.clone();
-            let scoring = Scoring::of(self.pipeline.embedder_spec());
+            let fp = self.spec.fingerprint.clone();
+            let scoring = Scoring::of(&self.spec);
             let (g, err) = Reloader::new_or_empty(&applied.gallery.path, &fp, scoring);
             self.gallery = g;
             if let Some(e) = err {
                 self.gallery_refused(&e);
             }
         }
-        self.decider.set_params(applied.decision_params(
-            self.pipeline.embedder_spec().threshold,
-            self.pipeline.embedder_spec().min_margin,
-        ));
+        self.decider
+            .set_params(applied.decision_params(self.spec.threshold, self.spec.min_margin));
         self.config = applied;
         let mut ev = self.event(EventKind::ConfigReloaded);
         if !restart.is_empty() {
@@ -572,21 +747,40 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         self.record(&ev);
     }
 
-    fn camera_error(&mut self, e: CameraError) -> Result<(), DaemonError> {
+    fn camera_error<C: FrameSource>(
+        &mut self,
+        camera: &mut C,
+        e: CameraError,
+    ) -> Result<(), DaemonError> {
         if self.control.stop_requested() {
             // A read cut short by the stop request is not a camera fault.
             return Ok(());
         }
+        self.camera_error_seen(&e);
+        if e.kind == CameraErrorKind::BadFrame {
+            return Ok(());
+        }
+        self.wait(self.backoff)?;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        if let Err(e) = camera.reopen() {
+            tracing::debug!("camera re-open failed: {e}");
+        }
+        Ok(())
+    }
+
+    /// Counts and records a camera error (the re-open is up to whoever reads the camera).
+    fn camera_error_seen(&mut self, e: &CameraError) {
         self.summary.camera_errors += 1;
         // A frame missing from the sequence: nothing ties the next face to the run so far.
         let now = self.clock.now();
         self.decider.observe(now, Observation::Lost, &mut |_| None);
         if e.kind == CameraErrorKind::BadFrame {
             tracing::warn!("skipping a bad frame: {e}");
-            return Ok(());
+            return;
         }
-        if !self.camera_failing {
+        if !self.camera_failing || self.status.camera_lost.is_none() {
             self.camera_failing = true;
+            self.status.camera_lost = Some((now, e.to_string()));
             tracing::error!("camera: {e}; re-opening it");
             let mut ev = self.event(EventKind::CameraError);
             ev.reason = Some(e.to_string());
@@ -596,12 +790,6 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         }
         self.guard.camera_failed(now, &mut self.notes);
         self.flush();
-        self.wait(self.backoff)?;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        if let Err(e) = self.camera.reopen() {
-            tracing::debug!("camera re-open failed: {e}");
-        }
-        Ok(())
     }
 
     /// Waits `d` in short steps, keeping relock and stop requests prompt.
@@ -617,16 +805,24 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         }
     }
 
-    fn frame(&mut self, frame: &RgbImage) -> Result<(), DaemonError> {
+    /// Decides on a recognised frame taken at `taken` (its face's embedding, if any, in
+    /// `self.embedding`): matches it, and unlocks, records or waits. The unlock hold counts from
+    /// now, the decision's time, not from the frame's.
+    fn frame(
+        &mut self,
+        observed: Result<Observation<'static>, PipelineError>,
+        facts: FrameFacts,
+        taken: Duration,
+    ) -> Result<(), DaemonError> {
         let started = Instant::now();
-        let now = self.clock.now();
         self.summary.frames += 1;
-        self.guard.frame(now, frame, &mut self.notes);
+        let now = self.clock.now();
+        self.guard.frame_facts(now, facts.blind, &mut self.notes);
         self.flush();
         if self.guard.locked_out(now) {
             return Ok(());
         }
-        let obs = match self.observe(frame) {
+        let obs = match observed {
             Ok(o) => o,
             Err(e) => {
                 // Not judged, but it breaks the run: nothing ties the next face to this one.
@@ -634,16 +830,35 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                 Observation::Lost
             }
         };
-        // A crowd (anti-tailgating) is a denial, and counts towards a lockout.
+        // A crowd (anti-tailgating) never agrees; it is a denial and counts towards a lockout.
+        let obs = if self.guard.crowd(facts.large_faces, &mut self.notes) {
+            Observation::Lost
+        } else {
+            obs
+        };
         if self.notes.iter().any(|n| n.0 == EventKind::Deny) {
             self.summary.denials += 1;
             self.guard.denied(now, &mut self.notes);
         }
         self.flush();
-        if matches!(obs, Observation::Face(_)) {
-            self.summary.faces += 1;
-        }
-        let normalize = self.pipeline.embedder_spec().normalize;
+        let obs = match obs {
+            Observation::Face(mut seen) => {
+                self.summary.faces += 1;
+                if !self.embedding.0.is_empty() {
+                    let t = Instant::now();
+                    seen.nearest = self.gallery.index().best(&self.embedding).map(|m| Nearest {
+                        person: m.person,
+                        distance: m.distance,
+                        margin: m.margin,
+                    });
+                    self.summary.stages.matching += t.elapsed();
+                    tracing::debug!(nearest = ?seen.nearest, "face");
+                }
+                Observation::Face(seen)
+            }
+            o => o,
+        };
+        let normalize = self.spec.normalize;
         let (gallery, fused) = (&self.gallery, &mut self.fused);
         // The mean of a run's embeddings, matched the way each frame's embedding is.
         let mut fuse = |mean: &[f32]| {
@@ -660,8 +875,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         };
         let decision = self
             .decider
-            .observe(now, obs.with(&self.embedding.0), &mut fuse);
+            .observe(taken, obs.with(&self.embedding.0), &mut fuse);
         self.summary.busy += started.elapsed();
+        let now = self.clock.now();
         match decision {
             Decision::Wait => {}
             Decision::Grant {
@@ -689,6 +905,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                     self.flush();
                     return Ok(());
                 }
+                self.status.last_decision = Some((now, format!("granted {id}")));
                 let mut ev = self.event(EventKind::Grant);
                 ev.identity = Some(id.clone());
                 ev.name = Some(name.clone());
@@ -760,6 +977,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                     ev.margin = n.margin.is_finite().then_some(n.margin);
                 }
                 tracing::info!(?reason, frames, "access denied");
+                self.status.last_decision = Some((now, format!("denied ({})", reason.as_str())));
                 self.summary.denials += 1;
                 self.record(&ev);
                 self.guard.denied(now, &mut self.notes);
@@ -767,82 +985,6 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             }
         }
         Ok(())
-    }
-
-    /// What the frame shows: its largest face, how large, and who is nearest; its embedding is
-    /// left in `self.embedding` (emptied when there is none).
-    fn observe(&mut self, frame: &RgbImage) -> Result<Observation<'static>, PipelineError> {
-        self.embedding.0.clear();
-        let t0 = Instant::now();
-        // Anti-tailgating needs every face; otherwise the largest is enough (and cheaper).
-        let detection = if self.guard.max_faces() > 0 {
-            let all = self.pipeline.detect(frame)?;
-            let min = self.config.recognition.min_face;
-            let large = all.iter().filter(|d| d.bbox.size() >= min).count();
-            if self.guard.crowd(large, &mut self.notes) {
-                self.summary.stages.detect += t0.elapsed();
-                return Ok(Observation::Lost);
-            }
-            all.into_iter().next()
-        } else {
-            self.pipeline.detect_largest(frame)?
-        };
-        let t1 = Instant::now();
-        self.summary.stages.detect += t1 - t0;
-        let Some(det) = detection.as_ref() else {
-            return Ok(Observation::NoFace);
-        };
-        let size = det.bbox.size();
-        let mut seen = Seen {
-            bbox: det.bbox,
-            quality: Ok(()),
-            nearest: None,
-            embedding: &[],
-            liveness: None,
-        };
-        if size < self.config.recognition.min_face {
-            return Ok(Observation::Face(seen));
-        }
-        let Some(chip) = self.pipeline.align(frame, det) else {
-            return Ok(Observation::Lost);
-        };
-        // A poor face is not embedded: it cannot agree, and it saves the embedding's time.
-        let template = &self.pipeline.embedder_spec().template;
-        let measures = quality::measure(&chip, template, &det.landmarks);
-        seen.quality = self.config.recognition.quality.judge(&measures);
-        let t2 = Instant::now();
-        if seen.quality.is_err() {
-            self.summary.stages.align += t2 - t1;
-            tracing::debug!(size, ?measures, "poor face");
-            return Ok(Observation::Face(seen));
-        }
-        let embedding = self.pipeline.embed_chip(&chip)?;
-        let t3 = Instant::now();
-        let nearest = self.gallery.index().best(&embedding).map(|m| Nearest {
-            person: m.person,
-            distance: m.distance,
-            margin: m.margin,
-        });
-        let t4 = Instant::now();
-        let st = &mut self.summary.stages;
-        st.align += t2 - t1;
-        st.embed += t3 - t2;
-        st.matching += t4 - t3;
-        // Judged in the acceptance rule; a network failure scores NaN, which never agrees. Only
-        // a face near someone can agree, so only it costs the networks' time (~9 ms).
-        let threshold = self.decider.params().threshold;
-        let could_agree = nearest.is_some_and(|n| n.distance <= threshold);
-        if self.config.liveness.level != Level::Off && could_agree {
-            seen.liveness = Some(match &mut self.liveness {
-                Some(l) => l.score(frame, &det.bbox).unwrap_or(f32::NAN),
-                None => f32::NAN,
-            });
-        }
-        self.summary.stages.liveness += t4.elapsed();
-        tracing::debug!(size, ?nearest, liveness = ?seen.liveness, "face");
-        seen.nearest = nearest;
-        self.embedding = embedding;
-        Ok(Observation::Face(seen))
     }
 
     /// Reader mode's grant: the card read to the panel, audited with what was sent. The order
@@ -880,4 +1022,172 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         }
         self.record(&sev);
     }
+}
+
+/// What recognition needs besides the pipeline; copied to the recognition thread, refreshed by
+/// the control loop after a reload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LookParams {
+    min_face: f32,
+    quality: QualityParams,
+    /// Anti-tailgating (`max_faces` > 0): every face is detected and the large ones counted.
+    count_faces: bool,
+    /// Tamper (`[tamper] blind_seconds` > 0): each frame is checked for a covered/blinded camera.
+    watch_blind: bool,
+    /// `[liveness]` is on: every embedded face is scored.
+    liveness: bool,
+}
+
+impl LookParams {
+    fn of(config: &Config, guard: &Guard) -> Self {
+        Self {
+            min_face: config.recognition.min_face,
+            quality: config.recognition.quality,
+            count_faces: guard.max_faces() > 0,
+            watch_blind: guard.watches_frames(),
+            liveness: config.liveness.level != Level::Off,
+        }
+    }
+}
+
+/// What recognition saw in a frame besides its face, for the guards on the control side.
+#[derive(Debug, Clone, Copy, Default)]
+struct FrameFacts {
+    /// Faces at least `min_face` large (counted only for anti-tailgating).
+    large_faces: usize,
+    /// The frame is uniform or saturated (checked only when tamper watches frames).
+    blind: Option<Blind>,
+}
+
+/// A frame recognised on the recognition thread, for the control loop.
+struct Recognised {
+    observation: Result<Observation<'static>, PipelineError>,
+    facts: FrameFacts,
+    embedding: Embedding,
+    taken: Duration,
+    /// How old the frame was when recognition started on it.
+    age: Duration,
+    busy: Duration,
+    stages: Stages,
+}
+
+/// The recognition thread: takes the newest frame, skips it if it is older than `period`,
+/// recognises it and hands the result to the control loop, until `stop`.
+#[allow(clippy::too_many_arguments)]
+fn recognise(
+    pipeline: &mut Pipeline,
+    mut liveness: Option<&mut Liveness>,
+    clock: &dyn Clock,
+    stop: &AtomicBool,
+    frames: &Mailbox<Captured>,
+    stale: &AtomicU64,
+    period: Duration,
+    params: &Mutex<LookParams>,
+    done: &mpsc::Sender<Recognised>,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        let Some(frame) = frames.take(Duration::from_millis(100)) else {
+            continue;
+        };
+        let age = clock.now().saturating_sub(frame.taken);
+        if age > period {
+            stale.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let p = *params.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        let mut stages = Stages::default();
+        let mut embedding = Embedding(Vec::new());
+        let mut facts = FrameFacts::default();
+        let observation = look(
+            pipeline,
+            liveness.as_deref_mut(),
+            &frame.image,
+            &p,
+            &mut stages,
+            &mut embedding,
+            &mut facts,
+        );
+        let r = Recognised {
+            observation,
+            facts,
+            embedding,
+            taken: frame.taken,
+            age,
+            busy: started.elapsed(),
+            stages,
+        };
+        if done.send(r).is_err() {
+            return;
+        }
+    }
+}
+
+/// What the frame shows: its largest face, how large, its liveness score; the face's embedding
+/// is left in `embedding` (emptied when there is none), the frame's facts for the guards in
+/// `facts`. Who is nearest is left to the caller, which holds the gallery.
+fn look(
+    pipeline: &mut Pipeline,
+    liveness: Option<&mut Liveness>,
+    frame: &RgbImage,
+    p: &LookParams,
+    stages: &mut Stages,
+    embedding: &mut Embedding,
+    facts: &mut FrameFacts,
+) -> Result<Observation<'static>, PipelineError> {
+    embedding.0.clear();
+    if p.watch_blind {
+        facts.blind = blind(frame);
+    }
+    let t0 = Instant::now();
+    // Anti-tailgating needs every face; otherwise the largest is enough (and cheaper).
+    let detection = if p.count_faces {
+        let all = pipeline.detect(frame)?;
+        facts.large_faces = all.iter().filter(|d| d.bbox.size() >= p.min_face).count();
+        all.into_iter().next()
+    } else {
+        pipeline.detect_largest(frame)?
+    };
+    let t1 = Instant::now();
+    stages.detect += t1 - t0;
+    let Some(det) = detection.as_ref() else {
+        return Ok(Observation::NoFace);
+    };
+    let size = det.bbox.size();
+    let mut seen = Seen {
+        bbox: det.bbox,
+        quality: Ok(()),
+        nearest: None,
+        embedding: &[],
+        liveness: None,
+    };
+    if size < p.min_face {
+        return Ok(Observation::Face(seen));
+    }
+    let Some(chip) = pipeline.align(frame, det) else {
+        return Ok(Observation::Lost);
+    };
+    // A poor face is not embedded: it cannot agree, and it saves the embedding's time.
+    let template = &pipeline.embedder_spec().template;
+    let measures = quality::measure(&chip, template, &det.landmarks);
+    seen.quality = p.quality.judge(&measures);
+    let t2 = Instant::now();
+    stages.align += t2 - t1;
+    if seen.quality.is_err() {
+        tracing::debug!(size, ?measures, "poor face");
+        return Ok(Observation::Face(seen));
+    }
+    *embedding = pipeline.embed_chip(&chip)?;
+    let t3 = Instant::now();
+    stages.embed += t3 - t2;
+    // Judged in the acceptance rule (after the match); a network failure or missing networks
+    // score NaN, which never agrees.
+    if p.liveness {
+        seen.liveness = Some(match liveness {
+            Some(l) => l.score(frame, &det.bbox).unwrap_or(f32::NAN),
+            None => f32::NAN,
+        });
+        stages.liveness += t3.elapsed();
+    }
+    Ok(Observation::Face(seen))
 }

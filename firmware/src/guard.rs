@@ -9,7 +9,7 @@ use crate::gallery::Person;
 use crate::hal::LockState;
 use crate::policy::{AccessConfig, Refusal};
 use crate::supervision::{DoorEvent, Lockout, Supervision};
-use crate::tamper::{blind, TamperEvent, TamperWatch};
+use crate::tamper::{blind, Blind, TamperEvent, TamperWatch};
 use image::RgbImage;
 use jiff::tz::TimeZone;
 use std::time::{Duration, SystemTime};
@@ -162,6 +162,17 @@ impl Guard {
         } else {
             None
         };
+        self.frame_facts(now, b, notes);
+    }
+
+    /// Whether frames are checked for a covered or blinded camera (then the recognition side
+    /// computes `tamper::blind` of each frame and hands it to `frame_facts`).
+    pub fn watches_frames(&self) -> bool {
+        self.tamper.watches_frames()
+    }
+
+    /// A frame arrived at `now`; `b` says whether it was uniform or saturated.
+    pub fn frame_facts(&mut self, now: Duration, b: Option<Blind>, notes: &mut Vec<Note>) {
         match self.tamper.frame(now, b) {
             Some(TamperEvent::Tamper(b)) => notes.push((
                 EventKind::Tamper,

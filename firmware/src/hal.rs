@@ -19,6 +19,8 @@ pub enum CameraErrorKind {
     Disconnected,
     /// One frame could not be decoded; the next may be fine. The daemon skips it.
     BadFrame,
+    /// Frames come but do not change (a driver or sensor hang): the daemon re-opens the camera.
+    Frozen,
     /// Anything else; treated like `Disconnected`.
     Other,
 }
@@ -51,6 +53,12 @@ pub trait FrameSource {
 
     /// Closes and opens the device again after an error.
     fn reopen(&mut self) -> Result<(), CameraError>;
+
+    /// The driver's sequence number of the last frame, if it has one (V4L2 does): a number that
+    /// stops advancing means a frozen stream.
+    fn sequence(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The two states of the door lock. The electrical meaning (which level, which relay contact)
@@ -111,14 +119,20 @@ impl DoorSensors for NoSensors {
     }
 }
 
-/// Time, monotonic for decisions and wall-clock for the audit log.
-pub trait Clock {
+/// Time, monotonic for decisions and wall-clock for the audit log. Shared by the daemon's threads.
+pub trait Clock: Send + Sync {
     /// Monotonic time since the clock's start.
     fn now(&self) -> Duration;
     /// Wall-clock time, for the audit log.
     fn wall(&self) -> SystemTime;
     /// Waits `d` (the simulator advances its time instead).
     fn sleep(&self, d: Duration);
+    /// Whether time passes by itself. Then the daemon captures, recognises and serves the door
+    /// on separate threads; a simulated clock that moves only when told runs them in turn on one
+    /// thread, every frame processed, so a run is reproducible.
+    fn realtime(&self) -> bool {
+        false
+    }
 }
 
 /// The real clock.
@@ -144,6 +158,9 @@ impl Clock for SystemClock {
     }
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d)
+    }
+    fn realtime(&self) -> bool {
+        true
     }
 }
 

@@ -19,6 +19,8 @@ use v4l::{Device, FourCC};
 pub struct V4l2Camera {
     config: CameraConfig,
     open: Option<Open>,
+    /// The driver's sequence number of the last frame.
+    sequence: Option<u64>,
 }
 
 struct Open {
@@ -45,6 +47,7 @@ impl V4l2Camera {
         let mut cam = Self {
             config: config.clone(),
             open: None,
+            sequence: None,
         };
         cam.reopen()?;
         Ok(cam)
@@ -56,6 +59,7 @@ impl V4l2Camera {
         let mut cam = Self {
             config: config.clone(),
             open: None,
+            sequence: None,
         };
         if let Err(e) = cam.reopen() {
             tracing::error!("{e}; waiting for the camera");
@@ -180,6 +184,7 @@ impl FrameSource for V4l2Camera {
             }
             Err(e) => return Err(err(CameraErrorKind::Disconnected, "capture failed", c, e)),
         };
+        self.sequence = Some(u64::from(meta.sequence));
         let used = (meta.bytesused as usize).min(buf.len());
         let data = &buf[..used];
         let converted = if open.fourcc == FourCC::new(b"MJPG") {
@@ -190,7 +195,12 @@ impl FrameSource for V4l2Camera {
         converted.map_err(|e| err(CameraErrorKind::BadFrame, "bad frame", c, e))
     }
 
+    fn sequence(&self) -> Option<u64> {
+        self.sequence
+    }
+
     fn reopen(&mut self) -> Result<(), CameraError> {
+        self.sequence = None;
         if let Some(open) = self.open.take() {
             close(open);
         }

@@ -30,6 +30,7 @@ pub mod lockpin;
 pub mod models;
 pub mod policy;
 pub mod reader;
+pub mod realtime;
 pub mod rotation;
 pub mod service;
 pub mod supervision;

@@ -72,6 +72,9 @@ impl Clock for SimClock {
     fn sleep(&self, d: Duration) {
         self.advance_to(self.now() + d)
     }
+    fn realtime(&self) -> bool {
+        self.inner.realtime.is_some()
+    }
 }
 
 #[cfg(test)]

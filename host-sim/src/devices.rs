@@ -29,6 +29,14 @@ pub enum Step {
     },
     /// No frame for this long: every read times out after the camera timeout.
     Stall(Duration),
+    /// For this long the camera repeats its last frame, byte for byte, one every `interval` (a
+    /// hung sensor or driver); the daemon must notice.
+    Freeze {
+        /// How long.
+        seconds: Duration,
+        /// Time between frames.
+        interval: Duration,
+    },
     /// The camera is unplugged for this long: reads and re-opens fail.
     Unplug(Duration),
     /// This many frames that fail to decode.
@@ -48,6 +56,10 @@ enum Current {
     Stall {
         until: Duration,
     },
+    Freeze {
+        until: Duration,
+        interval: Duration,
+    },
     Unplug {
         until: Duration,
     },
@@ -63,6 +75,8 @@ pub struct SimCamera {
     steps: VecDeque<Step>,
     current: Option<Current>,
     last_frame: Duration,
+    /// The last frame delivered, as delivered (a frozen camera repeats it).
+    last_image: RgbImage,
     timeout: Duration,
     marks: Arc<Mutex<Vec<(usize, Duration)>>>,
     /// Frames delivered.
@@ -80,6 +94,7 @@ impl SimCamera {
             steps: steps.into(),
             current: None,
             last_frame: Duration::ZERO,
+            last_image: RgbImage::new(0, 0),
             timeout,
             marks: Arc::default(),
             delivered: 0,
@@ -124,6 +139,12 @@ impl FrameSource for SimCamera {
                         })
                     }
                     Some(Step::Stall(d)) => self.current = Some(Current::Stall { until: now + d }),
+                    Some(Step::Freeze { seconds, interval }) => {
+                        self.current = Some(Current::Freeze {
+                            until: now + seconds,
+                            interval,
+                        })
+                    }
                     Some(Step::Unplug(d)) => {
                         self.current = Some(Current::Unplug { until: now + d })
                     }
@@ -145,6 +166,26 @@ impl FrameSource for SimCamera {
                     self.clock.advance_to(due);
                     self.last_frame = due;
                     frame.clone_from(image);
+                    if !frame.is_empty() {
+                        // A live sensor's noise: no two frames are identical, as the daemon's
+                        // frozen-stream check expects of a real camera.
+                        let raw: &mut [u8] = frame;
+                        let i = self.delivered as usize % raw.len();
+                        raw[i] ^= 1;
+                    }
+                    self.delivered += 1;
+                    self.last_image.clone_from(frame);
+                    return Ok(());
+                }
+                Some(Current::Freeze { until, interval }) => {
+                    if now >= *until {
+                        self.current = None;
+                        continue;
+                    }
+                    let due = (self.last_frame + *interval).max(now);
+                    self.clock.advance_to(due);
+                    self.last_frame = due;
+                    frame.clone_from(&self.last_image);
                     self.delivered += 1;
                     return Ok(());
                 }

@@ -124,6 +124,17 @@ fn summary(r: &Report, description: Option<&str>) {
         s.camera_errors,
         if s.frames > 0 { s.busy.as_secs_f64() * 1000.0 / s.frames as f64 } else { 0.0 }
     );
+    if s.delivered > s.frames || s.stale_dropped > 0 {
+        // Real-time mode: what the freshest-frame policy did and how punctual the door was.
+        eprintln!(
+            "real time: {} frames delivered, {} recognised, {} dropped as stale; oldest frame recognised {:.1} ms; latest relock {:.1} ms after due",
+            s.delivered,
+            s.frames,
+            s.stale_dropped,
+            s.frame_age_max.as_secs_f64() * 1000.0,
+            s.relock_late_max.as_secs_f64() * 1000.0
+        );
+    }
     for p in &r.passed {
         eprintln!("  ok    {p}");
     }

@@ -300,6 +300,16 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                 });
             }
         }
+        if opts.realtime {
+            // The daemon's frame period (to drop stale frames) is the simulated camera's.
+            if let toml::Value::Table(cam) = table
+                .entry("camera")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            {
+                cam.entry("fps")
+                    .or_insert(toml::Value::Integer(s.fps.round().max(1.0) as i64));
+            }
+        }
         toml::to_string(&table).unwrap_or_default()
     };
     let config_path = workdir.join("config.toml");
@@ -406,6 +416,11 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
             });
         } else if let Some(d) = st.stall {
             steps.push(Step::Stall(Duration::from_secs_f64(d)));
+        } else if let Some(d) = st.freeze {
+            steps.push(Step::Freeze {
+                seconds: Duration::from_secs_f64(d),
+                interval: Duration::from_secs_f64(1.0 / s.fps),
+            });
         } else if let Some(d) = st.unplug {
             steps.push(Step::Unplug(Duration::from_secs_f64(d)));
         } else if let Some(n) = st.bad_frames {

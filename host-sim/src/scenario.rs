@@ -31,7 +31,8 @@
 //! A `show` step with `attack = "print"` or `"screen"` presents its photos as a printed photo or a
 //! phone held up to the camera (see `attack`).
 //!
-//! Other steps: `stall = SECONDS`, `unplug = SECONDS`, `bad_frames = N`, `signal = "term"|"hup"`,
+//! Other steps: `stall = SECONDS`, `freeze = SECONDS` (the camera repeats its last frame byte
+//! for byte, at the scenario's fps), `unplug = SECONDS`, `bad_frames = N`, `signal = "term"|"hup"`,
 //! `exit_button = true`, `gallery_file = "PATH"` (replaces the gallery atomically, as
 //! `facegate` does), `gallery_text = "..."` (overwrites it in place, e.g. with garbage),
 //! `config_text = "..."` (rewrites the daemon's config file; SIGHUP applies it),
@@ -153,6 +154,8 @@ pub struct StepSpec {
     pub attack: Option<crate::attack::Attack>,
     /// The camera delivers nothing for this many seconds.
     pub stall: Option<f64>,
+    /// The camera repeats its last frame, byte for byte, for this many seconds.
+    pub freeze: Option<f64>,
     /// The camera is unplugged for this many seconds.
     pub unplug: Option<f64>,
     /// This many undecodable frames.
@@ -290,6 +293,7 @@ impl StepSpec {
         let kinds = [
             self.show.is_some(),
             self.stall.is_some(),
+            self.freeze.is_some(),
             self.unplug.is_some(),
             self.bad_frames.is_some(),
             self.gallery_file.is_some(),
@@ -304,7 +308,7 @@ impl StepSpec {
         let n = kinds.iter().filter(|k| **k).count();
         if n != 1 {
             return Err(format!(
-                "a step does exactly one thing (show, stall, unplug, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal, exit_button or door); this one does {n}"
+                "a step does exactly one thing (show, stall, freeze, unplug, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal, exit_button or door); this one does {n}"
             ));
         }
         let positive = |name: &str, v: Option<f64>| match v {
@@ -315,6 +319,7 @@ impl StepSpec {
         };
         positive("seconds", self.seconds)?;
         positive("stall", self.stall)?;
+        positive("freeze", self.freeze)?;
         positive("unplug", self.unplug)?;
         positive("within", self.within)?;
         if let Some(f) = self.fps {

@@ -1,0 +1,97 @@
+//! The door in real time: the real daemon with its capture and recognition threads against a
+//! simulated camera that delivers frames at its own pace while recognition works. The relock
+//! must not wait for a slow frame, and no frame older than one frame period may be judged.
+//! Also the frozen-stream check (a camera repeating one frame), in simulated time.
+
+use facegate::audit::EventKind;
+use facegate::hal::{Control, LockState};
+use facegate_e2e::{fixture, fixtures_dir};
+use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
+use std::path::Path;
+use std::time::Duration;
+
+/// Obama enrolled from one photo, with the f32 embedder (as in `door.rs`).
+fn head() -> String {
+    fixture("obama.jpg");
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    format!(
+        "[config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\n\
+         [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"obama.jpg\"]\n\n"
+    )
+}
+
+fn run(body: &str, realtime: bool) -> Report {
+    let text = format!("{}{body}", head());
+    let s = Scenario::parse(&text, Path::new("test.toml"), &fixtures_dir()).unwrap();
+    let r = run_scenario(
+        &s,
+        &RunOptions {
+            realtime,
+            workdir: None,
+        },
+        Control::default(),
+    )
+    .unwrap();
+    assert!(
+        r.failures.is_empty(),
+        "failed: {:#?}\nevents: {:#?}",
+        r.failures,
+        r.json_lines()
+    );
+    r
+}
+
+/// Large frames at 30 fps: recognising one takes longer than a frame period on this machine, so
+/// recognition is busy the whole time the person stands there.
+#[test]
+fn relock_is_on_time_and_stale_frames_are_dropped_while_recognition_is_busy() {
+    let r = run(
+        "[config.camera]\nwidth = 1280\nheight = 960\nfps = 30\n[config.lock]\nunlock_seconds = 1\n\n\
+         [[step]]\nshow = \"blank\"\nfps = 30\nseconds = 0.5\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nfps = 30\nface_px = 300\nseconds = 4\nexpect = \"unlock\"\nperson = \"obama\"\n",
+        true,
+    );
+    let s = &r.summary;
+    // Relock: the door locked again within 20 ms of its due time although frames were being
+    // recognised then.
+    assert!(!r.of(EventKind::Relock).is_empty(), "{s:?}");
+    assert!(
+        s.relock_late_max < Duration::from_millis(20),
+        "relock {:?} late; {s:?}",
+        s.relock_late_max
+    );
+    let edges = &r.relay;
+    let unlock = edges
+        .iter()
+        .position(|e| e.1 == LockState::Unlocked)
+        .unwrap();
+    let held = edges[unlock + 1].0 - edges[unlock].0;
+    assert!(
+        (held.as_secs_f64() - 1.0).abs() < 0.020,
+        "held {held:?}: {edges:?}"
+    );
+    // Freshest frame: frames that came while recognition was busy were dropped, never queued,
+    // and none older than one frame period was recognised.
+    assert!(s.stale_dropped > 0 && s.frames < s.delivered, "{s:?}");
+    assert!(
+        s.frame_age_max <= Duration::from_secs_f64(1.0 / 30.0),
+        "a frame {:?} old was used; {s:?}",
+        s.frame_age_max
+    );
+}
+
+#[test]
+fn a_frozen_stream_is_reported_and_recovered_from() {
+    let r = run(
+        "[[step]]\nshow = \"blank\"\nseconds = 1\n\n[[step]]\nfreeze = 6\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nseconds = 2\nexpect = \"unlock\"\nperson = \"obama\"\n",
+        false,
+    );
+    let errors = r.of(EventKind::CameraError);
+    assert_eq!(errors.len(), 1, "{:#?}", r.json_lines());
+    let reason = errors[0].reason.as_deref().unwrap();
+    assert!(reason.contains("frozen"), "{reason}");
+    // Noticed about 3 s into the freeze (1 s of frames before it).
+    assert!((errors[0].t - 4.0).abs() < 0.3, "{}", errors[0].t);
+    assert_eq!(r.of(EventKind::CameraRecovered).len(), 1);
+}
