@@ -106,7 +106,7 @@ pub struct Rule {
 impl Rule {
     /// The verdict on one face: the person it is, or the first rule that refused it, checked in
     /// the order size, quality, distance, margin, liveness. NaN distances, margins and liveness
-    /// scores never match. A face whose liveness was not measured is judged without it.
+    /// scores never match; with liveness on, a face without a score is refused.
     pub fn judge(&self, face: &FaceFacts) -> Result<Nearest, Refusal> {
         // Written so that NaN fails every comparison.
         if face

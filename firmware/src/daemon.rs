@@ -188,7 +188,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
 /// [`run`], in reader mode when `output` is given: a grant sends the person's credential to the
 /// panel instead of unlocking, and the lock output is only ever driven to locked.
 #[allow(clippy::too_many_arguments)]
-pub fn run_reader<C: FrameSource, L: LockOutput, S: DoorSensors>(
+pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
     config: Config,
     config_path: Option<&Path>,
     pipeline: &mut Pipeline,
@@ -431,7 +431,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         let (news_tx, news_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let clock = self.clock;
-        std::thread::scope(|s| {
+        let result = std::thread::scope(|s| {
             let capture = std::thread::Builder::new()
                 .name("capture".into())
                 .spawn_scoped(s, || {
@@ -467,9 +467,10 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             }
             self.summary.delivered = delivered.load(Ordering::Relaxed);
             self.summary.stale_dropped = frames.dropped() + stale.load(Ordering::Relaxed);
-            self.liveness = liveness.take();
             result
-        })
+        });
+        self.liveness = liveness;
+        result
     }
 
     /// The control side of the real-time loop.
