@@ -22,6 +22,7 @@ pub mod hal;
 pub mod hw;
 pub mod lockpin;
 pub mod models;
+pub mod netform;
 pub mod service;
 pub mod vision;
 
