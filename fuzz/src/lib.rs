@@ -17,8 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
+/// A target's body: one input, any bytes.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `scripts/fuzz` and the replay test know them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("decode", decode),
     ("frame", frame),
     ("gallery", gallery),
