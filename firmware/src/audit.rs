@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn a_log_ending_at_the_largest_seq_is_continued_without_a_panic() {
-        // Found by fuzzing (fuzz/regressions/audit): `seq + 1` overflowed.
+        // Found writing the audit fuzz target (fuzz/regressions/audit): `seq + 1` overflowed.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let last = format!("{{\"seq\":{},\"hash\":\"{}\"}}\n", u64::MAX, "a".repeat(64));

@@ -111,8 +111,8 @@ pub fn mjpeg_to_rgb(buf: &[u8], out: &mut RgbImage) -> Result<(), FrameError> {
     let mut reader =
         image::ImageReader::with_format(std::io::Cursor::new(data), image::ImageFormat::Jpeg);
     reader.limits(limits);
-    let img = reader
-        .decode()
+    let img = crate::vision::decode::contained(|| reader.decode())
+        .map_err(|e| FrameError::Jpeg(e.to_string()))?
         .map_err(|e| FrameError::Jpeg(e.to_string()))?;
     *out = img.into_rgb8();
     Ok(())
@@ -160,6 +160,15 @@ mod tests {
         let mut out = RgbImage::new(0, 0);
         let err = mjpeg_to_rgb(&jpeg, &mut out).unwrap_err();
         assert!(err.to_string().contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn a_frame_that_makes_the_jpeg_decoder_panic_is_an_error() {
+        // Found by fuzzing: zune-jpeg 0.5.15 panics in its AVX2 IDCT on this frame.
+        let input = include_bytes!("../../fuzz/regressions/frame/zune_jpeg_avx2_idct_panic");
+        let mut out = RgbImage::new(0, 0);
+        // An error where that IDCT runs (x86 with AVX2); other kernels may decode it: no panic.
+        let _ = mjpeg_to_rgb(&input[1..], &mut out);
     }
 
     #[test]

@@ -31,8 +31,19 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
 ];
 
+/// libFuzzer's panic hook aborts on every panic, even one the code under test catches: the
+/// decoders' panics that facegate contains (`decode::contained`) are not crashes, so the
+/// default hook is put back (a panic that escapes still aborts in libfuzzer-sys's wrapper).
+fn contained_panics_are_not_crashes() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = std::panic::take_hook();
+    });
+}
+
 /// An image file (enrolment photo, `facegate identify`): headers and the whole decode.
 pub fn decode(data: &[u8]) {
+    contained_panics_are_not_crashes();
     if let Ok(img) = decode::decode_bytes(data) {
         let (w, h) = img.dimensions();
         assert!(w > 0 && h > 0 && w <= decode::MAX_SIDE && h <= decode::MAX_SIDE);
@@ -42,6 +53,7 @@ pub fn decode(data: &[u8]) {
 /// A camera frame: the first byte picks MJPEG or YUYV; for YUYV the next four bytes are the
 /// width and height the driver negotiated (little-endian u16 each), the rest the buffer.
 pub fn frame(data: &[u8]) {
+    contained_panics_are_not_crashes();
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
