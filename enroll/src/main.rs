@@ -317,6 +317,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if !(g.min_face.is_finite() && g.min_face >= 12.0) {
         anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
     }
+    // `auto`: the gallery's network, else the form this CPU runs fastest (as the door does).
+    let embedder = facegate::netform::resolve(&models, embedder.as_deref(), &g.gallery)?;
     let fingerprint = models.embedder(embedder.as_deref())?.1.fingerprint.clone();
     // Commands that only read or edit the gallery do not load the networks.
     match &cli.command {

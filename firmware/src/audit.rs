@@ -429,8 +429,10 @@ impl AuditSink for AuditLog {
             path: self.path.clone(),
             source,
         };
+        // A log left with seq u64::MAX (edited, or not ours) wraps rather than panics; the
+        // chain's hashes still link the lines.
         let line = Line {
-            seq: self.seq + 1,
+            seq: self.seq.wrapping_add(1),
             event,
             boot_id: &self.boot_id,
             clock_synced: Path::new(TIMESYNC_FLAG).exists(),
@@ -468,7 +470,7 @@ impl AuditSink for AuditLog {
             let _ = file.set_len(before);
             return Err(io(e));
         }
-        self.seq += 1;
+        self.seq = self.seq.wrapping_add(1);
         self.prev = hash;
         self.day = Some(day);
         Ok(())
@@ -595,6 +597,20 @@ mod tests {
 
     fn ev(kind: EventKind, t: u64) -> Event {
         Event::new(kind, SystemTime::UNIX_EPOCH, Duration::from_secs(t))
+    }
+
+    #[test]
+    fn a_log_ending_at_the_largest_seq_is_continued_without_a_panic() {
+        // Found writing the audit fuzz target (fuzz/regressions/audit): `seq + 1` overflowed.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let last = format!("{{\"seq\":{},\"hash\":\"{}\"}}\n", u64::MAX, "a".repeat(64));
+        std::fs::write(&path, last).unwrap();
+        let mut log = AuditLog::open(&path).unwrap();
+        log.record(&ev(EventKind::Start, 0)).unwrap();
+        let v = verify(&path).unwrap();
+        assert_eq!(v.broken, None);
+        assert_eq!((v.chained, v.continues_at), (2, Some(u64::MAX)));
     }
 
     #[test]

@@ -115,11 +115,13 @@ pub fn load_pipeline(config: &Config) -> Result<Pipeline, DaemonError> {
     };
     let mut params = DetectorParams::for_photos(&models.manifest.detector);
     params.min_face = config.recognition.min_face * DETECT_BELOW_MIN_FACE;
-    let mut pipeline = Pipeline::new(
+    // `auto` keeps the gallery's network, else takes the form this CPU runs fastest.
+    let embedder = crate::netform::resolve(
         &models,
         config.recognition.embedder.as_deref(),
-        Some(params),
+        &config.gallery.path,
     )?;
+    let mut pipeline = Pipeline::new(&models, embedder.as_deref(), Some(params))?;
     if config.recognition.detector == crate::config::DoorDetector::Blazeface {
         pipeline.use_fast_detector(&models)?;
     }

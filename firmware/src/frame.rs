@@ -91,6 +91,9 @@ fn has_huffman_tables(buf: &[u8]) -> bool {
 /// tables (JPEG Annex K.3) that MJPEG frames leave out.
 const AVI1: [u8; 10] = [0xFF, 0xE0, 0x00, 0x08, b'A', b'V', b'I', b'1', 0, 0];
 
+/// Largest MJPEG frame side decoded, in pixels (UVC cameras stop at 4K, 3840x2160).
+pub const MAX_FRAME_SIDE: u32 = 4096;
+
 /// Decodes one MJPEG frame into `out`. Many UVC cameras send frames without Huffman tables and
 /// without the AVI1 marker that implies them; such a frame gets the marker added.
 pub fn mjpeg_to_rgb(buf: &[u8], out: &mut RgbImage) -> Result<(), FrameError> {
@@ -101,7 +104,15 @@ pub fn mjpeg_to_rgb(buf: &[u8], out: &mut RgbImage) -> Result<(), FrameError> {
     } else {
         buf
     };
-    let img = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
+    // A corrupt frame's header may claim up to 65535x65535 pixels: refuse it before allocating.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_FRAME_SIDE);
+    limits.max_image_height = Some(MAX_FRAME_SIDE);
+    let mut reader =
+        image::ImageReader::with_format(std::io::Cursor::new(data), image::ImageFormat::Jpeg);
+    reader.limits(limits);
+    let img = crate::vision::decode::contained(|| reader.decode())
+        .map_err(|e| FrameError::Jpeg(e.to_string()))?
         .map_err(|e| FrameError::Jpeg(e.to_string()))?;
     *out = img.into_rgb8();
     Ok(())
@@ -135,6 +146,31 @@ mod tests {
     }
 
     /// UVC cameras send MJPEG frames without Huffman tables (the standard ones are implied).
+    #[test]
+    fn a_frame_claiming_more_than_4k_pixels_a_side_is_refused_before_decoding() {
+        // Fuzzing: such headers made the decoder allocate hundreds of MB (the Pi 4 has 1-8 GB).
+        let img = RgbImage::new(16, 8);
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode_image(&img)
+            .unwrap();
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        // SOF0: length (2), precision (1), height (2), width (2).
+        jpeg[sof + 5..sof + 7].copy_from_slice(&8000u16.to_be_bytes());
+        let mut out = RgbImage::new(0, 0);
+        let err = mjpeg_to_rgb(&jpeg, &mut out).unwrap_err();
+        assert!(err.to_string().contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn a_frame_that_makes_the_jpeg_decoder_panic_is_an_error() {
+        // Found by fuzzing: zune-jpeg 0.5.15 panics in its AVX2 IDCT on this frame.
+        let input = include_bytes!("../../fuzz/regressions/frame/zune_jpeg_avx2_idct_panic");
+        let mut out = RgbImage::new(0, 0);
+        // An error where that IDCT runs (x86 with AVX2); other kernels may decode it: no panic.
+        let _ = mjpeg_to_rgb(&input[1..], &mut out);
+    }
+
     #[test]
     fn mjpeg_frames_without_huffman_tables_decode() {
         let img = RgbImage::from_fn(64, 48, |x, y| {

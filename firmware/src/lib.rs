@@ -28,6 +28,7 @@ pub mod hw_inputs;
 pub mod hw_wiegand;
 pub mod lockpin;
 pub mod models;
+pub mod netform;
 pub mod policy;
 pub mod reader;
 pub mod realtime;

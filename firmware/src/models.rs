@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 /// The manifest text of the default models, as shipped in `models/`.
 pub const BUILTIN_MANIFEST: &str = include_str!("../../models/manifest.toml");
 
+/// Where the package installs every model file of the built-in manifest: the built-in set
+/// reads the ones not compiled in (e.g. SFace's f32 form) from here.
+pub const PACKAGED_DIR: &str = "/usr/share/facegate/models";
+
 /// Files compiled into the binary: the detector, the default embedder (SFace int8) and dlib's
 /// int8 network (CC0), the alternative for sites that need a fully documented model.
 const BUILTIN_FILES: &[(&str, &[u8])] = &[
@@ -99,7 +103,7 @@ pub enum ModelError {
     UnknownEmbedder(String),
     /// A file named by the built-in manifest is not compiled into this binary.
     #[error(
-        "model file {0} is not built into this binary; pass a manifest path to load it from disk"
+        "model file {0} is neither built into this binary nor installed in /usr/share/facegate/models; pass a manifest path to load it from disk"
     )]
     NotBuiltin(String),
     /// Liveness is asked for, but the manifest lists no liveness network.
@@ -398,7 +402,11 @@ impl ModelSet {
     }
 
     /// The embedder called `name`, or the default one.
+    /// `auto`: the form of the default network this CPU runs fastest ([`crate::netform`]).
     pub fn embedder(&self, name: Option<&str>) -> Result<(&str, &EmbedderManifest), ModelError> {
+        if name == Some(crate::netform::AUTO) {
+            return crate::netform::choose(self, None);
+        }
         let name = name.unwrap_or(&self.manifest.default_embedder);
         self.manifest
             .embedders
@@ -407,14 +415,35 @@ impl ModelSet {
             .ok_or_else(|| ModelError::UnknownEmbedder(name.to_owned()))
     }
 
+    /// Whether [`ModelSet::read`] can find `file` (its checksum is checked when read).
+    pub fn has_file(&self, file: &str) -> bool {
+        match &self.source {
+            Source::Builtin => {
+                BUILTIN_FILES.iter().any(|(name, _)| *name == file)
+                    || Path::new(PACKAGED_DIR).join(file).is_file()
+            }
+            Source::Dir(dir) => dir.join(file).is_file(),
+        }
+    }
+
     /// The bytes of a model file, checked against its sha256.
     pub fn read(&self, file: &str, sha256: &str) -> Result<Cow<'static, [u8]>, ModelError> {
         let bytes: Cow<'static, [u8]> = match &self.source {
-            Source::Builtin => BUILTIN_FILES
-                .iter()
-                .find(|(name, _)| *name == file)
-                .map(|(_, bytes)| Cow::Borrowed(*bytes))
-                .ok_or_else(|| ModelError::NotBuiltin(file.to_owned()))?,
+            Source::Builtin => match BUILTIN_FILES.iter().find(|(name, _)| *name == file) {
+                Some((_, bytes)) => Cow::Borrowed(*bytes),
+                // The built-in manifest's other files, as the package installs them (the
+                // checksum below makes them the very files the manifest describes).
+                None => {
+                    let path = Path::new(PACKAGED_DIR).join(file);
+                    if !path.is_file() {
+                        return Err(ModelError::NotBuiltin(file.to_owned()));
+                    }
+                    Cow::Owned(
+                        std::fs::read(&path)
+                            .map_err(|source| ModelError::ReadModel { path, source })?,
+                    )
+                }
+            },
             Source::Dir(dir) => {
                 let path = dir.join(file);
                 Cow::Owned(

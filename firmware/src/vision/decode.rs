@@ -101,13 +101,21 @@ fn decode_reader<R: std::io::BufRead + Seek>(reader: R) -> Result<RgbImage, Deco
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(map_err)?;
+    let mut img = contained(|| DynamicImage::from_decoder(decoder))?.map_err(map_err)?;
     img.apply_orientation(orientation);
     Ok(to_rgb(img))
 }
 
 /// Flattens any colour type to 8-bit RGB; transparent pixels are composited over white, as a
 /// viewer would show them.
+/// Runs a decoder on untrusted bytes, turning a panic inside it into an error: the image crates
+/// are not panic-free on corrupt input (fuzzing: zune-jpeg 0.5.15's AVX2 IDCT unwraps an
+/// out-of-range slice), and a bad frame or photo must never stop the door.
+pub fn contained<T>(decode: impl FnOnce() -> T) -> Result<T, DecodeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
+        .map_err(|_| DecodeError::Corrupt("the decoder failed on this corrupt image".into()))
+}
+
 fn to_rgb(img: DynamicImage) -> RgbImage {
     if !img.color().has_alpha() {
         return img.into_rgb8();

@@ -1,0 +1,196 @@
+//! Fuzz target bodies: every parser the door (`facegated`) or the CLI reads from outside, fed
+//! arbitrary bytes. Each must return an error, never panic or hang, and what it accepts must be
+//! usable (the checks below are what the door relies on next).
+//!
+//! The libFuzzer binaries in `fuzz_targets/` call these; `tests/replay.rs` runs them on the seed
+//! corpus and on every input a campaign found (`regressions/`), in a plain build.
+
+use facegate::audit::{self, AuditLog, AuditSink, Event, EventKind};
+use facegate::config::Config;
+use facegate::frame;
+use facegate::gallery::{Gallery, Scoring};
+use facegate::vision::decode;
+use facegate::Embedding;
+use facegate_sim::Scenario;
+use image::RgbImage;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+/// A target's body: one input, any bytes.
+pub type Target = fn(&[u8]);
+
+/// The targets by name, as `scripts/fuzz` and the replay test know them.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("decode", decode),
+    ("frame", frame),
+    ("gallery", gallery),
+    ("config", config),
+    ("scenario", scenario),
+    ("audit", audit),
+    ("manifest", manifest),
+];
+
+/// libFuzzer's panic hook aborts on every panic, even one the code under test catches: the
+/// decoders' panics that facegate contains (`decode::contained`) are not crashes, so the
+/// default hook is put back (a panic that escapes still aborts in libfuzzer-sys's wrapper).
+fn contained_panics_are_not_crashes() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = std::panic::take_hook();
+    });
+}
+
+/// An image file (enrolment photo, `facegate identify`): headers and the whole decode.
+pub fn decode(data: &[u8]) {
+    contained_panics_are_not_crashes();
+    if let Ok(img) = decode::decode_bytes(data) {
+        let (w, h) = img.dimensions();
+        assert!(w > 0 && h > 0 && w <= decode::MAX_SIDE && h <= decode::MAX_SIDE);
+    }
+}
+
+/// A camera frame: the first byte picks MJPEG or YUYV; for YUYV the next four bytes are the
+/// width and height the driver negotiated (little-endian u16 each), the rest the buffer.
+pub fn frame(data: &[u8]) {
+    contained_panics_are_not_crashes();
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    // The daemon reuses one output image across frames: start from a previous frame's size.
+    let mut out = RgbImage::new(4, 2);
+    if mode & 1 == 0 {
+        if frame::mjpeg_to_rgb(rest, &mut out).is_ok() {
+            assert!(out.width() > 0 && out.height() > 0);
+        }
+    } else if rest.len() >= 4 {
+        let w = u32::from(u16::from_le_bytes([rest[0], rest[1]]));
+        let h = u32::from(u16::from_le_bytes([rest[2], rest[3]]));
+        if frame::yuyv_to_rgb(&rest[4..], w, h, &mut out).is_ok() {
+            assert_eq!(out.dimensions(), (w, h));
+        }
+    }
+}
+
+/// The gallery file (`gallery.toml`), read by the door at start and on every change: a gallery
+/// it accepts must be searchable and must save and load again unchanged.
+pub fn gallery(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = Path::new("gallery.toml");
+    let Ok(g) = Gallery::parse_any_model(text, path) else {
+        return;
+    };
+    let query = g
+        .people
+        .iter()
+        .flat_map(|p| &p.enrolments)
+        .next()
+        .map(|e| Embedding(e.embedding.clone()));
+    for scoring in [Scoring::EUCLIDEAN, Scoring::COSINE] {
+        let index = g.index(scoring);
+        if let Some(q) = &query {
+            let _ = index.best(q);
+        }
+    }
+    let saved = toml::to_string(&g).expect("an accepted gallery serialises");
+    let again = Gallery::parse(&saved, path, &g.model).expect("a saved gallery loads again");
+    assert_eq!(again, g, "a saved gallery loads back unchanged");
+}
+
+/// The daemon's config file (`config.toml`), at start and on SIGHUP.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(c) = Config::parse(text, Path::new("config.toml")) {
+        let _ = c.warnings();
+        let _ = c.decision_params(0.5, 0.05);
+    }
+}
+
+/// A simulator scenario, and the config and gallery texts it carries.
+pub fn scenario(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(s) = Scenario::parse(text, Path::new("s.toml"), Path::new("/nonexistent")) else {
+        return;
+    };
+    for st in &s.step {
+        if let Some((_, interval)) = st.frames_and_interval(s.fps) {
+            assert!(interval > Duration::ZERO);
+        }
+        if let Some(t) = &st.config_text {
+            let _ = Config::parse(t, Path::new("config.toml"));
+        }
+        if let Some(t) = &st.gallery_text {
+            let _ = Gallery::parse_any_model(t, Path::new("gallery.toml"));
+        }
+    }
+    if let Ok(t) = toml::to_string(&s.config) {
+        let _ = Config::parse(&t, Path::new("config.toml"));
+    }
+}
+
+/// A model manifest (`recognition.models`): read by the door at start and by the CLI.
+pub fn manifest(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(m) = facegate::Manifest::parse(text, "manifest.toml") {
+        assert!(m.embedders.contains_key(&m.default_embedder));
+    }
+}
+
+/// One scratch file on a RAM disk if there is one (each run rewrites it).
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = DIR.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm)
+        } else {
+            tempfile::tempdir()
+        }
+        .expect("a scratch directory");
+        let path = dir.path().join("audit.jsonl");
+        (dir, path)
+    });
+    path
+}
+
+/// An audit log left by a previous run (torn by a power loss, edited, or not ours): the daemon
+/// opens it (cutting a torn tail), appends, and `facegate audit` reads and verifies it. After the
+/// append the file must end with the new event as a whole line of its own.
+pub fn audit(data: &[u8]) {
+    let path = scratch();
+    std::fs::write(path, data).expect("write the scratch log");
+    let _ = audit::read_log(path);
+    let _ = audit::verify(path);
+    let Ok(mut log) = AuditLog::open(path) else {
+        return;
+    };
+    let _ = log.previous_run();
+    // What `facegate audit verify` says of the log as the daemon found it (torn tail cut off).
+    let before = audit::verify(path).expect("verify the scratch log");
+    let event = Event::new(EventKind::Start, SystemTime::UNIX_EPOCH, Duration::ZERO);
+    log.record(&event).expect("append to the scratch log");
+    drop(log);
+    let bytes = std::fs::read(path).expect("read the scratch log");
+    assert!(bytes.ends_with(b"\n"));
+    let body = &bytes[..bytes.len() - 1];
+    let last = &body[body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)..];
+    let back: Event = serde_json::from_slice(last).expect("the appended line is whole JSON");
+    assert_eq!(back.event, EventKind::Start);
+    let after = audit::verify(path).expect("verify the scratch log");
+    if before.broken.is_none() {
+        // The daemon's append never breaks a log that verified.
+        assert_eq!(after.broken, None, "an append broke a whole chain");
+        assert_eq!(
+            after.chained + after.unchained,
+            before.chained + before.unchained + 1
+        );
+    }
+}
