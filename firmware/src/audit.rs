@@ -73,6 +73,14 @@ pub enum EventKind {
     LogRepaired,
     /// An event could not be recorded (the attempt to leave a trace of the failure itself).
     AuditFailed,
+    /// A signed remote command unlocked the door (`identity`: who asked).
+    RemoteUnlock,
+    /// A signed command put the door in lockdown: no face unlocks until cleared.
+    Lockdown,
+    /// A signed command lifted the lockdown.
+    LockdownCleared,
+    /// A command from the broker was refused (bad signature, replayed, unknown).
+    CommandRefused,
 }
 
 /// One audit line.

@@ -53,6 +53,8 @@ pub struct Config {
     pub gallery: GalleryConfig,
     /// `[audit]`
     pub audit: AuditConfig,
+    /// `[mqtt]`: the site link (absent: the door uses no network).
+    pub mqtt: Option<crate::site::MqttConfig>,
 }
 
 /// Pixel format asked of the camera.
@@ -276,6 +278,9 @@ impl Config {
                     ),
                 );
             }
+        }
+        if let Some((key, problem)) = self.mqtt.as_ref().and_then(|m| m.problem()) {
+            return bad(key, problem);
         }
         let fps = f64::from(self.camera.fps);
         let span = f64::from(r.frames.saturating_sub(1)) / fps;

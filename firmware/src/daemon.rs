@@ -307,12 +307,33 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
             self.next_poll = now + self.poll_interval();
         }
         self.read_inputs(now)?;
+        self.site_requests(now)?;
         if self
             .last_watchdog
             .is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1))
         {
             self.supervisor.watchdog();
             self.last_watchdog = Some(now);
+        }
+        Ok(())
+    }
+
+    /// What the site link asked (`site`): events to record, a signed remote unlock.
+    fn site_requests(&mut self, now: Duration) -> Result<(), DaemonError> {
+        for n in self.control.take_notes() {
+            let mut ev = self.event(n.kind);
+            ev.identity = n.by;
+            ev.reason = Some(n.reason);
+            self.record(&ev);
+        }
+        if let Some(by) = self.control.take_remote_unlock() {
+            let hold = self.unlock_hold();
+            self.door
+                .unlock(now, hold)
+                .inspect_err(|e| self.lock_failed(e))?;
+            let mut ev = self.event(EventKind::RemoteUnlock);
+            ev.identity = Some(by);
+            self.record(&ev);
         }
         Ok(())
     }
@@ -422,6 +443,9 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         if new.audit != old.audit {
             restart.push("[audit]");
         }
+        if new.mqtt != old.mqtt {
+            restart.push("[mqtt]");
+        }
         let mut applied = new.clone();
         // What needs a restart keeps its running value until then.
         applied.camera = old.camera.clone();
@@ -431,6 +455,7 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
         applied.lock.gpio = old.lock.gpio;
         applied.lock.active_low = old.lock.active_low;
         applied.audit = old.audit.clone();
+        applied.mqtt = old.mqtt.clone();
         if applied.gallery.path != old.gallery.path {
             let fp = self.pipeline.embedder_spec().fingerprint.clone();
             let scoring = Scoring::of(self.pipeline.embedder_spec());
@@ -547,6 +572,15 @@ impl<C: FrameSource, L: LockOutput, S: DoorSensors> Loop<'_, C, L, S> {
                     return Ok(());
                 };
                 let (id, name) = (p.id.clone(), p.name.clone());
+                if self.control.lockdown() {
+                    // Lockdown (a signed site command): recognised, recorded, not let in.
+                    let mut ev = self.event(EventKind::Deny);
+                    ev.identity = Some(id);
+                    ev.reason = Some("lockdown".into());
+                    self.summary.denials += 1;
+                    self.record(&ev);
+                    return Ok(());
+                }
                 let mut ev = self.event(EventKind::Grant);
                 ev.identity = Some(id.clone());
                 ev.name = Some(name.clone());

@@ -23,6 +23,7 @@ pub mod hw;
 pub mod lockpin;
 pub mod models;
 pub mod service;
+pub mod site;
 pub mod vision;
 
 pub use models::{Manifest, ModelError, ModelSet};
