@@ -94,8 +94,9 @@ fn tls_config(cfg: &MqttConfig) -> Result<rustls::ClientConfig, LinkError> {
     }
 }
 
-/// The connection options of `cfg`, with `client_id` and an optional last will.
-fn options(
+/// The connection options of `cfg` (TLS, credentials), with `client_id` and an optional last
+/// will (topic, payload).
+pub fn options(
     cfg: &MqttConfig,
     client_id: &str,
     will: Option<(&str, &str)>,
