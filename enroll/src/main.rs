@@ -269,7 +269,8 @@ enum Command {
         mqtt: Option<PathBuf>,
     },
     /// Send a signed command to a door (or every door: --door '*'), if its mqtt.commands is on.
-    Command {
+    #[command(name = "command")]
+    Remote {
         #[command(subcommand)]
         action: site::Action,
         /// The door's name (mqtt.door), or '*' for every door of the site.
@@ -330,7 +331,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     };
     match &cli.command {
         Command::Keygen { key } => return site::keygen(key),
-        Command::Command {
+        Command::Remote {
             action,
             door,
             by,
@@ -529,7 +530,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Audit { .. }
         | Command::Keygen { .. }
         | Command::Publish { .. }
-        | Command::Command { .. } => unreachable!("handled above"),
+        | Command::Remote { .. } => unreachable!("handled above"),
         Command::Embed { paths } => embed(&mut pipeline, &paths),
         Command::Verify {
             a,
