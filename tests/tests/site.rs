@@ -526,3 +526,69 @@ fn a_door_whose_broker_is_unreachable_still_decides_and_stops_promptly() {
     // Nothing reached a broker: the cursor is still at the start.
     assert!(!dir.path().join("audit.jsonl.mqtt-cursor").exists());
 }
+
+#[test]
+fn signed_commands_lock_down_and_unlock_a_door_and_forged_or_replayed_ones_are_refused() {
+    let bin = need_mosquitto!();
+    let b = Broker::start(bin);
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = site_key(dir.path());
+    let (forger, _) = site_key(&dir.path().join("forger").tap_mkdir());
+    let files = DoorFiles::new("fp");
+    let mut cfg = with_key(b.config("door1"), &public);
+    cfg.commands = true;
+    let control = Control::default();
+    let h = site::start(
+        &cfg,
+        &files.audit(),
+        &files.gallery(),
+        "fp",
+        control.clone(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let send = |k: &SiteKey, action: &str, version: u64| {
+        let payload = format!("{{\"action\":\"{action}\",\"by\":\"ada\"}}");
+        let env = Envelope::sign(k, "command", "hq", "door1", version, "", payload);
+        let topic = Topics::new("hq", "door1").command;
+        site::send_signed(
+            &b.config("admin"),
+            &topic,
+            &env,
+            false,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    };
+    let v = site::link::now_ms();
+    send(&key, "lockdown", v);
+    wait_for("lockdown", Duration::from_secs(5), || control.lockdown());
+    send(&key, "unlock", v + 1);
+    let mut who = None;
+    wait_for("remote unlock", Duration::from_secs(5), || {
+        who = control.take_remote_unlock();
+        who.is_some()
+    });
+    assert_eq!(who.as_deref(), Some("ada"));
+    send(&forger, "clear_lockdown", v + 2);
+    send(&key, "clear_lockdown", v); // replayed version
+    let mut notes = Vec::new();
+    wait_for("notes", Duration::from_secs(5), || {
+        notes.extend(control.take_notes());
+        notes.len() >= 3
+    });
+    let kinds: Vec<EventKind> = notes.iter().map(|n| n.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::Lockdown,
+            EventKind::CommandRefused,
+            EventKind::CommandRefused
+        ]
+    );
+    assert_eq!(notes[0].by.as_deref(), Some("ada"));
+    assert!(control.lockdown(), "a refused clear leaves the lockdown");
+    send(&key, "clear_lockdown", v + 3);
+    wait_for("cleared", Duration::from_secs(5), || !control.lockdown());
+    h.stop();
+}
