@@ -16,6 +16,7 @@ mod openset;
 mod people;
 mod policy;
 mod reembed;
+mod site;
 
 /// Administer a facegate door: enrol employees, identify faces, compute and compare embeddings.
 ///
@@ -262,6 +263,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make the site key pair for a site of several doors: KEY (private, mode 0600, for the
+    /// admin machine only) and KEY.pub (for every door's mqtt.site_key).
+    Keygen {
+        /// Where to write the private key (refuses to overwrite).
+        #[arg(default_value = "site.key")]
+        key: PathBuf,
+    },
+    /// Send the gallery to the broker as the site's retained, signed gallery: every door with
+    /// the site's public key takes it within seconds (embeddings only: face crops stay here).
+    Publish {
+        /// The site's private key (`facegate keygen`).
+        #[arg(long, default_value = "site.key")]
+        key: PathBuf,
+        /// A config file whose [mqtt] names the broker and the site (default: --config).
+        #[arg(long, value_name = "FILE")]
+        mqtt: Option<PathBuf>,
+    },
+    /// Send a signed command to a door (or every door: --door '*'), if its mqtt.commands is on.
+    #[command(name = "command")]
+    Remote {
+        #[command(subcommand)]
+        action: site::Action,
+        /// The door's name (mqtt.door), or '*' for every door of the site.
+        #[arg(long, global = true, default_value = "*")]
+        door: String,
+        /// Who asks (recorded in each door's audit log).
+        #[arg(long, global = true, default_value = "")]
+        by: String,
+        /// The site's private key.
+        #[arg(long, global = true, default_value = "site.key")]
+        key: PathBuf,
+        /// A config file whose [mqtt] names the broker and the site (default: --config).
+        #[arg(long, global = true, value_name = "FILE")]
+        mqtt: Option<PathBuf>,
+    },
     /// The door's audit log: `facegate audit verify [PATH]` checks its hash chain.
     Audit {
         #[command(subcommand)]
@@ -299,6 +335,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Audit { cmd } = &cli.command {
         // No models needed.
         return audit::run(cmd);
+    }
+    let mqtt_file = |f: &Option<PathBuf>| {
+        f.clone()
+            .or_else(|| cli.global.config.clone())
+            .ok_or_else(|| anyhow::anyhow!("--mqtt FILE: a config whose [mqtt] names the broker"))
+    };
+    match &cli.command {
+        Command::Keygen { key } => return site::keygen(key),
+        Command::Remote {
+            action,
+            door,
+            by,
+            key,
+            mqtt,
+        } => return site::command(action, door, by, key, &site::mqtt_of(&mqtt_file(mqtt)?)?),
+        _ => {}
     }
     let g = &cli.global;
     // The door's config also names the network its thresholds belong to: used unless
@@ -345,6 +397,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Reembed { json } => {
             return reembed::run(&models, g.embedder.as_deref(), &g.gallery, *json)
+        }
+        Command::Publish { key, mqtt } => {
+            let mqtt = site::mqtt_of(&mqtt_file(mqtt)?)?;
+            return site::publish(&g.gallery, &fingerprint, key, &mqtt);
         }
         _ => {}
     }
@@ -495,7 +551,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Rename { .. }
         | Command::Bench { .. }
         | Command::Reembed { .. }
-        | Command::Audit { .. } => unreachable!("handled above"),
+        | Command::Audit { .. }
+        | Command::Keygen { .. }
+        | Command::Publish { .. }
+        | Command::Remote { .. } => unreachable!("handled above"),
         Command::Embed { paths } => embed(&mut pipeline, &paths),
         Command::Verify {
             a,

@@ -98,6 +98,14 @@ pub enum EventKind {
     CredentialSent,
     /// Reader mode: a grant's credential could not be sent (none set, or the line failed).
     CredentialError,
+    /// A signed remote command unlocked the door (`identity`: who asked).
+    RemoteUnlock,
+    /// A signed command put the door in lockdown: no face unlocks until cleared.
+    Lockdown,
+    /// A signed command lifted the lockdown.
+    LockdownCleared,
+    /// A command from the broker was refused (bad signature, replayed, unknown).
+    CommandRefused,
 }
 
 /// One audit line.

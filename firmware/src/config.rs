@@ -64,6 +64,8 @@ pub struct Config {
     pub liveness: LivenessConfig,
     /// `[output]`: the relay, or reader mode (OSDP, Wiegand) for an access-control panel.
     pub output: crate::reader::OutputConfig,
+    /// `[mqtt]`: the site link (absent: the door uses no network).
+    pub mqtt: Option<crate::site::MqttConfig>,
 }
 
 /// Pixel format asked of the camera.
@@ -322,6 +324,9 @@ impl Config {
                     ),
                 );
             }
+        }
+        if let Some((key, problem)) = self.mqtt.as_ref().and_then(|m| m.problem()) {
+            return bad(key, problem);
         }
         let fps = f64::from(self.camera.fps);
         let span = f64::from(r.frames.saturating_sub(1)) / fps;

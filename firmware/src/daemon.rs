@@ -567,6 +567,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             self.next_poll = now + self.poll_interval();
         }
         self.read_inputs(now)?;
+        self.site_requests(now)?;
         if self
             .last_watchdog
             .is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1))
@@ -576,6 +577,26 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         }
         if let Some(line) = self.status.due(now, self.summary.frames) {
             self.supervisor.status(&line);
+        }
+        Ok(())
+    }
+
+    /// What the site link asked (`site`): events to record, a signed remote unlock.
+    fn site_requests(&mut self, now: Duration) -> Result<(), DaemonError> {
+        for n in self.control.take_notes() {
+            let mut ev = self.event(n.kind);
+            ev.identity = n.by;
+            ev.reason = Some(n.reason);
+            self.record(&ev);
+        }
+        if let Some(by) = self.control.take_remote_unlock() {
+            let hold = self.unlock_hold();
+            self.door
+                .unlock(now, hold)
+                .inspect_err(|e| self.lock_failed(e))?;
+            let mut ev = self.event(EventKind::RemoteUnlock);
+            ev.identity = Some(by);
+            self.record(&ev);
         }
         Ok(())
     }
@@ -712,6 +733,9 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         if new.output != old.output {
             restart.push("[output]");
         }
+        if new.mqtt != old.mqtt {
+            restart.push("[mqtt]");
+        }
         let mut applied = new.clone();
         // What needs a restart keeps its running value until then.
         applied.camera = old.camera.clone();
@@ -726,6 +750,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         applied.access = old.access.clone();
         applied.tamper = old.tamper.clone();
         applied.output = old.output.clone();
+        applied.mqtt = old.mqtt.clone();
         if applied.gallery.path != old.gallery.path {
             let fp = self.spec.fingerprint.clone();
             let scoring = Scoring::of(&self.spec);
@@ -894,6 +919,15 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     return Ok(());
                 };
                 let (id, name) = (p.id.clone(), p.name.clone());
+                if self.control.lockdown() {
+                    // Lockdown (a signed site command): recognised, recorded, not let in.
+                    let mut ev = self.event(EventKind::Deny);
+                    ev.identity = Some(id.clone());
+                    ev.reason = Some("lockdown".into());
+                    self.summary.denials += 1;
+                    self.record(&ev);
+                    return Ok(());
+                }
                 if let Err(refusal) = self.guard.policy(p, self.clock.wall()) {
                     let mut ev = self.event(EventKind::Deny);
                     ev.identity = Some(id.clone());

@@ -34,6 +34,7 @@ pub mod reader;
 pub mod realtime;
 pub mod rotation;
 pub mod service;
+pub mod site;
 pub mod supervision;
 pub mod tamper;
 pub mod vision;

@@ -156,6 +156,21 @@ fn run(args: Args) -> Result<()> {
         signal_hook::flag::register(sig, control.stop_flag())?;
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, control.reload_flag())?;
+    // The site link (MQTT) on a thread of its own: it follows the audit file, so the door
+    // never waits for the network. A broker that is down is retried; bad settings stop here.
+    let site = match &config.mqtt {
+        Some(m) => Some(
+            facegate::site::start(
+                m,
+                &config.audit.path,
+                &config.gallery.path,
+                &pipeline.embedder_spec().fingerprint,
+                control.clone(),
+            )
+            .context("[mqtt]")?,
+        ),
+        None => None,
+    };
     let clock = SystemClock::default();
     let mut notify = SdNotify::from_env();
     // Reader mode: the panel drives the lock; the relay pin stays driven to locked.
@@ -183,7 +198,12 @@ fn run(args: Args) -> Result<()> {
         &mut notify,
         &mut audit,
         output,
-    )?;
+    );
+    // After the daemon's `stop` event, so that it is published too (briefly; else next run).
+    if let Some(site) = site {
+        site.stop();
+    }
+    let summary = summary?;
     tracing::info!(
         frames = summary.frames,
         grants = summary.grants,

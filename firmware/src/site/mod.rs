@@ -1,0 +1,165 @@
+//! The site link (issue #15): a door's events out to an MQTT broker, Home Assistant discovery,
+//! the site's signed gallery and optional signed commands in. It runs on a thread of its own
+//! that follows the audit log (the source of truth), so recognition and relocking never wait
+//! for the network; it reaches the door loop only through [`crate::hal::Control`].
+
+pub mod discovery;
+pub mod follow;
+pub mod link;
+pub mod signing;
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+pub use link::{send_signed, start, Handle, LinkError};
+
+/// `[mqtt]`: the broker and this door's place in the site. Absent: no network at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker port (8883: MQTT over TLS).
+    pub port: u16,
+    /// TLS to the broker (rustls). Off only for a broker on the same machine.
+    pub tls: bool,
+    /// CA certificate(s) (PEM) that signed the broker's certificate; required with TLS.
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM), for brokers that authenticate doors by certificate.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// User name, for brokers with password authentication.
+    pub username: Option<String>,
+    /// File holding the password (first line), so the config can stay world-readable.
+    pub password_file: Option<PathBuf>,
+    /// The site's name (a topic level).
+    pub site: String,
+    /// This door's name (a topic level).
+    pub door: String,
+    /// MQTT client id (default `facegate-<site>-<door>`).
+    pub client_id: Option<String>,
+    /// Where the publisher keeps how far the broker has the audit log (default: beside the
+    /// audit log, `<audit path>.mqtt-cursor`).
+    pub cursor: Option<PathBuf>,
+    /// The site's public key (`facegate keygen`): with it the door takes the signed site
+    /// gallery from the broker; without it, the local gallery file only.
+    pub site_key: Option<PathBuf>,
+    /// Take signed lockdown and remote-unlock commands (needs `site_key`).
+    pub commands: bool,
+    /// Publish Home Assistant discovery configs.
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix.
+    pub discovery_prefix: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: 8883,
+            tls: true,
+            ca: None,
+            cert: None,
+            key: None,
+            username: None,
+            password_file: None,
+            site: "site".into(),
+            door: "door".into(),
+            client_id: None,
+            cursor: None,
+            site_key: None,
+            commands: false,
+            discovery: true,
+            discovery_prefix: "homeassistant".into(),
+        }
+    }
+}
+
+impl MqttConfig {
+    /// What is wrong with these settings, if anything: `(key, problem)`.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let level = |s: &str| {
+            !s.is_empty() && !s.contains(['/', '+', '#']) && !s.chars().any(char::is_control)
+        };
+        if !level(&self.site) {
+            return Some(("mqtt.site", "must be one topic level (no / + #)".into()));
+        }
+        if !level(&self.door) || self.door == "*" {
+            return Some(("mqtt.door", "must be one topic level (no / + # *)".into()));
+        }
+        if self.tls && self.ca.is_none() {
+            return Some((
+                "mqtt.ca",
+                "TLS needs the CA certificate that signed the broker's".into(),
+            ));
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            return Some(("mqtt.cert", "a client certificate needs its key".into()));
+        }
+        if self.commands && self.site_key.is_none() {
+            return Some((
+                "mqtt.commands",
+                "commands must be signed: set mqtt.site_key".into(),
+            ));
+        }
+        None
+    }
+}
+
+/// The topic tree of one door.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topics {
+    /// Every audit event, JSON, QoS 1 (`facegate/<site>/<door>/event`).
+    pub event: String,
+    /// Grants and denials only, for Home Assistant's event entity.
+    pub access: String,
+    /// `LOCKED` / `UNLOCKED`, retained.
+    pub lock_state: String,
+    /// Home Assistant's lock command topic (ignored: commands are signed, see `command`).
+    pub lock_set: String,
+    /// Door contact `ON` (open) / `OFF`, retained.
+    pub contact_state: String,
+    /// `ON` while a camera, lock or audit fault is unresolved, retained.
+    pub alarm_state: String,
+    /// The alarm's cause, JSON, retained.
+    pub alarm_attributes: String,
+    /// `online` / `offline` (the last will), retained.
+    pub availability: String,
+    /// Signed commands for this door.
+    pub command: String,
+    /// Signed commands for every door of the site.
+    pub site_command: String,
+    /// The site's signed gallery, retained.
+    pub gallery: String,
+}
+
+impl Topics {
+    /// The topics of `door` at `site`.
+    pub fn new(site: &str, door: &str) -> Self {
+        let d = format!("facegate/{site}/{door}");
+        Self {
+            event: format!("{d}/event"),
+            access: format!("{d}/access"),
+            lock_state: format!("{d}/lock/state"),
+            lock_set: format!("{d}/lock/set"),
+            contact_state: format!("{d}/contact/state"),
+            alarm_state: format!("{d}/alarm/state"),
+            alarm_attributes: format!("{d}/alarm/attributes"),
+            availability: format!("{d}/availability"),
+            command: format!("{d}/command"),
+            site_command: format!("facegate/{site}/command"),
+            gallery: format!("facegate/{site}/gallery"),
+        }
+    }
+}
+
+/// A command in a signed envelope's payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    /// `lockdown`, `clear_lockdown` or `unlock`.
+    pub action: String,
+    /// Who asked (recorded in the audit log).
+    pub by: String,
+}
