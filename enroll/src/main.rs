@@ -435,7 +435,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .as_ref()
             .map_err(|e| anyhow::anyhow!("{e:#}"))?
             .clone();
-        let rule = config.decision_params(model_threshold, model_margin).rule();
+        let mut rule = config.decision_params(model_threshold, model_margin).rule();
+        // A photo is not a presentation at a camera: liveness is the door's check alone.
+        rule.min_liveness = None;
         Ok((config, rule))
     };
     match cli.command {

@@ -210,10 +210,16 @@ mod tests {
         assert_eq!(rule.judge(&live(0.49)), Err(Refusal::SpoofSuspected));
         assert_eq!(rule.judge(&live(f32::NAN)), Err(Refusal::SpoofSuspected));
         assert_eq!(Refusal::SpoofSuspected.as_str(), "spoof_suspected");
-        // Checked before identity: a photo of an enrolled person is a spoof, not a match.
-        let mut photo = live(0.1);
-        photo.nearest = None;
-        assert_eq!(rule.judge(&photo), Err(Refusal::SpoofSuspected));
+        // Checked last: a stranger stays unknown whatever the score; a face that would be let
+        // in without a score is refused.
+        let mut stranger = live(0.1);
+        stranger.nearest = None;
+        assert_eq!(rule.judge(&stranger), Err(Refusal::Unknown));
+        let unscored = FaceFacts {
+            liveness: None,
+            ..face(100.0, 0.3, 0.2)
+        };
+        assert_eq!(rule.judge(&unscored), Err(Refusal::SpoofSuspected));
         // Level off: the score is not looked at.
         assert!(RULE.judge(&live(0.0)).is_ok());
     }
