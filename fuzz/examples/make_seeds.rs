@@ -138,6 +138,8 @@ fn main() {
                     }),
                 })
                 .collect(),
+            policy: Default::default(),
+            credential: None,
         });
     }
     write(
