@@ -561,7 +561,7 @@ mod tests {
     #[test]
     fn the_liveness_level_sets_the_rules_minimum_score() {
         let at = |text: &str| parse(text).unwrap().decision_params(0.6, 0.05).min_liveness;
-        assert_eq!(at(""), Some(0.5), "normal by default");
+        assert_eq!(at(""), None, "off by default");
         assert_eq!(at("[liveness]\nlevel = \"off\"\n"), None);
         assert_eq!(at("[liveness]\nlevel = \"high\"\n"), Some(0.8));
         let err = parse("[liveness]\nlevel = \"paranoid\"\n").unwrap_err();
