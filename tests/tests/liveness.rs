@@ -1,6 +1,8 @@
-//! Presentation-attack detection end to end: the liveness networks on the reference samples, on
-//! the test photos framed as the door camera sees them (bona fide stand-ins), and on the same
-//! photos held up printed or on a phone (the simulator's synthetic attacks); then the door itself.
+//! Presentation-attack detection end to end: the liveness networks on the test photos framed as
+//! the door camera sees them (bona fide stand-ins) and on the same photos held up printed or on a
+//! phone (the simulator's synthetic attacks); then the door itself.
+//! The reference samples' scores are checked by `models/convert/verify_minifasnet.py` (they stay
+//! in `../shared`, never in this repository: `models/VERIFY-minifasnet.md`).
 
 use facegate::audit::EventKind;
 use facegate::hal::Control;
@@ -11,7 +13,7 @@ use facegate_sim::attack::{present, Attack};
 use facegate_sim::runner::compose;
 use facegate_sim::{run_scenario, RunOptions, Scenario};
 use image::RgbImage;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The test photos with one clear face (the partial faces and the non-face photos are left out).
 const BONA_FIDE: &[&str] = &[
@@ -22,10 +24,6 @@ const BONA_FIDE: &[&str] = &[
     "astronaut.png",
     "32bit.png",
 ];
-
-fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/samples/minifasnet")
-}
 
 struct Setup {
     pipeline: Pipeline,
@@ -56,33 +54,6 @@ impl Setup {
 
 fn min_score(level: Level) -> f32 {
     level.min_score().unwrap()
-}
-
-#[test]
-fn the_reference_samples_two_attacks_refused_and_the_live_face_accepted() {
-    let mut s = Setup::new();
-    // The reference implementation's scores (VERIFY-minifasnet.md): the same crops through
-    // tract must give nearly the same, and the same verdicts at every level.
-    for (name, reference) in [
-        ("image_F1.jpg", 0.2919),
-        ("image_F2.jpg", 0.0038),
-        ("image_T1.jpg", 0.9999),
-    ] {
-        let img = decode_file(&samples().join(name)).unwrap();
-        let score = s.score(&img);
-        assert!(
-            (score - reference).abs() < 0.05,
-            "{name}: {score} vs {reference}"
-        );
-        let live = name.contains('T');
-        for level in [Level::Normal, Level::High] {
-            assert_eq!(
-                score >= min_score(level),
-                live,
-                "{name} at {level:?}: {score}"
-            );
-        }
-    }
 }
 
 #[test]
