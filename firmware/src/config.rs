@@ -80,7 +80,18 @@ pub enum PixelFormat {
     Yuyv,
 }
 
-/// `[camera]`: the V4L2 camera (ignored by the simulator).
+/// Where the daemon's frames come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraSource {
+    /// A V4L2 device (USB UVC camera): `camera.device`.
+    #[default]
+    V4l2,
+    /// The Raspberry Pi CSI camera through an `rpicam-vid` child process (`camera.rpicam_command`).
+    Rpicam,
+}
+
+/// `[camera]`: the V4L2 camera or the Pi's CSI camera (ignored by the simulator).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CameraConfig {
@@ -96,6 +107,11 @@ pub struct CameraConfig {
     pub format: PixelFormat,
     /// A frame not delivered within this many seconds is a stall.
     pub timeout_seconds: f64,
+    /// `v4l2` (default) or `rpicam`.
+    pub source: CameraSource,
+    /// For `rpicam`: the program and its extra arguments (e.g. `["rpicam-vid", "--rotation",
+    /// "180"]`); the size, rate and MJPEG-to-stdout arguments are appended.
+    pub rpicam_command: Vec<String>,
 }
 
 impl Default for CameraConfig {
@@ -107,6 +123,8 @@ impl Default for CameraConfig {
             fps: 15,
             format: PixelFormat::Auto,
             timeout_seconds: 1.0,
+            source: CameraSource::V4l2,
+            rpicam_command: vec!["rpicam-vid".into()],
         }
     }
 }
@@ -415,6 +433,17 @@ impl Config {
         if !(1..=120).contains(&cam.fps) {
             return bad("camera.fps", format!("must be 1 to 120 (got {})", cam.fps));
         }
+        if cam.source == CameraSource::Rpicam
+            && cam
+                .rpicam_command
+                .first()
+                .is_none_or(|p| p.trim().is_empty())
+        {
+            return bad(
+                "camera.rpicam_command",
+                "source = \"rpicam\" needs a program, e.g. [\"rpicam-vid\"]".into(),
+            );
+        }
         seconds(
             path,
             "camera.timeout_seconds",
@@ -597,6 +626,14 @@ mod tests {
             ("[lock]\nunlock_seconds = 0\n", "lock.unlock_seconds"),
             ("[camera]\nfps = 0\n", "camera.fps"),
             ("[camera]\nwidth = 0\n", "camera.width/height"),
+            (
+                "[camera]\nsource = \"rpicam\"\nrpicam_command = []\n",
+                "camera.rpicam_command",
+            ),
+            (
+                "[camera]\nsource = \"rpicam\"\nrpicam_command = [\" \"]\n",
+                "camera.rpicam_command",
+            ),
             ("[gallery]\npoll_seconds = nan\n", "gallery.poll_seconds"),
         ] {
             let err = parse(text).unwrap_err();

@@ -33,6 +33,7 @@ pub mod policy;
 pub mod reader;
 pub mod realtime;
 pub mod rotation;
+pub mod rpicam;
 pub mod service;
 pub mod site;
 pub mod supervision;

@@ -5,14 +5,15 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use facegate::audit::AuditLog;
-use facegate::config::Config;
+use facegate::config::{CameraSource, Config};
 use facegate::daemon::{self, Devices};
-use facegate::hal::{Control, SystemClock};
+use facegate::hal::{CameraError, Control, FrameSource, SystemClock};
 use facegate::hw::{GpioRelay, V4l2Camera};
 use facegate::hw_inputs::GpioDoorIo;
 use facegate::hw_wiegand::GpioWiegand;
 use facegate::lockpin::{self, LockPin};
 use facegate::reader::OutputMode;
+use facegate::rpicam::RpicamCamera;
 use facegate::service::SdNotify;
 use facegate::wiegand::{Timing, WiegandOutput};
 use std::path::{Path, PathBuf};
@@ -147,7 +148,10 @@ fn run(args: Args) -> Result<()> {
     let mut audit =
         AuditLog::open_or_later(&config.audit.path).with_rotation(config.audit.rotation());
     // A camera missing now (unplugged, slow USB enumeration at boot) is retried by the loop.
-    let camera = V4l2Camera::open_or_later(&config.camera);
+    let camera = match config.camera.source {
+        CameraSource::V4l2 => Camera::V4l2(V4l2Camera::open_or_later(&config.camera)),
+        CameraSource::Rpicam => Camera::Rpicam(RpicamCamera::open_or_later(&config.camera)),
+    };
     // Exit button, door contact and alarm output as `[door]` says (none configured: nothing).
     let sensors = GpioDoorIo::open(&config.door).context("the [door] GPIO lines")?;
     let mut pipeline = daemon::load_pipeline(&config).context("loading the models")?;
@@ -220,6 +224,35 @@ fn load(path: Option<&Path>) -> Result<Config> {
         None => {
             tracing::warn!("no {DEFAULT_CONFIG}: using the defaults");
             Ok(Config::default())
+        }
+    }
+}
+
+/// The camera `[camera] source` chose.
+enum Camera {
+    V4l2(V4l2Camera),
+    Rpicam(RpicamCamera),
+}
+
+impl FrameSource for Camera {
+    fn next_frame(&mut self, frame: &mut image::RgbImage) -> Result<(), CameraError> {
+        match self {
+            Self::V4l2(c) => c.next_frame(frame),
+            Self::Rpicam(c) => c.next_frame(frame),
+        }
+    }
+
+    fn reopen(&mut self) -> Result<(), CameraError> {
+        match self {
+            Self::V4l2(c) => c.reopen(),
+            Self::Rpicam(c) => c.reopen(),
+        }
+    }
+
+    fn sequence(&self) -> Option<u64> {
+        match self {
+            Self::V4l2(c) => c.sequence(),
+            Self::Rpicam(c) => c.sequence(),
         }
     }
 }
