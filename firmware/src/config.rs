@@ -585,6 +585,13 @@ mod tests {
         let text = include_str!("../../systemd/config.toml");
         let c = parse(text).unwrap();
         assert_eq!(c.lock.gpio, 17);
+        // Its commented CSI camera lines, switched on, parse too.
+        let csi = text
+            .replace("# source = \"rpicam\"", "source = \"rpicam\"")
+            .replace("# rpicam_command =", "rpicam_command =");
+        let c = parse(&csi).unwrap();
+        assert_eq!(c.camera.source, CameraSource::Rpicam);
+        assert_eq!(c.camera.rpicam_command, ["rpicam-vid"]);
     }
 
     #[test]
