@@ -89,6 +89,24 @@ fn frames_arrive_decoded_and_garbage_between_them_is_skipped() {
 }
 
 #[test]
+fn only_the_newest_frame_is_kept() {
+    // Two frames at once, then nothing: a slow reader gets the second, never a stale queue.
+    let (_dir, config) = stand_in("cat a.jpg b.jpg\nexec sleep 60");
+    let mut cam = RpicamCamera::open(&config).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut frame = RgbImage::new(1, 1);
+    cam.next_frame(&mut frame).unwrap();
+    assert!(
+        frame.get_pixel(0, 0)[0].abs_diff(200) < 8,
+        "{:?}",
+        frame.get_pixel(0, 0)
+    );
+    assert_eq!(cam.sequence(), Some(2));
+    let e = cam.next_frame(&mut frame).unwrap_err();
+    assert_eq!(e.kind, CameraErrorKind::Timeout, "{e}");
+}
+
+#[test]
 fn a_dying_process_is_disconnected_with_its_status_and_reopen_restarts_it() {
     let (_dir, config) = stand_in("cat a.jpg\necho 'sensor lost' >&2\nexit 3");
     let mut cam = RpicamCamera::open(&config).unwrap();
