@@ -419,7 +419,8 @@ fn a_60_s_broker_outage_loses_no_event_and_ids_remove_the_duplicates() {
         .subscribe("facegate/hq/door1/event", rumqttc::QoS::AtLeastOnce)
         .unwrap();
     let got: Arc<Mutex<Vec<String>>> = Arc::default();
-    let g = got.clone();
+    let subscribed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (g, sub) = (got.clone(), subscribed.clone());
     std::thread::spawn(move || {
         for ev in conn.iter() {
             match ev {
@@ -427,11 +428,20 @@ fn a_60_s_broker_outage_loses_no_event_and_ids_remove_the_duplicates() {
                     let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
                     g.lock().unwrap().push(v["id"].as_str().unwrap().to_owned());
                 }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                    sub.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 Ok(_) => {}
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
     });
+    // Events published before the broker has the subscription would never reach the watcher.
+    wait_for(
+        "the watcher's subscription",
+        Duration::from_secs(10),
+        || subscribed.load(std::sync::atomic::Ordering::SeqCst),
+    );
     let files = DoorFiles::new("fp");
     let mut log = AuditLog::open(&files.audit()).unwrap();
     let door = site::start(
