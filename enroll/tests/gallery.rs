@@ -1,30 +1,10 @@
 //! The gallery commands as an admin runs them: enrol from one photo, identify, refuse bad
 //! enrolments without touching what is stored, list/show/rename/remove.
 
+mod common;
+use common::{facegate, s, text};
 use facegate_e2e::{fixture, side_by_side};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn facegate(gallery: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_facegate"))
-        .arg("--gallery")
-        .arg(gallery)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn one_photo_enrols_and_other_photos_are_recognised_strangers_are_not() {

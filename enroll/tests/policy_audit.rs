@@ -1,29 +1,12 @@
 //! `facegate policy` (edits a person's access policy, says which rule refuses) and `facegate
 //! audit query` / `verify` over a rotated log, as an admin runs them.
 
+mod common;
+use common::{facegate, text};
 use facegate::audit::{AuditLog, AuditSink, Event, EventKind};
 use facegate::rotation::{all_files, Rotation};
 use facegate_e2e::fixture;
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
-
-fn facegate(gallery: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_facegate"))
-        .arg("--gallery")
-        .arg(gallery)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn policy_edits_are_saved_and_the_refusing_rule_is_named() {

@@ -2,6 +2,8 @@
 //! from its face crops, recognition holds, photos without a crop are refused by name, and a
 //! crash mid-way leaves the old gallery.
 
+mod common;
+use common::{s, text};
 use facegate::crops::CropStore;
 use facegate::gallery::{Gallery, Locked};
 use facegate::{Embedding, Manifest};
@@ -30,18 +32,6 @@ fn command(gallery: &Path, args: &[&str]) -> Command {
 
 fn facegate(gallery: &Path, args: &[&str]) -> Output {
     command(gallery, args).output().unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn enrol(g: &Path, name: &str, photos: &[&str]) {
