@@ -9,8 +9,7 @@ use crate::gallery::Person;
 use crate::hal::LockState;
 use crate::policy::{AccessConfig, Refusal};
 use crate::supervision::{DoorEvent, Lockout, Supervision};
-use crate::tamper::{blind, Blind, TamperEvent, TamperWatch};
-use image::RgbImage;
+use crate::tamper::{Blind, TamperEvent, TamperWatch};
 use jiff::tz::TimeZone;
 use std::time::{Duration, SystemTime};
 
@@ -153,16 +152,6 @@ impl Guard {
         }
         self.crowd = crowd;
         crowd
-    }
-
-    /// A frame arrived at `now`.
-    pub fn frame(&mut self, now: Duration, frame: &RgbImage, notes: &mut Vec<Note>) {
-        let b = if self.tamper.watches_frames() {
-            blind(frame)
-        } else {
-            None
-        };
-        self.frame_facts(now, b, notes);
     }
 
     /// Whether frames are checked for a covered or blinded camera (then the recognition side
