@@ -93,6 +93,8 @@ struct State {
     count: u64,
     /// The child's stdout is closed.
     ended: bool,
+    /// The child's stderr is closed: `last_stderr` is final.
+    stderr_ended: bool,
     last_stderr: String,
 }
 
@@ -214,6 +216,8 @@ impl RpicamCamera {
                         s.lock().last_stderr = line.chars().take(300).collect();
                     }
                 }
+                s.lock().stderr_ended = true;
+                s.changed.notify_all();
             }));
         }
         tracing::info!("camera: started {}", self.argv.join(" "));
@@ -298,10 +302,15 @@ impl FrameSource for RpicamCamera {
                 .map_err(|e| self.error(CameraErrorKind::BadFrame, format!("bad frame: {e}")));
         }
         if st.ended {
+            // The output closes as the child exits: give it a moment to have a status and to
+            // finish what it says on stderr (its last words are read on another thread).
+            let deadline = Instant::now() + Duration::from_millis(200);
+            let (mut st, _) = shared
+                .changed
+                .wait_timeout_while(st, Duration::from_millis(200), |s| !s.stderr_ended)
+                .unwrap_or_else(|p| p.into_inner());
             let stderr = std::mem::take(&mut st.last_stderr);
             drop(st);
-            // The output closes as the child exits: give it a moment to have a status.
-            let deadline = Instant::now() + Duration::from_millis(200);
             let mut status = r.child.try_wait().ok().flatten();
             while status.is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
