@@ -23,6 +23,7 @@ pub struct OsdpConfig {
     /// Secure Channel (default on). `false` sends card numbers in clear: warned loudly.
     pub secure_channel: bool,
     /// The Secure Channel Base Key: 32 hex digits in a file only the daemon's user can read.
+    /// In the state directory by default: pairing (install mode) writes the panel's key there.
     pub key_file: PathBuf,
     /// Pairing: accept one Secure Channel session with the well-known install key (SCBK-D),
     /// in which the panel sets this reader's own key (saved to `key_file`). Off after pairing.
@@ -50,7 +51,7 @@ impl Default for OsdpConfig {
             baud: 9600,
             address: 0,
             secure_channel: true,
-            key_file: PathBuf::from("/etc/facegate/osdp.key"),
+            key_file: PathBuf::from("/var/lib/facegate/osdp.key"),
             install_mode: false,
             vendor_code: 0,
             model: 1,
