@@ -360,7 +360,7 @@ fn pd_loop(
             }
         }
         pd.refresh();
-        let now = u8::from(pd.is_online()) * ONLINE | u8::from(pd.is_sc_active()) * SECURE;
+        let now = (u8::from(pd.is_online()) * ONLINE) | (u8::from(pd.is_sc_active()) * SECURE);
         if now != last {
             state.store(now, Ordering::SeqCst);
             if now & ONLINE == 0 {

@@ -141,7 +141,7 @@ fn noise(pty: &Pty, bursts: usize, seed: u64) {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                if x % 5 == 0 {
+                if x.is_multiple_of(5) {
                     0x53
                 } else {
                     x as u8
