@@ -95,6 +95,10 @@ pub struct Report {
     pub wiegand: Vec<facegate::wiegand::Edge>,
     /// Reader mode `osdp`: the wall-clock time of each card read handed to the PD thread.
     pub osdp_sent: Vec<std::time::SystemTime>,
+    /// Reader mode `osdp`: the panel's LED and buzzer commands that reached the status output.
+    pub osdp_led: u64,
+    /// See `osdp_led`.
+    pub osdp_buzzer: u64,
 }
 
 impl Report {
@@ -506,11 +510,12 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         facegate::wiegand::Timing::of(&config.output.wiegand),
     );
     let osdp_sent = Arc::new(Mutex::new(Vec::new()));
+    let status = facegate::osdp::LoggedStatus::default();
     let mut osdp = match config.output.mode {
         OutputMode::Osdp => Some(crate::reader::Timed {
             inner: facegate::osdp_pd::OsdpOutput::open(
                 &config.output.osdp,
-                Box::<facegate::osdp::LoggedStatus>::default(),
+                Box::new(status.clone()),
             )?,
             sent: osdp_sent.clone(),
         }),
@@ -552,6 +557,11 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         alarm: sensors.alarm_edges(),
         wiegand: lines.edges(),
         osdp_sent: osdp_sent.lock().unwrap().clone(),
+        osdp_led: status.counts.led.load(std::sync::atomic::Ordering::Relaxed),
+        osdp_buzzer: status
+            .counts
+            .buzzer
+            .load(std::sync::atomic::Ordering::Relaxed),
     };
     check(s, &mut report);
     Ok(report)

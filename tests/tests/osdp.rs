@@ -309,6 +309,13 @@ fn the_panel_gets_one_card_read_per_grant_over_secure_channel_through_restart_an
     assert!(r.of(EventKind::CredentialError).is_empty());
     assert!(!r.of(EventKind::Deny).is_empty());
     assert!(!r.of(EventKind::PanelOnline).is_empty());
+    // The panel answered each read with a green LED and a beep: both reached the status output.
+    assert!(
+        r.osdp_led >= 2 && r.osdp_buzzer >= 2,
+        "{} {}",
+        r.osdp_led,
+        r.osdp_buzzer
+    );
     // Delivery: from the grant (the read handed to the reader) to its arrival at the panel.
     assert_eq!(r.osdp_sent.len(), 2);
     for (sent, card) in r.osdp_sent.iter().zip(&cards) {
