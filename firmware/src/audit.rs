@@ -98,6 +98,10 @@ pub enum EventKind {
     CredentialSent,
     /// Reader mode: a grant's credential could not be sent (none set, or the line failed).
     CredentialError,
+    /// Reader mode: the panel polls this reader again (`reason`: over Secure Channel or not).
+    PanelOnline,
+    /// Reader mode: the panel stopped polling this reader.
+    PanelOffline,
     /// A signed remote command unlocked the door (`identity`: who asked).
     RemoteUnlock,
     /// A signed command put the door in lockdown: no face unlocks until cleared.

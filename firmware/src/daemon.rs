@@ -558,6 +558,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             self.guard.camera_failed(now, &mut self.notes);
         }
         self.flush();
+        self.link_events();
         if self.control.take_reload() {
             self.reload_config();
             self.poll_gallery(true);
@@ -1022,6 +1023,24 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             }
         }
         Ok(())
+    }
+
+    /// Reader mode: audits the panel link's changes (OSDP online, offline).
+    fn link_events(&mut self) {
+        let links = match self.output.as_deref_mut() {
+            Some(out) => out.link_events(),
+            None => return,
+        };
+        for l in links {
+            tracing::info!(online = l.online, "{}", l.detail);
+            let mut ev = self.event(if l.online {
+                EventKind::PanelOnline
+            } else {
+                EventKind::PanelOffline
+            });
+            ev.reason = Some(l.detail);
+            self.record(&ev);
+        }
     }
 
     /// Reader mode's grant: the card read to the panel, audited with what was sent. The order

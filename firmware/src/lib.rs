@@ -29,6 +29,9 @@ pub mod hw_wiegand;
 pub mod lockpin;
 pub mod models;
 pub mod netform;
+pub mod osdp;
+#[cfg(feature = "osdp")]
+pub mod osdp_pd;
 pub mod policy;
 pub mod reader;
 pub mod realtime;

@@ -15,16 +15,20 @@ pub enum OutputMode {
     Relay,
     /// Wiegand reader on two GPIO lines (D0, D1).
     Wiegand,
+    /// OSDP reader (PD) on an RS-485 serial line, Secure Channel by default.
+    Osdp,
 }
 
 /// `[output]`: where a grant goes.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
-    /// `relay` (default) or `wiegand`.
+    /// `relay` (default), `wiegand` or `osdp`.
     pub mode: OutputMode,
     /// `[output.wiegand]`
     pub wiegand: WiegandConfig,
+    /// `[output.osdp]`
+    pub osdp: crate::osdp::OsdpConfig,
 }
 
 /// `[output.wiegand]`: the two data lines and their timing.
@@ -80,6 +84,9 @@ impl OutputConfig {
                 ));
             }
         }
+        if self.mode == OutputMode::Osdp {
+            self.osdp.check()?;
+        }
         if !(20..=100).contains(&w.pulse_us) {
             return Err((
                 "output.wiegand.pulse_us",
@@ -104,6 +111,9 @@ impl OutputConfig {
         if self.mode == OutputMode::Wiegand {
             w.push("output.mode = wiegand: card numbers cross the line in clear, unsupervised (prefer OSDP)".into());
         }
+        if self.mode == OutputMode::Osdp {
+            w.extend(self.osdp.warnings());
+        }
         w
     }
 }
@@ -122,10 +132,24 @@ pub enum OutputError {
     Device(String),
 }
 
-/// Where a grant's credential goes (Wiegand lines; an OSDP link would be another).
+/// A change of the link to the panel (OSDP: the panel started or stopped polling), audited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEvent {
+    /// The panel polls this reader.
+    pub online: bool,
+    /// What changed, for the audit.
+    pub detail: String,
+}
+
+/// Where a grant's credential goes (Wiegand lines, an OSDP link).
 pub trait CredentialOutput {
     /// Sends `credential` as one card read; `Ok` says what went on the line, for the audit.
     fn send(&mut self, credential: &Credential) -> Result<String, OutputError>;
+
+    /// Link changes since the last call (an unsupervised line like Wiegand has none).
+    fn link_events(&mut self) -> Vec<LinkEvent> {
+        Vec::new()
+    }
 }
 
 /// Sends `credential` (the granted person's, if any) on `out`.

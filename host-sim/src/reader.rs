@@ -1,12 +1,14 @@
 //! The simulator's reader-mode lines: Wiegand D0/D1 that record every edge at its simulated
-//! time (sending takes simulated time, as on the wire), for the panel side to decode.
+//! time (sending takes simulated time, as on the wire), for the panel side to decode; and the
+//! wall-clock times of OSDP card reads queued, to measure their delivery at the panel.
 
 use crate::clock::SimClock;
+use facegate::credential::Credential;
 use facegate::hal::Clock;
-use facegate::reader::OutputError;
+use facegate::reader::{CredentialOutput, LinkEvent, OutputError};
 use facegate::wiegand::{Edge, WiegandLines};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Wiegand lines recording their edges.
 #[derive(Clone)]
@@ -45,5 +47,27 @@ impl WiegandLines for SimWiegand {
 
     fn gap(&mut self, d: Duration) {
         self.clock.sleep(d);
+    }
+}
+
+/// A credential output that notes the wall-clock time of each card read it accepted.
+pub struct Timed<O> {
+    /// The real output.
+    pub inner: O,
+    /// When each accepted `send` returned.
+    pub sent: Arc<Mutex<Vec<SystemTime>>>,
+}
+
+impl<O: CredentialOutput> CredentialOutput for Timed<O> {
+    fn send(&mut self, credential: &Credential) -> Result<String, OutputError> {
+        let r = self.inner.send(credential);
+        if r.is_ok() {
+            self.sent.lock().unwrap().push(SystemTime::now());
+        }
+        r
+    }
+
+    fn link_events(&mut self) -> Vec<LinkEvent> {
+        self.inner.link_events()
     }
 }

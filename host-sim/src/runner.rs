@@ -45,6 +45,9 @@ pub enum SimError {
     /// The audit log could not be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The OSDP reader could not start.
+    #[error("OSDP reader: {0}")]
+    Osdp(#[from] facegate::osdp_pd::OsdpError),
     /// The daemon stopped with an error.
     #[error("daemon: {0}")]
     Daemon(#[from] DaemonError),
@@ -90,6 +93,12 @@ pub struct Report {
     pub alarm: Vec<(Duration, bool)>,
     /// Reader mode (`[output] mode = "wiegand"`): every edge of the D0/D1 lines.
     pub wiegand: Vec<facegate::wiegand::Edge>,
+    /// Reader mode `osdp`: the wall-clock time of each card read handed to the PD thread.
+    pub osdp_sent: Vec<std::time::SystemTime>,
+    /// Reader mode `osdp`: the panel's LED and buzzer commands that reached the status output.
+    pub osdp_led: u64,
+    /// See `osdp_led`.
+    pub osdp_buzzer: u64,
 }
 
 impl Report {
@@ -500,10 +509,25 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         lines.clone(),
         facegate::wiegand::Timing::of(&config.output.wiegand),
     );
+    let osdp_sent = Arc::new(Mutex::new(Vec::new()));
+    let status = facegate::osdp::LoggedStatus::default();
+    let mut osdp = match config.output.mode {
+        OutputMode::Osdp => Some(crate::reader::Timed {
+            inner: facegate::osdp_pd::OsdpOutput::open(
+                &config.output.osdp,
+                Box::new(status.clone()),
+            )?,
+            sent: osdp_sent.clone(),
+        }),
+        _ => None,
+    };
     let output: Option<&mut (dyn facegate::reader::CredentialOutput + 'static)> =
         match config.output.mode {
             OutputMode::Relay => None,
             OutputMode::Wiegand => Some(&mut wiegand),
+            OutputMode::Osdp => osdp
+                .as_mut()
+                .map(|o| o as &mut (dyn facegate::reader::CredentialOutput + 'static)),
         };
     let summary = daemon::run_reader(
         config,
@@ -532,6 +556,12 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         model,
         alarm: sensors.alarm_edges(),
         wiegand: lines.edges(),
+        osdp_sent: osdp_sent.lock().unwrap().clone(),
+        osdp_led: status.counts.led.load(std::sync::atomic::Ordering::Relaxed),
+        osdp_buzzer: status
+            .counts
+            .buzzer
+            .load(std::sync::atomic::Ordering::Relaxed),
     };
     check(s, &mut report);
     Ok(report)

@@ -12,7 +12,7 @@ use facegate::hw::{GpioRelay, V4l2Camera};
 use facegate::hw_inputs::GpioDoorIo;
 use facegate::hw_wiegand::GpioWiegand;
 use facegate::lockpin::{self, LockPin};
-use facegate::reader::OutputMode;
+use facegate::reader::{CredentialOutput, OutputMode};
 use facegate::rpicam::RpicamCamera;
 use facegate::service::SdNotify;
 use facegate::wiegand::{Timing, WiegandOutput};
@@ -178,16 +178,15 @@ fn run(args: Args) -> Result<()> {
     let clock = SystemClock::default();
     let mut notify = SdNotify::from_env();
     // Reader mode: the panel drives the lock; the relay pin stays driven to locked.
-    let mut wiegand = match config.output.mode {
+    let mut output: Option<Box<dyn CredentialOutput>> = match config.output.mode {
         OutputMode::Relay => None,
-        OutputMode::Wiegand => Some(WiegandOutput::new(
+        OutputMode::Wiegand => Some(Box::new(WiegandOutput::new(
             GpioWiegand::open(&config.output.wiegand).context("Wiegand output")?,
             Timing::of(&config.output.wiegand),
-        )),
+        ))),
+        OutputMode::Osdp => Some(open_osdp(&config)?),
     };
-    let output = wiegand
-        .as_mut()
-        .map(|w| w as &mut (dyn facegate::reader::CredentialOutput + 'static));
+    let output = output.as_deref_mut();
     let summary = daemon::run_reader(
         config,
         path.as_deref(),
@@ -255,4 +254,19 @@ impl FrameSource for Camera {
             Self::Rpicam(c) => c.sequence(),
         }
     }
+}
+
+/// The OSDP reader on `[output.osdp]`'s serial line; the panel's LED and buzzer commands are
+/// logged and counted (no LED or buzzer hardware on the Pi yet).
+#[cfg(feature = "osdp")]
+fn open_osdp(config: &Config) -> Result<Box<dyn CredentialOutput>> {
+    let status = Box::<facegate::osdp::LoggedStatus>::default();
+    let out = facegate::osdp_pd::OsdpOutput::open(&config.output.osdp, status)
+        .context("OSDP reader ([output.osdp])")?;
+    Ok(Box::new(out))
+}
+
+#[cfg(not(feature = "osdp"))]
+fn open_osdp(_: &Config) -> Result<Box<dyn CredentialOutput>> {
+    anyhow::bail!("output.mode = \"osdp\": this facegated was built without the `osdp` feature")
 }
