@@ -222,8 +222,8 @@ pub fn nir_face(
     // Only the neighbourhood of the mapped box is searched: cheaper than the whole frame.
     let (x0, y0, w, h) = region(&m, 2.0, nir.width(), nir.height()).ok_or(Cue::NirNoFace)?;
     let crop = image::imageops::crop_imm(nir, x0, y0, w, h).to_image();
-    // A detector failure is no face.
-    let found = pipeline.detect(&crop).unwrap_or_default();
+    // The largest face there (the door's own detector; a failure is no face).
+    let found = pipeline.detect_largest(&crop).ok().flatten();
     let (mcx, mcy) = (m.x + m.w / 2.0, m.y + m.h / 2.0);
     let max_ratio = (1.0 + 2.0 * p.tolerance).ln();
     let at_place = found.iter().any(|d| {
@@ -264,32 +264,43 @@ const MIN_SIDES: usize = 3;
 /// between 0.6 and 2 face sizes from its centre, a line (tilted at most about 8 degrees) along
 /// which nearly every pixel is a strong edge across it, and at least a face size long. A print's
 /// paper edge or a phone's bezel does this; a head in a room seldom has such lines on three
-/// sides.
+/// sides. Worked at half resolution (a border is a large structure).
 pub fn border(frame: &RgbImage, face: &BBox) -> bool {
     let Some((x0, y0, w, h)) = region(face, 4.0, frame.width(), frame.height()) else {
         return false;
     };
-    let (w, h) = (w as usize, h as usize);
-    let grey: Vec<f32> = (0..h)
-        .flat_map(|y| (0..w).map(move |x| (x, y)))
-        .map(|(x, y)| luma(frame.get_pixel(x0 + x as u32, y0 + y as u32)))
-        .collect();
+    // Half resolution: each cell the mean of 2x2 pixels.
+    let (w, h) = ((w / 2) as usize, (h / 2) as usize);
+    if w < 3 || h < 3 {
+        return false;
+    }
+    let mut grey = vec![0.0f32; w * h];
+    for (i, g) in grey.iter_mut().enumerate() {
+        let (x, y) = (x0 + 2 * (i % w) as u32, y0 + 2 * (i / w) as u32);
+        *g = (luma(frame.get_pixel(x, y))
+            + luma(frame.get_pixel(x + 1, y))
+            + luma(frame.get_pixel(x, y + 1))
+            + luma(frame.get_pixel(x + 1, y + 1)))
+            / 4.0;
+    }
     let at = |x: usize, y: usize| grey[y * w + x];
-    // Sobel: gx across vertical lines, gy across horizontal ones (0 at the crop's rim).
-    let mut gx = vec![0.0f32; w * h];
-    let mut gy = vec![0.0f32; w * h];
-    for y in 1..h.saturating_sub(1) {
-        for x in 1..w.saturating_sub(1) {
-            gx[y * w + x] = (at(x + 1, y - 1) + 2.0 * at(x + 1, y) + at(x + 1, y + 1))
+    // Edge maps: 1 where a strong Sobel response runs across a vertical (resp. horizontal) line.
+    let mut vert = vec![false; w * h];
+    let mut horiz = vec![false; w * h];
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let gx = (at(x + 1, y - 1) + 2.0 * at(x + 1, y) + at(x + 1, y + 1))
                 - (at(x - 1, y - 1) + 2.0 * at(x - 1, y) + at(x - 1, y + 1));
-            gy[y * w + x] = (at(x - 1, y + 1) + 2.0 * at(x, y + 1) + at(x + 1, y + 1))
+            let gy = (at(x - 1, y + 1) + 2.0 * at(x, y + 1) + at(x + 1, y + 1))
                 - (at(x - 1, y - 1) + 2.0 * at(x, y - 1) + at(x + 1, y - 1));
+            vert[y * w + x] = gx.abs() >= EDGE_MIN && gx.abs() > gy.abs();
+            horiz[y * w + x] = gy.abs() >= EDGE_MIN && gy.abs() > gx.abs();
         }
     }
-    let s = face.size().max(1.0);
+    let s = (face.size() / 2.0).max(1.0);
     let (cx, cy) = (
-        face.x + face.w / 2.0 - x0 as f32,
-        face.y + face.h / 2.0 - y0 as f32,
+        (face.x + face.w / 2.0 - x0 as f32) / 2.0,
+        (face.y + face.h / 2.0 - y0 as f32) / 2.0,
     );
     // A side: lines `across = c + t * (along - centre)`, `across` measured from the face centre
     // outward, over `along` within 1.5 face sizes of the centre.
@@ -300,17 +311,15 @@ pub fn border(frame: &RgbImage, face: &BBox) -> bool {
             (cy, cx, h, w)
         };
         let along0 = (c_along - 1.5 * s).max(1.0) as usize;
-        let along1 = ((c_along + 1.5 * s) as usize).min(n_along.saturating_sub(1));
+        let along1 = ((c_along + 1.5 * s).max(0.0) as usize).min(n_along - 1);
         if along1 <= along0 || ((along1 - along0) as f32) < s {
             return false;
         }
-        let g = if vertical { &gx } else { &gy };
-        let o = if vertical { &gy } else { &gx };
-        let idx = |across: usize, along: usize| {
+        let edge = |across: usize, along: usize| {
             if vertical {
-                along * w + across
+                vert[along * w + across]
             } else {
-                across * w + along
+                horiz[across * w + along]
             }
         };
         let mut d = 0.6 * s;
@@ -318,17 +327,17 @@ pub fn border(frame: &RgbImage, face: &BBox) -> bool {
             for k in -6..=6 {
                 let t = k as f32 * 0.025;
                 let (mut hits, mut total) = (0usize, 0usize);
-                let mut along = along0;
-                while along < along1 {
+                // Every other cell along the line: enough to tell a line from texture.
+                for along in (along0..along1).step_by(2) {
                     let across = c_across + sign * d + t * (along as f32 - c_along);
                     if across >= 1.0 && across < (n_across - 1) as f32 {
-                        let i = idx(across as usize, along);
                         total += 1;
-                        if g[i].abs() >= EDGE_MIN && g[i].abs() > o[i].abs() {
+                        // The edge may fall on either cell next to the line.
+                        let a = across as usize;
+                        if edge(a, along) || edge(a + 1, along) {
                             hits += 1;
                         }
                     }
-                    along += 2;
                 }
                 // At least a face size of the line in view, nearly all of it edge.
                 if total as f32 * 2.0 >= s && hits as f32 >= LINE_COVER * total as f32 {
