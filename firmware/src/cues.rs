@@ -1,12 +1,12 @@
 //! Presentation-attack cues besides the liveness networks: the near-infrared camera's view of
-//! the face (`[liveness.nir]`) and a paper or screen border framing the face (`[liveness]
-//! border`). Each is one more condition of the acceptance rule's liveness stage, independent of
+//! the face (`[liveness.nir]`), a paper or screen border framing the face (`[liveness]
+//! border`) and planar motion of the landmarks over a track (`[liveness] motion`). Each is one more condition of the acceptance rule's liveness stage, independent of
 //! the networks' level; see README, "Presentation attacks".
 
 use crate::config::CameraConfig;
 use crate::hal::CameraError;
 use crate::realtime::Captured;
-use crate::vision::detect::BBox;
+use crate::vision::detect::{BBox, Detection};
 use crate::Pipeline;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,9 @@ pub enum Cue {
     NirFlat,
     /// Strong straight edges frame the face: the border of a print or the bezel of a screen.
     Border,
+    /// Over the frames of one track the face tilted, and its nose moved exactly as the plane of
+    /// its eyes and mouth: a flat picture, not a head.
+    PlanarMotion,
 }
 
 impl Cue {
@@ -35,6 +38,7 @@ impl Cue {
             Cue::NirNoFace => "nir_no_face",
             Cue::NirFlat => "nir_flat",
             Cue::Border => "border",
+            Cue::PlanarMotion => "planar_motion",
         }
     }
 }
@@ -130,22 +134,24 @@ impl NirConfig {
 pub struct Cues {
     nir: Option<NirConfig>,
     border: bool,
+    motion: Option<MotionTrack>,
     newest_nir: Option<Captured>,
 }
 
 impl Cues {
     /// The cues `[liveness]` turns on.
-    pub fn new(nir: Option<NirConfig>, border: bool) -> Self {
+    pub fn new(nir: Option<NirConfig>, border: bool, motion: bool) -> Self {
         Self {
             nir,
             border,
+            motion: motion.then(MotionTrack::default),
             newest_nir: None,
         }
     }
 
     /// Whether any cue is on (then a face must pass them all to be let in).
     pub fn any(&self) -> bool {
-        self.nir.is_some() || self.border
+        self.nir.is_some() || self.border || self.motion.is_some()
     }
 
     /// Whether NIR mode is on.
@@ -164,14 +170,17 @@ impl Cues {
         }
     }
 
-    /// The cues' verdict on the face in box `face` of the colour frame `frame` taken at `taken`.
+    /// The cues' verdict on the face `det` of the colour frame `frame` taken at `taken`.
     pub fn check(
         &mut self,
         pipeline: &mut Pipeline,
         frame: &RgbImage,
         taken: Duration,
-        face: &BBox,
+        det: &Detection,
     ) -> Result<(), Cue> {
+        let face = &det.bbox;
+        // Tracked first, so the history stays whole whatever the other cues say.
+        let planar = self.motion.as_mut().and_then(|m| m.observe(det));
         if let Some(p) = &self.nir {
             let max_age = Duration::from_secs_f64(p.max_age_seconds);
             let nir = self
@@ -184,7 +193,7 @@ impl Cues {
         if self.border && border(frame, face) {
             return Err(Cue::Border);
         }
-        Ok(())
+        planar.map_or(Ok(()), Err)
     }
 }
 
@@ -355,6 +364,95 @@ pub fn border(frame: &RgbImage, face: &BBox) -> bool {
     sides >= MIN_SIDES
 }
 
+/// Frames of a track kept for the motion cue.
+const MOTION_FRAMES: usize = 30;
+/// Least tilt (anisotropy of the eyes-and-mouth plane's affine change, `1 / cos(angle) - 1`)
+/// for the motion cue to judge: about 18 degrees. Less motion says nothing.
+const MIN_TILT: f32 = 0.05;
+/// Most nose parallax (its distance from where the eyes-and-mouth plane puts it, in eye
+/// distances) of a flat picture.
+const MAX_PARALLAX: f32 = 0.04;
+
+/// The landmarks of the current track (faces whose boxes overlap from frame to frame).
+#[derive(Debug, Default)]
+pub struct MotionTrack {
+    history: std::collections::VecDeque<[[f32; 2]; 5]>,
+    last_box: Option<BBox>,
+}
+
+impl MotionTrack {
+    /// Adds the face `det` of the next frame; `Some(PlanarMotion)` once the track shows a tilt
+    /// that moved the nose as a plane would.
+    pub fn observe(&mut self, det: &Detection) -> Option<Cue> {
+        if !self
+            .last_box
+            .is_some_and(|b| crate::decision::same_track(&b, &det.bbox))
+        {
+            self.history.clear();
+        }
+        self.last_box = Some(det.bbox);
+        if self.history.len() == MOTION_FRAMES {
+            self.history.pop_front();
+        }
+        self.history.push_back(det.landmarks);
+        let now = &det.landmarks;
+        self.history
+            .iter()
+            .any(|then| planar(then, now).is_some_and(|flat| flat))
+            .then_some(Cue::PlanarMotion)
+    }
+}
+
+/// Between two sets of landmarks (left eye, right eye, nose, mouth corners): `Some(true)` when
+/// the eyes-and-mouth plane tilted (by [`MIN_TILT`]) and the nose stayed on it (within
+/// [`MAX_PARALLAX`]), `Some(false)` when it tilted and the nose did not, `None` without tilt.
+pub fn planar(a: &[[f32; 2]; 5], b: &[[f32; 2]; 5]) -> Option<bool> {
+    // Least-squares affine map of the four outer points from `a` to `b`.
+    let outer = [0, 1, 3, 4];
+    let mean = |p: &[[f32; 2]; 5], k: usize| outer.iter().map(|&i| p[i][k]).sum::<f32>() / 4.0;
+    let (ax, ay, bx, by) = (mean(a, 0), mean(a, 1), mean(b, 0), mean(b, 1));
+    let (mut sxx, mut sxy, mut syy) = (0.0f32, 0.0f32, 0.0f32);
+    let (mut ux, mut uy, mut vx, mut vy) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+    for &i in &outer {
+        let (px, py) = (a[i][0] - ax, a[i][1] - ay);
+        let (qx, qy) = (b[i][0] - bx, b[i][1] - by);
+        sxx += px * px;
+        sxy += px * py;
+        syy += py * py;
+        ux += qx * px;
+        uy += qx * py;
+        vx += qy * px;
+        vy += qy * py;
+    }
+    let det = sxx * syy - sxy * sxy;
+    if det.abs() < 1e-6 {
+        return None;
+    }
+    // A = [[m00, m01], [m10, m11]] = [[ux, uy], [vx, vy]] * inverse([[sxx, sxy], [sxy, syy]]).
+    let (i00, i01, i11) = (syy / det, -sxy / det, sxx / det);
+    let (m00, m01) = (ux * i00 + uy * i01, ux * i01 + uy * i11);
+    let (m10, m11) = (vx * i00 + vy * i01, vx * i01 + vy * i11);
+    // Singular values of A: their ratio says how much the plane foreshortened one way.
+    let (p, q) = (m00 * m00 + m10 * m10, m01 * m01 + m11 * m11);
+    let r = m00 * m01 + m10 * m11;
+    let tr = p + q;
+    let disc = ((p - q).powi(2) + 4.0 * r * r).sqrt();
+    let (s1, s2) = (
+        ((tr + disc) / 2.0).sqrt(),
+        ((tr - disc) / 2.0).max(0.0).sqrt(),
+    );
+    // Also false for NaN (degenerate landmarks): no verdict.
+    let tilted = s2 > 0.0 && s1 / s2 - 1.0 >= MIN_TILT;
+    if !tilted {
+        return None;
+    }
+    let (nx, ny) = (a[2][0] - ax, a[2][1] - ay);
+    let (px, py) = (bx + m00 * nx + m01 * ny, by + m10 * nx + m11 * ny);
+    let eyes = (b[1][0] - b[0][0]).hypot(b[1][1] - b[0][1]).max(1.0);
+    let parallax = (b[2][0] - px).hypot(b[2][1] - py) / eyes;
+    Some(parallax <= MAX_PARALLAX)
+}
+
 /// Keeps the NIR camera's health for the audit log and the status line: the error that started
 /// a failure, and whether frames came again.
 #[derive(Debug, Default)]
@@ -454,6 +552,53 @@ mod tests {
         }
         let face2 = bbox(270.0, 300.0, 100.0, 100.0);
         assert!(!border(&cut, &face2));
+    }
+
+    /// A face's landmarks in 3D (x right, y down, z towards the camera; eye distance 60), seen
+    /// by a pinhole camera (focal 800, at 1000) after a turn of `yaw` degrees about the vertical
+    /// axis through the face; `flat`: the nose pressed into the plane of the others (a photo).
+    fn seen(yaw: f32, flat: bool) -> [[f32; 2]; 5] {
+        let pts = [
+            [-30.0, -20.0, 0.0],
+            [30.0, -20.0, 0.0],
+            [0.0, 10.0, if flat { 0.0 } else { 35.0 }],
+            [-22.0, 40.0, 0.0],
+            [22.0, 40.0, 0.0],
+        ];
+        let (s, c) = yaw.to_radians().sin_cos();
+        pts.map(|[x, y, z]| {
+            let (x, z) = (x * c + z * s, -x * s + z * c);
+            let k = 800.0 / (1000.0 - z);
+            [320.0 + x * k, 240.0 + y * k]
+        })
+    }
+
+    #[test]
+    fn a_turning_head_shows_nose_parallax_and_a_tilted_photo_does_not() {
+        // A flat picture turned by 25 degrees: planar.
+        assert_eq!(planar(&seen(0.0, true), &seen(25.0, true)), Some(true));
+        // A head turning as much: the nose leaves the plane.
+        assert_eq!(planar(&seen(0.0, false), &seen(25.0, false)), Some(false));
+        // Too little motion to say anything.
+        assert_eq!(planar(&seen(0.0, true), &seen(3.0, true)), None);
+        // Over a track: the tilted photo is flagged once it has tilted enough.
+        let mut m = MotionTrack::default();
+        let face = |yaw: f32, flat: bool| Detection {
+            bbox: BBox {
+                x: 270.0,
+                y: 190.0,
+                w: 100.0,
+                h: 100.0,
+            },
+            score: 1.0,
+            landmarks: seen(yaw, flat),
+        };
+        let flags: Vec<bool> = (0..6)
+            .map(|k| m.observe(&face(k as f32 * 6.0, true)).is_some())
+            .collect();
+        assert_eq!(flags, [false, false, false, true, true, true]);
+        let mut m = MotionTrack::default();
+        assert!((0..6).all(|k| m.observe(&face(k as f32 * 6.0, false)).is_none()));
     }
 
     #[test]

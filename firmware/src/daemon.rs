@@ -228,7 +228,8 @@ pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         }
         Err(e) => return Err(e.into()),
     };
-    let cues = Cues::new(config.liveness.nir.clone(), config.liveness.border);
+    let l = &config.liveness;
+    let cues = Cues::new(l.nir.clone(), l.border, l.motion);
     if cues.nir_on() && devices.nir.is_none() {
         tracing::error!("[liveness.nir] is on but no NIR camera was given: no face is let in");
     }
@@ -846,8 +847,9 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         if new.output != old.output {
             restart.push("[output]");
         }
-        if new.liveness.nir != old.liveness.nir || new.liveness.border != old.liveness.border {
-            restart.push("[liveness.nir]/liveness.border");
+        let (nl, ol) = (&new.liveness, &old.liveness);
+        if nl.nir != ol.nir || nl.border != ol.border || nl.motion != ol.motion {
+            restart.push("[liveness.nir]/liveness.border/motion");
         }
         if new.mqtt != old.mqtt {
             restart.push("[mqtt]");
@@ -868,6 +870,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         applied.output = old.output.clone();
         applied.liveness.nir = old.liveness.nir.clone();
         applied.liveness.border = old.liveness.border;
+        applied.liveness.motion = old.liveness.motion;
         applied.mqtt = old.mqtt.clone();
         if applied.gallery.path != old.gallery.path {
             let fp = self.spec.fingerprint.clone();
@@ -1357,7 +1360,7 @@ fn look(
     }
     if cues.any() {
         let t4 = Instant::now();
-        let verdict = cues.check(pipeline, frame, taken, &det.bbox);
+        let verdict = cues.check(pipeline, frame, taken, det);
         if let Err(cue) = verdict {
             tracing::debug!(cue = cue.as_str(), "presentation cue");
         }

@@ -133,6 +133,32 @@ fn render(photo: &RgbImage, attack: Attack, ir: bool) -> RgbImage {
     })
 }
 
+/// A frame of the motion of a held-up picture: `frame` (a whole camera frame showing the
+/// medium) turned by `yaw` degrees about the vertical axis through its centre, as a pinhole
+/// camera of focal length `focal` pixels sees a flat plane turned so. A sequence of these with
+/// changing `yaw` is the medium waved in front of the camera; every point of it moves as one
+/// plane (what the motion cue looks for). The rim left uncovered is the simulator's grey.
+pub fn tilt(frame: &RgbImage, yaw: f32, focal: f32) -> RgbImage {
+    let (w, h) = (frame.width() as f32, frame.height() as f32);
+    let (cx, cy) = (w / 2.0, h / 2.0);
+    let (s, c) = yaw.to_radians().sin_cos();
+    RgbImage::from_fn(frame.width(), frame.height(), |u, v| {
+        // Invert the projection: the plane's point (x, y) that lands on pixel (u, v).
+        let (uu, vv) = (u as f32 - cx, v as f32 - cy);
+        let den = c - uu * s / focal;
+        if den <= 1e-3 {
+            return Rgb([118, 118, 118]);
+        }
+        let x = uu / den;
+        let y = vv * (1.0 + x * s / focal);
+        let (sx, sy) = (x + cx, y + cy);
+        if !(0.0..=w - 1.0).contains(&sx) || !(0.0..=h - 1.0).contains(&sy) {
+            return Rgb([118, 118, 118]);
+        }
+        Rgb(sample(frame, sx, sy).map(|v| v.round().clamp(0.0, 255.0) as u8))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +182,23 @@ mod tests {
             .get_pixel(screen.width() / 2, screen.height() - pad - 3)
             .0;
         assert!(b[0] < 40, "bezel {b:?}");
+    }
+
+    #[test]
+    fn a_tilted_frame_is_foreshortened_about_its_centre() {
+        // A white square in the middle of a black frame.
+        let frame = RgbImage::from_fn(200, 100, |x, y| {
+            if (80..120).contains(&x) && (30..70).contains(&y) {
+                Rgb([255, 255, 255])
+            } else {
+                Rgb([0, 0, 0])
+            }
+        });
+        assert_eq!(tilt(&frame, 0.0, 500.0), frame);
+        let t = tilt(&frame, 40.0, 500.0);
+        let width = (0..200).filter(|&x| t.get_pixel(x, 50)[0] > 128).count();
+        assert!((25..38).contains(&width), "foreshortened to {width}");
+        assert!(t.get_pixel(100, 50)[0] > 128, "the centre stays");
     }
 
     #[test]

@@ -53,12 +53,14 @@ pub struct LivenessConfig {
     pub nir: Option<crate::cues::NirConfig>,
     /// Refuse a face framed by straight edges (a print's paper edge, a phone's bezel).
     pub border: bool,
+    /// Refuse a face whose landmarks, over a track, tilt as a flat picture (no nose parallax).
+    pub motion: bool,
 }
 
 impl LivenessConfig {
     /// Whether any presentation cue (`crate::cues`) is on.
     pub fn cues_on(&self) -> bool {
-        self.nir.is_some() || self.border
+        self.nir.is_some() || self.border || self.motion
     }
 }
 
