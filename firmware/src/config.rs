@@ -596,6 +596,16 @@ mod tests {
         let c = parse(&csi).unwrap();
         assert_eq!(c.camera.source, CameraSource::Rpicam);
         assert_eq!(c.camera.rpicam_command, ["rpicam-vid"]);
+        // Its commented NIR camera section, switched on, too.
+        let nir = text
+            .replace("# [liveness.nir", "[liveness.nir")
+            .replace("# device = \"/dev/video2\"", "device = \"/dev/video2\"");
+        let c = parse(&nir).unwrap();
+        assert!(c.decision_params(0.6, 0.05).cues);
+        assert_eq!(
+            c.liveness.nir.unwrap().camera.device,
+            Path::new("/dev/video2")
+        );
     }
 
     #[test]
