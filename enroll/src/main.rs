@@ -438,6 +438,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         let mut rule = config.decision_params(model_threshold, model_margin).rule();
         // A photo is not a presentation at a camera: liveness is the door's check alone.
         rule.min_liveness = None;
+        rule.cues = false;
         Ok((config, rule))
     };
     match cli.command {

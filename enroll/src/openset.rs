@@ -240,6 +240,7 @@ fn nearest_in(
                     margin: m.margin,
                 }),
                 liveness: None,
+                cues: None,
             }),
         })
         .collect()
@@ -462,6 +463,7 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
             min_margin,
             min_face: o.current.min_face,
             min_liveness: None,
+            cues: false,
         };
         Point {
             threshold,
@@ -687,6 +689,7 @@ mod tests {
                     margin,
                 }),
                 liveness: None,
+                cues: None,
             }),
         }
     }
@@ -698,6 +701,7 @@ mod tests {
             min_margin: 0.05,
             min_face: 80.0,
             min_liveness: None,
+            cues: false,
         };
         let trials = [
             trial(Some(1), 1, 0.3, 0.2),  // accepted as themselves

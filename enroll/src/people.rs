@@ -282,6 +282,7 @@ pub fn identify(
                 nearest,
                 // The CLI has one photo, no camera: liveness is the door's.
                 liveness: None,
+                cues: None,
             });
             known += usize::from(verdict.is_ok());
             let who = verdict.ok().map(|n| &g.people[n.person]);

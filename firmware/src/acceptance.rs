@@ -5,6 +5,7 @@
 //! Over several frames the door adds its own conditions (agreeing frames in a row on one tracked
 //! face, see `decision`); everything about a single face is here.
 
+use crate::cues::Cue;
 use serde::Serialize;
 
 /// The nearest enrolled person to a face.
@@ -88,6 +89,8 @@ pub struct FaceFacts {
     pub nearest: Option<Nearest>,
     /// The liveness score, 0..1 (`None` when it was not measured, e.g. on the CLI).
     pub liveness: Option<f32>,
+    /// The presentation cues' verdict (NIR view, border; `None` when they were not run).
+    pub cues: Option<Result<(), Cue>>,
 }
 
 /// The operating point: the values that decide whether a face is somebody.
@@ -101,12 +104,15 @@ pub struct Rule {
     pub min_face: f32,
     /// Smallest liveness score (`None`: no liveness check).
     pub min_liveness: Option<f32>,
+    /// The presentation cues are on: a face must have passed them.
+    pub cues: bool,
 }
 
 impl Rule {
     /// The verdict on one face: the person it is, or the first rule that refused it, checked in
-    /// the order size, quality, distance, margin, liveness. NaN distances, margins and liveness
-    /// scores never match; with liveness on, a face without a score is refused.
+    /// the order size, quality, distance, margin, liveness (score, then cues). NaN distances,
+    /// margins and liveness scores never match; with liveness on, a face without a score is
+    /// refused, and with the cues on, a face they did not clear.
     pub fn judge(&self, face: &FaceFacts) -> Result<Nearest, Refusal> {
         // Written so that NaN fails every comparison.
         if face
@@ -141,6 +147,10 @@ impl Rule {
                 return Err(Refusal::SpoofSuspected);
             }
         }
+        // The cues, independent of the networks' level; on, a face they did not clear fails.
+        if self.cues && face.cues != Some(Ok(())) {
+            return Err(Refusal::SpoofSuspected);
+        }
         Ok(n)
     }
 }
@@ -154,6 +164,7 @@ mod tests {
         min_margin: 0.05,
         min_face: 80.0,
         min_liveness: None,
+        cues: false,
     };
 
     fn face(size: f32, distance: f32, margin: f32) -> FaceFacts {
@@ -166,6 +177,7 @@ mod tests {
                 margin,
             }),
             liveness: None,
+            cues: None,
         }
     }
 
@@ -222,6 +234,25 @@ mod tests {
         assert_eq!(rule.judge(&unscored), Err(Refusal::SpoofSuspected));
         // Level off: the score is not looked at.
         assert!(RULE.judge(&live(0.0)).is_ok());
+    }
+
+    #[test]
+    fn with_the_cues_on_a_face_they_did_not_clear_is_a_spoof_whatever_the_level() {
+        let rule = Rule { cues: true, ..RULE };
+        let with = |cues| FaceFacts {
+            cues,
+            ..face(100.0, 0.3, 0.2)
+        };
+        assert!(rule.judge(&with(Some(Ok(())))).is_ok());
+        for refused in [None, Some(Err(Cue::NirNoFace)), Some(Err(Cue::NirMissing))] {
+            assert_eq!(rule.judge(&with(refused)), Err(Refusal::SpoofSuspected));
+        }
+        // Checked after the match: a stranger stays unknown.
+        let mut stranger = with(Some(Err(Cue::Border)));
+        stranger.nearest = None;
+        assert_eq!(rule.judge(&stranger), Err(Refusal::Unknown));
+        // Off: not looked at.
+        assert!(RULE.judge(&with(Some(Err(Cue::Border)))).is_ok());
     }
 
     #[test]

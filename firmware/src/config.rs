@@ -346,6 +346,9 @@ impl Config {
         if let Some((key, problem)) = self.mqtt.as_ref().and_then(|m| m.problem()) {
             return bad(key, problem);
         }
+        if let Some((key, problem)) = self.liveness.nir.as_ref().and_then(|n| n.problem()) {
+            return bad(key, problem);
+        }
         let fps = f64::from(self.camera.fps);
         let span = f64::from(r.frames.saturating_sub(1)) / fps;
         if span > r.window_seconds {
@@ -563,6 +566,7 @@ impl Config {
             rearm: Duration::from_secs(2),
             deny_repeat: Duration::from_secs(10),
             min_liveness: self.liveness.level.min_score(),
+            cues: self.liveness.cues_on(),
         }
     }
 }
@@ -592,6 +596,16 @@ mod tests {
         let c = parse(&csi).unwrap();
         assert_eq!(c.camera.source, CameraSource::Rpicam);
         assert_eq!(c.camera.rpicam_command, ["rpicam-vid"]);
+        // Its commented NIR camera section, switched on, too.
+        let nir = text
+            .replace("# [liveness.nir", "[liveness.nir")
+            .replace("# device = \"/dev/video2\"", "device = \"/dev/video2\"");
+        let c = parse(&nir).unwrap();
+        assert!(c.decision_params(0.6, 0.05).cues);
+        assert_eq!(
+            c.liveness.nir.unwrap().camera.device,
+            Path::new("/dev/video2")
+        );
     }
 
     #[test]
@@ -602,6 +616,23 @@ mod tests {
         assert_eq!(at("[liveness]\nlevel = \"high\"\n"), Some(0.8));
         let err = parse("[liveness]\nlevel = \"paranoid\"\n").unwrap_err();
         assert!(err.contains("paranoid") || err.contains("level"), "{err}");
+    }
+
+    #[test]
+    fn nir_mode_turns_the_cues_on_independently_of_the_level() {
+        let c = parse(
+            "[liveness.nir]\nscale = 0.5\noffset_x = 12\n[liveness.nir.camera]\nsource = \"rpicam\"\nrpicam_command = [\"rpicam-vid\", \"--camera\", \"1\"]\n",
+        )
+        .unwrap();
+        let p = c.decision_params(0.6, 0.05);
+        assert!(p.cues);
+        assert_eq!(p.min_liveness, None);
+        let nir = c.liveness.nir.unwrap();
+        assert_eq!((nir.scale, nir.offset_x), (0.5, 12.0));
+        assert_eq!(nir.camera.rpicam_command[2], "1");
+        assert!(!parse("").unwrap().decision_params(0.6, 0.05).cues);
+        let err = parse("[liveness.nir]\ntolerance = 3\n").unwrap_err();
+        assert!(err.contains("liveness.nir.tolerance"), "{err}");
     }
 
     #[test]

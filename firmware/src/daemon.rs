@@ -4,6 +4,7 @@
 
 use crate::audit::{AuditSink, Event, EventKind};
 use crate::config::{AuditFailure, Config, ConfigError};
+use crate::cues::{Cues, NirHealth, NirNews};
 use crate::decision::{Decider, Decision, Nearest, Observation, Seen};
 use crate::door::Door;
 use crate::gallery::{GalleryError, Reloader, Scoring};
@@ -61,6 +62,9 @@ pub struct Devices<C, L, S> {
     pub lock: L,
     /// Exit button and door contact.
     pub sensors: S,
+    /// The near-infrared camera of `[liveness.nir]` (`None`: none fitted; with NIR mode on, no
+    /// face is then let in).
+    pub nir: Option<Box<dyn FrameSource + Send>>,
 }
 
 /// What a run did, for the log and the simulator.
@@ -148,6 +152,11 @@ struct Loop<'a, L: LockOutput, S> {
     /// The liveness networks (`None` when the models have none: then a level other than off
     /// refuses every face).
     liveness: Option<Liveness>,
+    /// The presentation cues (NIR view, border) and the NIR camera (`crate::cues`).
+    cues: Cues,
+    nir_camera: Option<Box<dyn FrameSource + Send>>,
+    nir_health: NirHealth,
+    nir_news: Option<Receiver<CameraNews>>,
     summary: Summary,
     next_poll: Duration,
     last_watchdog: Option<Duration>,
@@ -219,6 +228,11 @@ pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         }
         Err(e) => return Err(e.into()),
     };
+    let l = &config.liveness;
+    let cues = Cues::new(l.nir.clone(), l.border, l.motion);
+    if cues.nir_on() && devices.nir.is_none() {
+        tracing::error!("[liveness.nir] is on but no NIR camera was given: no face is let in");
+    }
     let mut lp = Loop {
         config,
         config_path: config_path.map(Path::to_owned),
@@ -235,6 +249,10 @@ pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         embedding: Embedding(Vec::new()),
         fused: Embedding(Vec::new()),
         liveness,
+        nir_health: NirHealth::default(),
+        nir_camera: devices.nir.filter(|_| cues.nir_on()),
+        nir_news: None,
+        cues,
         summary: Summary::default(),
         next_poll: Duration::ZERO,
         last_watchdog: None,
@@ -262,6 +280,11 @@ pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
     }
     start.reason = Some(reason);
     lp.record(&start);
+    if lp.cues.nir_on() && lp.nir_camera.is_none() {
+        let e = CameraError::new(CameraErrorKind::Disconnected, "none was given");
+        let news = lp.nir_health.read(lp.clock.now(), Err(&e));
+        lp.nir_news(news);
+    }
     if let Some(e) = gallery_error {
         lp.gallery_refused(&e);
     }
@@ -387,12 +410,15 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                         self.camera_recovered();
                     }
                     let now = self.clock.now();
+                    self.read_nir(now);
                     let started = Instant::now();
                     let params = LookParams::of(&self.config, &self.guard);
                     let mut facts = FrameFacts::default();
                     let obs = look(
                         pipeline,
                         self.liveness.as_mut(),
+                        &mut self.cues,
+                        now,
                         &frame,
                         &params,
                         &mut self.summary.stages,
@@ -426,8 +452,15 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         let delivered = AtomicU64::new(0);
         let stale = AtomicU64::new(0);
         let params = Mutex::new(LookParams::of(&self.config, &self.guard));
-        // The liveness networks go with the pipeline to the recognition thread.
+        // The liveness networks and the cues go with the pipeline to the recognition thread;
+        // the NIR camera, if any, has a capture thread of its own.
         let mut liveness = self.liveness.take();
+        let mut cues = std::mem::take(&mut self.cues);
+        let mut nir_camera = self.nir_camera.take();
+        let nir_frames = Mailbox::<Captured>::default();
+        let nir_delivered = AtomicU64::new(0);
+        let (nir_tx, nir_rx) = mpsc::channel();
+        self.nir_news = Some(nir_rx);
         // A frame older than one frame period when recognition is ready is not used.
         let period = Duration::from_secs_f64(1.0 / f64::from(self.config.camera.fps.max(1)));
         let (news_tx, news_rx) = mpsc::channel();
@@ -440,12 +473,30 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     realtime::capture(&mut camera, clock, &stop, &frames, &news_tx, &delivered)
                 })
                 .expect("spawning the capture thread");
+            let (stop_r, nir_frames_r, nir_tx_r, nir_delivered_r) =
+                (&stop, &nir_frames, &nir_tx, &nir_delivered);
+            let nir_capture = nir_camera.as_mut().map(|nir| {
+                std::thread::Builder::new()
+                    .name("nir-capture".into())
+                    .spawn_scoped(s, move || {
+                        realtime::capture(
+                            nir,
+                            clock,
+                            stop_r,
+                            nir_frames_r,
+                            nir_tx_r,
+                            nir_delivered_r,
+                        )
+                    })
+                    .expect("spawning the NIR capture thread")
+            });
             let recognise = std::thread::Builder::new()
                 .name("recognition".into())
                 .spawn_scoped(s, || {
                     recognise(
                         pipeline,
                         liveness.as_mut(),
+                        (&mut cues, &nir_frames),
                         clock,
                         &stop,
                         &frames,
@@ -461,7 +512,8 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             });
             stop.store(true, Ordering::SeqCst);
             frames.close();
-            for h in [capture, recognise] {
+            nir_frames.close();
+            for h in [capture, recognise].into_iter().chain(nir_capture) {
                 if let Err(panic) = h.join() {
                     // The door locks as this unwinds (Door's Drop).
                     std::panic::resume_unwind(panic);
@@ -472,6 +524,8 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             result
         });
         self.liveness = liveness;
+        self.cues = cues;
+        self.nir_camera = nir_camera;
         result
     }
 
@@ -502,6 +556,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     CameraNews::Recovered => self.camera_recovered(),
                 }
             }
+            self.nir_news_seen();
             let now = self.clock.now();
             let wait = self
                 .door
@@ -525,6 +580,65 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             }
         }
         Ok(())
+    }
+
+    /// Simulated-time mode: reads the NIR camera once, right after a colour frame taken at `now`
+    /// (re-opened on the next frame after a failure).
+    fn read_nir(&mut self, now: Duration) {
+        let Some(cam) = self.nir_camera.as_mut() else {
+            return;
+        };
+        let mut image = RgbImage::new(0, 0);
+        let read = cam.next_frame(&mut image);
+        if read.is_err() {
+            if let Err(e) = cam.reopen() {
+                tracing::debug!("NIR camera re-open failed: {e}");
+            }
+        }
+        let news = self.nir_health.read(now, read.as_ref().map(|_| ()));
+        if read.is_ok() {
+            let taken = now;
+            self.cues.offer_nir(Captured { image, taken });
+        }
+        self.nir_news(news);
+    }
+
+    /// Real-time mode: what the NIR capture thread said.
+    fn nir_news_seen(&mut self) {
+        let now = self.clock.now();
+        let got: Vec<CameraNews> = self
+            .nir_news
+            .as_ref()
+            .map(|rx| rx.try_iter().collect())
+            .unwrap_or_default();
+        for n in got {
+            let news = match &n {
+                CameraNews::Error(e) => self.nir_health.read(now, Err(e)),
+                CameraNews::Recovered => self.nir_health.read(now, Ok(())),
+            };
+            self.nir_news(news);
+        }
+    }
+
+    /// Records the NIR camera's failure or recovery; the status line says it while it fails.
+    fn nir_news(&mut self, news: Option<NirNews>) {
+        let ev = match news {
+            None => return,
+            Some(NirNews::Failed(msg)) => {
+                tracing::error!("{msg}: no face is let in until it works again");
+                let mut ev = self.event(EventKind::CameraError);
+                ev.reason = Some(format!("{msg}; NIR mode: no face is let in"));
+                ev
+            }
+            Some(NirNews::Recovered) => {
+                tracing::info!("NIR camera recovered");
+                let mut ev = self.event(EventKind::CameraRecovered);
+                ev.reason = Some("NIR camera".into());
+                ev
+            }
+        };
+        self.status.nir_lost = self.nir_health.lost.as_ref().map(|l| l.1.clone());
+        self.record(&ev);
     }
 
     fn camera_recovered(&mut self) {
@@ -734,6 +848,10 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         if new.output != old.output {
             restart.push("[output]");
         }
+        let (nl, ol) = (&new.liveness, &old.liveness);
+        if nl.nir != ol.nir || nl.border != ol.border || nl.motion != ol.motion {
+            restart.push("[liveness.nir]/liveness.border/motion");
+        }
         if new.mqtt != old.mqtt {
             restart.push("[mqtt]");
         }
@@ -751,6 +869,9 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         applied.access = old.access.clone();
         applied.tamper = old.tamper.clone();
         applied.output = old.output.clone();
+        applied.liveness.nir = old.liveness.nir.clone();
+        applied.liveness.border = old.liveness.border;
+        applied.liveness.motion = old.liveness.motion;
         applied.mqtt = old.mqtt.clone();
         if applied.gallery.path != old.gallery.path {
             let fp = self.spec.fingerprint.clone();
@@ -1133,6 +1254,7 @@ struct Recognised {
 fn recognise(
     pipeline: &mut Pipeline,
     mut liveness: Option<&mut Liveness>,
+    (cues, nir_frames): (&mut Cues, &Mailbox<Captured>),
     clock: &dyn Clock,
     stop: &AtomicBool,
     frames: &Mailbox<Captured>,
@@ -1155,9 +1277,15 @@ fn recognise(
         let mut stages = Stages::default();
         let mut embedding = Embedding(Vec::new());
         let mut facts = FrameFacts::default();
+        // The newest NIR frame, kept until a newer one comes.
+        if let Some(nir) = nir_frames.take(Duration::ZERO) {
+            cues.offer_nir(nir);
+        }
         let observation = look(
             pipeline,
             liveness.as_deref_mut(),
+            cues,
+            frame.taken,
             &frame.image,
             &p,
             &mut stages,
@@ -1182,9 +1310,12 @@ fn recognise(
 /// What the frame shows: its largest face, how large, its liveness score; the face's embedding
 /// is left in `embedding` (emptied when there is none), the frame's facts for the guards in
 /// `facts`. Who is nearest is left to the caller, which holds the gallery.
+#[allow(clippy::too_many_arguments)]
 fn look(
     pipeline: &mut Pipeline,
     liveness: Option<&mut Liveness>,
+    cues: &mut Cues,
+    taken: Duration,
     frame: &RgbImage,
     p: &LookParams,
     stages: &mut Stages,
@@ -1216,6 +1347,7 @@ fn look(
         nearest: None,
         embedding: &[],
         liveness: None,
+        cues: None,
     };
     if size < p.min_face {
         return Ok(Observation::Face(seen));
@@ -1244,6 +1376,15 @@ fn look(
             None => f32::NAN,
         });
         stages.liveness += t3.elapsed();
+    }
+    if cues.any() {
+        let t4 = Instant::now();
+        let verdict = cues.check(pipeline, frame, taken, det);
+        if let Err(cue) = verdict {
+            tracing::debug!(cue = cue.as_str(), "presentation cue");
+        }
+        seen.cues = Some(verdict);
+        stages.liveness += t4.elapsed();
     }
     Ok(Observation::Face(seen))
 }

@@ -62,6 +62,8 @@ pub struct DecisionParams {
     pub deny_repeat: Duration,
     /// Smallest liveness score of an agreeing frame (`None`: no liveness check).
     pub min_liveness: Option<f32>,
+    /// The presentation cues (`crate::cues`) are on: an agreeing frame must have cleared them.
+    pub cues: bool,
 }
 
 impl DecisionParams {
@@ -72,6 +74,7 @@ impl DecisionParams {
             min_margin: self.min_margin,
             min_face: self.min_face,
             min_liveness: self.min_liveness,
+            cues: self.cues,
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct Seen<'a> {
     pub embedding: &'a [f32],
     /// Its liveness score (`None` when not measured).
     pub liveness: Option<f32>,
+    /// The presentation cues' verdict (`None` when not run).
+    pub cues: Option<Result<(), crate::cues::Cue>>,
 }
 
 impl Observation<'_> {
@@ -116,6 +121,7 @@ impl Observation<'_> {
                 nearest: s.nearest,
                 embedding,
                 liveness: s.liveness,
+                cues: s.cues,
             }),
         }
     }
@@ -128,6 +134,7 @@ impl Seen<'_> {
             quality: self.quality,
             nearest: self.nearest,
             liveness: self.liveness,
+            cues: self.cues,
         }
     }
 }
@@ -605,6 +612,7 @@ mod tests {
             rearm: Duration::from_secs(2),
             deny_repeat: Duration::from_secs(10),
             min_liveness: None,
+            cues: false,
         }
     }
 
@@ -671,6 +679,7 @@ mod tests {
             }),
             embedding: &SEEN[person % 4],
             liveness: None,
+            cues: None,
         })
     }
 
@@ -682,6 +691,7 @@ mod tests {
             nearest: fuse(embedding),
             embedding,
             liveness: None,
+            cues: None,
         })
     }
 
@@ -692,6 +702,7 @@ mod tests {
             nearest: None,
             embedding: &[],
             liveness: None,
+            cues: None,
         })
     }
 
@@ -1205,6 +1216,7 @@ mod tests {
             nearest: None,
             embedding: &[],
             liveness: None,
+            cues: None,
         });
         let out = feed(&mut d, 0, &[f; 5]);
         assert!(matches!(

@@ -61,6 +61,19 @@ pub trait FrameSource {
     }
 }
 
+// A boxed camera is a camera (the optional NIR camera is one, of whatever type).
+impl<T: FrameSource + ?Sized> FrameSource for Box<T> {
+    fn next_frame(&mut self, frame: &mut RgbImage) -> Result<(), CameraError> {
+        (**self).next_frame(frame)
+    }
+    fn reopen(&mut self) -> Result<(), CameraError> {
+        (**self).reopen()
+    }
+    fn sequence(&self) -> Option<u64> {
+        (**self).sequence()
+    }
+}
+
 /// The two states of the door lock. The electrical meaning (which level, which relay contact)
 /// belongs to the driver and the wiring, never to the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod config;
 pub mod credential;
 pub mod crops;
+pub mod cues;
 pub mod daemon;
 pub mod decision;
 pub mod door;

@@ -206,6 +206,8 @@ pub struct StatusLine {
     pub last_decision: Option<(Duration, String)>,
     /// An alarm that stays at the front of the line (the audit log cannot be written).
     pub alarm: Option<String>,
+    /// NIR mode is on and its camera fails: no face is let in (`crate::cues`).
+    pub nir_lost: Option<String>,
 }
 
 impl StatusLine {
@@ -236,6 +238,9 @@ impl StatusLine {
             .as_ref()
             .map(|a| format!("{a}; "))
             .unwrap_or_default();
+        if let Some(e) = &self.nir_lost {
+            s += &format!("{e}: NO FACE IS LET IN; ");
+        }
         s += &match &self.camera_lost {
             Some((t, e)) => format!(
                 "CAMERA LOST for {:.0} s: {e}",
@@ -316,5 +321,11 @@ mod tests {
         s.camera_lost = Some((Duration::from_secs(2), "no frame within 1 s".into()));
         let line = s.due(Duration::from_secs(5), 30).unwrap();
         assert!(line.starts_with("CAMERA LOST for 3 s: no frame"), "{line}");
+        s.nir_lost = Some("NIR camera: gone".into());
+        let line = s.line(Duration::from_secs(6));
+        assert!(
+            line.starts_with("NIR camera: gone: NO FACE IS LET IN; CAMERA LOST"),
+            "{line}"
+        );
     }
 }

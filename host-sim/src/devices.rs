@@ -9,7 +9,7 @@ use facegate::hal::{
 use image::RgbImage;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// Something the script does to the world at a moment, between two frames.
@@ -26,6 +26,8 @@ pub enum Step {
         count: u32,
         /// Time between frames.
         interval: Duration,
+        /// What the NIR camera sees meanwhile (`[liveness.nir]`; `None`: no NIR camera).
+        nir: Option<Arc<RgbImage>>,
     },
     /// No frame for this long: every read times out after the camera timeout.
     Stall(Duration),
@@ -52,6 +54,7 @@ enum Current {
         image: Arc<RgbImage>,
         left: u32,
         interval: Duration,
+        nir: Option<Arc<RgbImage>>,
     },
     Stall {
         until: Duration,
@@ -79,6 +82,8 @@ pub struct SimCamera {
     last_image: RgbImage,
     timeout: Duration,
     marks: Arc<Mutex<Vec<(usize, Duration)>>>,
+    /// Where the NIR view of each frame goes (NIR mode).
+    nir: NirLink,
     /// Frames delivered.
     pub delivered: u64,
     /// Re-opens asked for.
@@ -97,9 +102,16 @@ impl SimCamera {
             last_image: RgbImage::new(0, 0),
             timeout,
             marks: Arc::default(),
+            nir: NirLink::default(),
             delivered: 0,
             reopens: 0,
         }
+    }
+
+    /// The camera publishing the NIR view of each frame it delivers to `link`.
+    pub fn with_nir_link(mut self, link: NirLink) -> Self {
+        self.nir = link;
+        self
     }
 
     /// Where each scenario step started (its index, simulated time), filled as the script plays.
@@ -131,11 +143,13 @@ impl FrameSource for SimCamera {
                         image,
                         count,
                         interval,
+                        nir,
                     }) => {
                         self.current = Some(Current::Frames {
                             image,
                             left: count,
                             interval,
+                            nir,
                         })
                     }
                     Some(Step::Stall(d)) => self.current = Some(Current::Stall { until: now + d }),
@@ -154,6 +168,7 @@ impl FrameSource for SimCamera {
                     image,
                     left,
                     interval,
+                    nir,
                 }) => {
                     if *left == 0 {
                         self.current = None;
@@ -175,6 +190,9 @@ impl FrameSource for SimCamera {
                     }
                     self.delivered += 1;
                     self.last_image.clone_from(frame);
+                    if let Some(nir) = nir {
+                        self.nir.publish(nir.clone());
+                    }
                     return Ok(());
                 }
                 Some(Current::Freeze { until, interval }) => {
@@ -235,6 +253,104 @@ impl FrameSource for SimCamera {
             return Err(CameraError::new(
                 CameraErrorKind::Disconnected,
                 "/dev/video0: No such file or directory (simulated unplug)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the simulated NIR camera sees: the NIR view of the colour camera's latest frame, and
+/// until when it is unplugged. The colour camera publishes, the NIR camera reads.
+#[derive(Clone, Default)]
+pub struct NirLink(Arc<(Mutex<NirScene>, Condvar)>);
+
+#[derive(Default)]
+struct NirScene {
+    image: Option<Arc<RgbImage>>,
+    /// Frames published so far.
+    seq: u64,
+    unplugged_until: Option<Duration>,
+}
+
+impl NirLink {
+    fn publish(&self, image: Arc<RgbImage>) {
+        let mut s = self.0 .0.lock().unwrap();
+        s.image = Some(image);
+        s.seq += 1;
+        self.0 .1.notify_all();
+    }
+
+    /// The NIR camera is unplugged until `until` (simulated time).
+    pub fn unplug(&self, until: Duration) {
+        self.0 .0.lock().unwrap().unplugged_until = Some(until);
+    }
+}
+
+/// The simulated NIR camera: delivers the NIR view of each colour frame once, as it is published.
+pub struct SimNirCamera {
+    link: NirLink,
+    clock: SimClock,
+    seen: u64,
+    delivered: u64,
+}
+
+/// Longest real-time wait of the simulated NIR camera for a frame (a bounded read).
+const NIR_WAIT: Duration = Duration::from_millis(200);
+
+impl SimNirCamera {
+    /// A NIR camera seeing what `link` publishes.
+    pub fn new(link: NirLink, clock: SimClock) -> Self {
+        Self {
+            link,
+            clock,
+            seen: 0,
+            delivered: 0,
+        }
+    }
+
+    fn unplugged(&self, scene: &NirScene) -> bool {
+        scene.unplugged_until.is_some_and(|t| self.clock.now() < t)
+    }
+}
+
+impl FrameSource for SimNirCamera {
+    fn next_frame(&mut self, frame: &mut RgbImage) -> Result<(), CameraError> {
+        let (lock, ready) = &*self.link.0;
+        let scene = lock.lock().unwrap();
+        if self.unplugged(&scene) {
+            return Err(CameraError::new(
+                CameraErrorKind::Disconnected,
+                "/dev/video2: No such device (simulated NIR unplug)",
+            ));
+        }
+        let seen = self.seen;
+        let (scene, _) = ready
+            .wait_timeout_while(scene, NIR_WAIT, |s| s.seq == seen)
+            .unwrap();
+        let Some(image) = scene.image.as_ref().filter(|_| scene.seq != seen) else {
+            return Err(CameraError::new(
+                CameraErrorKind::Timeout,
+                "no NIR frame (simulated)",
+            ));
+        };
+        self.seen = scene.seq;
+        frame.clone_from(image);
+        if !frame.is_empty() {
+            // Sensor noise, as the colour camera's.
+            let raw: &mut [u8] = frame;
+            let i = self.delivered as usize % raw.len();
+            raw[i] ^= 1;
+        }
+        self.delivered += 1;
+        Ok(())
+    }
+
+    fn reopen(&mut self) -> Result<(), CameraError> {
+        let scene = self.link.0 .0.lock().unwrap();
+        if self.unplugged(&scene) {
+            return Err(CameraError::new(
+                CameraErrorKind::Disconnected,
+                "/dev/video2: No such file or directory (simulated NIR unplug)",
             ));
         }
         Ok(())
@@ -349,6 +465,7 @@ mod tests {
                     image: img,
                     count: 3,
                     interval: Duration::from_millis(100),
+                    nir: None,
                 },
                 Step::Stall(Duration::from_secs(2)),
             ],

@@ -364,7 +364,9 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
     let sensors = SimSensors::new(clock.clone());
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
     let (w, h) = (config.camera.width, config.camera.height);
-    let mut frames: HashMap<String, Arc<RgbImage>> = HashMap::new();
+    let mut frames: HashMap<String, (Arc<RgbImage>, Option<Arc<RgbImage>>)> = HashMap::new();
+    let nir_on = config.liveness.nir.is_some();
+    let nir_link = crate::devices::NirLink::default();
     let mut steps = Vec::new();
     for (i, st) in s.step.iter().enumerate() {
         steps.push(Step::Mark(i));
@@ -381,13 +383,19 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                     .collect(),
             };
             let key = format!("{paths:?}{scales:?}{:?}", st.attack);
-            let frame = match frames.get(&key) {
+            let (frame, nir) = match frames.get(&key) {
                 Some(f) => f.clone(),
                 None => {
                     let mut imgs = Vec::new();
+                    // The NIR views, the same size as the colour ones (so framed alike).
+                    let mut nirs = Vec::new();
                     for p in &paths {
                         if p.as_os_str() == "blank" {
-                            imgs.push((RgbImage::from_pixel(w, h, Rgb([118, 118, 118])), None));
+                            let blank = RgbImage::from_pixel(w, h, Rgb([118, 118, 118]));
+                            if nir_on {
+                                nirs.push(crate::attack::infrared(&blank));
+                            }
+                            imgs.push((blank, None));
                             continue;
                         }
                         let p = s.resolve(p);
@@ -395,6 +403,9 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                             path: p.clone(),
                             source,
                         })?;
+                        if nir_on {
+                            nirs.push(crate::attack::present_nir(&img, st.attack));
+                        }
                         let img = match st.attack {
                             Some(a) => crate::attack::present(&img, a),
                             None => img,
@@ -412,7 +423,15 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                         .zip(scales.iter().copied())
                         .map(|((img, face), px)| (img, *face, px))
                         .collect();
-                    let f = Arc::new(compose(&parts, w, h));
+                    let nir = nir_on.then(|| {
+                        let parts: Vec<(&RgbImage, Option<BBox>, f32)> = nirs
+                            .iter()
+                            .zip(&parts)
+                            .map(|(n, (_, face, px))| (n, *face, *px))
+                            .collect();
+                        Arc::new(compose(&parts, w, h))
+                    });
+                    let f = (Arc::new(compose(&parts, w, h)), nir);
                     frames.insert(key, f.clone());
                     f
                 }
@@ -422,6 +441,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                 image: frame,
                 count,
                 interval,
+                nir,
             });
         } else if let Some(d) = st.stall {
             steps.push(Step::Stall(Duration::from_secs_f64(d)));
@@ -432,6 +452,10 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
             });
         } else if let Some(d) = st.unplug {
             steps.push(Step::Unplug(Duration::from_secs_f64(d)));
+        } else if let Some(d) = st.unplug_nir {
+            let link = nir_link.clone();
+            let d = Duration::from_secs_f64(d);
+            steps.push(Step::Act(Box::new(move |now| link.unplug(now + d))));
         } else if let Some(n) = st.bad_frames {
             steps.push(Step::BadFrames(n));
         } else if let Some(sig) = &st.signal {
@@ -496,7 +520,12 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         control.clone(),
         steps,
         Duration::from_secs_f64(config.camera.timeout_seconds),
-    );
+    )
+    .with_nir_link(nir_link.clone());
+    let nir = nir_on.then(|| {
+        Box::new(crate::devices::SimNirCamera::new(nir_link, clock.clone()))
+            as Box<dyn facegate::hal::FrameSource + Send>
+    });
     let marks = camera.marks();
     let mut tee = Tee {
         // As facegated: a log that cannot be written leaves audit.on_failure to decide.
@@ -537,6 +566,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
             camera,
             lock: relay.clone(),
             sensors: sensors.clone(),
+            nir,
         },
         &clock,
         &control,

@@ -31,6 +31,10 @@
 //! A `show` step with `attack = "print"` or `"screen"` presents its photos as a printed photo or a
 //! phone held up to the camera (see `attack`).
 //!
+//! With `[config.liveness.nir]` set, a simulated near-infrared camera, aligned with the colour
+//! one (scale 1, no offset), sees each frame's NIR view (`attack::present_nir`: a grey IR
+//! rendering of a person or a print, a dark screen); `unplug_nir = SECONDS` unplugs it.
+//!
 //! Other steps: `stall = SECONDS`, `freeze = SECONDS` (the camera repeats its last frame byte
 //! for byte, at the scenario's fps), `unplug = SECONDS`, `bad_frames = N`, `signal = "term"|"hup"`,
 //! `exit_button = true`, `gallery_file = "PATH"` (replaces the gallery atomically, as
@@ -158,6 +162,9 @@ pub struct StepSpec {
     pub freeze: Option<f64>,
     /// The camera is unplugged for this many seconds.
     pub unplug: Option<f64>,
+    /// The NIR camera (`[liveness.nir]`) is unplugged for this many seconds from now, while the
+    /// next steps play.
+    pub unplug_nir: Option<f64>,
     /// This many undecodable frames.
     pub bad_frames: Option<u32>,
     /// Replace the gallery atomically with this file.
@@ -295,6 +302,7 @@ impl StepSpec {
             self.stall.is_some(),
             self.freeze.is_some(),
             self.unplug.is_some(),
+            self.unplug_nir.is_some(),
             self.bad_frames.is_some(),
             self.gallery_file.is_some(),
             self.gallery_text.is_some(),
@@ -308,7 +316,7 @@ impl StepSpec {
         let n = kinds.iter().filter(|k| **k).count();
         if n != 1 {
             return Err(format!(
-                "a step does exactly one thing (show, stall, freeze, unplug, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal, exit_button or door); this one does {n}"
+                "a step does exactly one thing (show, stall, freeze, unplug, unplug_nir, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal, exit_button or door); this one does {n}"
             ));
         }
         let positive = |name: &str, v: Option<f64>| match v {
@@ -321,6 +329,7 @@ impl StepSpec {
         positive("stall", self.stall)?;
         positive("freeze", self.freeze)?;
         positive("unplug", self.unplug)?;
+        positive("unplug_nir", self.unplug_nir)?;
         positive("within", self.within)?;
         if let Some(f) = self.fps {
             if !(f.is_finite() && f > 0.0 && f <= 120.0) {

@@ -148,10 +148,13 @@ fn run(args: Args) -> Result<()> {
     let mut audit =
         AuditLog::open_or_later(&config.audit.path).with_rotation(config.audit.rotation());
     // A camera missing now (unplugged, slow USB enumeration at boot) is retried by the loop.
-    let camera = match config.camera.source {
-        CameraSource::V4l2 => Camera::V4l2(V4l2Camera::open_or_later(&config.camera)),
-        CameraSource::Rpicam => Camera::Rpicam(RpicamCamera::open_or_later(&config.camera)),
-    };
+    let camera = Camera::open_or_later(&config.camera);
+    // NIR mode: the second camera, opened (or retried) the same way.
+    let nir = config
+        .liveness
+        .nir
+        .as_ref()
+        .map(|n| Box::new(Camera::open_or_later(&n.camera)) as Box<dyn FrameSource + Send>);
     // Exit button, door contact and alarm output as `[door]` says (none configured: nothing).
     let sensors = GpioDoorIo::open(&config.door).context("the [door] GPIO lines")?;
     let mut pipeline = daemon::load_pipeline(&config).context("loading the models")?;
@@ -195,6 +198,7 @@ fn run(args: Args) -> Result<()> {
             camera,
             lock,
             sensors,
+            nir,
         },
         &clock,
         &control,
@@ -231,6 +235,16 @@ fn load(path: Option<&Path>) -> Result<Config> {
 enum Camera {
     V4l2(V4l2Camera),
     Rpicam(RpicamCamera),
+}
+
+impl Camera {
+    /// The camera `cfg.source` names (one missing now is retried by the daemon).
+    fn open_or_later(cfg: &facegate::config::CameraConfig) -> Self {
+        match cfg.source {
+            CameraSource::V4l2 => Self::V4l2(V4l2Camera::open_or_later(cfg)),
+            CameraSource::Rpicam => Self::Rpicam(RpicamCamera::open_or_later(cfg)),
+        }
+    }
 }
 
 impl FrameSource for Camera {
