@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use facegate::enrolment::Checks;
 use facegate::gallery::Gallery;
 use facegate::{decode_file, DetectorParams, Face, ModelSet, Pipeline};
 use serde::Serialize;
@@ -92,6 +93,11 @@ enum Command {
         /// Enrol even if a face matches another enrolled person.
         #[arg(long)]
         force: bool,
+        /// Refuse a merely poor photo too (a face under 80 px, blurred, badly lit or turned beyond
+        /// enrolment's stricter gates, or other faces of similar size) instead of enrolling it with
+        /// a warning.
+        #[arg(long)]
+        strict: bool,
         /// Photos of the person.
         #[arg(required = true, value_name = "PHOTO")]
         photos: Vec<PathBuf>,
@@ -104,6 +110,11 @@ enum Command {
         /// Enrol even faces that match another enrolled person.
         #[arg(long)]
         force: bool,
+        /// Refuse a merely poor photo too (a face under 80 px, blurred, badly lit or turned beyond
+        /// enrolment's stricter gates, or other faces of similar size) instead of enrolling it with
+        /// a warning.
+        #[arg(long)]
+        strict: bool,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -158,6 +169,9 @@ enum Command {
         /// embedding time), for enrolment and probes alike.
         #[arg(long, requires = "open_set")]
         flip: bool,
+        /// Check enrol photos as `import --strict` does (default: as `import` does).
+        #[arg(long, requires = "open_set")]
+        strict: bool,
         /// Write the recommended threshold and min_margin into this config's [recognition]
         /// (created if missing; the rest of the file and its comments are kept).
         #[arg(long, value_name = "PATH", requires = "open_set")]
@@ -445,6 +459,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             name,
             id,
             force,
+            strict,
             photos,
         } => people::enroll(
             &mut pipeline,
@@ -453,13 +468,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             id.as_deref(),
             &photos,
             force,
+            checks(strict),
             door()?.1.threshold,
         ),
-        Command::Import { dir, force, json } => people::import(
+        Command::Import {
+            dir,
+            force,
+            strict,
+            json,
+        } => people::import(
             &mut pipeline,
             &g.gallery,
             &dir,
             force,
+            checks(strict),
             json,
             door()?.1.threshold,
         ),
@@ -475,6 +497,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             margins,
             write_config,
             flip,
+            strict,
             json,
             ..
         } => {
@@ -492,6 +515,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 current: rule,
                 quality: config.recognition.quality,
                 flip,
+                checks: checks(strict),
                 json,
             };
             let recommended = openset::run(&mut pipeline, &options)?;
@@ -577,6 +601,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// The door's config: `--config`, else /etc/facegate/config.toml if it exists, else defaults.
+/// The enrolment checks `--strict` asks for.
+fn checks(strict: bool) -> Checks {
+    if strict {
+        Checks::Strict
+    } else {
+        Checks::Lenient
+    }
+}
+
 fn door_config(path: Option<&Path>) -> Result<facegate::config::Config> {
     const SYSTEM: &str = "/etc/facegate/config.toml";
     match path {
