@@ -83,7 +83,7 @@ pub enum EnrolError {
         needed: f32,
     },
     /// The face is blurred, badly exposed or turned.
-    #[error("{}: {}", path.display(), what_to_fix(*issue, measures, &enrolment_quality()))]
+    #[error("{}: {}", path.display(), what_to_fix(*issue, measures, limits))]
     PoorQuality {
         /// The photo.
         path: PathBuf,
@@ -91,6 +91,8 @@ pub enum EnrolError {
         issue: QualityIssue,
         /// What was measured.
         measures: Measures,
+        /// The gates it failed (the door's, or enrolment's under [`Checks::Strict`]).
+        limits: QualityParams,
     },
 }
 
@@ -302,6 +304,7 @@ pub fn enrolment_face_with(
                 path: photo.to_owned(),
                 issue,
                 measures,
+                limits: gate,
             });
         }
         if let Err(issue) = enrolment_quality().judge(&measures) {
