@@ -467,9 +467,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &name,
             id.as_deref(),
             &photos,
-            force,
-            checks(strict),
-            door()?.1.threshold,
+            people::EnrolChecks {
+                photo: checks(strict),
+                force,
+                threshold: door()?.1.threshold,
+            },
         ),
         Command::Import {
             dir,
@@ -480,10 +482,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &mut pipeline,
             &g.gallery,
             &dir,
-            force,
-            checks(strict),
+            people::EnrolChecks {
+                photo: checks(strict),
+                force,
+                threshold: door()?.1.threshold,
+            },
             json,
-            door()?.1.threshold,
         ),
         Command::Calibrate {
             open_set: Some(source),

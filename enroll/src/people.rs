@@ -10,6 +10,17 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// How an enrolment's photos are checked: for quality, and against the people enrolled.
+#[derive(Debug, Clone, Copy)]
+pub struct EnrolChecks {
+    /// The photo checks (`--strict` or not).
+    pub photo: Checks,
+    /// Enrol a face that matches another person (`--force`).
+    pub force: bool,
+    /// The distance under which a face matches an enrolled person.
+    pub threshold: f32,
+}
+
 /// `facegate enroll`.
 pub fn enroll(
     pipeline: &mut Pipeline,
@@ -17,10 +28,13 @@ pub fn enroll(
     name: &str,
     id: Option<&str>,
     photos: &[PathBuf],
-    force: bool,
-    checks: Checks,
-    threshold: f32,
+    checks: EnrolChecks,
 ) -> Result<ExitCode> {
+    let EnrolChecks {
+        photo: photo_checks,
+        force,
+        threshold,
+    } = checks;
     if name.trim().is_empty() {
         bail!("--name must not be empty");
     }
@@ -30,7 +44,7 @@ pub fn enroll(
     // Every photo is checked before anything is written: all or nothing.
     let mut new = Vec::new();
     for photo in photos {
-        new.push(enrol_photo_with(pipeline, photo, checks)?);
+        new.push(enrol_photo_with(pipeline, photo, photo_checks)?);
     }
     // Said before anything else, so the admin sees it even if the duplicate check refuses.
     for (e, photo) in new.iter().zip(photos) {
@@ -360,11 +374,14 @@ pub fn import(
     pipeline: &mut Pipeline,
     gallery: &Path,
     dir: &Path,
-    force: bool,
-    checks: Checks,
+    checks: EnrolChecks,
     json: bool,
-    threshold: f32,
 ) -> Result<ExitCode> {
+    let EnrolChecks {
+        photo: photo_checks,
+        force,
+        threshold,
+    } = checks;
     let photos = crate::analysis::labelled_photos(dir)?;
     let spec = pipeline.embedder_spec().clone();
     let lock = Locked::acquire(gallery)?;
@@ -379,7 +396,7 @@ pub fn import(
     for (name, photo) in &photos {
         bar.set_message(name.clone());
         let result = (|| -> Result<()> {
-            let face = enrolment_face_with(pipeline, photo, checks)?;
+            let face = enrolment_face_with(pipeline, photo, photo_checks)?;
             let id = match g.people.iter().find(|p| &p.name == name) {
                 Some(p) => p.id.clone(),
                 None => g.new_id(name),
