@@ -81,8 +81,11 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Enrol a person from one photo or more (each photo adds an embedding). Refused, with
-    /// nothing written, when a photo has no face, several faces of similar size, a face under 80
-    /// pixels, cannot be read, or matches another enrolled person (unless --force).
+    /// nothing written, when a photo has no face, several faces of similar size none of which is
+    /// clearly the subject, a face under 48 pixels or too poor for the door's own quality gates,
+    /// cannot be read, or matches another enrolled person (unless --force). A merely poor photo
+    /// (a face under 80 pixels, past enrolment's stricter quality gates, or beside other faces)
+    /// is enrolled with a warning; --strict refuses it.
     Enroll {
         /// Display name, e.g. "Ada Lovelace".
         #[arg(long)]
@@ -102,8 +105,9 @@ enum Command {
         #[arg(required = true, value_name = "PHOTO")]
         photos: Vec<PathBuf>,
     },
-    /// Enrol many people at once from DIR/<name>/<photos>: each photo is checked on its own, bad
-    /// ones are skipped with the reason, and a summary is printed (progress bar on a terminal).
+    /// Enrol many people at once from DIR/<name>/<photos>: each photo is checked on its own (as
+    /// `enroll` checks it), bad ones are skipped with the reason, poor ones enrolled with a
+    /// warning, and a summary is printed (progress bar on a terminal).
     Import {
         /// Directory with one sub-directory of photos per person.
         dir: PathBuf,
