@@ -69,6 +69,9 @@ def main() -> int:
                  f"{len(impostor)} impostor photos; asked for {a.employees} and {a.strangers}")
     employees = rng.sample(candidates, a.employees)
     strangers = rng.sample(impostor, a.strangers)
+    # Each employee's probe is drawn now, before import: which photos import refuses must not
+    # change the probes drawn for the others (runs of two versions stay comparable).
+    probe = {person: rng.choice(genuine[person][extra:]) for person in employees}
 
     work = Path(a.workdir or tempfile.mkdtemp(prefix="facegate-door-openset-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -101,7 +104,7 @@ def main() -> int:
     people = json.loads(lst.stdout)
     id_of = {p["name"]: p["id"] for p in people}
 
-    visits = [("employee", person, rng.choice(genuine[person][extra:])) for person in employees if person.replace("_", " ") in id_of or person in id_of]
+    visits = [("employee", person, probe[person]) for person in employees if person.replace("_", " ") in id_of or person in id_of]
     missing = [p for p in employees if p not in id_of and p.replace("_", " ") not in id_of]
     visits += [("stranger", None, path) for path in strangers]
     rng.shuffle(visits)

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use facegate::enrolment::Checks;
 use facegate::gallery::Gallery;
 use facegate::{decode_file, DetectorParams, Face, ModelSet, Pipeline};
 use serde::Serialize;
@@ -80,8 +81,11 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Enrol a person from one photo or more (each photo adds an embedding). Refused, with
-    /// nothing written, when a photo has no face, several faces of similar size, a face under 80
-    /// pixels, cannot be read, or matches another enrolled person (unless --force).
+    /// nothing written, when a photo has no face, several faces of similar size none of which is
+    /// clearly the subject, a face under 48 pixels or too poor for the door's own quality gates,
+    /// cannot be read, or matches another enrolled person (unless --force). A merely poor photo
+    /// (a face under 80 pixels, past enrolment's stricter quality gates, or beside other faces)
+    /// is enrolled with a warning; --strict refuses it.
     Enroll {
         /// Display name, e.g. "Ada Lovelace".
         #[arg(long)]
@@ -92,18 +96,29 @@ enum Command {
         /// Enrol even if a face matches another enrolled person.
         #[arg(long)]
         force: bool,
+        /// Refuse a merely poor photo too (a face under 80 px, blurred, badly lit or turned beyond
+        /// enrolment's stricter gates, or other faces of similar size) instead of enrolling it with
+        /// a warning.
+        #[arg(long)]
+        strict: bool,
         /// Photos of the person.
         #[arg(required = true, value_name = "PHOTO")]
         photos: Vec<PathBuf>,
     },
-    /// Enrol many people at once from DIR/<name>/<photos>: each photo is checked on its own, bad
-    /// ones are skipped with the reason, and a summary is printed (progress bar on a terminal).
+    /// Enrol many people at once from DIR/<name>/<photos>: each photo is checked on its own (as
+    /// `enroll` checks it), bad ones are skipped with the reason, poor ones enrolled with a
+    /// warning, and a summary is printed (progress bar on a terminal).
     Import {
         /// Directory with one sub-directory of photos per person.
         dir: PathBuf,
         /// Enrol even faces that match another enrolled person.
         #[arg(long)]
         force: bool,
+        /// Refuse a merely poor photo too (a face under 80 px, blurred, badly lit or turned beyond
+        /// enrolment's stricter gates, or other faces of similar size) instead of enrolling it with
+        /// a warning.
+        #[arg(long)]
+        strict: bool,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -158,6 +173,9 @@ enum Command {
         /// embedding time), for enrolment and probes alike.
         #[arg(long, requires = "open_set")]
         flip: bool,
+        /// Check enrol photos as `import --strict` does (default: as `import` does).
+        #[arg(long, requires = "open_set")]
+        strict: bool,
         /// Write the recommended threshold and min_margin into this config's [recognition]
         /// (created if missing; the rest of the file and its comments are kept).
         #[arg(long, value_name = "PATH", requires = "open_set")]
@@ -446,6 +464,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             name,
             id,
             force,
+            strict,
             photos,
         } => people::enroll(
             &mut pipeline,
@@ -453,16 +472,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &name,
             id.as_deref(),
             &photos,
-            force,
-            door()?.1.threshold,
+            people::EnrolChecks {
+                photo: checks(strict),
+                force,
+                threshold: door()?.1.threshold,
+            },
         ),
-        Command::Import { dir, force, json } => people::import(
+        Command::Import {
+            dir,
+            force,
+            strict,
+            json,
+        } => people::import(
             &mut pipeline,
             &g.gallery,
             &dir,
-            force,
+            people::EnrolChecks {
+                photo: checks(strict),
+                force,
+                threshold: door()?.1.threshold,
+            },
             json,
-            door()?.1.threshold,
         ),
         Command::Calibrate {
             open_set: Some(source),
@@ -476,6 +506,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             margins,
             write_config,
             flip,
+            strict,
             json,
             ..
         } => {
@@ -493,6 +524,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 current: rule,
                 quality: config.recognition.quality,
                 flip,
+                checks: checks(strict),
                 json,
             };
             let recommended = openset::run(&mut pipeline, &options)?;
@@ -578,6 +610,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// The door's config: `--config`, else /etc/facegate/config.toml if it exists, else defaults.
+/// The enrolment checks `--strict` asks for.
+fn checks(strict: bool) -> Checks {
+    if strict {
+        Checks::Strict
+    } else {
+        Checks::Lenient
+    }
+}
+
 fn door_config(path: Option<&Path>) -> Result<facegate::config::Config> {
     const SYSTEM: &str = "/etc/facegate/config.toml";
     match path {

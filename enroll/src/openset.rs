@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use facegate::acceptance::{FaceFacts, Nearest, QualityIssue, Rule};
-use facegate::enrolment::{enrolment, enrolment_face};
+use facegate::enrolment::{enrolment, enrolment_face_with, Checks};
 use facegate::gallery::{Gallery, Person, Scoring};
 use facegate::models::EmbedderManifest;
 use facegate::vision::quality::{measure, QualityParams};
@@ -33,6 +33,8 @@ pub struct Options {
     pub thresholds: Option<Vec<f32>>,
     /// Margins to try (default: a grid scaled to the model's threshold).
     pub margins: Option<Vec<f32>>,
+    /// How enrol photos are checked (as `import` / `import --strict`).
+    pub checks: Checks,
     /// The door's rule as configured now (its `min_face` is used throughout; its threshold and
     /// margin are evaluated too).
     pub current: Rule,
@@ -200,6 +202,8 @@ struct Report {
     seed: u64,
     enrolled_people: usize,
     enrolled_photos: usize,
+    /// Enrolled photos that got a warning (under `--strict` they would have been refused).
+    enrolled_with_warning: usize,
     enrol_skipped: Vec<String>,
     genuine_probes: usize,
     impostor_probes: usize,
@@ -356,12 +360,14 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
     let mut people: Vec<Person> = Vec::new();
     let mut enrol_skipped = Vec::new();
     let mut enrolled_photos = 0;
+    let mut enrol_warnings = 0;
     for (_, name, photo) in rows.iter().filter(|r| r.0 == Role::Enrol) {
         bar.set_message(name.clone());
-        match enrolment_face(pipeline, photo).and_then(|f| enrolment(photo, f).map(|n| n.enrolment))
-        {
-            Ok(e) => {
+        match enrolment_face_with(pipeline, photo, o.checks).and_then(|f| enrolment(photo, f)) {
+            Ok(new) => {
                 enrolled_photos += 1;
+                enrol_warnings += usize::from(!new.warnings.is_empty());
+                let e = new.enrolment;
                 match people.iter_mut().find(|p| &p.name == name) {
                     Some(p) => p.enrolments.push(e),
                     None => people.push(Person {
@@ -489,6 +495,7 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
         seed: o.seed,
         enrolled_people: people.len(),
         enrolled_photos,
+        enrolled_with_warning: enrol_warnings,
         enrol_skipped,
         genuine_probes: genuine,
         impostor_probes: impostor,
@@ -550,11 +557,13 @@ fn print_text(r: &Report) {
         );
     }
     println!(
-        "{}: {} people enrolled from {} photo(s) ({} refused); {} genuine probes, {} impostor \
-         probes ({} without a usable face); {} genuine probes of people not enrolled left out",
+        "{}: {} people enrolled from {} photo(s) ({} with a warning, {} refused); {} genuine \
+         probes, {} impostor probes ({} without a usable face); {} genuine probes of people not \
+         enrolled left out",
         r.source,
         r.enrolled_people,
         r.enrolled_photos,
+        r.enrolled_with_warning,
         r.enrol_skipped.len(),
         r.genuine_probes,
         r.impostor_probes,

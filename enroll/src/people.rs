@@ -2,13 +2,24 @@
 
 use anyhow::{bail, Result};
 use facegate::acceptance::{FaceFacts, Nearest, Refusal, Rule};
-use facegate::enrolment::{enrol_photo, enrolment, enrolment_face};
+use facegate::enrolment::{enrol_photo_with, enrolment, enrolment_face_with, Checks};
 use facegate::gallery::{validate_id, Gallery, Locked, Person, Scoring};
 use facegate::vision::quality::{measure, QualityParams};
 use facegate::{decode_file, Pipeline};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// How an enrolment's photos are checked: for quality, and against the people enrolled.
+#[derive(Debug, Clone, Copy)]
+pub struct EnrolChecks {
+    /// The photo checks (`--strict` or not).
+    pub photo: Checks,
+    /// Enrol a face that matches another person (`--force`).
+    pub force: bool,
+    /// The distance under which a face matches an enrolled person.
+    pub threshold: f32,
+}
 
 /// `facegate enroll`.
 pub fn enroll(
@@ -17,9 +28,13 @@ pub fn enroll(
     name: &str,
     id: Option<&str>,
     photos: &[PathBuf],
-    force: bool,
-    threshold: f32,
+    checks: EnrolChecks,
 ) -> Result<ExitCode> {
+    let EnrolChecks {
+        photo: photo_checks,
+        force,
+        threshold,
+    } = checks;
     if name.trim().is_empty() {
         bail!("--name must not be empty");
     }
@@ -29,7 +44,16 @@ pub fn enroll(
     // Every photo is checked before anything is written: all or nothing.
     let mut new = Vec::new();
     for photo in photos {
-        new.push(enrol_photo(pipeline, photo)?);
+        new.push(enrol_photo_with(pipeline, photo, photo_checks)?);
+    }
+    // Said before anything else, so the admin sees it even if the duplicate check refuses.
+    for (e, photo) in new.iter().zip(photos) {
+        for w in &e.warnings {
+            eprintln!(
+                "warning: {}: {w} (--strict refuses such photos)",
+                photo.display()
+            );
+        }
     }
     let spec = pipeline.embedder_spec();
     let lock = Locked::acquire(gallery)?;
@@ -351,10 +375,14 @@ pub fn import(
     pipeline: &mut Pipeline,
     gallery: &Path,
     dir: &Path,
-    force: bool,
+    checks: EnrolChecks,
     json: bool,
-    threshold: f32,
 ) -> Result<ExitCode> {
+    let EnrolChecks {
+        photo: photo_checks,
+        force,
+        threshold,
+    } = checks;
     let photos = crate::analysis::labelled_photos(dir)?;
     let spec = pipeline.embedder_spec().clone();
     let lock = Locked::acquire(gallery)?;
@@ -364,12 +392,12 @@ pub fn import(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let (mut enrolled, mut skipped) = (Vec::new(), Vec::new());
+    let (mut enrolled, mut skipped, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
     let mut crops = Vec::new();
     for (name, photo) in &photos {
         bar.set_message(name.clone());
         let result = (|| -> Result<()> {
-            let face = enrolment_face(pipeline, photo)?;
+            let face = enrolment_face_with(pipeline, photo, photo_checks)?;
             let id = match g.people.iter().find(|p| &p.name == name) {
                 Some(p) => p.id.clone(),
                 None => g.new_id(name),
@@ -387,6 +415,9 @@ pub fn import(
                 }
             }
             let new = enrolment(photo, face)?;
+            for w in &new.warnings {
+                warnings.push(format!("{}: {w}", photo.display()));
+            }
             let e = new.enrolment;
             crops.push(new.crop);
             match g.get_mut(&id) {
@@ -412,15 +443,19 @@ pub fn import(
     if json {
         println!(
             "{}",
-            serde_json::json!({"enrolled": enrolled, "skipped": skipped, "people": g.people.len()})
+            serde_json::json!({"enrolled": enrolled, "skipped": skipped, "warnings": warnings, "people": g.people.len()})
         );
     } else {
         for s in &skipped {
             println!("skipped {s}");
         }
+        for w in &warnings {
+            println!("warning {w}");
+        }
         println!(
-            "enrolled {} photo(s), skipped {}; {} people in the gallery",
+            "enrolled {} photo(s) ({} with a warning: --strict refuses those), skipped {}; {} people in the gallery",
             enrolled.len(),
+            warnings.len(),
             skipped.len(),
             g.people.len()
         );

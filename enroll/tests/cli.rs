@@ -505,6 +505,7 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
             "enrol_skipped",
             "enrolled_people",
             "enrolled_photos",
+            "enrolled_with_warning",
             "flip",
             "genuine_probes",
             "genuine_without_enrolment",

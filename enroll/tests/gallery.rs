@@ -65,13 +65,8 @@ fn bad_enrolments_are_refused_and_change_nothing() {
     );
     let two = dir.path().join("two.png");
     both.save(&two).unwrap();
-    // A face too small to recognise reliably.
-    let small_img = image::imageops::resize(
-        &facegate::decode_file(&fixture("obama.jpg")).unwrap(),
-        182,
-        227,
-        image::imageops::FilterType::Triangle,
-    );
+    // A face far too small to recognise reliably (about 44 px).
+    let small_img = scaled(&facegate::decode_file(&fixture("obama.jpg")).unwrap(), 0.18);
     let small = dir.path().join("small.png");
     small_img.save(&small).unwrap();
     let garbage = dir.path().join("garbage.jpg");
@@ -108,6 +103,111 @@ fn bad_enrolments_are_refused_and_change_nothing() {
             "a refused enrolment changed the gallery"
         );
     }
+}
+
+/// `img` scaled by `k`.
+fn scaled(img: &image::RgbImage, k: f32) -> image::RgbImage {
+    let (w, h) = (img.width() as f32 * k, img.height() as f32 * k);
+    image::imageops::resize(
+        img,
+        w.round() as u32,
+        h.round() as u32,
+        image::imageops::FilterType::Triangle,
+    )
+}
+
+/// Obama's portrait in the middle of a wider canvas, with Biden's face at the left edge a bit
+/// smaller (0.8 of the size: "of similar size", not a face in the background).
+fn portrait_with_a_colleague() -> image::RgbImage {
+    let obama = facegate::decode_file(&fixture("obama.jpg")).unwrap();
+    let biden = facegate::decode_file(&fixture("biden.jpg")).unwrap();
+    // Biden's face is about 296 px, Obama's 236: a crop around Biden's scaled to 0.64.
+    let biden = scaled(
+        &image::imageops::crop_imm(&biden, 372, 100, 400, 520).to_image(),
+        0.64,
+    );
+    let mut canvas = image::RgbImage::from_pixel(
+        obama.width() + 600,
+        obama.height(),
+        image::Rgb([128, 128, 128]),
+    );
+    image::imageops::replace(&mut canvas, &obama, 300, 0);
+    image::imageops::replace(&mut canvas, &biden, 0, 200);
+    canvas
+}
+
+#[test]
+fn a_merely_poor_photo_is_enrolled_with_a_warning_and_refused_with_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let obama = facegate::decode_file(&fixture("obama.jpg")).unwrap();
+    let cases = [
+        // A 72 px face: under the 80 recommended, far from unusable.
+        (
+            "small.png",
+            scaled(&obama, 0.3),
+            "pixels, under the 80 recommended",
+        ),
+        // Blurred past enrolment's gate, not past the door's.
+        (
+            "soft.png",
+            facegate_e2e::degraded(&obama, 7.0, 1.0),
+            "the face is blurred",
+        ),
+        // The person in the middle is the largest face; a colleague beside them.
+        (
+            "group.png",
+            portrait_with_a_colleague(),
+            "1 other face(s) of similar size",
+        ),
+    ];
+    for (name, img, why) in cases {
+        let photo = dir.path().join(name);
+        img.save(&photo).unwrap();
+        let g = dir.path().join(format!("{name}.toml"));
+        let strict = facegate(
+            &g,
+            &["enroll", "--strict", "--name", "Barack Obama", s(&photo)],
+        );
+        assert_eq!(strict.status.code(), Some(2), "{name}: {}", text(&strict));
+        assert!(!g.exists(), "{name}: a refused enrolment wrote the gallery");
+        let out = facegate(&g, &["enroll", "--name", "Barack Obama", s(&photo)]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("warning:") && err.contains(why) && err.contains(name),
+            "{name}: expected a warning {why:?}: {}",
+            text(&out)
+        );
+        // The face enrolled is Obama's: another photo of him is recognised, Biden is not.
+        let out = facegate(&g, &["identify", s(&fixture("obama2.jpg"))]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
+        let out = facegate(&g, &["identify", s(&fixture("biden.jpg"))]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
+    }
+    // import says the same, per photo, in its JSON.
+    let staff = dir.path().join("staff");
+    std::fs::create_dir_all(staff.join("Barack Obama")).unwrap();
+    std::fs::copy(
+        dir.path().join("small.png"),
+        staff.join("Barack Obama/small.png"),
+    )
+    .unwrap();
+    let g = dir.path().join("import.toml");
+    let out = facegate(&g, &["import", "--json", s(&staff)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["enrolled"].as_array().unwrap().len(), 1, "{v}");
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("small.png") && w.contains("under the 80")),
+        "{v}"
+    );
+    let out = facegate(&g, &["import", "--strict", "--json", s(&staff)]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["skipped"][0]
+        .as_str()
+        .is_some_and(|w| w.contains("too small")));
 }
 
 #[test]

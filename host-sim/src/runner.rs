@@ -221,6 +221,9 @@ fn person(
     let (mut enrolments, mut crops) = (Vec::new(), Vec::new());
     for photo in &spec.photos {
         let new = enrol_photo(pipeline, &s.resolve(photo))?;
+        for w in &new.warnings {
+            tracing::warn!("enrolling {}: {w}", photo.display());
+        }
         enrolments.push(new.enrolment);
         crops.push(new.crop);
     }
