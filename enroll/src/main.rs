@@ -256,9 +256,9 @@ enum Command {
         json: bool,
     },
     /// Time the pipeline on this machine, stage by stage (decode, detect, landmarks, align,
-    /// embed, 1:1000 match, whole photo), single thread, for every embedding network of the
-    /// manifest (or --embedder's): e.g. int8 against f32 on the Pi that runs the door. Prints
-    /// the median over photos of each photo's median over the rounds.
+    /// embed, 1:1000 match, whole photo), for every embedding network of the manifest (or
+    /// --embedder's): e.g. int8 against f32 on the Pi that runs the door. Prints the median over
+    /// photos of each photo's median over the rounds.
     Bench {
         /// Photos with a face, or directories of them.
         #[arg(required = true, value_name = "PHOTO")]
@@ -266,6 +266,9 @@ enum Command {
         /// Timed rounds over all photos, after one warm-up round.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
         rounds: u32,
+        /// Threads per network run, as `[performance] threads`: "auto" (one per core) or N.
+        #[arg(long, default_value = "1")]
+        threads: facegate::cores::Threads,
     },
     /// Compare the main (largest) faces of two photos: prints the distance and whether it is the
     /// same person. Exit status 0 same, 1 different, 2 error (unreadable file, no face...).
@@ -410,8 +413,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rename { id, name } => {
             return people::modify(&g.gallery, &fingerprint, id, Some(name))
         }
-        Command::Bench { paths, rounds } => {
-            return bench(&models, g.embedder.as_deref(), g.min_face, paths, *rounds)
+        Command::Bench {
+            paths,
+            rounds,
+            threads,
+        } => {
+            let threads = facegate::cores::use_threads(threads.count());
+            return bench(
+                &models,
+                g.embedder.as_deref(),
+                g.min_face,
+                paths,
+                *rounds,
+                threads,
+            );
         }
         Command::Reembed { json } => {
             return reembed::run(&models, g.embedder.as_deref(), &g.gallery, *json)
@@ -645,6 +660,7 @@ fn bench(
     min_face: f32,
     paths: &[PathBuf],
     rounds: u32,
+    threads: usize,
 ) -> Result<ExitCode> {
     let files = image_files(paths);
     if files.is_empty() {
@@ -655,8 +671,8 @@ fn bench(
         None => models.manifest.embedders.keys().cloned().collect(),
     };
     println!(
-        "facegate bench: {} photos x {rounds} rounds, one thread; median (mean) over photos of \
-         each photo's median over rounds",
+        "facegate bench: {} photos x {rounds} rounds, networks on {threads} thread(s); median \
+         (mean) over photos of each photo's median over rounds",
         files.len()
     );
     let params = photo_params(models, min_face);

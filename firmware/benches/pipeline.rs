@@ -5,7 +5,8 @@
 //! Set FACEGATE_BENCH_ROUNDS to change the number of rounds (default 15), and
 //! FACEGATE_BENCH_EMBEDDERS to a comma-separated list to bench only those embedders.
 //! FACEGATE_BENCH_DETECTOR=blazeface finds faces with the door's BlazeFace (landmarks by O-Net on
-//! its box) instead of MTCNN's cascade.
+//! its box) instead of MTCNN's cascade. FACEGATE_BENCH_THREADS: comma-separated thread counts
+//! for the networks (`[performance] threads`), each benched in turn (default 1).
 
 use facegate::bench::{time_photos, STAGES};
 use facegate::{ModelSet, Pipeline};
@@ -74,10 +75,23 @@ fn main() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/manifest.toml"),
     )
     .unwrap();
+    let threads: Vec<usize> = std::env::var("FACEGATE_BENCH_THREADS")
+        .unwrap_or_else(|_| "1".into())
+        .split(',')
+        .map(|t| t.trim().parse().expect("FACEGATE_BENCH_THREADS: numbers"))
+        .collect();
     println!(
-        "facegate pipeline benchmark: {} photos x {rounds} rounds, single thread",
+        "facegate pipeline benchmark: {} photos x {rounds} rounds, networks on {threads:?} thread(s)",
         files.len()
     );
+    for t in threads {
+        let t = std::num::NonZeroUsize::new(t).expect("threads >= 1");
+        facegate::cores::use_threads(t.get());
+        bench_embedders(&models, &files, rounds, t.get());
+    }
+}
+
+fn bench_embedders(models: &ModelSet, files: &[PathBuf], rounds: usize, threads: usize) {
     let only = std::env::var("FACEGATE_BENCH_EMBEDDERS").ok();
     for name in models.manifest.embedders.keys() {
         if only
@@ -86,13 +100,13 @@ fn main() {
         {
             continue;
         }
-        let mut p = Pipeline::new(&models, Some(name), None).unwrap();
+        let mut p = Pipeline::new(models, Some(name), None).unwrap();
         let detector = std::env::var("FACEGATE_BENCH_DETECTOR").unwrap_or_default();
         if detector == "blazeface" {
-            p.use_fast_detector(&models).unwrap();
+            p.use_fast_detector(models).unwrap();
         }
         let mut rss_after_first = f64::NAN;
-        let times = time_photos(&mut p, &files, rounds, |round| {
+        let times = time_photos(&mut p, files, rounds, |round| {
             if round == 1 {
                 rss_after_first = rss_mib().0;
             }
@@ -106,7 +120,7 @@ fn main() {
             "mtcnn"
         };
         println!(
-            "\n{name} ({}, {}; detector {detector})",
+            "\n{name} ({}, {}; detector {detector}; {threads} thread(s))",
             spec.quantization, spec.file
         );
         for (label, (median, mean)) in STAGES.iter().zip(times.summary()) {

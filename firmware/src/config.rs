@@ -66,6 +66,8 @@ pub struct Config {
     pub output: crate::reader::OutputConfig,
     /// `[mqtt]`: the site link (absent: the door uses no network).
     pub mqtt: Option<crate::site::MqttConfig>,
+    /// `[performance]`: threads per network run.
+    pub performance: crate::cores::PerformanceConfig,
 }
 
 /// Pixel format asked of the camera.

@@ -7,7 +7,7 @@ use crate::config::{AuditFailure, Config, ConfigError};
 use crate::cues::{Cues, NirHealth, NirNews};
 use crate::decision::{Decider, Decision, Nearest, Observation, Seen};
 use crate::door::Door;
-use crate::gallery::{GalleryError, Reloader, Scoring};
+use crate::gallery::{GalleryError, Index, Reloader, Scoring};
 use crate::guard::{Guard, Note};
 use crate::hal::{
     CameraError, CameraErrorKind, Clock, Control, DoorInputs, DoorSensors, FrameSource, LockError,
@@ -25,7 +25,7 @@ use image::RgbImage;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Faces down to this fraction of `min_face` are detected, so a face just too small is recorded
@@ -94,6 +94,16 @@ pub struct Summary {
     pub relock_late_max: Duration,
     /// The oldest a frame was when recognition started on it (real-time mode).
     pub frame_age_max: Duration,
+    /// Real-time mode: how old frames were when recognition started on them.
+    pub frame_age: realtime::Spread,
+    /// Real-time mode: how old frames were when decided on (age + recognition).
+    pub decision_lag: realtime::Spread,
+    /// How late each relock came after its due time.
+    pub relock_late: realtime::Spread,
+    /// Real-time mode: recognition's time per frame (on the modelled machine, in the simulator).
+    pub recognition: realtime::Spread,
+    /// Faces scored by the liveness networks (only faces that would be let in are).
+    pub liveness_runs: u64,
 }
 
 /// Real time spent in each stage of the per-frame work.
@@ -129,6 +139,9 @@ pub fn load_pipeline(config: &Config) -> Result<Pipeline, DaemonError> {
     if config.recognition.detector == crate::config::DoorDetector::Blazeface {
         pipeline.use_fast_detector(&models)?;
     }
+    let threads = (config.performance.threads).for_embedder(&pipeline.embedder_spec().quantization);
+    crate::cores::use_threads(threads);
+    tracing::info!("networks run on {threads} thread(s)");
     Ok(pipeline)
 }
 
@@ -168,6 +181,8 @@ struct Loop<'a, L: LockOutput, S> {
     /// Reader mode: where grants' credentials go (the relay is then never driven open).
     output: Option<&'a mut (dyn CredentialOutput + 'static)>,
     status: StatusLine,
+    /// Counts config and gallery reloads: what recognition uses is handed over after each.
+    reloads: u64,
 }
 
 /// Runs the door until `control` asks it to stop. The door is driven to locked first, and again
@@ -262,6 +277,7 @@ pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         notes: Vec::new(),
         output,
         status: StatusLine::default(),
+        reloads: 0,
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);
@@ -412,13 +428,14 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     let now = self.clock.now();
                     self.read_nir(now);
                     let started = Instant::now();
-                    let params = LookParams::of(&self.config, &self.guard);
+                    let params = self.look_params();
                     let mut facts = FrameFacts::default();
                     let obs = look(
                         pipeline,
                         self.liveness.as_mut(),
                         &mut self.cues,
                         now,
+                        self.gallery.index(),
                         &frame,
                         &params,
                         &mut self.summary.stages,
@@ -451,7 +468,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         let frames = Mailbox::<Captured>::default();
         let delivered = AtomicU64::new(0);
         let stale = AtomicU64::new(0);
-        let params = Mutex::new(LookParams::of(&self.config, &self.guard));
+        let params = Mutex::new((self.look_params(), self.gallery.shared_index()));
         // The liveness networks and the cues go with the pipeline to the recognition thread;
         // the NIR camera, if any, has a capture thread of its own.
         let mut liveness = self.liveness.take();
@@ -534,21 +551,20 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         &mut self,
         news: &Receiver<CameraNews>,
         done: &Receiver<Recognised>,
-        params: &Mutex<LookParams>,
+        params: &Mutex<(LookParams, Arc<Index>)>,
         worker_ended: &dyn Fn() -> bool,
     ) -> Result<(), DaemonError> {
+        let mut handed = self.reloads;
         while !self.control.stop_requested() {
             self.housekeeping()?;
             if worker_ended() {
                 tracing::error!("a capture or recognition thread ended unexpectedly");
                 return Ok(());
             }
-            {
-                let now = LookParams::of(&self.config, &self.guard);
-                let mut p = params.lock().unwrap_or_else(|p| p.into_inner());
-                if *p != now {
-                    *p = now;
-                }
+            if handed != self.reloads {
+                handed = self.reloads;
+                let now = (self.look_params(), self.gallery.shared_index());
+                *params.lock().unwrap_or_else(|p| p.into_inner()) = now;
             }
             while let Ok(n) = news.try_recv() {
                 match n {
@@ -566,6 +582,10 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 Ok(r) => {
                     self.summary.busy += r.busy;
                     self.summary.frame_age_max = self.summary.frame_age_max.max(r.age);
+                    self.summary.frame_age.add(r.age);
+                    let lag = self.clock.now().saturating_sub(r.taken);
+                    self.summary.decision_lag.add(lag);
+                    self.summary.recognition.add(r.busy);
                     let st = &mut self.summary.stages;
                     st.detect += r.stages.detect;
                     st.align += r.stages.align;
@@ -656,6 +676,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             if let Some(due) = due {
                 let late = now.saturating_sub(due);
                 self.summary.relock_late_max = self.summary.relock_late_max.max(late);
+                self.summary.relock_late.add(late);
             }
             let ev = self.event(EventKind::Relock);
             self.record(&ev);
@@ -790,6 +811,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         match self.gallery.poll(force) {
             Ok(false) => {}
             Ok(true) => {
+                self.reloads += 1;
                 // Person indices changed: frames counted so far may point at someone else.
                 let people = &self.gallery.gallery().people;
                 let held = held.and_then(|id| people.iter().position(|p| p.id == id));
@@ -855,6 +877,9 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         if new.mqtt != old.mqtt {
             restart.push("[mqtt]");
         }
+        if new.performance != old.performance {
+            restart.push("[performance]");
+        }
         let mut applied = new.clone();
         // What needs a restart keeps its running value until then.
         applied.camera = old.camera.clone();
@@ -873,6 +898,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         applied.liveness.border = old.liveness.border;
         applied.liveness.motion = old.liveness.motion;
         applied.mqtt = old.mqtt.clone();
+        applied.performance = old.performance;
         if applied.gallery.path != old.gallery.path {
             let fp = self.spec.fingerprint.clone();
             let scoring = Scoring::of(&self.spec);
@@ -885,6 +911,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         self.decider
             .set_params(applied.decision_params(self.spec.threshold, self.spec.min_margin));
         self.config = applied;
+        self.reloads += 1;
         let mut ev = self.event(EventKind::ConfigReloaded);
         if !restart.is_empty() {
             let msg = format!(
@@ -966,6 +993,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     ) -> Result<(), DaemonError> {
         let started = Instant::now();
         self.summary.frames += 1;
+        self.summary.liveness_runs += facts.liveness_runs;
         let now = self.clock.now();
         self.guard.frame_facts(now, facts.blind, &mut self.notes);
         self.flush();
@@ -1211,18 +1239,25 @@ struct LookParams {
     count_faces: bool,
     /// Tamper (`[tamper] blind_seconds` > 0): each frame is checked for a covered/blinded camera.
     watch_blind: bool,
-    /// `[liveness]` is on: every embedded face is scored.
+    /// `[liveness]` is on: every embedded face that would be let in is scored.
     liveness: bool,
+    /// What "would be let in" means: nearest person within `threshold`, `min_margin` ahead.
+    threshold: f32,
+    min_margin: f32,
 }
 
-impl LookParams {
-    fn of(config: &Config, guard: &Guard) -> Self {
-        Self {
-            min_face: config.recognition.min_face,
-            quality: config.recognition.quality,
-            count_faces: guard.max_faces() > 0,
-            watch_blind: guard.watches_frames(),
-            liveness: config.liveness.level != Level::Off,
+impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
+    /// What recognition needs now (after a reload: the config and the decision thresholds).
+    fn look_params(&self) -> LookParams {
+        let d = self.decider.params();
+        LookParams {
+            min_face: self.config.recognition.min_face,
+            quality: self.config.recognition.quality,
+            count_faces: self.guard.max_faces() > 0,
+            watch_blind: self.guard.watches_frames(),
+            liveness: self.config.liveness.level != Level::Off,
+            threshold: d.threshold,
+            min_margin: d.min_margin,
         }
     }
 }
@@ -1234,6 +1269,8 @@ struct FrameFacts {
     large_faces: usize,
     /// The frame is uniform or saturated (checked only when tamper watches frames).
     blind: Option<Blind>,
+    /// Liveness runs for this frame (0 or 1).
+    liveness_runs: u64,
 }
 
 /// A frame recognised on the recognition thread, for the control loop.
@@ -1260,7 +1297,7 @@ fn recognise(
     frames: &Mailbox<Captured>,
     stale: &AtomicU64,
     period: Duration,
-    params: &Mutex<LookParams>,
+    params: &Mutex<(LookParams, Arc<Index>)>,
     done: &mpsc::Sender<Recognised>,
 ) {
     while !stop.load(Ordering::SeqCst) {
@@ -1272,7 +1309,10 @@ fn recognise(
             stale.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let p = *params.lock().unwrap_or_else(|p| p.into_inner());
+        let (p, index) = {
+            let shared = params.lock().unwrap_or_else(|p| p.into_inner());
+            (shared.0, Arc::clone(&shared.1))
+        };
         let started = Instant::now();
         let mut stages = Stages::default();
         let mut embedding = Embedding(Vec::new());
@@ -1286,12 +1326,15 @@ fn recognise(
             liveness.as_deref_mut(),
             cues,
             frame.taken,
+            &index,
             &frame.image,
             &p,
             &mut stages,
             &mut embedding,
             &mut facts,
         );
+        // A simulated slower machine takes longer (nothing on a real clock).
+        clock.worked(started.elapsed());
         let r = Recognised {
             observation,
             facts,
@@ -1309,13 +1352,15 @@ fn recognise(
 
 /// What the frame shows: its largest face, how large, its liveness score; the face's embedding
 /// is left in `embedding` (emptied when there is none), the frame's facts for the guards in
-/// `facts`. Who is nearest is left to the caller, which holds the gallery.
+/// `facts`. Who is nearest is left to the caller, which decides; `index` only tells whether the
+/// face would be let in, the one case that needs its liveness score.
 #[allow(clippy::too_many_arguments)]
 fn look(
     pipeline: &mut Pipeline,
     liveness: Option<&mut Liveness>,
     cues: &mut Cues,
     taken: Duration,
+    index: &Index,
     frame: &RgbImage,
     p: &LookParams,
     stages: &mut Stages,
@@ -1370,7 +1415,15 @@ fn look(
     stages.embed += t3 - t2;
     // Judged in the acceptance rule (after the match); a network failure or missing networks
     // score NaN, which never agrees.
-    if p.liveness {
+    // A stranger is refused as unknown before liveness counts: the networks run only for a face
+    // that would be let in (NaN comparisons fail: no score, refused as a spoof).
+    let would_pass = || {
+        index
+            .best(embedding)
+            .is_some_and(|m| m.distance <= p.threshold && m.margin >= p.min_margin)
+    };
+    if p.liveness && would_pass() {
+        facts.liveness_runs += 1;
         seen.liveness = Some(match liveness {
             Some(l) => l.score(frame, &det.bbox).unwrap_or(f32::NAN),
             None => f32::NAN,

@@ -13,6 +13,7 @@ use crate::vision::embed::Embedding;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Version of the file format written by this code: 2 adds each enrolment's face crop.
 pub const FORMAT: u32 = 2;
@@ -705,7 +706,8 @@ pub struct Reloader {
     scoring: Scoring,
     stamp: Option<Stamp>,
     gallery: Gallery,
-    index: Index,
+    /// Shared with the recognition thread, which gets the new one after a reload.
+    index: Arc<Index>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -731,7 +733,7 @@ impl Reloader {
     pub fn new(path: &Path, model: &str, scoring: Scoring) -> Result<Self, GalleryError> {
         let stamp = stamp(path);
         let gallery = Gallery::load(path, model)?;
-        let index = gallery.index(scoring);
+        let index = Arc::new(gallery.index(scoring));
         Ok(Self {
             path: path.to_owned(),
             model: model.to_owned(),
@@ -753,7 +755,7 @@ impl Reloader {
             Ok(r) => (r, None),
             Err(e) => {
                 let gallery = Gallery::new(model);
-                let index = gallery.index(scoring);
+                let index = Arc::new(gallery.index(scoring));
                 let r = Self {
                     path: path.to_owned(),
                     model: model.to_owned(),
@@ -783,7 +785,7 @@ impl Reloader {
         self.stamp = now;
         match Gallery::load(&self.path, &self.model) {
             Ok(g) => {
-                self.index = g.index(self.scoring);
+                self.index = Arc::new(g.index(self.scoring));
                 self.gallery = g;
                 tracing::info!(path = %self.path.display(), people = self.gallery.people.len(), "gallery reloaded");
                 Ok(true)
@@ -803,6 +805,11 @@ impl Reloader {
     /// Its matching index.
     pub fn index(&self) -> &Index {
         &self.index
+    }
+
+    /// Its matching index, to share with another thread (replaced, not changed, on reload).
+    pub fn shared_index(&self) -> Arc<Index> {
+        Arc::clone(&self.index)
     }
 }
 

@@ -146,6 +146,12 @@ pub trait Clock: Send + Sync {
     fn realtime(&self) -> bool {
         false
     }
+    /// Called by the recognition thread after `worked` of real work on a frame. A simulated
+    /// slower machine (the simulator's `--slowdown`) waits here for the extra time it would
+    /// take; a real clock does nothing.
+    fn worked(&self, worked: Duration) {
+        let _ = worked;
+    }
 }
 
 /// The real clock.

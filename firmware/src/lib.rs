@@ -10,6 +10,7 @@ pub mod acceptance;
 pub mod audit;
 pub mod bench;
 pub mod config;
+pub mod cores;
 pub mod credential;
 pub mod crops;
 pub mod cues;

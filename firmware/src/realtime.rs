@@ -1,9 +1,11 @@
 //! The daemon's real-time parts: a one-slot mailbox that keeps only the newest camera frame, the
 //! capture thread that fills it (re-opening the camera with backoff, noticing a frozen stream),
-//! and the one-line service status. The control loop in `daemon` wires them together.
+//! the one-line service status, and the spread of its timings (frame age, relock lateness).
+//! The control loop in `daemon` wires them together.
 
 use crate::hal::{CameraError, CameraErrorKind, Clock, FrameSource};
 use image::RgbImage;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Condvar, Mutex};
@@ -193,6 +195,56 @@ pub fn capture<C: FrameSource>(
     }
 }
 
+/// How many of the latest samples a [`Spread`] keeps for its percentiles.
+pub const SPREAD_WINDOW: usize = 4096;
+
+/// The spread of a timing (how old frames were, how late relocks came): the maximum and count
+/// since start, percentiles over the latest [`SPREAD_WINDOW`] samples (bounded memory in a
+/// daemon that runs for months).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Spread {
+    latest: VecDeque<Duration>,
+    /// The largest sample since start.
+    pub max: Duration,
+    /// Samples since start.
+    pub count: u64,
+}
+
+impl Spread {
+    /// Adds a sample.
+    pub fn add(&mut self, d: Duration) {
+        if self.latest.len() == SPREAD_WINDOW {
+            self.latest.pop_front();
+        }
+        self.latest.push_back(d);
+        self.max = self.max.max(d);
+        self.count += 1;
+    }
+
+    /// The `p`-th percentile (0..=100, nearest rank) of the latest samples; zero with none.
+    pub fn percentile(&self, p: f64) -> Duration {
+        let mut v: Vec<Duration> = self.latest.iter().copied().collect();
+        if v.is_empty() {
+            return Duration::ZERO;
+        }
+        v.sort_unstable();
+        let rank = (p.clamp(0.0, 100.0) / 100.0 * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1]
+    }
+
+    /// "p50 A ms, p95 B ms, max C ms (N)".
+    pub fn describe(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms ({} samples)",
+            ms(self.percentile(50.0)),
+            ms(self.percentile(95.0)),
+            ms(self.max),
+            self.count
+        )
+    }
+}
+
 /// What the door is doing, for the service status line (`systemctl status`).
 #[derive(Debug, Default)]
 pub struct StatusLine {
@@ -271,6 +323,29 @@ mod tests {
         assert_eq!(m.take(Duration::from_millis(1)), None);
         m.close();
         assert_eq!(m.take(Duration::from_secs(60)), None);
+    }
+
+    #[test]
+    fn the_spread_gives_nearest_rank_percentiles_over_a_bounded_window() {
+        let ms = Duration::from_millis;
+        let mut s = Spread::default();
+        assert_eq!(s.percentile(50.0), Duration::ZERO);
+        for i in 1..=100 {
+            s.add(ms(i));
+        }
+        assert_eq!(s.percentile(50.0), ms(50));
+        assert_eq!(s.percentile(95.0), ms(95));
+        assert_eq!(s.percentile(100.0), ms(100));
+        assert_eq!(s.percentile(0.0), ms(1));
+        // Old samples leave the window; the maximum and count are since start.
+        for _ in 0..SPREAD_WINDOW {
+            s.add(ms(2));
+        }
+        assert_eq!(s.percentile(99.0), ms(2));
+        assert_eq!((s.max, s.count), (ms(100), 100 + SPREAD_WINDOW as u64));
+        assert!(s
+            .describe()
+            .starts_with("p50 2.0 ms, p95 2.0 ms, max 100.0 ms"));
     }
 
     #[test]

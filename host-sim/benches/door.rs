@@ -5,6 +5,7 @@
 //! `cargo bench -p facegate-sim --bench door [-- EMBEDDER...]` (default: both SFace forms and
 //! dlib's int8, the former default, for comparison): each model runs in its own child
 //! process so its peak RSS is its own. Needs the fixture photos (scripts/fetch_fixtures.py).
+//! FACEGATE_BENCH_THREADS: the networks' `[performance] threads` ("auto", the default, or N).
 
 use facegate::config::Config;
 use facegate::daemon;
@@ -88,8 +89,14 @@ fn child(which: &str) {
     // The gallery's fingerprint must be the model's.
     // FACEGATE_BENCH_DETECTOR: the door's detector, "blazeface" (default) or "mtcnn".
     let detector = std::env::var("FACEGATE_BENCH_DETECTOR").unwrap_or_else(|_| "blazeface".into());
+    let threads: facegate::cores::Threads = std::env::var("FACEGATE_BENCH_THREADS")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .unwrap();
+    let threads_toml = toml::Value::try_from(threads).unwrap();
     let cfg_text = format!(
-        "[recognition]\nmodels = \"{manifest}\"\nembedder = \"{embedder}\"\ndetector = \"{detector}\"\n"
+        "[recognition]\nmodels = \"{manifest}\"\nembedder = \"{embedder}\"\ndetector = \"{detector}\"\n\
+         [performance]\nthreads = {threads_toml}\n"
     );
     let cfg = Config::parse(&cfg_text, Path::new("bench.toml")).unwrap();
     let fingerprint = daemon::load_pipeline(&cfg)
@@ -106,7 +113,7 @@ fn child(which: &str) {
         format!(
             "fps = {fps}\ngallery = \"{}\"\n[config.recognition]\nmodels = \"{manifest}\"\nembedder = \"{embedder}\"\ndetector = \"{detector}\"\n\
              [config.liveness]\n{liveness}\n\
-             [config.lock]\nunlock_seconds = 600\n\
+             [config.lock]\nunlock_seconds = 600\n[config.performance]\nthreads = {threads_toml}\n\
              [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"{}\"]\n\
              [[step]]\nshow = \"blank\"\nframes = 2\n\
              [[step]]\nshow = \"{}\"\nframes = {realtime_frames}\nexpect = \"unlock\"\nperson = \"obama\"\n",
@@ -152,10 +159,11 @@ fn child(which: &str) {
     let unlock = rt.unlocks().first().copied();
     let grant_frames = rt.grants().first().and_then(|g| g.frames).unwrap_or(0);
     println!(
-        "{embedder}: 1,000 people (2,000 embeddings) | {:.1} ms per 640x480 frame with one face = {:.1} fps single thread ({} frames) | \
+        "{embedder}: 1,000 people (2,000 embeddings) | {:.1} ms per 640x480 frame with one face = {:.1} fps, networks on {} thread(s) ({} frames) | \
          ~{:.0} allocations per frame (tract tensors, detector lists) | latency first frame -> relay unlocked at 15 fps: {} (grant on {} agreeing frames; 3 frames at 15 fps is 133 ms of camera time) | peak RSS {:.1} MiB",
         per_frame_ms,
         1000.0 / per_frame_ms,
+        threads.for_embedder(if embedder.contains("int8") { "int8" } else { "f32" }),
         r.summary.frames,
         allocs as f64 / r.summary.frames as f64,
         unlock

@@ -17,6 +17,8 @@ struct Inner {
     nanos: AtomicU64,
     wall0: SystemTime,
     realtime: Option<Instant>,
+    /// How many times slower the modelled machine is (real-time mode).
+    slowdown: f64,
 }
 
 impl SimClock {
@@ -27,6 +29,7 @@ impl SimClock {
                 nanos: AtomicU64::new(0),
                 wall0: SystemTime::now(),
                 realtime: realtime.then(Instant::now),
+                slowdown: 1.0,
             }),
         }
     }
@@ -39,6 +42,21 @@ impl SimClock {
                 nanos: AtomicU64::new(self.inner.nanos.load(std::sync::atomic::Ordering::SeqCst)),
                 wall0,
                 realtime,
+                slowdown: self.inner.slowdown,
+            }),
+        }
+    }
+
+    /// The same clock modelling a machine `factor` times slower than this one: in real-time
+    /// mode the daemon's recognition work on each frame takes `factor` times as long.
+    pub fn with_slowdown(self, factor: f64) -> Self {
+        let i = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                nanos: AtomicU64::new(i.nanos.load(Ordering::SeqCst)),
+                wall0: i.wall0,
+                realtime: i.realtime,
+                slowdown: factor.max(1.0),
             }),
         }
     }
@@ -74,6 +92,12 @@ impl Clock for SimClock {
     }
     fn realtime(&self) -> bool {
         self.inner.realtime.is_some()
+    }
+    fn worked(&self, worked: Duration) {
+        // The slower machine's extra time, spent for real so the camera runs on meanwhile.
+        if self.inner.realtime.is_some() && self.inner.slowdown > 1.0 {
+            std::thread::sleep(worked.mul_f64(self.inner.slowdown - 1.0));
+        }
     }
 }
 

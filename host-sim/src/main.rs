@@ -32,6 +32,14 @@ enum Command {
         /// Let simulated time pass at real speed (so real signals can be sent mid-run).
         #[arg(long)]
         realtime: bool,
+        /// With --realtime: model a machine this many times slower than this one (e.g. 6 for a
+        /// Raspberry Pi 4's one core against a current x86 core): recognition of each frame
+        /// takes this many times as long while the camera keeps its pace.
+        #[arg(long, value_name = "FACTOR", requires = "realtime")]
+        slowdown: Option<f64>,
+        /// The camera's frame rate for every `show` step (overrides the scenario's).
+        #[arg(long, value_name = "FPS")]
+        fps: Option<f64>,
         /// Keep the gallery, config and audit log in this directory (default: a temporary one).
         #[arg(long, value_name = "DIR")]
         workdir: Option<PathBuf>,
@@ -66,9 +74,11 @@ fn main() -> ExitCode {
         Command::Run {
             scenario,
             realtime,
+            slowdown,
+            fps,
             workdir,
             quiet,
-        } => run(&scenario, realtime, workdir, quiet),
+        } => run(&scenario, realtime, (slowdown, fps), workdir, quiet),
         Command::Demo { fixtures, workdir } => demo(fixtures, &workdir),
     };
     match result {
@@ -91,8 +101,36 @@ fn signal_control() -> Result<Control> {
     Ok(control)
 }
 
-fn run(path: &Path, realtime: bool, workdir: Option<PathBuf>, quiet: bool) -> Result<bool> {
-    let scenario = Scenario::load(path)?;
+fn run(
+    path: &Path,
+    realtime: bool,
+    (slowdown, fps): (Option<f64>, Option<f64>),
+    workdir: Option<PathBuf>,
+    quiet: bool,
+) -> Result<bool> {
+    let mut text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    // The overrides go through the scenario's own checks.
+    if slowdown.is_some() || fps.is_some() {
+        let mut t: toml::Table =
+            toml::from_str(&text).with_context(|| path.display().to_string())?;
+        if let Some(f) = slowdown {
+            t.insert("slowdown".into(), f.into());
+        }
+        if let Some(f) = fps {
+            t.insert("fps".into(), f.into());
+            if let Some(toml::Value::Array(steps)) = t.get_mut("step") {
+                for st in steps.iter_mut().filter_map(toml::Value::as_table_mut) {
+                    st.remove("fps");
+                }
+            }
+        }
+        text = toml::to_string(&t)?;
+    }
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let scenario = Scenario::parse(&text, path, base)?;
     let report = run_scenario(
         &scenario,
         &RunOptions { realtime, workdir },
@@ -133,6 +171,26 @@ fn summary(r: &Report, description: Option<&str>) {
             s.stale_dropped,
             s.frame_age_max.as_secs_f64() * 1000.0,
             s.relock_late_max.as_secs_f64() * 1000.0
+        );
+        let mut first_to_unlock = facegate::realtime::Spread::default();
+        r.unlock_latencies()
+            .into_iter()
+            .for_each(|d| first_to_unlock.add(d));
+        eprintln!(
+            "  frame age when recognition starts: {}",
+            s.frame_age.describe()
+        );
+        eprintln!(
+            "  frame age when decided:            {}",
+            s.decision_lag.describe()
+        );
+        eprintln!(
+            "  relock after its due time:         {}",
+            s.relock_late.describe()
+        );
+        eprintln!(
+            "  step's first frame to unlocked:    {}",
+            first_to_unlock.describe()
         );
     }
     for p in &r.passed {

@@ -125,6 +125,18 @@ impl Report {
         lines.into_iter().map(|l| l.1).collect()
     }
 
+    /// For each unlock edge of the relay, how long after the first frame of its step it came
+    /// (the person's first appearance to the door unlocked).
+    pub fn unlock_latencies(&self) -> Vec<Duration> {
+        self.unlocks()
+            .into_iter()
+            .filter_map(|t| {
+                let start = self.marks.iter().rev().find(|m| m.1 <= t)?.1;
+                Some(t - start)
+            })
+            .collect()
+    }
+
     /// Unlock edges of the relay.
     pub fn unlocks(&self) -> Vec<Duration> {
         self.relay
@@ -355,7 +367,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         lock.save_with_crops(&g, &crops)?;
     }
 
-    let mut clock = SimClock::new(opts.realtime);
+    let mut clock = SimClock::new(opts.realtime).with_slowdown(s.slowdown);
     if let Some(t) = s
         .start_time
         .as_deref()

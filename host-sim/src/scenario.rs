@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! fps = 10                        # default frame rate of `show` steps
+//! slowdown = 6                    # real-time mode: model a machine 6x slower than this one
 //! [config]                        # daemon config overrides (same keys as config.toml)
 //! lock = { unlock_seconds = 5 }
 //!
@@ -82,6 +83,10 @@ pub struct Scenario {
     /// Default frame rate.
     #[serde(default = "default_fps")]
     pub fps: f64,
+    /// Real-time mode: the machine modelled is this many times slower than the one running the
+    /// simulation (its recognition thread takes this many times as long for each frame).
+    #[serde(default = "default_slowdown")]
+    pub slowdown: f64,
     /// Daemon config overrides.
     #[serde(default)]
     pub config: toml::Table,
@@ -107,6 +112,10 @@ pub struct Scenario {
 
 fn default_fps() -> f64 {
     10.0
+}
+
+fn default_slowdown() -> f64 {
+    1.0
 }
 
 /// A person to enrol.
@@ -272,6 +281,12 @@ impl Scenario {
         s.base = base.to_owned();
         if !(s.fps.is_finite() && s.fps > 0.0 && s.fps <= 120.0) {
             return Err(invalid(format!("fps must be 0 to 120 (got {})", s.fps)));
+        }
+        if !(s.slowdown.is_finite() && (1.0..=100.0).contains(&s.slowdown)) {
+            return Err(invalid(format!(
+                "slowdown must be 1 to 100 (got {})",
+                s.slowdown
+            )));
         }
         if let Some(t) = &s.start_time {
             humantime::parse_rfc3339(t).map_err(|e| {

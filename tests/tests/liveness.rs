@@ -127,3 +127,31 @@ fn the_employee_in_person_is_let_in_with_liveness_on() {
     assert!(r.failures.is_empty(), "{:#?}", r.failures);
     assert_eq!(r.grants().len(), 1);
 }
+
+/// A stranger is refused as unknown, which needs no liveness score: the liveness networks run
+/// only for a face that would be let in (they are the costliest part of a frame after the
+/// embedder), while the employee's frames are still scored.
+#[test]
+fn a_strangers_frames_cost_no_liveness_run() {
+    let stranger = scenario(
+        "[[step]]\nshow = \"biden.jpg\"\nseconds = 2\nexpect = \"no_unlock\"\n\n\
+         [expect]\nunlocks = 0\nmin_denials = 1\n",
+    );
+    let r = run_scenario(&stranger, &RunOptions::default(), Control::default()).unwrap();
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert!(r.summary.faces >= 10, "{:?}", r.summary);
+    assert!(
+        r.of(EventKind::Deny)
+            .iter()
+            .all(|d| d.reason.as_deref() == Some("unknown")),
+        "{:#?}",
+        r.json_lines()
+    );
+    assert_eq!(r.summary.liveness_runs, 0, "{:?}", r.summary);
+    let employee = scenario(
+        "[[step]]\nshow = \"obama2.jpg\"\nseconds = 1\nexpect = \"unlock\"\nperson = \"obama\"\n",
+    );
+    let r = run_scenario(&employee, &RunOptions::default(), Control::default()).unwrap();
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert!(r.summary.liveness_runs > 0, "{:?}", r.summary);
+}
