@@ -3,39 +3,15 @@
 //! `host-sim/scenarios/` on the real daemon loop, with the f32 embedder (fast on this CPU).
 
 use facegate::audit::EventKind;
-use facegate::hal::{Control, LockState};
-use facegate_e2e::{fixture, fixtures_dir};
-use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
-use std::path::Path;
+use facegate::hal::LockState;
+use facegate_sim::Report;
 use std::time::Duration;
 
-/// Runs `host-sim/scenarios/NAME.toml` with the f32 embedder; asserts its own expectations.
+mod common;
+
+/// Runs the shipped scenario NAME with the photos it shows.
 fn run(name: &str) -> Report {
-    for f in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
-        fixture(f);
-    }
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../host-sim/scenarios/{name}.toml"));
-    let mut table: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
-    let config = table
-        .entry("config")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        .as_table_mut()
-        .unwrap();
-    let mut rec = toml::Table::new();
-    rec.insert("models".into(), manifest.into());
-    rec.insert("embedder".into(), "dlib_resnet_v1_f32".into());
-    config.insert("recognition".into(), toml::Value::Table(rec));
-    let s = Scenario::parse(&toml::to_string(&table).unwrap(), &path, &fixtures_dir()).unwrap();
-    let r = run_scenario(&s, &RunOptions::default(), Control::default()).unwrap();
-    assert!(
-        r.failures.is_empty(),
-        "{name} failed: {:#?}\nevents: {:#?}",
-        r.failures,
-        r.json_lines()
-    );
-    r
+    common::run_shipped(name, &["obama.jpg", "obama2.jpg", "biden.jpg"])
 }
 
 fn at(r: &Report, kind: EventKind) -> f64 {
