@@ -29,14 +29,7 @@ fn rss_mib() -> (f64, f64) {
 fn photos(args: &[String]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if args.is_empty() {
-        for n in [
-            "obama.jpg",
-            "obama2.jpg",
-            "obama3.jpg",
-            "biden.jpg",
-            "astronaut.png",
-            "32bit.png",
-        ] {
+        for n in facegate_e2e::ONE_FACE_PHOTOS {
             out.push(facegate_e2e::fixture(n));
         }
     }

@@ -167,46 +167,33 @@ fn main() {
                 }
             }
         }
-        let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
+        // "a/b (p%)", the form of every rate below.
+        let rate =
+            |a: usize, b: usize| format!("{a}/{b} ({:.1}%)", 100.0 * a as f64 / b.max(1) as f64);
+        let per_call = |d: std::time::Duration, n: u32| d.as_secs_f64() * 1e3 / f64::from(n.max(1));
         println!(
             "set {set}: {} bona fide faces; the door's detection of the colour frame {:.2} ms",
             t.bona,
             t.detect_time.as_secs_f64() * 1e3 / t.bona.max(1) as f64
         );
         println!(
-            "  border: BPCER {}/{} ({:.1}%); APCER print {}/{} ({:.1}%), screen {}/{} ({:.1}%); {:.2} ms a call",
-            t.bona_border,
-            t.bona,
-            pct(t.bona_border, t.bona),
-            t.border_pass[0],
-            t.attacks[0],
-            pct(t.border_pass[0], t.attacks[0]),
-            t.border_pass[1],
-            t.attacks[1],
-            pct(t.border_pass[1], t.attacks[1]),
-            t.border_time.as_secs_f64() * 1e3 / f64::from(t.border_calls.max(1)),
+            "  border: BPCER {}; APCER print {}, screen {}; {:.2} ms a call",
+            rate(t.bona_border, t.bona),
+            rate(t.border_pass[0], t.attacks[0]),
+            rate(t.border_pass[1], t.attacks[1]),
+            per_call(t.border_time, t.border_calls),
         );
         println!(
-            "  nir:    BPCER {}/{} ({:.1}%); APCER print {}/{} ({:.1}%), screen {}/{} ({:.1}%); {:.2} ms a call",
-            t.bona_nir,
-            t.bona,
-            pct(t.bona_nir, t.bona),
-            t.nir_pass[0],
-            t.attacks[0],
-            pct(t.nir_pass[0], t.attacks[0]),
-            t.nir_pass[1],
-            t.attacks[1],
-            pct(t.nir_pass[1], t.attacks[1]),
-            t.nir_time.as_secs_f64() * 1e3 / f64::from(t.nir_calls.max(1)),
+            "  nir:    BPCER {}; APCER print {}, screen {}; {:.2} ms a call",
+            rate(t.bona_nir, t.bona),
+            rate(t.nir_pass[0], t.attacks[0]),
+            rate(t.nir_pass[1], t.attacks[1]),
+            per_call(t.nir_time, t.nir_calls),
         );
         println!(
-            "  motion: APCER print {}/{} ({:.1}%), screen {}/{} ({:.1}%) waved 30 degrees; BPCER not measurable here (no video of live heads)",
-            t.motion_pass[0],
-            t.waved[0],
-            pct(t.motion_pass[0], t.waved[0]),
-            t.motion_pass[1],
-            t.waved[1],
-            pct(t.motion_pass[1], t.waved[1]),
+            "  motion: APCER print {}, screen {} waved 30 degrees; BPCER not measurable here (no video of live heads)",
+            rate(t.motion_pass[0], t.waved[0]),
+            rate(t.motion_pass[1], t.waved[1]),
         );
     }
 }

@@ -181,13 +181,7 @@ impl FrameSource for SimCamera {
                     self.clock.advance_to(due);
                     self.last_frame = due;
                     frame.clone_from(image);
-                    if !frame.is_empty() {
-                        // A live sensor's noise: no two frames are identical, as the daemon's
-                        // frozen-stream check expects of a real camera.
-                        let raw: &mut [u8] = frame;
-                        let i = self.delivered as usize % raw.len();
-                        raw[i] ^= 1;
-                    }
+                    sensor_noise(frame, self.delivered);
                     self.delivered += 1;
                     self.last_image.clone_from(frame);
                     if let Some(nir) = nir {
@@ -335,12 +329,7 @@ impl FrameSource for SimNirCamera {
         };
         self.seen = scene.seq;
         frame.clone_from(image);
-        if !frame.is_empty() {
-            // Sensor noise, as the colour camera's.
-            let raw: &mut [u8] = frame;
-            let i = self.delivered as usize % raw.len();
-            raw[i] ^= 1;
-        }
+        sensor_noise(frame, self.delivered);
         self.delivered += 1;
         Ok(())
     }
@@ -444,6 +433,16 @@ impl DoorSensors for SimSensors {
             a.push((self.clock.now(), on));
         }
         Ok(())
+    }
+}
+
+/// A live sensor's noise: one bit flipped per frame, so no two frames are identical, as the
+/// daemon's frozen-stream check expects of a real camera.
+fn sensor_noise(frame: &mut RgbImage, delivered: u64) {
+    if !frame.is_empty() {
+        let raw: &mut [u8] = frame;
+        let i = delivered as usize % raw.len();
+        raw[i] ^= 1;
     }
 }
 

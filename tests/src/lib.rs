@@ -5,6 +5,17 @@
 
 use std::path::PathBuf;
 
+/// The pinned photos with one clear face each (the partial faces, groups and non-face photos are
+/// left out): the bona fide set of the liveness tests, the quality gates' test and the benches.
+pub const ONE_FACE_PHOTOS: [&str; 6] = [
+    "obama.jpg",
+    "obama2.jpg",
+    "obama3.jpg",
+    "biden.jpg",
+    "astronaut.png",
+    "32bit.png",
+];
+
 /// Directory of the fetched photos: `$FACEGATE_FIXTURES`, else `~/.cache/facegate/fixtures`.
 pub fn fixtures_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("FACEGATE_FIXTURES") {

@@ -15,15 +15,8 @@ use facegate_sim::{run_scenario, RunOptions, Scenario};
 use image::RgbImage;
 use std::path::Path;
 
-/// The test photos with one clear face (the partial faces and the non-face photos are left out).
-const BONA_FIDE: &[&str] = &[
-    "obama.jpg",
-    "obama2.jpg",
-    "obama3.jpg",
-    "biden.jpg",
-    "astronaut.png",
-    "32bit.png",
-];
+/// The test photos with one clear face.
+const BONA_FIDE: [&str; 6] = facegate_e2e::ONE_FACE_PHOTOS;
 
 struct Setup {
     pipeline: Pipeline,

@@ -6,15 +6,17 @@
 
 use facegate::audit::EventKind;
 use facegate::credential::{Credential, CredentialError};
-use facegate::hal::{Control, LockState};
+use facegate::hal::LockState;
 use facegate_e2e::{fixture, fixtures_dir};
-use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
+use facegate_sim::{Report, Scenario};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
+
+mod common;
 
 /// The test's Secure Channel Base Key (16 bytes).
 const SCBK: &str = "4a6f686e20446f652069732068657265";
@@ -183,22 +185,7 @@ fn key_file(dir: &Path, hex: &str) -> PathBuf {
 }
 
 fn run(s: &Scenario) -> Report {
-    let r = run_scenario(
-        s,
-        &RunOptions {
-            realtime: true,
-            workdir: None,
-        },
-        Control::default(),
-    )
-    .unwrap();
-    assert!(
-        r.failures.is_empty(),
-        "failed: {:#?}\nevents: {:#?}",
-        r.failures,
-        r.json_lines()
-    );
-    r
+    common::run_checked(s, true)
 }
 
 fn cards(facts: &Facts) -> Vec<serde_json::Value> {

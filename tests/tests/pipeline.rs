@@ -273,14 +273,7 @@ fn sface_puts_obama_closer_to_obama_than_to_biden() {
 fn the_pinned_photos_pass_the_quality_gates_of_door_and_enrolment() {
     let mut p = builtin();
     let template = p.embedder_spec().template;
-    for name in [
-        "obama.jpg",
-        "obama2.jpg",
-        "obama3.jpg",
-        "biden.jpg",
-        "32bit.png",
-        "astronaut.png",
-    ] {
+    for name in facegate_e2e::ONE_FACE_PHOTOS {
         let img = decode_file(&fixture(name)).unwrap();
         let det = p.detect_largest(&img).unwrap().unwrap();
         let chip = p.align(&img, &det).unwrap();

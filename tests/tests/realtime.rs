@@ -4,11 +4,13 @@
 //! Also the frozen-stream check (a camera repeating one frame), in simulated time.
 
 use facegate::audit::EventKind;
-use facegate::hal::{Control, LockState};
+use facegate::hal::LockState;
 use facegate_e2e::{fixture, fixtures_dir};
-use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
+use facegate_sim::{Report, Scenario};
 use std::path::Path;
 use std::time::Duration;
+
+mod common;
 
 /// Obama enrolled from one photo, with the f32 embedder (as in `door.rs`).
 fn head() -> String {
@@ -31,22 +33,7 @@ fn run(body: &str, realtime: bool) -> Report {
 
 fn run_text(text: &str, realtime: bool) -> Report {
     let s = Scenario::parse(text, Path::new("test.toml"), &fixtures_dir()).unwrap();
-    let r = run_scenario(
-        &s,
-        &RunOptions {
-            realtime,
-            workdir: None,
-        },
-        Control::default(),
-    )
-    .unwrap();
-    assert!(
-        r.failures.is_empty(),
-        "failed: {:#?}\nevents: {:#?}",
-        r.failures,
-        r.json_lines()
-    );
-    r
+    common::run_checked(&s, realtime)
 }
 
 /// Large frames at 30 fps with the MTCNN cascade at the door: recognising one takes longer than a

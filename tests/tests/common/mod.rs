@@ -1,5 +1,6 @@
-//! Shared by the scenario tests: runs a shipped scenario of `host-sim/scenarios/` on the real
-//! daemon loop and asserts its own expectations.
+//! Shared by the scenario tests: runs a scenario on the real daemon loop and asserts its own
+//! expectations. (Each test file uses a part of it.)
+#![allow(dead_code)]
 
 use facegate::hal::Control;
 use facegate_e2e::{fixture, fixtures_dir};
@@ -26,10 +27,20 @@ pub fn run_shipped(name: &str, photos: &[&str]) -> Report {
     rec.insert("embedder".into(), "dlib_resnet_v1_f32".into());
     config.insert("recognition".into(), toml::Value::Table(rec));
     let s = Scenario::parse(&toml::to_string(&table).unwrap(), &path, &fixtures_dir()).unwrap();
-    let r = run_scenario(&s, &RunOptions::default(), Control::default()).unwrap();
+    run_checked(&s, false)
+}
+
+/// Runs `s` (simulated time, or `realtime`); fails the test with the events if an expectation
+/// of the scenario failed.
+pub fn run_checked(s: &Scenario, realtime: bool) -> Report {
+    let options = RunOptions {
+        realtime,
+        workdir: None,
+    };
+    let r = run_scenario(s, &options, Control::default()).unwrap();
     assert!(
         r.failures.is_empty(),
-        "{name} failed: {:#?}\nevents: {:#?}",
+        "failed: {:#?}\nevents: {:#?}",
         r.failures,
         r.json_lines()
     );
