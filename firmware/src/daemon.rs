@@ -90,15 +90,11 @@ pub struct Summary {
     /// Frames not processed because a newer one came first, or because they were older than
     /// one frame period when recognition was ready for them (real-time mode).
     pub stale_dropped: u64,
-    /// The latest a relock came after its due time.
-    pub relock_late_max: Duration,
-    /// The oldest a frame was when recognition started on it (real-time mode).
-    pub frame_age_max: Duration,
-    /// Real-time mode: how old frames were when recognition started on them.
+    /// Real-time mode: how old frames were when recognition started on them (`.max`: the oldest).
     pub frame_age: realtime::Spread,
     /// Real-time mode: how old frames were when decided on (age + recognition).
     pub decision_lag: realtime::Spread,
-    /// How late each relock came after its due time.
+    /// How late each relock came after its due time (`.max`: the latest).
     pub relock_late: realtime::Spread,
     /// Real-time mode: recognition's time per frame (on the modelled machine, in the simulator).
     pub recognition: realtime::Spread,
@@ -581,7 +577,6 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             match done.recv_timeout(wait) {
                 Ok(r) => {
                     self.summary.busy += r.busy;
-                    self.summary.frame_age_max = self.summary.frame_age_max.max(r.age);
                     self.summary.frame_age.add(r.age);
                     let lag = self.clock.now().saturating_sub(r.taken);
                     self.summary.decision_lag.add(lag);
@@ -675,7 +670,6 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         if self.door.tick(now).inspect_err(|e| self.lock_failed(e))? {
             if let Some(due) = due {
                 let late = now.saturating_sub(due);
-                self.summary.relock_late_max = self.summary.relock_late_max.max(late);
                 self.summary.relock_late.add(late);
             }
             let ev = self.event(EventKind::Relock);

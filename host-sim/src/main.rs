@@ -169,8 +169,8 @@ fn summary(r: &Report, description: Option<&str>) {
             s.delivered,
             s.frames,
             s.stale_dropped,
-            s.frame_age_max.as_secs_f64() * 1000.0,
-            s.relock_late_max.as_secs_f64() * 1000.0
+            s.frame_age.max.as_secs_f64() * 1000.0,
+            s.relock_late.max.as_secs_f64() * 1000.0
         );
         let mut first_to_unlock = facegate::realtime::Spread::default();
         r.unlock_latencies()

@@ -57,9 +57,9 @@ fn relock_is_on_time_and_stale_frames_are_dropped_while_recognition_is_busy() {
     // recognised then.
     assert!(!r.of(EventKind::Relock).is_empty(), "{s:?}");
     assert!(
-        s.relock_late_max < Duration::from_millis(20),
+        s.relock_late.max < Duration::from_millis(20),
         "relock {:?} late; {s:?}",
-        s.relock_late_max
+        s.relock_late.max
     );
     let edges = &r.relay;
     let unlock = edges
@@ -75,9 +75,9 @@ fn relock_is_on_time_and_stale_frames_are_dropped_while_recognition_is_busy() {
     // and none older than one frame period was recognised.
     assert!(s.stale_dropped > 0 && s.frames < s.delivered, "{s:?}");
     assert!(
-        s.frame_age_max <= Duration::from_secs_f64(1.0 / 30.0),
+        s.frame_age.max <= Duration::from_secs_f64(1.0 / 30.0),
         "a frame {:?} old was used; {s:?}",
-        s.frame_age_max
+        s.frame_age.max
     );
 }
 
