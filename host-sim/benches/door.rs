@@ -8,7 +8,9 @@
 //! process, which holds what `facegated` holds and no more: the gallery (999 synthetic people
 //! and the real one) is made and enrolled by the parent, and the networks compiled into the
 //! binary are used from there as the daemon does by default (SFace f32 is not compiled in: it
-//! is read from `models/`). A second child per model prints the memory each load stage adds.
+//! is read from `models/`). Per model: one child processes every frame (throughput), one runs
+//! at a 15 fps camera's pace with the daemon's threads (latency), one prints what each load
+//! stage adds to the resident size.
 //! Needs the fixture photos (scripts/fetch_fixtures.py).
 //! FACEGATE_BENCH_THREADS: the networks' `[performance] threads` ("auto", the default, or N).
 
@@ -173,7 +175,9 @@ impl Sampler {
     }
 }
 
-fn child(embedder: &str, gallery: &Path) {
+/// One daemon's life with `embedder`: every frame processed in simulated time (throughput),
+/// or, when `threaded`, at real camera pace as `facegated` runs (latency).
+fn child(embedder: &str, gallery: &Path, threaded: bool) {
     let dir = tempfile::tempdir().unwrap();
     let fx = facegate_sim::runner::fixtures_dir();
     let detector = detector();
@@ -194,8 +198,40 @@ fn child(embedder: &str, gallery: &Path) {
             fx.join("obama2.jpg").display()
         )
     };
-    // 1. Throughput: simulated time, every frame processed; the busy time is real. The peak
-    // RSS is read after this run: the daemon's whole life, from loading to stopping.
+    if threaded {
+        // Latency at real camera pace (15 fps): first frame of the person -> relay unlocked.
+        // The daemon runs as `facegated` does, capture and recognition on threads of their own.
+        let s = Scenario::parse(&scenario(30, 15), Path::new("bench.toml"), dir.path()).unwrap();
+        let sampler = Sampler::start();
+        let t0 = Instant::now();
+        let rt = run_scenario(
+            &s,
+            &RunOptions {
+                realtime: true,
+                workdir: None,
+            },
+            Control::default(),
+        )
+        .unwrap();
+        let t1 = Instant::now();
+        let peak = memory::usage().map_or(f64::NAN, |u| u.peak_mib());
+        let steady = sampler.median_after(t0 + (t1 - t0) / 2);
+        let step_start = rt.marks.iter().find(|m| m.0 == 1).unwrap().1;
+        let first_frame = step_start + std::time::Duration::from_secs_f64(1.0 / 15.0);
+        let unlock = rt.unlocks().first().copied();
+        let grant_frames = rt.grants().first().and_then(|g| g.frames).unwrap_or(0);
+        println!(
+            "{embedder}: threaded daemon at 15 fps | latency first frame -> relay unlocked: {} (grant on {} agreeing frames; 3 frames at 15 fps is 133 ms of camera time) | \
+             daemon RSS: peak {peak:.1} MiB, steady {steady:.1} MiB",
+            unlock
+                .map(|u| format!("{:.0} ms", (u.as_secs_f64() - first_frame.as_secs_f64()) * 1000.0))
+                .unwrap_or_else(|| "no unlock".into()),
+            grant_frames,
+        );
+        return;
+    }
+    // Throughput: simulated time, every frame processed; the busy time is real. The peak RSS
+    // is read after the run: the daemon's whole life, from loading to stopping.
     let frames = 120;
     let s = Scenario::parse(&scenario(frames, 15), Path::new("bench.toml"), dir.path()).unwrap();
     let before = ALLOCS.load(Ordering::Relaxed);
@@ -222,43 +258,14 @@ fn child(embedder: &str, gallery: &Path) {
         ms(st.liveness),
         100.0 * ms(st.liveness) / (per_frame_ms - ms(st.liveness))
     );
-    // 2. Latency at real camera pace (15 fps): first frame of the person -> relay unlocked.
-    // The daemon then runs as `facegated` does, capture and recognition on threads of their
-    // own; its peak is counted from here (the first run's memory is handed back first).
-    memory::release_free_heap();
-    memory::reset_peak().unwrap();
-    let s = Scenario::parse(&scenario(15, 15), Path::new("bench.toml"), dir.path()).unwrap();
-    let sampler = Sampler::start();
-    let t0 = Instant::now();
-    let rt = run_scenario(
-        &s,
-        &RunOptions {
-            realtime: true,
-            workdir: None,
-        },
-        Control::default(),
-    )
-    .unwrap();
-    let t1 = Instant::now();
-    let rt_peak = memory::usage().map_or(f64::NAN, |u| u.peak_mib());
-    let rt_steady = sampler.median_after(t0 + (t1 - t0) / 2);
-    let step_start = rt.marks.iter().find(|m| m.0 == 1).unwrap().1;
-    let first_frame = step_start + std::time::Duration::from_secs_f64(1.0 / 15.0);
-    let unlock = rt.unlocks().first().copied();
-    let grant_frames = rt.grants().first().and_then(|g| g.frames).unwrap_or(0);
     println!(
         "{embedder}: 1,000 people (2,000 embeddings) | {:.1} ms per 640x480 frame with one face = {:.1} fps, networks on {} thread(s) ({} frames) | \
-         ~{:.0} allocations per frame (tract tensors, detector lists) | latency first frame -> relay unlocked at 15 fps: {} (grant on {} agreeing frames; 3 frames at 15 fps is 133 ms of camera time) | \
-         daemon RSS: peak {peak:.1} MiB, steady {steady:.1} MiB; threaded (real time) peak {rt_peak:.1}, steady {rt_steady:.1}",
+         ~{:.0} allocations per frame (tract tensors, detector lists) | daemon RSS: peak {peak:.1} MiB, steady {steady:.1} MiB",
         per_frame_ms,
         1000.0 / per_frame_ms,
         threads.for_embedder(if embedder.contains("int8") { "int8" } else { "f32" }),
         r.summary.frames,
         allocs as f64 / r.summary.frames as f64,
-        unlock
-            .map(|u| format!("{:.0} ms", (u.as_secs_f64() - first_frame.as_secs_f64()) * 1000.0))
-            .unwrap_or_else(|| "no unlock".into()),
-        grant_frames,
     );
 }
 
@@ -320,10 +327,10 @@ fn stages(embedder: &str, gallery: &Path) {
 fn main() {
     if let Ok(which) = std::env::var("FACEGATE_BENCH_CHILD") {
         let gallery = PathBuf::from(std::env::var("FACEGATE_BENCH_GALLERY").unwrap());
-        if std::env::var_os("FACEGATE_BENCH_STAGES").is_some() {
-            stages(&which, &gallery);
-        } else {
-            child(&which, &gallery);
+        match std::env::var("FACEGATE_BENCH_MODE").as_deref() {
+            Ok("stages") => stages(&which, &gallery),
+            Ok("threaded") => child(&which, &gallery, true),
+            _ => child(&which, &gallery, false),
         }
         return;
     }
@@ -344,14 +351,14 @@ fn main() {
     for w in which {
         let gallery = dir.path().join(format!("{w}.toml"));
         big_gallery(&gallery, w);
-        for stages in [false, true] {
-            let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-            cmd.env("FACEGATE_BENCH_CHILD", w)
-                .env("FACEGATE_BENCH_GALLERY", &gallery);
-            if stages {
-                cmd.env("FACEGATE_BENCH_STAGES", "1");
-            }
-            assert!(cmd.status().unwrap().success());
+        for mode in ["throughput", "threaded", "stages"] {
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .env("FACEGATE_BENCH_CHILD", w)
+                .env("FACEGATE_BENCH_GALLERY", &gallery)
+                .env("FACEGATE_BENCH_MODE", mode)
+                .status()
+                .unwrap();
+            assert!(status.success());
         }
     }
 }
