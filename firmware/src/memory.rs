@@ -1,5 +1,5 @@
 //! The process's memory footprint: resident size and its high-water mark (Linux `/proc`), and
-//! the glibc heap settings the daemon uses to keep that footprint small on a Pi.
+//! handing memory the door no longer needs back to the system (freed heap, model bytes).
 
 /// Resident memory of this process, from `/proc/self/status` (KiB).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,23 +119,6 @@ pub fn release_static(bytes: &'static [u8]) -> bool {
     #[cfg(not(target_os = "linux"))]
     {
         let _ = bytes;
-        false
-    }
-}
-
-/// Caps glibc's malloc arenas at `n`: by default each thread that allocates may get an arena
-/// of its own (up to 8 per core), each keeping freed memory resident. Call it before threads
-/// start. Returns whether the setting was accepted.
-pub fn limit_arenas(n: u32) -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let n = i32::try_from(n.max(1)).unwrap_or(i32::MAX);
-        // SAFETY: mallopt with M_ARENA_MAX only changes a limit glibc reads on arena creation.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, n) == 1 }
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        let _ = n;
         false
     }
 }
