@@ -231,14 +231,13 @@ pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         pipeline.embedder_spec().min_margin,
     );
     let guard = Guard::new(&config);
-    let liveness = match Liveness::load(config.recognition.models.as_deref()) {
-        Ok(l) => Some(l),
-        Err(e) if config.liveness.level == Level::Off => {
-            tracing::info!("no liveness check available: {e}");
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
+    // Off (the default): the networks are loaded only if a reload turns the check on.
+    let models = config.recognition.models.as_deref();
+    let liveness = Some(if config.liveness.level == Level::Off {
+        Liveness::deferred(models)
+    } else {
+        Liveness::load(models)?
+    });
     let l = &config.liveness;
     let cues = Cues::new(l.nir.clone(), l.border, l.motion);
     if cues.nir_on() && devices.nir.is_none() {
@@ -301,6 +300,7 @@ pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         lp.gallery_refused(&e);
     }
     lp.next_poll = lp.clock.now() + lp.poll_interval();
+    crate::memory::settle("door loaded");
     lp.supervisor.ready();
     lp.supervisor.status("watching the door");
     let result = if lp.clock.realtime() {

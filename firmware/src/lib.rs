@@ -29,6 +29,7 @@ pub mod hw_inputs;
 #[cfg(feature = "hw")]
 pub mod hw_wiegand;
 pub mod lockpin;
+pub mod memory;
 pub mod models;
 pub mod netform;
 pub mod osdp;

@@ -1,20 +1,30 @@
 //! Benchmark of the door daemon's loop on this machine: frames per second at 640x480 with one
 //! face in view, decision latency (the person's first frame -> relay unlocked, at real camera
-//! pace), allocations per frame and peak RSS, with a 1,000-person gallery.
+//! pace), allocations per frame and the daemon's memory (peak and steady RSS), with a
+//! 1,000-person gallery.
 //!
 //! `cargo bench -p facegate-sim --bench door [-- EMBEDDER...]` (default: both SFace forms and
 //! dlib's int8, the former default, for comparison): each model runs in its own child
-//! process so its peak RSS is its own. Needs the fixture photos (scripts/fetch_fixtures.py).
+//! process, which holds what `facegated` holds and no more: the gallery (999 synthetic people
+//! and the real one) is made and enrolled by the parent, and the networks compiled into the
+//! binary are used from there as the daemon does by default (SFace f32 is not compiled in: it
+//! is read from `models/`). Per model: one child processes every frame (throughput), one runs
+//! at a 15 fps camera's pace with the daemon's threads (latency), one prints what each load
+//! stage adds to the resident size.
+//! Needs the fixture photos (scripts/fetch_fixtures.py).
 //! FACEGATE_BENCH_THREADS: the networks' `[performance] threads` ("auto", the default, or N).
 
-use facegate::config::Config;
-use facegate::daemon;
 use facegate::gallery::{Enrolment, Gallery, Person};
 use facegate::hal::Control;
+use facegate::memory;
+use facegate::models::ModelSet;
+use facegate::vision::Pipeline;
 use facegate_sim::{run_scenario, RunOptions, Scenario};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Counts allocations, to show what the steady state allocates per frame.
 struct Counting;
@@ -37,21 +47,43 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
+const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+
+/// The `[recognition] models` line: none (the built-in set, as the daemon runs by default)
+/// when the embedder is compiled in, else the checkout's manifest.
+fn models_line(embedder: &str) -> String {
+    let builtin = ModelSet::builtin().unwrap();
+    let compiled_in = builtin
+        .embedder(Some(embedder))
+        .map(|(_, e)| builtin.has_file(&e.file))
+        .unwrap_or(false);
+    if compiled_in {
+        String::new()
+    } else {
+        format!("models = \"{MANIFEST}\"\n")
+    }
 }
 
-/// 999 synthetic people (two random embeddings each, far from any real face) in a gallery
-/// stamped for `fingerprint`; the scenario enrols the real person as the 1,000th.
-fn big_gallery(path: &Path, fingerprint: &str) {
-    let mut g = Gallery::new(fingerprint);
+fn model_set(embedder: &str) -> ModelSet {
+    if models_line(embedder).is_empty() {
+        ModelSet::builtin().unwrap()
+    } else {
+        ModelSet::from_manifest(Path::new(MANIFEST)).unwrap()
+    }
+}
+
+/// 999 synthetic people (two random embeddings each, far from any real face) and Barack Obama
+/// enrolled from a fixture photo, in a gallery stamped for `embedder`: made here, in the
+/// parent, so the measured child does not hold an enrolment pipeline.
+fn big_gallery(path: &Path, embedder: &str) {
+    let models = model_set(embedder);
+    let mut pipeline = Pipeline::new(&models, Some(embedder), None).unwrap();
+    let fx = facegate_sim::runner::fixtures_dir();
+    let mut obama = facegate::enrolment::enrol_photo(&mut pipeline, &fx.join("obama.jpg"))
+        .unwrap()
+        .enrolment;
+    obama.crop = None;
+    let mut g = Gallery::new(&pipeline.embedder_spec().fingerprint);
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -77,56 +109,139 @@ fn big_gallery(path: &Path, fingerprint: &str) {
             credential: None,
         });
     }
-    let text = toml::to_string(&g).unwrap();
-    std::fs::write(path, text).unwrap();
+    g.people.push(Person {
+        policy: Default::default(),
+        id: "obama".into(),
+        name: "Barack Obama".into(),
+        enrolments: vec![obama],
+        credential: None,
+    });
+    std::fs::write(path, toml::to_string(&g).unwrap()).unwrap();
 }
 
-fn child(which: &str) {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
-    let embedder = which;
-    let dir = tempfile::tempdir().unwrap();
-    let fx = facegate_sim::runner::fixtures_dir();
-    // The gallery's fingerprint must be the model's.
-    // FACEGATE_BENCH_DETECTOR: the door's detector, "blazeface" (default) or "mtcnn".
-    let detector = std::env::var("FACEGATE_BENCH_DETECTOR").unwrap_or_else(|_| "blazeface".into());
-    let threads: facegate::cores::Threads = std::env::var("FACEGATE_BENCH_THREADS")
+fn threads() -> facegate::cores::Threads {
+    std::env::var("FACEGATE_BENCH_THREADS")
         .unwrap_or_else(|_| "auto".into())
         .parse()
-        .unwrap();
-    let threads_toml = toml::Value::try_from(threads).unwrap();
-    let cfg_text = format!(
-        "[recognition]\nmodels = \"{manifest}\"\nembedder = \"{embedder}\"\ndetector = \"{detector}\"\n\
-         [performance]\nthreads = {threads_toml}\n"
-    );
-    let cfg = Config::parse(&cfg_text, Path::new("bench.toml")).unwrap();
-    let fingerprint = daemon::load_pipeline(&cfg)
         .unwrap()
-        .embedder_spec()
-        .fingerprint
-        .clone();
-    let gallery = dir.path().join("start.toml");
-    big_gallery(&gallery, &fingerprint);
+}
+
+// FACEGATE_BENCH_DETECTOR: the door's detector, "blazeface" (default) or "mtcnn".
+fn detector() -> String {
+    std::env::var("FACEGATE_BENCH_DETECTOR").unwrap_or_else(|_| "blazeface".into())
+}
+
+/// Samples the resident size every 5 ms while the door runs, for its steady size.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<(Instant, u64)>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Sampler {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (s, v) = (stop.clone(), samples.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(u) = memory::usage() {
+                    v.lock().unwrap().push((Instant::now(), u.rss_kib));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Self {
+            stop,
+            samples,
+            thread,
+        }
+    }
+
+    /// Median resident size (MiB) over the samples taken after `from`.
+    fn median_after(self, from: Instant) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        let mut v: Vec<u64> = self
+            .samples
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| *t >= from)
+            .map(|(_, k)| *k)
+            .collect();
+        v.sort_unstable();
+        v.get(v.len() / 2).map_or(f64::NAN, |k| *k as f64 / 1024.0)
+    }
+}
+
+/// One daemon's life with `embedder`: every frame processed in simulated time (throughput),
+/// or, when `threaded`, at real camera pace as `facegated` runs (latency).
+fn child(embedder: &str, gallery: &Path, threaded: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = facegate_sim::runner::fixtures_dir();
+    let detector = detector();
+    let threads = threads();
+    let threads_toml = toml::Value::try_from(threads).unwrap();
+    let models = models_line(embedder);
     // FACEGATE_BENCH_LIVENESS: `[liveness]` keys, e.g. `level = "normal"`, `border = true`,
     // `motion = true` or `nir = {}` (a simulated NIR camera), to cost the checks.
     let liveness = std::env::var("FACEGATE_BENCH_LIVENESS").unwrap_or_default();
     let scenario = |realtime_frames: u32, fps: u32| {
         format!(
-            "fps = {fps}\ngallery = \"{}\"\n[config.recognition]\nmodels = \"{manifest}\"\nembedder = \"{embedder}\"\ndetector = \"{detector}\"\n\
+            "fps = {fps}\ngallery = \"{}\"\n[config.recognition]\n{models}embedder = \"{embedder}\"\ndetector = \"{detector}\"\n\
              [config.liveness]\n{liveness}\n\
              [config.lock]\nunlock_seconds = 600\n[config.performance]\nthreads = {threads_toml}\n\
-             [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"{}\"]\n\
              [[step]]\nshow = \"blank\"\nframes = 2\n\
              [[step]]\nshow = \"{}\"\nframes = {realtime_frames}\nexpect = \"unlock\"\nperson = \"obama\"\n",
             gallery.display(),
-            fx.join("obama.jpg").display(),
             fx.join("obama2.jpg").display()
         )
     };
-    // 1. Throughput: simulated time, every frame processed; the busy time is real.
-    let frames = 60;
+    if threaded {
+        // Latency at real camera pace (15 fps): first frame of the person -> relay unlocked.
+        // The daemon runs as `facegated` does, capture and recognition on threads of their own.
+        let s = Scenario::parse(&scenario(30, 15), Path::new("bench.toml"), dir.path()).unwrap();
+        let sampler = Sampler::start();
+        let t0 = Instant::now();
+        let rt = run_scenario(
+            &s,
+            &RunOptions {
+                realtime: true,
+                workdir: None,
+            },
+            Control::default(),
+        )
+        .unwrap();
+        let t1 = Instant::now();
+        let peak = memory::usage().map_or(f64::NAN, |u| u.peak_mib());
+        let steady = sampler.median_after(t0 + (t1 - t0) / 2);
+        let step_start = rt.marks.iter().find(|m| m.0 == 1).unwrap().1;
+        let first_frame = step_start + std::time::Duration::from_secs_f64(1.0 / 15.0);
+        let unlock = rt.unlocks().first().copied();
+        let grant_frames = rt.grants().first().and_then(|g| g.frames).unwrap_or(0);
+        println!(
+            "{embedder}: threaded daemon at 15 fps | latency first frame -> relay unlocked: {} (grant on {} agreeing frames; 3 frames at 15 fps is 133 ms of camera time) | \
+             daemon RSS: peak {peak:.1} MiB, steady {steady:.1} MiB",
+            unlock
+                .map(|u| format!("{:.0} ms", (u.as_secs_f64() - first_frame.as_secs_f64()) * 1000.0))
+                .unwrap_or_else(|| "no unlock".into()),
+            grant_frames,
+        );
+        return;
+    }
+    // Throughput: simulated time, every frame processed; the busy time is real. The peak RSS
+    // is read after the run: the daemon's whole life, from loading to stopping.
+    let frames = 120;
     let s = Scenario::parse(&scenario(frames, 15), Path::new("bench.toml"), dir.path()).unwrap();
     let before = ALLOCS.load(Ordering::Relaxed);
+    let sampler = Sampler::start();
+    let t0 = Instant::now();
     let r = run_scenario(&s, &RunOptions::default(), Control::default()).unwrap();
+    let t1 = Instant::now();
+    let peak = memory::usage().map_or(f64::NAN, |u| u.peak_mib());
+    // The frames come last: the second half of the run is the door at work.
+    let steady = sampler.median_after(t0 + (t1 - t0) / 2);
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
     assert!(r.failures.is_empty(), "{:?}", r.failures);
     let per_frame_ms = r.summary.busy.as_secs_f64() * 1000.0 / r.summary.frames as f64;
@@ -143,40 +258,80 @@ fn child(which: &str) {
         ms(st.liveness),
         100.0 * ms(st.liveness) / (per_frame_ms - ms(st.liveness))
     );
-    // 2. Latency at real camera pace (15 fps): first frame of the person -> relay unlocked.
-    let s = Scenario::parse(&scenario(15, 15), Path::new("bench.toml"), dir.path()).unwrap();
-    let rt = run_scenario(
-        &s,
-        &RunOptions {
-            realtime: true,
-            workdir: None,
-        },
-        Control::default(),
-    )
-    .unwrap();
-    let step_start = rt.marks.iter().find(|m| m.0 == 1).unwrap().1;
-    let first_frame = step_start + std::time::Duration::from_secs_f64(1.0 / 15.0);
-    let unlock = rt.unlocks().first().copied();
-    let grant_frames = rt.grants().first().and_then(|g| g.frames).unwrap_or(0);
     println!(
         "{embedder}: 1,000 people (2,000 embeddings) | {:.1} ms per 640x480 frame with one face = {:.1} fps, networks on {} thread(s) ({} frames) | \
-         ~{:.0} allocations per frame (tract tensors, detector lists) | latency first frame -> relay unlocked at 15 fps: {} (grant on {} agreeing frames; 3 frames at 15 fps is 133 ms of camera time) | peak RSS {:.1} MiB",
+         ~{:.0} allocations per frame (tract tensors, detector lists) | daemon RSS: peak {peak:.1} MiB, steady {steady:.1} MiB",
         per_frame_ms,
         1000.0 / per_frame_ms,
         threads.for_embedder(if embedder.contains("int8") { "int8" } else { "f32" }),
         r.summary.frames,
         allocs as f64 / r.summary.frames as f64,
-        unlock
-            .map(|u| format!("{:.0} ms", (u.as_secs_f64() - first_frame.as_secs_f64()) * 1000.0))
-            .unwrap_or_else(|| "no unlock".into()),
-        grant_frames,
-        peak_rss_mib()
     );
+}
+
+/// What each stage of the daemon's start adds to the resident size, in the daemon's order
+/// (`daemon::load_pipeline`, then `daemon::run`'s liveness networks and gallery).
+fn stages(embedder: &str, gallery: &Path) {
+    use facegate::vision::{blazeface::BlazeFace, detect, embed, liveness::Liveness};
+    let mut last = memory::usage().unwrap();
+    let mut line = format!(
+        "{embedder}: memory by stage (MiB: resident after, +added, file pages resident, peak so far): start {:.1} (file {:.1})",
+        last.rss_mib(),
+        last.file_kib as f64 / 1024.0
+    );
+    let mut note = |what: &str| {
+        let u = memory::usage().unwrap();
+        line.push_str(&format!(
+            " | {what} {:.1} (+{:.1}, file {:.1}, peak {:.1})",
+            u.rss_mib(),
+            u.rss_mib() - last.rss_mib(),
+            u.file_kib as f64 / 1024.0,
+            u.peak_mib()
+        ));
+        last = u;
+    };
+    let models = model_set(embedder);
+    let (_, spec) = models.embedder(Some(embedder)).unwrap();
+    let spec = spec.clone();
+    let mtcnn = detect::Detector::new(
+        &models,
+        detect::DetectorParams::for_photos(&models.manifest.detector),
+    )
+    .unwrap();
+    note("MTCNN");
+    let blaze = (detector() == "blazeface").then(|| BlazeFace::new(&models).unwrap());
+    note("BlazeFace");
+    let emb = embed::Embedder::new(&models, &spec).unwrap();
+    note("embedder");
+    let live = Liveness::load(None).ok();
+    note("liveness");
+    let g = Gallery::load(gallery, &spec.fingerprint).unwrap();
+    let index = g.index(facegate::gallery::Scoring::of(&spec));
+    note("gallery+index");
+    memory::release_free_heap();
+    note("malloc_trim");
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Threads:"))
+        .map(|l| l.trim_start_matches("Threads:").trim().to_owned())
+        .unwrap_or_default();
+    println!(
+        "{line} | anon {:.1}, file {:.1}; {threads} thread(s)",
+        last.anon_kib as f64 / 1024.0,
+        last.file_kib as f64 / 1024.0
+    );
+    drop((mtcnn, blaze, emb, live, index, g));
 }
 
 fn main() {
     if let Ok(which) = std::env::var("FACEGATE_BENCH_CHILD") {
-        child(&which);
+        let gallery = PathBuf::from(std::env::var("FACEGATE_BENCH_GALLERY").unwrap());
+        match std::env::var("FACEGATE_BENCH_MODE").as_deref() {
+            Ok("stages") => stages(&which, &gallery),
+            Ok("threaded") => child(&which, &gallery, true),
+            _ => child(&which, &gallery, false),
+        }
         return;
     }
     let args: Vec<String> = std::env::args()
@@ -192,11 +347,18 @@ fn main() {
     } else {
         args.iter().map(String::as_str).collect()
     };
+    let dir = tempfile::tempdir().unwrap();
     for w in which {
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .env("FACEGATE_BENCH_CHILD", w)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let gallery = dir.path().join(format!("{w}.toml"));
+        big_gallery(&gallery, w);
+        for mode in ["throughput", "threaded", "stages"] {
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .env("FACEGATE_BENCH_CHILD", w)
+                .env("FACEGATE_BENCH_GALLERY", &gallery)
+                .env("FACEGATE_BENCH_MODE", mode)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
     }
 }

@@ -144,10 +144,10 @@ impl BlazeFace {
             .fast_detector
             .clone()
             .ok_or(ModelError::NoFastDetector)?;
-        let model = net::parse(&models.read(&spec.file, &spec.sha256)?, &spec.file)?;
+        let model = net::load(models, &spec.file, &spec.sha256)?;
         let out = net::output_positions(&model, &OUTPUTS, &spec.file)?;
         let s = spec.input_size.to_string();
-        let net = ShapedNet::new(model, &["1", &s, &s, "3"], 1, &spec.file)?;
+        let net = ShapedNet::fixed(model, &["1", &s, &s, "3"], &spec.file)?;
         Ok(Self {
             net,
             out,

@@ -209,9 +209,7 @@ impl Detector {
     /// Loads the three networks of `models` (checksums verified).
     pub fn new(models: &ModelSet, params: DetectorParams) -> Result<Self, ModelError> {
         let d = &models.manifest.detector;
-        let load = |f: &crate::models::ModelFile| -> Result<_, ModelError> {
-            net::parse(&models.read(&f.file, &f.sha256)?, &f.file)
-        };
+        let load = |f: &crate::models::ModelFile| net::load(models, &f.file, &f.sha256);
         let (mut p, r, o) = (load(&d.pnet)?, load(&d.rnet)?, load(&d.onet)?);
         // Positions first: the bypass keeps the output's position but not its name.
         let pnet_out = net::output_positions(&p, &PNET_OUT, &d.pnet.file)?;
@@ -226,8 +224,8 @@ impl Detector {
             factor: d.pyramid_factor,
             // A camera uses one pyramid; photos of assorted sizes reuse recent ones.
             pnet: ShapedNet::new(p, &["1", "3", "H", "W"], 64, &d.pnet.file)?,
-            rnet: ShapedNet::new(r, &["1", "3", "24", "24"], 1, &d.rnet.file)?,
-            onet: ShapedNet::new(o, &["1", "3", "48", "48"], 1, &d.onet.file)?,
+            rnet: ShapedNet::fixed(r, &["1", "3", "24", "24"], &d.rnet.file)?,
+            onet: ShapedNet::fixed(o, &["1", "3", "48", "48"], &d.onet.file)?,
             pnet_out,
             pnet_logits,
             rnet_out,

@@ -56,16 +56,15 @@ pub struct Embedder {
 impl Embedder {
     /// Loads the embedder described by `spec` from `models`.
     pub fn new(models: &ModelSet, spec: &EmbedderManifest) -> Result<Self, ModelError> {
-        let bytes = models.read(&spec.file, &spec.sha256)?;
-        let model = net::parse(&bytes, &spec.file)?;
+        let model = net::load(models, &spec.file, &spec.sha256)?;
         let s = spec.input_size.to_string();
         let shape: [&str; 4] = if spec.layout == "NCHW" {
             ["1", "3", &s, &s]
         } else {
             ["1", &s, &s, "3"]
         };
-        let mut net = ShapedNet::new(model, &shape, 1, &spec.file)?;
-        net.plan(&[])?; // optimise now, not on the first face
+        // Optimised now, not on the first face.
+        let net = ShapedNet::fixed(model, &shape, &spec.file)?;
         Ok(Self {
             spec: spec.clone(),
             net,

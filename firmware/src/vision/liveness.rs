@@ -11,6 +11,7 @@ use super::net::{self, ShapedNet};
 use crate::models::{LivenessNetManifest, ModelError, ModelSet};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// Side of the networks' square input.
 pub const INPUT: usize = 80;
@@ -137,6 +138,8 @@ struct Net {
 pub struct Liveness {
     nets: Vec<Net>,
     input: Vec<f32>,
+    /// The manifest (`None`: built in) of networks not loaded yet ([`Liveness::deferred`]).
+    deferred: Option<Option<PathBuf>>,
 }
 
 impl Liveness {
@@ -153,11 +156,10 @@ impl Liveness {
         }
         let mut nets = Vec::new();
         for spec in specs {
-            let bytes = models.read(&spec.file, &spec.sha256)?;
-            let model = net::parse(&bytes, &spec.file)?;
+            let model = net::load(models, &spec.file, &spec.sha256)?;
             let s = INPUT.to_string();
-            let mut net = ShapedNet::new(model, &["1", "3", &s, &s], 1, &spec.file)?;
-            net.plan(&[])?; // optimise now, not on the first face
+            // Optimised now, not on the first face.
+            let net = ShapedNet::fixed(model, &["1", "3", &s, &s], &spec.file)?;
             nets.push(Net {
                 scale: spec.scale,
                 file: spec.file.clone(),
@@ -167,11 +169,28 @@ impl Liveness {
         Ok(Self {
             nets,
             input: vec![0.0; 3 * INPUT * INPUT],
+            deferred: None,
         })
     }
 
+    /// The networks of the manifest at `manifest` (default: the built-in one), loaded when
+    /// first asked for a score: a door with the check off (the default) does not hold them, and
+    /// a reload that turns it on needs no restart. A load that fails is retried on the next face.
+    pub fn deferred(manifest: Option<&Path>) -> Self {
+        Self {
+            nets: Vec::new(),
+            input: Vec::new(),
+            deferred: Some(manifest.map(Path::to_owned)),
+        }
+    }
+
+    /// Whether the networks are loaded (see [`Liveness::deferred`]).
+    pub fn is_loaded(&self) -> bool {
+        self.deferred.is_none()
+    }
+
     /// Loads the liveness networks of the manifest at `manifest` (default: the built-in one).
-    pub fn load(manifest: Option<&std::path::Path>) -> Result<Self, ModelError> {
+    pub fn load(manifest: Option<&Path>) -> Result<Self, ModelError> {
         let models = match manifest {
             Some(p) => ModelSet::from_manifest(p)?,
             None => ModelSet::builtin()?,
@@ -182,6 +201,10 @@ impl Liveness {
     /// The liveness score of the face in box `b` of `img`: the mean "real face" probability of
     /// the networks, 0..1.
     pub fn score(&mut self, img: &RgbImage, b: &BBox) -> Result<f32, ModelError> {
+        if let Some(manifest) = &self.deferred {
+            *self = Self::load(manifest.as_deref())?;
+            tracing::info!("liveness networks loaded");
+        }
         let mut sum = 0.0;
         for n in &mut self.nets {
             let r = crop_rect(b, n.scale, img.width(), img.height());
@@ -209,6 +232,42 @@ mod tests {
 
     fn bbox(x: f32, y: f32, w: f32, h: f32) -> BBox {
         BBox { x, y, w, h }
+    }
+
+    /// A deferred set loads on its first score and scores as the loaded set does; a manifest
+    /// without liveness networks fails then, not before.
+    #[test]
+    fn deferred_networks_load_on_the_first_score_and_score_alike() {
+        let img = RgbImage::from_fn(320, 240, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+        });
+        let b = bbox(110.0, 70.0, 100.0, 100.0);
+        let mut lazy = Liveness::deferred(None);
+        assert!(!lazy.is_loaded());
+        let mut eager = Liveness::load(None).unwrap();
+        assert!(eager.is_loaded());
+        let (a, e) = (
+            lazy.score(&img, &b).unwrap(),
+            eager.score(&img, &b).unwrap(),
+        );
+        assert!(lazy.is_loaded());
+        assert!((0.0..=1.0).contains(&a), "{a}");
+        assert_eq!(a, e);
+
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("manifest.toml");
+        let text = crate::models::BUILTIN_MANIFEST;
+        let cut = text
+            .find("[liveness]")
+            .expect("the built-in manifest has [liveness]");
+        let end = text[cut + 1..]
+            .find("\n[")
+            .map_or(text.len(), |i| cut + 1 + i);
+        let without = format!("{}{}", &text[..cut], &text[end..]);
+        std::fs::write(&manifest, without).unwrap();
+        let mut none = Liveness::deferred(Some(&manifest));
+        assert!(matches!(none.score(&img, &b), Err(ModelError::NoLiveness)));
+        assert!(!none.is_loaded());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Loading ONNX networks into tract plans once, at the shapes they will run at.
 
-use crate::models::ModelError;
+use crate::models::{ModelError, ModelSet};
+use prost::Message;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
@@ -13,12 +15,42 @@ use tract_onnx::tract_hir::tract_core::ops::math::{add, max, min, mul};
 /// An optimised, runnable tract plan.
 pub(crate) type Plan = Arc<TypedRunnableModel>;
 
+/// Reads model file `file` of `models` (checksum verified) into tract's inference model, with
+/// as few copies of its weights alive at once as tract allows: the file's bytes go as soon as
+/// the protobuf is decoded (a file read from disk is freed; the pages of one compiled into the
+/// binary are handed back to the kernel), the protobuf once the model is built.
+pub(crate) fn load(
+    models: &ModelSet,
+    file: &str,
+    sha256: &str,
+) -> Result<InferenceModel, ModelError> {
+    let bytes = models.read(file, sha256)?;
+    let proto = decode(&bytes, file)?;
+    match bytes {
+        Cow::Borrowed(compiled_in) => {
+            crate::memory::release_static(compiled_in);
+        }
+        Cow::Owned(read) => drop(read),
+    }
+    build(&proto, file)
+}
+
 /// Parses an ONNX file into tract's inference model.
+#[cfg(test)]
 pub(crate) fn parse(bytes: &[u8], file: &str) -> Result<InferenceModel, ModelError> {
+    build(&decode(bytes, file)?, file)
+}
+
+/// The ONNX protobuf, decoded straight from `bytes` (tract's own readers copy them first).
+fn decode(bytes: &[u8], file: &str) -> Result<tract_onnx::pb::ModelProto, ModelError> {
+    tract_onnx::pb::ModelProto::decode(bytes).map_err(|e| net_error(file, e))
+}
+
+fn build(proto: &tract_onnx::pb::ModelProto, file: &str) -> Result<InferenceModel, ModelError> {
     let mut onnx = tract_onnx::onnx();
     onnx.op_register
         .insert("PRelu", |_, _| Ok((expand(Prelu), vec![])));
-    onnx.model_for_read(&mut std::io::Cursor::new(bytes))
+    onnx.model_for_proto_model(proto)
         .map_err(|e| net_error(file, e))
 }
 
@@ -134,7 +166,8 @@ pub(crate) fn softmax2(l0: f32, l1: f32) -> f32 {
 /// re-optimises and a batch of photos of assorted sizes stays bounded in memory.
 pub(crate) struct ShapedNet {
     file: String,
-    typed: TypedModel,
+    /// `None` for a network at one fixed shape once planned: the plan is all it needs.
+    typed: Option<TypedModel>,
     symbols: Vec<Symbol>,
     plans: HashMap<Vec<i64>, (Plan, u64)>,
     capacity: usize,
@@ -169,12 +202,33 @@ impl ShapedNet {
             .map_err(err)?;
         Ok(Self {
             file: file.to_owned(),
-            typed,
+            typed: Some(typed),
             symbols,
             plans: HashMap::new(),
             capacity: capacity.max(1),
             tick: 0,
         })
+    }
+
+    /// A network at one fixed input shape (no symbols in `shape`), optimised now. Only the
+    /// plan is kept: the typed model it came from would be a second copy of the weights
+    /// (tract packs them anew for its kernels).
+    pub(crate) fn fixed(
+        model: InferenceModel,
+        shape: &[&str],
+        file: &str,
+    ) -> Result<Self, ModelError> {
+        let mut net = Self::new(model, shape, 1, file)?;
+        if net.symbols.is_empty() {
+            if let Some(typed) = net.typed.take() {
+                let plan = typed
+                    .into_optimized()
+                    .and_then(|m| m.into_runnable())
+                    .map_err(|e| net_error(file, e))?;
+                net.plans.insert(Vec::new(), (plan, 0));
+            }
+        }
+        Ok(net)
     }
 
     /// The plan for the given values of the symbols (in the order they were named); with no
@@ -191,10 +245,14 @@ impl ShapedNet {
             .cloned()
             .zip(values.iter().map(|v| TDim::from(*v)))
             .collect();
+        let Some(typed) = &self.typed else {
+            // Only a fixed network drops its typed model, and its one plan is always cached.
+            return Err(net_error(&self.file, "no plan for this input shape"));
+        };
         let typed = if subs.is_empty() {
-            Ok(self.typed.clone())
+            Ok(typed.clone())
         } else {
-            self.typed.set_symbols(&subs)
+            typed.set_symbols(&subs)
         };
         let plan = typed
             .and_then(|m| m.into_optimized())
