@@ -8,6 +8,7 @@ pub mod detect;
 pub mod embed;
 pub mod liveness;
 mod net;
+pub mod profile;
 pub mod quality;
 pub mod resample;
 
