@@ -8,8 +8,10 @@ pub mod detect;
 pub mod embed;
 pub mod liveness;
 mod net;
+mod prelu;
 pub mod profile;
 pub mod quality;
+mod quantize;
 pub mod resample;
 
 use crate::models::{EmbedderManifest, ModelError, ModelSet};
