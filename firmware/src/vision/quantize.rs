@@ -43,8 +43,8 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
     Ok(())
 }
 
-/// 1.5 * 2^23: adding and subtracting it rounds an f32 of magnitude <= 2^22 to an integer,
-/// half to even (the FPU's rounding mode), as tract's `round_ties_to_even` does.
+/// 1.5 * 2^23: adding it to an f32 of magnitude <= 2^22 rounds it to an integer, half to even
+/// (the FPU's rounding mode), as tract's `round_ties_to_even` does.
 const ROUND: f32 = 12_582_912.0;
 
 impl Op for QuantizeI8 {
@@ -76,10 +76,14 @@ impl EvalOp for QuantizeI8 {
         let zp = self.zero_point as i32;
         for (x, y) in xs.iter().zip(ys.iter_mut()) {
             // Anything past +-1024 saturates to -128 or 127 either way (|zero_point| <= 128);
-            // within it the rounding trick is exact. NaN gives the zero point, as in tract.
-            let v = (x * self.scale).clamp(-1024.0, 1024.0);
-            let r = (v + ROUND) - ROUND;
-            *y = ((r as i32) + zp).clamp(-128, 127) as i8;
+            // within it, v + ROUND holds round(v) in its low mantissa bits, read as an integer
+            // (no float-to-int conversion, so the loop vectorises). NaN gives the zero point,
+            // as in tract.
+            let v = x * self.scale;
+            let c = v.max(-1024.0).min(1024.0);
+            let q = (c + ROUND).to_bits() as i32 - ROUND.to_bits() as i32;
+            let q = if v.is_nan() { 0 } else { q };
+            *y = (q + zp).clamp(-128, 127) as i8;
         }
         Ok(tvec!(out.into_tvalue()))
     }
