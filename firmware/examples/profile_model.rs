@@ -71,7 +71,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let mut slow: Vec<_> = p.nodes.iter().collect();
-    slow.sort_by(|a, b| b.total.cmp(&a.total));
+    slow.sort_by_key(|n| std::cmp::Reverse(n.total));
     println!("\n| node | op | ms a run | output |\n|---|---|---|---|");
     for n in slow.iter().take(args.top) {
         println!(

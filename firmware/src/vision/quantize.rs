@@ -80,7 +80,7 @@ impl EvalOp for QuantizeI8 {
             // (no float-to-int conversion, so the loop vectorises). NaN gives the zero point,
             // as in tract.
             let v = x * self.scale;
-            let c = v.max(-1024.0).min(1024.0);
+            let c = v.clamp(-1024.0, 1024.0);
             let q = (c + ROUND).to_bits() as i32 - ROUND.to_bits() as i32;
             let q = if v.is_nan() { 0 } else { q };
             *y = (q + zp).clamp(-128, 127) as i8;
