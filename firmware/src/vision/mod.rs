@@ -5,6 +5,7 @@ pub mod align;
 pub mod blazeface;
 pub mod decode;
 pub mod detect;
+mod dwconv;
 pub mod embed;
 pub mod liveness;
 mod net;

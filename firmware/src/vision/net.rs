@@ -174,6 +174,7 @@ impl ShapedNet {
             .with_input_fact(0, f32::fact(dims).into())
             .and_then(|m| m.into_typed())
             .and_then(|m| m.into_decluttered())
+            .and_then(|mut m| super::dwconv::swap_in(&mut m).map(|_| m))
             .map_err(err)?;
         Ok(Self {
             file: file.to_owned(),
