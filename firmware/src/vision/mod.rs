@@ -5,10 +5,14 @@ pub mod align;
 pub mod blazeface;
 pub mod decode;
 pub mod detect;
+mod dwconv;
 pub mod embed;
 pub mod liveness;
 mod net;
+mod prelu;
+pub mod profile;
 pub mod quality;
+mod quantize;
 pub mod resample;
 
 use crate::models::{EmbedderManifest, ModelError, ModelSet};
