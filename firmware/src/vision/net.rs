@@ -36,7 +36,6 @@ pub(crate) fn load(
 }
 
 /// Parses an ONNX file into tract's inference model.
-#[cfg(test)]
 pub(crate) fn parse(bytes: &[u8], file: &str) -> Result<InferenceModel, ModelError> {
     build(&decode(bytes, file)?, file)
 }
@@ -230,10 +229,7 @@ impl ShapedNet {
         let mut net = Self::new(model, shape, 1, file)?;
         if net.symbols.is_empty() {
             if let Some(typed) = net.typed.take() {
-                let plan = typed
-                    .into_optimized()
-                    .and_then(|m| m.into_runnable())
-                    .map_err(|e| net_error(file, e))?;
+                let plan = optimise(typed).map_err(|e| net_error(file, e))?;
                 net.plans.insert(Vec::new(), (plan, 0));
             }
         }
@@ -264,9 +260,7 @@ impl ShapedNet {
             typed.set_symbols(&subs)
         };
         let plan = typed
-            .and_then(|m| m.into_optimized())
-            .and_then(|mut m| super::quantize::swap_in(&mut m).map(|_| m))
-            .and_then(|m| m.into_runnable())
+            .and_then(optimise)
             .map_err(|e| net_error(&self.file, e))?;
         if self.plans.len() >= self.capacity {
             if let Some(oldest) = self
@@ -282,6 +276,14 @@ impl ShapedNet {
             .insert(values.to_vec(), (plan.clone(), self.tick));
         Ok(plan)
     }
+}
+
+/// A typed model optimised for this CPU, with tract's slow int8 quantiser swapped for ours,
+/// made runnable: the one way every plan here is made.
+fn optimise(typed: TypedModel) -> TractResult<Plan> {
+    let mut m = typed.into_optimized()?;
+    super::quantize::swap_in(&mut m)?;
+    m.into_runnable()
 }
 
 /// Runs `plan` on one f32 tensor of `shape` and returns its outputs.

@@ -154,10 +154,10 @@ mod tests {
         for (name, quantizers) in [("sface_2021dec_f32", 0), ("sface_2021dec_int8", 14)] {
             let spec = &models.manifest.embedders[name];
             let bytes = models.read(&spec.file, &spec.sha256).unwrap();
-            let ours = ShapedNet::new(
+            // `fixed`, as the embedder loads it.
+            let ours = ShapedNet::fixed(
                 parse(&bytes, &spec.file).unwrap(),
                 &["1", "3", "112", "112"],
-                1,
                 &spec.file,
             )
             .unwrap()
