@@ -53,8 +53,8 @@ fn build(proto: &tract_onnx::pb::ModelProto, file: &str) -> Result<InferenceMode
         .map_err(|e| net_error(file, e))
 }
 
-/// ONNX `PRelu` wired as one pass ([`super::prelu::ChannelPrelu`]) when its slope is a constant
-/// per channel (every network here), else as `max(x, 0) + slope * min(x, 0)`.
+/// ONNX `PRelu` wired as one pass ([`super::prelu::ChannelPrelu`]) on x86 when its slope is a
+/// constant per channel (every network here), else as `max(x, 0) + slope * min(x, 0)`.
 ///
 /// tract 0.23 wires it as `select(x < 0, x * slope, x)`, and its select has no vectorised
 /// kernel; these four operations all do (MTCNN's three networks run 15-45% faster, measured),
@@ -87,11 +87,16 @@ impl Expansion for Prelu {
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
         let x = inputs[0];
-        if let Some(op) = super::prelu::ChannelPrelu::for_inputs(
-            model.outlet_fact(x)?,
-            model.outlet_fact(inputs[1])?,
-        ) {
-            return model.wire_node(name, op, &[x]);
+        // x86 only: there the one pass took SFace's PReLUs from 9.8 to 1.6 ms (profile_model),
+        // but on aarch64 it made SFace's embedding 19-36% more instructions (QEMU counts, A72 and
+        // A76, README "Where the embedder's time goes"): tract fuses the four ops there.
+        if cfg!(target_arch = "x86_64") {
+            if let Some(op) = super::prelu::ChannelPrelu::for_inputs(
+                model.outlet_fact(x)?,
+                model.outlet_fact(inputs[1])?,
+            ) {
+                return model.wire_node(name, op, &[x]);
+            }
         }
         let mut slope = inputs[1];
         let rank = model.outlet_fact(x)?.rank();
