@@ -215,13 +215,7 @@ impl TypedOp for Stride2Depthwise {
         AxesMapping::disconnected(inputs, outputs)
     }
 
-    fn as_op(&self) -> &dyn Op {
-        self
-    }
-
-    fn as_op_mut(&mut self) -> &mut dyn Op {
-        self
-    }
+    tract_onnx::tract_core::as_op!();
 }
 
 #[cfg(test)]

@@ -128,13 +128,7 @@ impl TypedOp for ChannelPrelu {
         }))
     }
 
-    fn as_op(&self) -> &dyn Op {
-        self
-    }
-
-    fn as_op_mut(&mut self) -> &mut dyn Op {
-        self
-    }
+    tract_onnx::tract_core::as_op!();
 }
 
 #[cfg(test)]

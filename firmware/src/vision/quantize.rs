@@ -116,13 +116,7 @@ impl TypedOp for QuantizeI8 {
         Ok(Some(AxisChangeConsequence::new(model, node, None, change)))
     }
 
-    fn as_op(&self) -> &dyn Op {
-        self
-    }
-
-    fn as_op_mut(&mut self) -> &mut dyn Op {
-        self
-    }
+    tract_onnx::tract_core::as_op!();
 }
 
 #[cfg(test)]
