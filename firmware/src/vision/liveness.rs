@@ -140,6 +140,8 @@ pub struct Liveness {
     input: Vec<f32>,
     /// The manifest (`None`: built in) of networks not loaded yet ([`Liveness::deferred`]).
     deferred: Option<Option<PathBuf>>,
+    /// Why the last deferred load failed: logged once, not on every face it refuses.
+    load_error: Option<String>,
 }
 
 impl Liveness {
@@ -170,6 +172,7 @@ impl Liveness {
             nets,
             input: vec![0.0; 3 * INPUT * INPUT],
             deferred: None,
+            load_error: None,
         })
     }
 
@@ -181,6 +184,7 @@ impl Liveness {
             nets: Vec::new(),
             input: Vec::new(),
             deferred: Some(manifest.map(Path::to_owned)),
+            load_error: None,
         }
     }
 
@@ -202,8 +206,23 @@ impl Liveness {
     /// the networks, 0..1.
     pub fn score(&mut self, img: &RgbImage, b: &BBox) -> Result<f32, ModelError> {
         if let Some(manifest) = &self.deferred {
-            *self = Self::load(manifest.as_deref())?;
-            tracing::info!("liveness networks loaded");
+            match Self::load(manifest.as_deref()) {
+                Ok(loaded) => {
+                    *self = loaded;
+                    tracing::info!("liveness networks loaded");
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    if self.load_error.as_deref() != Some(why.as_str()) {
+                        tracing::error!(
+                            "liveness networks cannot be loaded, every face is refused as a \
+                             suspected spoof until they can: {why}"
+                        );
+                        self.load_error = Some(why);
+                    }
+                    return Err(e);
+                }
+            }
         }
         let mut sum = 0.0;
         for n in &mut self.nets {
