@@ -72,7 +72,8 @@ impl EvalOp for ChannelPrelu {
         // In place when this node is the value's only reader (the usual case).
         let mut t = x.into_tensor();
         let inner: usize = t.shape()[self.axis + 1..].iter().product();
-        let slopes = self.slopes.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+        let slopes = self.slopes.try_as_plain_ram()?;
+        let slopes = slopes.as_slice::<f32>()?;
         let mut view = t.try_as_plain_ram_mut()?;
         let data = view.as_slice_mut::<f32>()?;
         if inner > 0 {
