@@ -3,6 +3,8 @@
 //! The photos come from registry packages pinned by sha256 (`scripts/fetch_fixtures.py`); a test
 //! that cannot find them fails and says how to fetch them, rather than passing vacuously.
 
+pub mod broker;
+
 use std::path::PathBuf;
 
 /// The pinned photos with one clear face each (the partial faces, groups and non-face photos are
