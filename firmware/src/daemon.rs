@@ -1366,11 +1366,11 @@ fn look(
         facts.blind = blind(frame);
     }
     let t0 = Instant::now();
-    // Anti-tailgating needs every face; otherwise the largest is enough (and cheaper).
+    // Anti-tailgating needs every face counted; otherwise the largest is enough.
     let detection = if p.count_faces {
-        let all = pipeline.detect(frame)?;
-        facts.large_faces = all.iter().filter(|d| d.bbox.size() >= p.min_face).count();
-        all.into_iter().next()
+        let (largest, large) = pipeline.detect_counting(frame, p.min_face)?;
+        facts.large_faces = large;
+        largest
     } else {
         pipeline.detect_largest(frame)?
     };
