@@ -13,6 +13,11 @@
 //! stage adds to the resident size.
 //! Needs the fixture photos (scripts/fetch_fixtures.py).
 //! FACEGATE_BENCH_THREADS: the networks' `[performance] threads` ("auto", the default, or N).
+//! FACEGATE_BENCH_SITE=1: instead, the door's frame time and unlock latency on a busy door
+//! (grants, denials, door openings) with everything of issues #13 and #15 off, then on: door
+//! supervision, lockout, anti-tailgating, tamper, audit rotation every few KB, and the MQTT
+//! site link publishing every event to a real Mosquitto over TLS (needs `mosquitto`). The two
+//! arms alternate, REPS times each (FACEGATE_BENCH_REPS, default 3).
 
 use facegate::gallery::{Enrolment, Gallery, Person};
 use facegate::hal::Control;
@@ -324,10 +329,243 @@ fn stages(embedder: &str, gallery: &Path) {
     drop((mtcnn, blaze, emb, live, index, g));
 }
 
+/// The busy door of the site comparison: Obama let in (1 s unlocks), opening the door and
+/// leaving it open after the relock, then a stranger (Biden) refused; three times a run.
+const BUSY_STEPS: &str = r#"
+[[step]]
+door = "closed"
+[[step]]
+show = "blank"
+frames = 2
+[[step]]
+show = "OBAMA"
+frames = 8
+expect = "unlock"
+person = "obama"
+[[step]]
+door = "open"
+[[step]]
+show = "blank"
+frames = 36
+[[step]]
+door = "closed"
+[[step]]
+show = "BIDEN"
+frames = 30
+expect = "no_unlock"
+"#;
+
+/// What the "on" arm adds to the config: every feature of #13 that runs per frame or per
+/// event, with short times so that they fire during the run.
+const SITE_CONFIG: &str = r#"
+[config.door]
+held_open_seconds = 1.0
+pre_alarm_seconds = 0.5
+relock_on_close = true
+[config.access]
+max_faces = 1
+lockout_denials = 1000
+[config.tamper]
+blind_seconds = 2.0
+camera_lost_seconds = 10.0
+[config.audit]
+rotate_bytes = 4000
+rotate_daily = true
+retention_days = 1
+"#;
+
+/// The "off" arm: door supervision and camera-lost off (both on by default).
+const PLAIN_CONFIG: &str = r#"
+[config.door]
+held_open_seconds = 0.0
+pre_alarm_seconds = 0.0
+relock_on_close = false
+[config.tamper]
+camera_lost_seconds = 0.0
+"#;
+
+/// One arm of the site comparison in this process; writes its figures as JSON to
+/// FACEGATE_BENCH_RESULT. `site`: the #13 features on and the MQTT link (settings in
+/// FACEGATE_BENCH_MQTT, TOML) publishing the audit log as `facegated` does.
+fn site_child(embedder: &str, gallery: &Path, site: bool, realtime: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = facegate_sim::runner::fixtures_dir();
+    let threads_toml = toml::Value::try_from(threads()).unwrap();
+    let mut steps = String::new();
+    for _ in 0..3 {
+        steps.push_str(
+            &BUSY_STEPS
+                .replace("OBAMA", &fx.join("obama2.jpg").display().to_string())
+                .replace("BIDEN", &fx.join("biden.jpg").display().to_string()),
+        );
+    }
+    let text = format!(
+        "fps = 15\ngallery = \"{}\"\n[config.recognition]\n{}embedder = \"{embedder}\"\ndetector = \"{}\"\ncooldown_seconds = 1\n\
+         [config.lock]\nunlock_seconds = 1\n[config.performance]\nthreads = {threads_toml}\n{}{steps}",
+        gallery.display(),
+        models_line(embedder),
+        detector(),
+        if site { SITE_CONFIG } else { PLAIN_CONFIG },
+    );
+    let s = Scenario::parse(&text, Path::new("busy.toml"), dir.path()).unwrap();
+    let control = Control::default();
+    let audit = dir.path().join("audit.jsonl");
+    let link = site.then(|| {
+        let cfg: facegate::site::MqttConfig =
+            toml::from_str(&std::env::var("FACEGATE_BENCH_MQTT").unwrap()).unwrap();
+        let fingerprint = facegate::gallery::Gallery::load_any_model(gallery)
+            .unwrap()
+            .unwrap()
+            .model;
+        facegate::site::start(
+            &cfg,
+            &audit,
+            &dir.path().join("gallery.toml"),
+            &fingerprint,
+            control.clone(),
+        )
+        .unwrap()
+    });
+    let opts = RunOptions {
+        realtime,
+        workdir: Some(dir.path().to_owned()),
+    };
+    let r = run_scenario(&s, &opts, control).unwrap();
+    let ended = Instant::now();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    let events = r.events.len() as u64;
+    // The link's cursor reaches the last line once the broker has acknowledged every event.
+    let published_after_ms = link.map(|h| {
+        let cursor = dir.path().join("audit.jsonl.mqtt-cursor");
+        let last = events;
+        loop {
+            let acked: u64 = std::fs::read_to_string(&cursor)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            if acked >= last {
+                break;
+            }
+            assert!(
+                ended.elapsed() < Duration::from_secs(30),
+                "the broker has {acked} of {last} events 30 s after the run"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let ms = ended.elapsed().as_secs_f64() * 1000.0;
+        h.stop();
+        ms
+    });
+    let rotated = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("audit.jsonl.2")
+        })
+        .count();
+    let latencies: Vec<f64> = r
+        .unlock_latencies()
+        .iter()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    let out = serde_json::json!({
+        "frame_ms": r.summary.busy.as_secs_f64() * 1000.0 / r.summary.frames as f64,
+        "frames": r.summary.frames,
+        "events": events,
+        "rotated_files": rotated,
+        "unlock_latency_ms": latencies,
+        "published_after_ms": published_after_ms,
+        "kinds": r.events.iter().map(|e| format!("{:?}", e.event)).collect::<std::collections::BTreeSet<_>>(),
+    });
+    std::fs::write(
+        std::env::var("FACEGATE_BENCH_RESULT").unwrap(),
+        out.to_string(),
+    )
+    .unwrap();
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The site comparison (FACEGATE_BENCH_SITE=1) for `embedder`: a broker, then the two arms
+/// alternating in child processes, per-frame time (every frame processed) and unlock latency
+/// (15 fps camera pace, the daemon's threads).
+fn site_comparison(embedder: &str, gallery: &Path) {
+    let Some(bin) = facegate_e2e::broker::mosquitto() else {
+        panic!("FACEGATE_BENCH_SITE needs mosquitto (apt install mosquitto)");
+    };
+    let broker = facegate_e2e::broker::Broker::start(bin);
+    let mqtt = toml::to_string(&broker.config("door1")).unwrap();
+    let reps: usize = std::env::var("FACEGATE_BENCH_REPS").map_or(3, |r| r.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    for realtime in [false, true] {
+        let mut arms: [Vec<serde_json::Value>; 2] = Default::default();
+        for rep in 0..reps * 2 {
+            let site = rep % 2 == 1;
+            let result = dir.path().join("result.json");
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .env("FACEGATE_BENCH_CHILD", embedder)
+                .env("FACEGATE_BENCH_GALLERY", gallery)
+                .env(
+                    "FACEGATE_BENCH_MODE",
+                    if site { "site_on" } else { "site_off" },
+                )
+                .env("FACEGATE_BENCH_REALTIME", if realtime { "1" } else { "" })
+                .env("FACEGATE_BENCH_MQTT", &mqtt)
+                .env("FACEGATE_BENCH_RESULT", &result)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
+            println!(
+                "{embedder} {} {}: {v}",
+                if realtime { "15 fps" } else { "every frame" },
+                if site { "on " } else { "off" }
+            );
+            arms[site as usize].push(v);
+        }
+        for (site, runs) in arms.iter().enumerate() {
+            let frame = median(
+                runs.iter()
+                    .map(|v| v["frame_ms"].as_f64().unwrap())
+                    .collect(),
+            );
+            let latency = median(
+                runs.iter()
+                    .flat_map(|v| v["unlock_latency_ms"].as_array().unwrap().clone())
+                    .map(|x| x.as_f64().unwrap())
+                    .collect(),
+            );
+            let events = median(runs.iter().map(|v| v["events"].as_f64().unwrap()).collect());
+            println!(
+                "{embedder} | {} | #13 and #15 {}: median frame {frame:.2} ms, median first frame -> unlocked {latency:.0} ms, {events:.0} audit events a run{}",
+                if realtime { "15 fps, daemon threads" } else { "every frame processed" },
+                if site == 1 { "on " } else { "off" },
+                if site == 1 {
+                    format!(
+                        ", all published (broker acknowledged the last {} ms after the run), {} rotated files",
+                        median(runs.iter().map(|v| v["published_after_ms"].as_f64().unwrap()).collect()) as u64,
+                        median(runs.iter().map(|v| v["rotated_files"].as_f64().unwrap()).collect())
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+}
+
 fn main() {
     if let Ok(which) = std::env::var("FACEGATE_BENCH_CHILD") {
         let gallery = PathBuf::from(std::env::var("FACEGATE_BENCH_GALLERY").unwrap());
+        let realtime = std::env::var("FACEGATE_BENCH_REALTIME").is_ok_and(|v| !v.is_empty());
         match std::env::var("FACEGATE_BENCH_MODE").as_deref() {
+            Ok("site_on") => site_child(&which, &gallery, true, realtime),
+            Ok("site_off") => site_child(&which, &gallery, false, realtime),
             Ok("stages") => stages(&which, &gallery),
             Ok("threaded") => child(&which, &gallery, true),
             _ => child(&which, &gallery, false),
@@ -351,6 +589,10 @@ fn main() {
     for w in which {
         let gallery = dir.path().join(format!("{w}.toml"));
         big_gallery(&gallery, w);
+        if std::env::var("FACEGATE_BENCH_SITE").is_ok_and(|v| v == "1") {
+            site_comparison(w, &gallery);
+            continue;
+        }
         for mode in ["throughput", "threaded", "stages"] {
             let status = std::process::Command::new(std::env::current_exe().unwrap())
                 .env("FACEGATE_BENCH_CHILD", w)
