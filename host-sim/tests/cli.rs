@@ -1,5 +1,5 @@
-//! The `facegate-sim` binary: exit statuses, and a real SIGTERM sent to it while the door is
-//! unlocked.
+//! The `facegate-sim` binary: exit statuses, a real SIGTERM sent to it while the door is
+//! unlocked, and SIGKILLs while it rotates its audit log.
 
 use facegate_e2e::fixture;
 use std::io::Read;
@@ -117,4 +117,85 @@ fn a_failed_expectation_exits_1_and_a_bad_scenario_exits_2() {
         err.contains("bad.toml") && err.contains("step 1: show needs seconds"),
         "{err}"
     );
+}
+
+/// The real daemon (`facegate-sim` runs `daemon::run`) rotating its audit log every few lines is
+/// SIGKILLed at random points, 12 times, each run continuing the same log; then a run ends
+/// normally. Every event is then in the files exactly once: `seq` runs 1..N with no gap and no
+/// repeat, no line is torn, the hash chain verifies across every file, and each run's `start`
+/// is there once.
+#[test]
+fn the_daemon_killed_while_it_rotates_its_audit_log_keeps_every_event_exactly_once() {
+    use facegate::audit::verify_files;
+    use facegate::rotation::all_files;
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let mut body = String::from(
+        "fps = 10\n[config.lock]\nunlock_seconds = 0.5\n[config.audit]\nrotate_bytes = 500\n\n",
+    );
+    // An exit press every 3 frames: `exit` and `relock` lines as fast as the loop runs.
+    for _ in 0..400 {
+        body.push_str("[[step]]\nexit_button = true\n[[step]]\nshow = \"blank\"\nframes = 3\n");
+    }
+    let path = dir.path().join("busy.toml");
+    std::fs::write(&path, body).unwrap();
+    let audit = work.join("audit.jsonl");
+    let lines_now = || -> usize {
+        all_files(&audit)
+            .iter()
+            .map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+            })
+            .sum()
+    };
+    let rounds = 12u64;
+    for round in 0..=rounds {
+        let before = lines_now();
+        let mut child = Command::new(BIN)
+            .args(["run", "--quiet", "--workdir"])
+            .arg(&work)
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if round == rounds {
+            // The last run ends by itself: its `stop` closes the log cleanly.
+            assert!(child.wait().unwrap().success());
+            break;
+        }
+        // Once this run is writing, a varying delay lands the kill at different points of
+        // the write/rotate cycle.
+        let started = Instant::now();
+        while lines_now() < before + 3 {
+            assert!(started.elapsed() < Duration::from_secs(120), "no events");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(round * 53 % 400));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let files = all_files(&audit);
+    assert!(
+        files.len() as u64 > 2 * rounds,
+        "rotated only {} times",
+        files.len()
+    );
+    let (mut seqs, mut starts) = (Vec::new(), 0);
+    for f in &files {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: torn line {line:?}: {e}", f.display()));
+            seqs.push(v["seq"].as_u64().unwrap());
+            starts += usize::from(v["event"] == "start");
+        }
+    }
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(starts as u64, rounds + 1);
+    let r = verify_files(&files).unwrap();
+    assert_eq!(r.broken, None);
+    assert_eq!(r.chained, seqs.len() as u64);
 }
