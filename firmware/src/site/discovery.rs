@@ -17,10 +17,12 @@ pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(St
         "model": "face-recognition door controller",
         "sw_version": env!("CARGO_PKG_VERSION"),
     });
-    let common = |id: &str| {
+    // `default_entity_id` ("domain.slug") replaced `object_id` in Home Assistant 2025.10;
+    // its deprecation notice says `object_id` stops working in 2026.4.
+    let common = |component: &str, id: &str| {
         json!({
             "unique_id": format!("{node}_{id}"),
-            "object_id": format!("{node}_{id}"),
+            "default_entity_id": format!("{component}.{node}_{id}"),
             "availability_topic": topics.availability,
             "device": device,
         })
@@ -80,7 +82,7 @@ pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(St
         .map(|(component, id, extra)| {
             (
                 format!("{prefix}/{component}/{node}/{id}/config"),
-                merge(common(id), extra).to_string(),
+                merge(common(component, id), extra).to_string(),
             )
         })
         .collect()
@@ -104,10 +106,28 @@ mod tests {
                 "homeassistant/binary_sensor/facegate_hq_front/alarm/config",
             ]
         );
+        let ids: Vec<String> = c
+            .iter()
+            .map(|(_, b)| serde_json::from_str::<serde_json::Value>(b).unwrap())
+            .map(|v| v["default_entity_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "lock.facegate_hq_front_lock",
+                "event.facegate_hq_front_access",
+                "binary_sensor.facegate_hq_front_contact",
+                "binary_sensor.facegate_hq_front_alarm",
+            ]
+        );
         for (_, body) in &c {
             let v: serde_json::Value = serde_json::from_str(body).unwrap();
             assert_eq!(v["availability_topic"], "facegate/hq/front/availability");
             assert_eq!(v["device"]["identifiers"][0], "facegate_hq_front");
+            assert!(
+                v.get("object_id").is_none(),
+                "removed from Home Assistant in 2026.4"
+            );
             assert!(v["state_topic"]
                 .as_str()
                 .unwrap()
