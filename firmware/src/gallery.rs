@@ -219,6 +219,14 @@ impl Gallery {
                 .and_then(|q| q.enrolments.first())
                 .map(|e| e.embedding.len());
             for e in &p.enrolments {
+                // Fuzzing found that an empty embedding (`embedding = ""`) was accepted and
+                // gave a zero-length index, which panicked when searched.
+                if e.embedding.is_empty() {
+                    return Err(parse_err(format!(
+                        "person {:?} has an empty embedding",
+                        p.id
+                    )));
+                }
                 if Some(e.embedding.len()) != dim || !e.embedding.iter().all(|v| v.is_finite()) {
                     return Err(parse_err(format!("person {:?} has an embedding of the wrong length or with non-finite values", p.id)));
                 }
@@ -442,7 +450,7 @@ impl Index {
     /// index's metric. `None` when the gallery is empty, the query has another length or is
     /// not finite, or (under cosine) has no direction.
     pub fn best(&self, query: &Embedding) -> Option<Match> {
-        if self.is_empty() || query.0.len() != self.dim {
+        if self.is_empty() || self.dim == 0 || query.0.len() != self.dim {
             return None;
         }
         let mut q = query.0.clone();
@@ -912,6 +920,27 @@ mod tests {
         ] {
             std::fs::write(&path, text).unwrap();
             assert!(matches!(Gallery::load(&path, MODEL), Err(GalleryError::Parse { .. })), "accepted: {text}");
+        }
+    }
+
+    #[test]
+    fn an_empty_embedding_is_refused_and_a_zero_length_index_finds_no_one() {
+        // Found by fuzzing (fuzz/regressions/gallery/): `embedding = ""` was accepted, and
+        // searching the zero-length index panicked.
+        let text = format!(
+            "format = 2\nmodel = \"{MODEL}\"\n[[person]]\nid = \"ada\"\nname = \"Ada\"\n\
+             [[person.enrolments]]\nenrolled_at = \"2026-01-02T03:04:05Z\"\nsource = \"a.jpg\"\n\
+             sha256 = \"{}\"\nembedding = \"\"\n",
+            "ab".repeat(32)
+        );
+        let err = Gallery::parse(&text, Path::new("g.toml"), MODEL).unwrap_err();
+        assert!(err.to_string().contains("empty embedding"), "{err}");
+        let mut g = sample(2);
+        for e in g.people.iter_mut().flat_map(|p| &mut p.enrolments) {
+            e.embedding.clear();
+        }
+        for scoring in [Scoring::EUCLIDEAN, Scoring::COSINE] {
+            assert!(g.index(scoring).best(&Embedding(Vec::new())).is_none());
         }
     }
 
