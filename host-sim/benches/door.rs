@@ -439,10 +439,9 @@ fn site_child(embedder: &str, gallery: &Path, site: bool, realtime: bool) {
         let cursor = dir.path().join("audit.jsonl.mqtt-cursor");
         let last = events;
         loop {
-            let acked: u64 = std::fs::read_to_string(&cursor)
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-                .unwrap_or(0);
+            let acked = facegate::site::follow::Follower::new(&audit, &cursor)
+                .cursor()
+                .seq;
             if acked >= last {
                 break;
             }
@@ -456,14 +455,7 @@ fn site_child(embedder: &str, gallery: &Path, site: bool, realtime: bool) {
         h.stop();
         ms
     });
-    let rotated = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            let name = e.as_ref().unwrap().file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("audit.jsonl.2")
-        })
-        .count();
+    let rotated = facegate::rotation::rotated(&audit).len();
     let latencies: Vec<f64> = r
         .unlock_latencies()
         .iter()
@@ -529,27 +521,29 @@ fn site_comparison(embedder: &str, gallery: &Path) {
             arms[site as usize].push(v);
         }
         for (site, runs) in arms.iter().enumerate() {
-            let frame = median(
-                runs.iter()
-                    .map(|v| v["frame_ms"].as_f64().unwrap())
-                    .collect(),
-            );
-            let latency = median(
-                runs.iter()
-                    .flat_map(|v| v["unlock_latency_ms"].as_array().unwrap().clone())
-                    .map(|x| x.as_f64().unwrap())
-                    .collect(),
-            );
-            let events = median(runs.iter().map(|v| v["events"].as_f64().unwrap()).collect());
+            let med = |key: &str| {
+                median(
+                    runs.iter()
+                        .flat_map(|v| match &v[key] {
+                            serde_json::Value::Array(a) => a.clone(),
+                            x => vec![x.clone()],
+                        })
+                        .filter_map(|x| x.as_f64())
+                        .collect(),
+                )
+            };
             println!(
-                "{embedder} | {} | #13 and #15 {}: median frame {frame:.2} ms, median first frame -> unlocked {latency:.0} ms, {events:.0} audit events a run{}",
+                "{embedder} | {} | #13 and #15 {}: median frame {:.2} ms, median first frame -> unlocked {:.0} ms, {:.0} audit events a run{}",
                 if realtime { "15 fps, daemon threads" } else { "every frame processed" },
                 if site == 1 { "on " } else { "off" },
+                med("frame_ms"),
+                med("unlock_latency_ms"),
+                med("events"),
                 if site == 1 {
                     format!(
-                        ", all published (broker acknowledged the last {} ms after the run), {} rotated files",
-                        median(runs.iter().map(|v| v["published_after_ms"].as_f64().unwrap()).collect()) as u64,
-                        median(runs.iter().map(|v| v["rotated_files"].as_f64().unwrap()).collect())
+                        ", all published (broker acknowledged the last {:.0} ms after the run), {} rotated files",
+                        med("published_after_ms"),
+                        med("rotated_files")
                     )
                 } else {
                     String::new()

@@ -124,10 +124,7 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(body).unwrap();
             assert_eq!(v["availability_topic"], "facegate/hq/front/availability");
             assert_eq!(v["device"]["identifiers"][0], "facegate_hq_front");
-            assert!(
-                v.get("object_id").is_none(),
-                "removed from Home Assistant in 2026.4"
-            );
+            assert!(v.get("object_id").is_none(), "deprecated by Home Assistant");
             assert!(v["state_topic"]
                 .as_str()
                 .unwrap()
