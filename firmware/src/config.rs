@@ -456,6 +456,17 @@ impl Config {
             0.05,
             30.0,
         )?;
+        if let crate::cores::Threads::Count(n) = self.performance.workers {
+            if n.get() > crate::cores::MAX_WORKERS {
+                return bad(
+                    "performance.workers",
+                    format!(
+                        "{n} workers would each hold their own network buffers; at most {}",
+                        crate::cores::MAX_WORKERS
+                    ),
+                );
+            }
+        }
         // BCM GPIO 0-27 are the ones on the 40-pin header.
         if self.lock.gpio > 27 {
             return bad(
@@ -675,6 +686,7 @@ mod tests {
                 "camera.rpicam_command",
             ),
             ("[gallery]\npoll_seconds = nan\n", "gallery.poll_seconds"),
+            ("[performance]\nworkers = 17\n", "performance.workers"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.contains(key), "{text:?} gave {err}");

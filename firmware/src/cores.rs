@@ -1,18 +1,30 @@
-//! How many cores the face networks use (`[performance] threads`): tract's intra-op thread pool,
-//! which splits each convolution's matrix products and large element-wise operations over the
-//! cores.
+//! How the door uses the cores (`[performance]`): recognition workers, each on a frame of its own,
+//! and tract's intra-op thread pool, which splits each network run's matrix products and large
+//! element-wise operations over threads.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::num::NonZeroUsize;
 use tract_linalg::multithread::{set_default_executor, Executor};
 
-/// `threads`: how many threads run one network.
+/// Most recognition workers `auto` starts with an int8 embedder: a Raspberry Pi has four cores.
+/// Each worker holds its own activations while it runs; with SFace int8 and 1,000 people the
+/// daemon peaked at 107 / 112 / 128 / 143 MiB with 1 / 2 / 3 / 4 workers busy (door bench).
+pub const MAX_AUTO_WORKERS: usize = 4;
+/// Most `auto` workers with an f32 embedder, whose activations are twice as large: SFace f32
+/// peaked at 128 / 152 / 178 MiB with 2 / 3 / 4 workers busy, and the door's budget is 150 MB
+/// (143 MiB) with 1,000 people.
+pub const MAX_AUTO_WORKERS_F32: usize = 2;
+/// Most workers a config may ask for.
+pub const MAX_WORKERS: usize = 16;
+
+/// `threads` (how many threads run one network) or `workers` (how many frames are recognised at
+/// once): `"auto"` or a count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Threads {
-    /// What measured fastest: one per core this process may run on (a Raspberry Pi 4 or 5 has
-    /// four) with an f32 embedder; one with an int8 embedder, whose threaded kernels ran slower
-    /// than one thread (2-core x86 with VNNI: SFace int8 embed 28-31 ms on one thread, 40-43 ms
-    /// on two; f32 30-38 ms on one, 24-30 ms on two).
+    /// Decided from the cores, see [`door_split`]. Outside the door (the CLI), `threads =
+    /// "auto"` is one per core with an f32 embedder and one with int8, whose threaded kernels ran
+    /// slower than one thread (2-core x86 with VNNI: SFace int8 embed 28-31 ms on one thread,
+    /// 40-43 ms on two; f32 30-38 ms on one, 24-30 ms on two).
     #[default]
     Auto,
     /// Exactly this many (1: everything on the calling thread, no pool).
@@ -23,7 +35,7 @@ impl Threads {
     /// The number of threads this means here: `Auto` as for an f32 embedder.
     pub fn count(self) -> usize {
         match self {
-            Threads::Auto => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            Threads::Auto => available(),
             Threads::Count(n) => n.get(),
         }
     }
@@ -81,8 +93,40 @@ impl<'de> Deserialize<'de> for Threads {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PerformanceConfig {
-    /// Threads per network run: `"auto"` (one per core) or a number.
+    /// Threads per network run: `"auto"` or a number.
     pub threads: Threads,
+    /// Frames recognised at once, each by its own worker: `"auto"` or a number (at most
+    /// [`MAX_WORKERS`]).
+    pub workers: Threads,
+}
+
+/// How the door splits `cores` between recognition workers and threads per network run:
+/// `(workers, threads)`.
+///
+/// With both on `auto`, one single-threaded worker per core (at most [`MAX_AUTO_WORKERS`], or
+/// [`MAX_AUTO_WORKERS_F32`] with an f32 embedder, for memory): whole frames in parallel scale
+/// with the cores, where splitting one small network run over threads bought 1.2x on two cores,
+/// and a door slower than its camera then recognises several of the person's frames at once
+/// instead of one after the other. One `auto` fills the cores the other leaves.
+pub fn door_split(perf: &PerformanceConfig, quantization: &str, cores: usize) -> (usize, usize) {
+    let cores = cores.max(1);
+    let most = if quantization == "int8" {
+        MAX_AUTO_WORKERS
+    } else {
+        MAX_AUTO_WORKERS_F32
+    };
+    match (perf.workers, perf.threads) {
+        (Threads::Auto, Threads::Auto) => (cores.min(most), 1),
+        (Threads::Auto, Threads::Count(t)) => ((cores / t.get()).clamp(1, most), t.get()),
+        (Threads::Count(w), Threads::Auto) if quantization == "int8" => (w.get(), 1),
+        (Threads::Count(w), Threads::Auto) => (w.get(), (cores / w.get()).max(1)),
+        (Threads::Count(w), Threads::Count(t)) => (w.get(), t.get()),
+    }
+}
+
+/// The cores this process may run on.
+pub fn available() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
 /// Makes every network run of this process use `n` threads (from [`Threads::count`] or
@@ -117,9 +161,71 @@ mod tests {
         assert_eq!(p("threads = 3").unwrap().for_embedder("int8"), 3);
         let back = toml::to_string(&PerformanceConfig {
             threads: Threads::Count(NonZeroUsize::new(3).unwrap()),
+            workers: Threads::Auto,
         })
         .unwrap();
         assert_eq!(p(&back).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn the_door_splits_its_cores_between_workers_and_threads() {
+        let p = |t: &str| toml::from_str::<PerformanceConfig>(t).unwrap();
+        // A Pi 4 or 5 on auto: four single-threaded workers with int8, two with f32 (memory).
+        assert_eq!(door_split(&p(""), "int8", 4), (4, 1));
+        assert_eq!(door_split(&p(""), "f32", 4), (2, 1));
+        assert_eq!(door_split(&p(""), "int8", 2), (2, 1));
+        assert_eq!(door_split(&p(""), "int8", 16), (MAX_AUTO_WORKERS, 1));
+        assert_eq!(door_split(&p(""), "f32", 16), (MAX_AUTO_WORKERS_F32, 1));
+        assert_eq!(door_split(&p(""), "f32", 0), (1, 1));
+        // One fixed, the other fills the cores it leaves.
+        assert_eq!(door_split(&p("threads = 2"), "int8", 4), (2, 2));
+        assert_eq!(door_split(&p("threads = 2"), "f32", 8), (2, 2));
+        assert_eq!(door_split(&p("threads = 8"), "f32", 4), (1, 8));
+        assert_eq!(door_split(&p("workers = 1"), "f32", 4), (1, 4));
+        assert_eq!(door_split(&p("workers = 1"), "int8", 4), (1, 1));
+        assert_eq!(door_split(&p("workers = 3\nthreads = 3"), "f32", 2), (3, 3));
+        assert!(toml::from_str::<PerformanceConfig>("workers = 0").is_err());
+    }
+
+    /// Recognition workers run clones of one pipeline at the same time: a clone shares the
+    /// plans, and its embeddings are the original's to the bit, from any thread.
+    #[test]
+    fn clones_of_an_embedder_run_side_by_side_give_the_same_bits() {
+        use crate::vision::embed::Embedder;
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+        let models = crate::ModelSet::from_manifest(std::path::Path::new(manifest)).unwrap();
+        let spec = &models.manifest.embedders["sface_2021dec_int8"];
+        let mut e = Embedder::new(&models, spec).unwrap();
+        let s = spec.input_size;
+        let chips: Vec<image::RgbImage> = (0..4u32)
+            .map(|k| {
+                image::RgbImage::from_fn(s, s, |x, y| {
+                    image::Rgb([
+                        (x * 3 + y + k) as u8,
+                        (x * y % 251) as u8,
+                        (200 - y / 2) as u8,
+                    ])
+                })
+            })
+            .collect();
+        let alone: Vec<_> = chips.iter().map(|c| e.embed(c).unwrap()).collect();
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..4)
+                .map(|w| {
+                    let mut clone = e.clone();
+                    let (chips, alone) = (&chips, &alone);
+                    sc.spawn(move || {
+                        for round in 0..5 {
+                            let i = (w + round) % chips.len();
+                            assert_eq!(clone.embed(&chips[i]).unwrap(), alone[i], "worker {w}");
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+        });
     }
 
     /// A gallery enrolled on one thread count must match faces seen on another: the pool splits

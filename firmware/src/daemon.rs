@@ -22,6 +22,7 @@ use crate::vision::liveness::{Level, Liveness};
 use crate::vision::quality::{self, QualityParams};
 use crate::{Embedding, Pipeline, PipelineError};
 use image::RgbImage;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -100,6 +101,8 @@ pub struct Summary {
     pub recognition: realtime::Spread,
     /// Faces scored by the liveness networks (only faces that would be let in are).
     pub liveness_runs: u64,
+    /// Real-time mode: recognition workers, each on a frame of its own (`[performance]`).
+    pub workers: usize,
 }
 
 /// Real time spent in each stage of the per-frame work.
@@ -135,7 +138,11 @@ pub fn load_pipeline(config: &Config) -> Result<Pipeline, DaemonError> {
     if config.recognition.detector == crate::config::DoorDetector::Blazeface {
         pipeline.use_fast_detector(&models)?;
     }
-    let threads = (config.performance.threads).for_embedder(&pipeline.embedder_spec().quantization);
+    let (_, threads) = crate::cores::door_split(
+        &config.performance,
+        &pipeline.embedder_spec().quantization,
+        crate::cores::available(),
+    );
     crate::cores::use_threads(threads);
     tracing::info!("networks run on {threads} thread(s)");
     Ok(pipeline)
@@ -469,6 +476,13 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         // the NIR camera, if any, has a capture thread of its own.
         let mut liveness = self.liveness.take();
         let mut cues = std::mem::take(&mut self.cues);
+        let workers = self.workers(pipeline, &cues);
+        self.summary.workers = workers;
+        // Workers beyond the first share the networks and have buffers of their own; the
+        // presentation cues, which follow a face from frame to frame, stay with the first.
+        let mut forks: Vec<(Pipeline, Option<Liveness>, Cues)> = (1..workers)
+            .map(|_| (pipeline.clone(), liveness.clone(), Cues::default()))
+            .collect();
         let mut nir_camera = self.nir_camera.take();
         let nir_frames = Mailbox::<Captured>::default();
         let nir_delivered = AtomicU64::new(0);
@@ -503,30 +517,44 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     })
                     .expect("spawning the NIR capture thread")
             });
-            let recognise = std::thread::Builder::new()
-                .name("recognition".into())
-                .spawn_scoped(s, || {
-                    recognise(
-                        pipeline,
-                        liveness.as_mut(),
-                        (&mut cues, &nir_frames),
-                        clock,
-                        &stop,
-                        &frames,
-                        &stale,
-                        period,
-                        &params,
-                        &done_tx,
-                    )
-                })
-                .expect("spawning the recognition thread");
+            let shared = Shared {
+                clock,
+                stop: &stop,
+                frames: &frames,
+                nir_frames: &nir_frames,
+                stale: &stale,
+                period,
+                params: &params,
+            };
+            let mut recognisers = Vec::with_capacity(workers);
+            let own = (pipeline, liveness.as_mut(), &mut cues);
+            let others = forks.iter_mut().map(|(p, l, c)| (p, l.as_mut(), c));
+            for (n, (pipeline, liveness, cues)) in std::iter::once(own).chain(others).enumerate() {
+                let done = done_tx.clone();
+                let name = if n == 0 {
+                    "recognition".to_owned()
+                } else {
+                    format!("recognition-{n}")
+                };
+                let h = std::thread::Builder::new()
+                    .name(name)
+                    .spawn_scoped(s, move || {
+                        recognise(pipeline, liveness, cues, &shared, &done)
+                    })
+                    .expect("spawning a recognition thread");
+                recognisers.push(h);
+            }
+            drop(done_tx);
             let result = self.serve(&news_rx, &done_rx, &params, &|| {
-                capture.is_finished() || recognise.is_finished()
+                capture.is_finished() || recognisers.iter().any(|h| h.is_finished())
             });
             stop.store(true, Ordering::SeqCst);
             frames.close();
             nir_frames.close();
-            for h in [capture, recognise].into_iter().chain(nir_capture) {
+            for h in std::iter::once(capture)
+                .chain(recognisers)
+                .chain(nir_capture)
+            {
                 if let Err(panic) = h.join() {
                     // The door locks as this unwinds (Door's Drop).
                     std::panic::resume_unwind(panic);
@@ -546,11 +574,14 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     fn serve(
         &mut self,
         news: &Receiver<CameraNews>,
-        done: &Receiver<Recognised>,
+        done: &Receiver<Done>,
         params: &Mutex<(LookParams, Arc<Index>)>,
         worker_ended: &dyn Fn() -> bool,
     ) -> Result<(), DaemonError> {
         let mut handed = self.reloads;
+        // Workers finish out of order; frames are decided in the order they were taken.
+        let mut waiting: BTreeMap<u64, Option<Recognised>> = BTreeMap::new();
+        let mut next = 0;
         while !self.control.stop_requested() {
             self.housekeeping()?;
             if worker_ended() {
@@ -575,7 +606,15 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 .relock_at()
                 .map_or(RT_TICK, |t| t.saturating_sub(now).min(RT_TICK));
             match done.recv_timeout(wait) {
-                Ok(r) => {
+                Ok(d) => {
+                    waiting.insert(d.ticket, d.recognised);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            while let Some(r) = waiting.remove(&next) {
+                next += 1;
+                if let Some(r) = r {
                     self.summary.busy += r.busy;
                     self.summary.frame_age.add(r.age);
                     let lag = self.clock.now().saturating_sub(r.taken);
@@ -590,11 +629,25 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     self.embedding = r.embedding;
                     self.frame(r.observation, r.facts, r.taken)?;
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
         }
         Ok(())
+    }
+
+    /// How many recognition workers the real-time loop runs (`[performance]`); one while a
+    /// presentation cue is on, because the cues follow a face across frames in their order.
+    fn workers(&self, pipeline: &Pipeline, cues: &Cues) -> usize {
+        let (workers, threads) = crate::cores::door_split(
+            &self.config.performance,
+            &pipeline.embedder_spec().quantization,
+            crate::cores::available(),
+        );
+        if workers > 1 && cues.any() {
+            tracing::info!("one recognition worker: the presentation cues follow frames in order");
+            return 1;
+        }
+        tracing::info!("{workers} recognition worker(s), {threads} thread(s) per network run");
+        workers
     }
 
     /// Simulated-time mode: reads the NIR camera once, right after a colour frame taken at `now`
@@ -1279,32 +1332,56 @@ struct Recognised {
     stages: Stages,
 }
 
-/// The recognition thread: takes the newest frame, skips it if it is older than `period`,
-/// recognises it and hands the result to the control loop, until `stop`.
-#[allow(clippy::too_many_arguments)]
+/// What a recognition worker made of the frame it took.
+struct Done {
+    /// The frame's place in the order frames were taken ([`Mailbox::take_numbered`]).
+    ticket: u64,
+    /// `None`: the frame was too old to start on.
+    recognised: Option<Recognised>,
+}
+
+/// What every recognition worker reads.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    clock: &'a dyn Clock,
+    stop: &'a AtomicBool,
+    frames: &'a Mailbox<Captured>,
+    nir_frames: &'a Mailbox<Captured>,
+    stale: &'a AtomicU64,
+    /// A frame older than this when a worker is ready for it is not used.
+    period: Duration,
+    params: &'a Mutex<(LookParams, Arc<Index>)>,
+}
+
+/// A recognition worker: takes the newest frame, skips it if it is older than `period`,
+/// recognises it and hands the result to the control loop, until `stop`. Every frame taken is
+/// answered, so the control loop can put the answers back in order.
 fn recognise(
     pipeline: &mut Pipeline,
     mut liveness: Option<&mut Liveness>,
-    (cues, nir_frames): (&mut Cues, &Mailbox<Captured>),
-    clock: &dyn Clock,
-    stop: &AtomicBool,
-    frames: &Mailbox<Captured>,
-    stale: &AtomicU64,
-    period: Duration,
-    params: &Mutex<(LookParams, Arc<Index>)>,
-    done: &mpsc::Sender<Recognised>,
+    cues: &mut Cues,
+    sh: &Shared<'_>,
+    done: &mpsc::Sender<Done>,
 ) {
-    while !stop.load(Ordering::SeqCst) {
-        let Some(frame) = frames.take(Duration::from_millis(100)) else {
+    let clock = sh.clock;
+    while !sh.stop.load(Ordering::SeqCst) {
+        let Some((ticket, frame)) = sh.frames.take_numbered(Duration::from_millis(100)) else {
             continue;
         };
         let age = clock.now().saturating_sub(frame.taken);
-        if age > period {
-            stale.fetch_add(1, Ordering::Relaxed);
+        if age > sh.period {
+            sh.stale.fetch_add(1, Ordering::Relaxed);
+            let skipped = Done {
+                ticket,
+                recognised: None,
+            };
+            if done.send(skipped).is_err() {
+                return;
+            }
             continue;
         }
         let (p, index) = {
-            let shared = params.lock().unwrap_or_else(|p| p.into_inner());
+            let shared = sh.params.lock().unwrap_or_else(|p| p.into_inner());
             (shared.0, Arc::clone(&shared.1))
         };
         let started = Instant::now();
@@ -1312,7 +1389,7 @@ fn recognise(
         let mut embedding = Embedding(Vec::new());
         let mut facts = FrameFacts::default();
         // The newest NIR frame, kept until a newer one comes.
-        if let Some(nir) = nir_frames.take(Duration::ZERO) {
+        if let Some(nir) = sh.nir_frames.take(Duration::ZERO).filter(|_| cues.nir_on()) {
             cues.offer_nir(nir);
         }
         let observation = look(
@@ -1338,7 +1415,11 @@ fn recognise(
             busy: started.elapsed(),
             stages,
         };
-        if done.send(r).is_err() {
+        let answer = Done {
+            ticket,
+            recognised: Some(r),
+        };
+        if done.send(answer).is_err() {
             return;
         }
     }

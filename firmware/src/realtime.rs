@@ -34,15 +34,27 @@ pub struct Captured {
 /// dropped), so the taker always gets the newest and never works through a backlog.
 #[derive(Debug)]
 pub struct Mailbox<T> {
-    slot: Mutex<(Option<T>, bool)>,
+    slot: Mutex<Slot<T>>,
     ready: Condvar,
     dropped: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    item: Option<T>,
+    closed: bool,
+    /// Items taken so far: numbers them in the order they were put.
+    taken: u64,
 }
 
 impl<T> Default for Mailbox<T> {
     fn default() -> Self {
         Self {
-            slot: Mutex::new((None, false)),
+            slot: Mutex::new(Slot {
+                item: None,
+                closed: false,
+                taken: 0,
+            }),
             ready: Condvar::new(),
             dropped: AtomicU64::new(0),
         }
@@ -53,7 +65,7 @@ impl<T> Mailbox<T> {
     /// Puts `item`, replacing (dropping) one not yet taken.
     pub fn put(&self, item: T) {
         let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.0.replace(item).is_some() {
+        if slot.item.replace(item).is_some() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         self.ready.notify_one();
@@ -61,17 +73,26 @@ impl<T> Mailbox<T> {
 
     /// Takes the item, waiting up to `timeout` for one; `None` on timeout or once closed.
     pub fn take(&self, timeout: Duration) -> Option<T> {
+        self.take_numbered(timeout).map(|(_, item)| item)
+    }
+
+    /// As [`Mailbox::take`], with the item's number among those taken (0, 1, 2...): with
+    /// several takers, the numbers give the order the items were put in, whoever took them.
+    pub fn take_numbered(&self, timeout: Duration) -> Option<(u64, T)> {
         let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         let (mut slot, _) = self
             .ready
-            .wait_timeout_while(slot, timeout, |s| s.0.is_none() && !s.1)
+            .wait_timeout_while(slot, timeout, |s| s.item.is_none() && !s.closed)
             .unwrap_or_else(|p| p.into_inner());
-        slot.0.take()
+        let item = slot.item.take()?;
+        let n = slot.taken;
+        slot.taken += 1;
+        Some((n, item))
     }
 
     /// Wakes every taker for good: the daemon is stopping.
     pub fn close(&self) {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
         self.ready.notify_all();
     }
 
@@ -323,6 +344,51 @@ mod tests {
         assert_eq!(m.take(Duration::from_millis(1)), None);
         m.close();
         assert_eq!(m.take(Duration::from_secs(60)), None);
+    }
+
+    /// Several workers take frames; the numbers put their answers back in the camera's order.
+    #[test]
+    fn numbered_takes_follow_the_order_items_were_put_whoever_takes_them() {
+        let m = Mailbox::default();
+        let got = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    while let Some((n, item)) = m.take_numbered(Duration::from_secs(5)) {
+                        got.lock().unwrap().push((n, item));
+                    }
+                });
+            }
+            for i in 0..2000u64 {
+                m.put(i);
+                if i % 7 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+            // Let the takers drain the last item before closing.
+            while m.slot.lock().unwrap().item.is_some() {
+                std::thread::yield_now();
+            }
+            m.close();
+        });
+        let mut got = got.into_inner().unwrap();
+        got.sort();
+        assert!(!got.is_empty());
+        let numbers: Vec<u64> = got.iter().map(|g| g.0).collect();
+        assert_eq!(
+            numbers,
+            (0..got.len() as u64).collect::<Vec<_>>(),
+            "no gap, no repeat"
+        );
+        assert!(
+            got.windows(2).all(|w| w[0].1 < w[1].1),
+            "a later number is always a later item"
+        );
+        assert_eq!(
+            got.len() as u64 + m.dropped(),
+            2000,
+            "every item taken or dropped"
+        );
     }
 
     #[test]

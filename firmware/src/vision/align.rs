@@ -92,7 +92,7 @@ impl Similarity {
 }
 
 /// Makes aligned face chips; keeps its buffers between faces.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Aligner {
     resampler: Resampler,
     buf: Vec<f32>,

@@ -128,6 +128,7 @@ fn weighted_nms(mut raws: Vec<Raw>, iou: f32) -> Vec<Raw> {
 }
 
 /// The BlazeFace network with its plan and buffers.
+#[derive(Clone)]
 pub struct BlazeFace {
     net: ShapedNet,
     out: Vec<usize>,

@@ -184,6 +184,7 @@ const RNET_BATCH: usize = 1;
 const ONET_BATCH: usize = 1;
 
 /// The MTCNN detector with its plans and scratch buffers.
+#[derive(Clone)]
 pub struct Detector {
     params: DetectorParams,
     mean: f32,

@@ -46,6 +46,7 @@ impl Embedding {
 }
 
 /// The embedding network with its plan (built once) and input buffer.
+#[derive(Clone)]
 pub struct Embedder {
     spec: EmbedderManifest,
     net: ShapedNet,

@@ -128,6 +128,7 @@ fn crop_bgr(img: &RgbImage, r: (i64, i64, i64, i64), out: &mut [f32]) {
     }
 }
 
+#[derive(Clone)]
 struct Net {
     scale: f32,
     file: String,
@@ -135,6 +136,7 @@ struct Net {
 }
 
 /// The liveness networks, loaded once.
+#[derive(Clone)]
 pub struct Liveness {
     nets: Vec<Net>,
     input: Vec<f32>,

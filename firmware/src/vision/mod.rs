@@ -39,7 +39,9 @@ pub struct Face {
     pub embedding: Embedding,
 }
 
-/// Detector, aligner and embedder, loaded once and reused for every image.
+/// Detector, aligner and embedder, loaded once and reused for every image. A clone shares the
+/// networks (their weights and plans) and has buffers of its own: one per recognition worker.
+#[derive(Clone)]
 pub struct Pipeline {
     detector: Detector,
     /// The door's fast face finder, when chosen: faces are found by it, landmarked by O-Net.

@@ -175,11 +175,13 @@ pub(crate) fn softmax2(l0: f32, l1: f32) -> f32 {
 
 /// A network typed once with symbolic dimensions, optimised per concrete shape on first use.
 /// The cache keeps the plans of the most recent shapes, so a camera at a fixed size never
-/// re-optimises and a batch of photos of assorted sizes stays bounded in memory.
+/// re-optimises and a batch of photos of assorted sizes stays bounded in memory. A clone shares
+/// the typed model and the plans (tract runs a plan from several threads at once).
+#[derive(Clone)]
 pub(crate) struct ShapedNet {
     file: String,
     /// `None` for a network at one fixed shape once planned: the plan is all it needs.
-    typed: Option<TypedModel>,
+    typed: Option<Arc<TypedModel>>,
     symbols: Vec<Symbol>,
     plans: HashMap<Vec<i64>, (Plan, u64)>,
     capacity: usize,
@@ -215,7 +217,7 @@ impl ShapedNet {
             .map_err(err)?;
         Ok(Self {
             file: file.to_owned(),
-            typed: Some(typed),
+            typed: Some(Arc::new(typed)),
             symbols,
             plans: HashMap::new(),
             capacity: capacity.max(1),
@@ -234,6 +236,7 @@ impl ShapedNet {
         let mut net = Self::new(model, shape, 1, file)?;
         if net.symbols.is_empty() {
             if let Some(typed) = net.typed.take() {
+                let typed = Arc::try_unwrap(typed).unwrap_or_else(|shared| (*shared).clone());
                 let plan = optimise(typed).map_err(|e| net_error(file, e))?;
                 net.plans.insert(Vec::new(), (plan, 0));
             }
@@ -260,7 +263,7 @@ impl ShapedNet {
             return Err(net_error(&self.file, "no plan for this input shape"));
         };
         let typed = if subs.is_empty() {
-            Ok(typed.clone())
+            Ok((**typed).clone())
         } else {
             typed.set_symbols(&subs)
         };

@@ -18,7 +18,7 @@ pub struct Rect {
 }
 
 /// For each output index, the source indices and weights that average into it.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct AxisMap {
     spans: Vec<(usize, usize)>,
     idx: Vec<i64>,
@@ -52,7 +52,7 @@ impl AxisMap {
 }
 
 /// Reusable buffers for [`Resampler::resample`].
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Resampler {
     xs: AxisMap,
     ys: AxisMap,
