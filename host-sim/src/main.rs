@@ -40,6 +40,10 @@ enum Command {
         /// The camera's frame rate for every `show` step (overrides the scenario's).
         #[arg(long, value_name = "FPS")]
         fps: Option<f64>,
+        /// With --realtime: frames recognised at once (`[performance] workers`; e.g. 4 for a
+        /// Raspberry Pi's four cores, each modelled at --slowdown).
+        #[arg(long, value_name = "N", requires = "realtime")]
+        workers: Option<u32>,
         /// Keep the gallery, config and audit log in this directory (default: a temporary one).
         #[arg(long, value_name = "DIR")]
         workdir: Option<PathBuf>,
@@ -76,9 +80,16 @@ fn main() -> ExitCode {
             realtime,
             slowdown,
             fps,
+            workers,
             workdir,
             quiet,
-        } => run(&scenario, realtime, (slowdown, fps), workdir, quiet),
+        } => run(
+            &scenario,
+            realtime,
+            (slowdown, fps, workers),
+            workdir,
+            quiet,
+        ),
         Command::Demo { fixtures, workdir } => demo(fixtures, &workdir),
     };
     match result {
@@ -104,17 +115,32 @@ fn signal_control() -> Result<Control> {
 fn run(
     path: &Path,
     realtime: bool,
-    (slowdown, fps): (Option<f64>, Option<f64>),
+    (slowdown, fps, workers): (Option<f64>, Option<f64>, Option<u32>),
     workdir: Option<PathBuf>,
     quiet: bool,
 ) -> Result<bool> {
     let mut text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     // The overrides go through the scenario's own checks.
-    if slowdown.is_some() || fps.is_some() {
+    if slowdown.is_some() || fps.is_some() || workers.is_some() {
         let mut t: toml::Table =
             toml::from_str(&text).with_context(|| path.display().to_string())?;
         if let Some(f) = slowdown {
             t.insert("slowdown".into(), f.into());
+        }
+        if let Some(n) = workers {
+            let config = t
+                .entry("config")
+                .or_insert_with(|| toml::Table::new().into());
+            let Some(config) = config.as_table_mut() else {
+                anyhow::bail!("{}: [config] is not a table", path.display());
+            };
+            let perf = config
+                .entry("performance")
+                .or_insert_with(|| toml::Table::new().into());
+            let Some(perf) = perf.as_table_mut() else {
+                anyhow::bail!("{}: [config.performance] is not a table", path.display());
+            };
+            perf.insert("workers".into(), i64::from(n).into());
         }
         if let Some(f) = fps {
             t.insert("fps".into(), f.into());
@@ -165,7 +191,8 @@ fn summary(r: &Report, description: Option<&str>) {
     if s.delivered > s.frames || s.stale_dropped > 0 {
         // Real-time mode: what the freshest-frame policy did and how punctual the door was.
         eprintln!(
-            "real time: {} frames delivered, {} recognised, {} dropped as stale; oldest frame recognised {:.1} ms; latest relock {:.1} ms after due",
+            "real time: {} worker(s); {} frames delivered, {} recognised, {} dropped as stale; oldest frame recognised {:.1} ms; latest relock {:.1} ms after due",
+            s.workers,
             s.delivered,
             s.frames,
             s.stale_dropped,
@@ -176,6 +203,10 @@ fn summary(r: &Report, description: Option<&str>) {
         r.unlock_latencies()
             .into_iter()
             .for_each(|d| first_to_unlock.add(d));
+        eprintln!(
+            "  recognition of a frame:            {}",
+            s.recognition.describe()
+        );
         eprintln!(
             "  frame age when recognition starts: {}",
             s.frame_age.describe()

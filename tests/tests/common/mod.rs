@@ -22,10 +22,14 @@ pub fn run_shipped(name: &str, photos: &[&str]) -> Report {
         .or_insert_with(|| toml::Value::Table(toml::Table::new()))
         .as_table_mut()
         .unwrap();
-    let mut rec = toml::Table::new();
+    // The scenario's own [config.recognition] keys stay; the models are this checkout's.
+    let rec = config
+        .entry("recognition")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .unwrap();
     rec.insert("models".into(), manifest.into());
     rec.insert("embedder".into(), "dlib_resnet_v1_f32".into());
-    config.insert("recognition".into(), toml::Value::Table(rec));
     let s = Scenario::parse(&toml::to_string(&table).unwrap(), &path, &fixtures_dir()).unwrap();
     run_checked(&s, false)
 }
