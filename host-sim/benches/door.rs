@@ -13,6 +13,9 @@
 //! stage adds to the resident size.
 //! Needs the fixture photos (scripts/fetch_fixtures.py).
 //! FACEGATE_BENCH_THREADS: the networks' `[performance] threads` ("auto", the default, or N).
+//! FACEGATE_BENCH_WORKERS: `[performance] workers` ("auto", the default, or N); a fourth child
+//! measures how many frames a second the door judges with a 100 fps camera, and its memory with
+//! every worker busy.
 //! FACEGATE_BENCH_SITE=1: instead, the door's frame time and unlock latency on a busy door
 //! (grants, denials, door openings) with everything of issues #13 and #15 off, then on: door
 //! supervision, lockout, anti-tailgating, tamper, audit rotation every few KB, and the MQTT
@@ -131,6 +134,13 @@ fn threads() -> facegate::cores::Threads {
         .unwrap()
 }
 
+fn workers() -> facegate::cores::Threads {
+    std::env::var("FACEGATE_BENCH_WORKERS")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .unwrap()
+}
+
 // FACEGATE_BENCH_DETECTOR: the door's detector, "blazeface" (default) or "mtcnn".
 fn detector() -> String {
     std::env::var("FACEGATE_BENCH_DETECTOR").unwrap_or_else(|_| "blazeface".into())
@@ -180,14 +190,16 @@ impl Sampler {
     }
 }
 
-/// One daemon's life with `embedder`: every frame processed in simulated time (throughput),
-/// or, when `threaded`, at real camera pace as `facegated` runs (latency).
-fn child(embedder: &str, gallery: &Path, threaded: bool) {
+/// One daemon's life with `embedder`: every frame processed in simulated time ("throughput"),
+/// at a 15 fps camera's pace as `facegated` runs ("threaded": latency), or with a 100 fps
+/// camera that keeps every worker busy ("capacity": frames judged a second, memory).
+fn child(embedder: &str, gallery: &Path, mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let fx = facegate_sim::runner::fixtures_dir();
     let detector = detector();
     let threads = threads();
     let threads_toml = toml::Value::try_from(threads).unwrap();
+    let workers_toml = toml::Value::try_from(workers()).unwrap();
     let models = models_line(embedder);
     // FACEGATE_BENCH_LIVENESS: `[liveness]` keys, e.g. `level = "normal"`, `border = true`,
     // `motion = true` or `nir = {}` (a simulated NIR camera), to cost the checks.
@@ -196,14 +208,15 @@ fn child(embedder: &str, gallery: &Path, threaded: bool) {
         format!(
             "fps = {fps}\ngallery = \"{}\"\n[config.recognition]\n{models}embedder = \"{embedder}\"\ndetector = \"{detector}\"\n\
              [config.liveness]\n{liveness}\n\
-             [config.lock]\nunlock_seconds = 600\n[config.performance]\nthreads = {threads_toml}\n\
+             [config.camera]\nfps = {fps}\n\
+             [config.lock]\nunlock_seconds = 600\n[config.performance]\nthreads = {threads_toml}\nworkers = {workers_toml}\n\
              [[step]]\nshow = \"blank\"\nframes = 2\n\
              [[step]]\nshow = \"{}\"\nframes = {realtime_frames}\nexpect = \"unlock\"\nperson = \"obama\"\n",
             gallery.display(),
             fx.join("obama2.jpg").display()
         )
     };
-    if threaded {
+    if mode == "threaded" {
         // Latency at real camera pace (15 fps): first frame of the person -> relay unlocked.
         // The daemon runs as `facegated` does, capture and recognition on threads of their own.
         let s = Scenario::parse(&scenario(30, 15), Path::new("bench.toml"), dir.path()).unwrap();
@@ -232,6 +245,43 @@ fn child(embedder: &str, gallery: &Path, threaded: bool) {
                 .map(|u| format!("{:.0} ms", (u.as_secs_f64() - first_frame.as_secs_f64()) * 1000.0))
                 .unwrap_or_else(|| "no unlock".into()),
             grant_frames,
+        );
+        return;
+    }
+    if mode == "capacity" {
+        // A 100 fps camera for 3 s; what the door recognises a second (the rest is dropped as
+        // stale, as on a camera faster than the machine), with every worker busy.
+        let s = Scenario::parse(&scenario(300, 100), Path::new("bench.toml"), dir.path()).unwrap();
+        let sampler = Sampler::start();
+        let t0 = Instant::now();
+        let rt = run_scenario(
+            &s,
+            &RunOptions {
+                realtime: true,
+                workdir: None,
+            },
+            Control::default(),
+        )
+        .unwrap();
+        let t1 = Instant::now();
+        let steady = sampler.median_after(t0 + (t1 - t0) / 2);
+        let sm = &rt.summary;
+        let seconds = sm.delivered as f64 / 100.0;
+        println!(
+            "{embedder}: threaded daemon, 100 fps camera | {} worker(s), networks on {} thread(s) | {:.1} frames recognised a second ({} of {} delivered) | \
+             recognition {:.1} ms a frame (median) | daemon RSS: peak {:.1} MiB, steady {steady:.1} MiB",
+            sm.workers,
+            facegate::cores::door_split(
+                &facegate::cores::PerformanceConfig { threads, workers: workers() },
+                if embedder.contains("int8") { "int8" } else { "f32" },
+                facegate::cores::available()
+            )
+            .1,
+            sm.frames as f64 / seconds,
+            sm.frames,
+            sm.delivered,
+            sm.recognition.percentile(50.0).as_secs_f64() * 1000.0,
+            memory::usage().map_or(f64::NAN, |u| u.peak_mib()),
         );
         return;
     }
@@ -268,7 +318,12 @@ fn child(embedder: &str, gallery: &Path, threaded: bool) {
          ~{:.0} allocations per frame (tract tensors, detector lists) | daemon RSS: peak {peak:.1} MiB, steady {steady:.1} MiB",
         per_frame_ms,
         1000.0 / per_frame_ms,
-        threads.for_embedder(if embedder.contains("int8") { "int8" } else { "f32" }),
+        facegate::cores::door_split(
+            &facegate::cores::PerformanceConfig { threads, workers: workers() },
+            if embedder.contains("int8") { "int8" } else { "f32" },
+            facegate::cores::available()
+        )
+        .1,
         r.summary.frames,
         allocs as f64 / r.summary.frames as f64,
     );
@@ -561,8 +616,8 @@ fn main() {
             Ok("site_on") => site_child(&which, &gallery, true, realtime),
             Ok("site_off") => site_child(&which, &gallery, false, realtime),
             Ok("stages") => stages(&which, &gallery),
-            Ok("threaded") => child(&which, &gallery, true),
-            _ => child(&which, &gallery, false),
+            Ok(mode) => child(&which, &gallery, mode),
+            Err(_) => child(&which, &gallery, "throughput"),
         }
         return;
     }
@@ -587,7 +642,7 @@ fn main() {
             site_comparison(w, &gallery);
             continue;
         }
-        for mode in ["throughput", "threaded", "stages"] {
+        for mode in ["throughput", "threaded", "capacity", "stages"] {
             let status = std::process::Command::new(std::env::current_exe().unwrap())
                 .env("FACEGATE_BENCH_CHILD", w)
                 .env("FACEGATE_BENCH_GALLERY", &gallery)
