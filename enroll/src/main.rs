@@ -269,6 +269,11 @@ enum Command {
         /// Threads per network run, as `[performance] threads`: "auto" (one per core) or N.
         #[arg(long, default_value = "1")]
         threads: facegate::cores::Threads,
+        /// Also the door's frame rate (BlazeFace, align, embed; photos fitted into 640x480
+        /// frames) with one recognition worker and with N side by side, as `[performance]
+        /// workers` runs them: on a Pi, `--workers 4` shows what its four cores really give.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+        workers: Option<u16>,
     },
     /// Compare the main (largest) faces of two photos: prints the distance and whether it is the
     /// same person. Exit status 0 same, 1 different, 2 error (unreadable file, no face...).
@@ -417,6 +422,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             paths,
             rounds,
             threads,
+            workers,
         } => {
             let threads = facegate::cores::use_threads(threads.count());
             return bench(
@@ -424,8 +430,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 g.embedder.as_deref(),
                 g.min_face,
                 paths,
-                *rounds,
-                threads,
+                (*rounds, threads, workers.map(usize::from)),
             );
         }
         Command::Reembed { json } => {
@@ -659,8 +664,7 @@ fn bench(
     embedder: Option<&str>,
     min_face: f32,
     paths: &[PathBuf],
-    rounds: u32,
-    threads: usize,
+    (rounds, threads, workers): (u32, usize, Option<usize>),
 ) -> Result<ExitCode> {
     let files = image_files(paths);
     if files.is_empty() {
@@ -696,8 +700,37 @@ fn bench(
         for (label, (median, mean)) in facegate::bench::STAGES.iter().zip(times.summary()) {
             println!("  {label:<24} {median:>9.2} ms  ({mean:.2})");
         }
+        if let Some(n) = workers {
+            let frames = door_frames(&mut pipeline, &files)?;
+            pipeline
+                .use_fast_detector(models)
+                .context("loading the door's detector")?;
+            let secs = f64::from(rounds).clamp(2.0, 10.0);
+            for w in if n > 1 { vec![1, n] } else { vec![1] } {
+                let r = facegate::bench::door_rate(&pipeline, &frames, w, secs)?;
+                println!(
+                    "  door frames, {w} worker(s)   {:>7.1} a second  ({:.2} ms a frame on a worker, {} frames)",
+                    r.frames_per_second, r.frame_ms, r.frames
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The photos as a door camera's 640x480 frames, each with its largest face 160 px large.
+fn door_frames(pipeline: &mut Pipeline, files: &[PathBuf]) -> Result<Vec<facegate::RgbImage>> {
+    files
+        .iter()
+        .map(|f| {
+            let img = facegate::decode_file(f).with_context(|| f.display().to_string())?;
+            let faces = pipeline.detect(&img)?;
+            let face = faces
+                .first()
+                .with_context(|| format!("{}: no face found", f.display()))?;
+            Ok(facegate::bench::door_frame(&img, &face.bbox))
+        })
+        .collect()
 }
 
 /// One face as `facegate embed` prints it.

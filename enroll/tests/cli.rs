@@ -307,6 +307,50 @@ fn bench_times_every_stage_of_each_embedder() {
     }
 }
 
+/// `--workers N`: the door's frame rate on one worker and on N side by side, as a Pi owner
+/// checks what the four cores give.
+#[test]
+fn bench_workers_gives_the_doors_frame_rate_on_one_and_on_n_workers() {
+    let out = facegate(&[
+        "--embedder",
+        "sface_2021dec_int8",
+        "bench",
+        "--rounds",
+        "1",
+        "--workers",
+        "2",
+        s(&fixture("obama2.jpg")),
+        s(&fixture("biden.jpg")),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rate = |w: u32| -> f64 {
+        let prefix = format!("door frames, {w} worker(s)");
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {text}"));
+        line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no rate in {line:?}"))
+    };
+    for w in [1, 2] {
+        assert!(rate(w) > 0.0 && rate(w).is_finite(), "{text}");
+    }
+    // --workers is bounded: a number of workers that would exhaust memory is refused.
+    let out = facegate(&["bench", "--workers", "64", s(&fixture("obama2.jpg"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64"));
+}
+
 #[test]
 fn bench_names_a_photo_without_a_face_and_exits_2() {
     let out = facegate(&["bench", "--rounds", "1", s(&fixture("coffee.png"))]);

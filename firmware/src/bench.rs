@@ -1,5 +1,6 @@
 //! Per-stage timing of the photo pipeline on real photos, shared by `cargo bench` and
-//! `facegate bench`, which measures on the device itself (e.g. int8 against f32 on a Pi).
+//! `facegate bench`, which measures on the device itself (e.g. int8 against f32 on a Pi), and
+//! the door's frame rate with several recognition workers busy at once.
 
 use crate::{decode_file, Embedding, Pipeline};
 use std::path::PathBuf;
@@ -151,6 +152,110 @@ pub fn time_photos(
         }
     }
     Ok(StageTimes { ms })
+}
+
+/// `img` as a door camera's 640x480 frame sees a person, as the simulator frames photos: scaled
+/// so that the face `face` is 160 px, centred, on black.
+pub fn door_frame(img: &image::RgbImage, face: &crate::BBox) -> image::RgbImage {
+    let k = (160.0 / face.size().max(1.0)).clamp(0.01, 100.0);
+    let sw = ((img.width() as f32 * k).round() as u32).clamp(1, 16_384);
+    let sh = ((img.height() as f32 * k).round() as u32).clamp(1, 16_384);
+    let scaled = image::imageops::resize(img, sw, sh, image::imageops::FilterType::Triangle);
+    let (cx, cy) = ((face.x + face.w / 2.0) * k, (face.y + face.h / 2.0) * k);
+    let mut frame = image::RgbImage::new(640, 480);
+    image::imageops::overlay(
+        &mut frame,
+        &scaled,
+        (320.0 - cx).round() as i64,
+        (240.0 - cy).round() as i64,
+    );
+    frame
+}
+
+/// What [`door_rate`] measured.
+#[derive(Debug, Clone)]
+pub struct DoorRate {
+    /// Workers that ran side by side.
+    pub workers: usize,
+    /// Door frames (detect, align, embed) done a second by all of them together.
+    pub frames_per_second: f64,
+    /// Median time of one frame on one worker, ms.
+    pub frame_ms: f64,
+    /// Frames done in all.
+    pub frames: usize,
+}
+
+/// The door's frame path (largest face, alignment, embedding, as `facegated` runs it) on
+/// `frames`, by `workers` copies of `p` side by side for about `seconds`, after one warm-up frame
+/// each: what a device really does with its cores busy (shared caches and memory bus included),
+/// which counting one core's instructions cannot tell.
+pub fn door_rate(
+    p: &Pipeline,
+    frames: &[image::RgbImage],
+    workers: usize,
+    seconds: f64,
+) -> Result<DoorRate, BenchError> {
+    let fail = |message: String| BenchError {
+        path: "door frame".into(),
+        message,
+    };
+    if frames.is_empty() {
+        return Err(fail("no frames".into()));
+    }
+    let one = |p: &mut Pipeline, img: &image::RgbImage| -> Result<(), BenchError> {
+        let det = p.detect_largest(img).map_err(|e| fail(e.to_string()))?;
+        let det = det.ok_or_else(|| fail("no face found".into()))?;
+        let chip = p
+            .align(img, &det)
+            .ok_or_else(|| fail("the face's landmarks are degenerate".into()))?;
+        std::hint::black_box(p.embed_chip(&chip).map_err(|e| fail(e.to_string()))?);
+        Ok(())
+    };
+    let workers = workers.max(1);
+    let barrier = std::sync::Barrier::new(workers);
+    let span = std::time::Duration::from_secs_f64(seconds.max(0.1));
+    let results: Vec<Result<(Vec<f64>, f64), BenchError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (barrier, one) = (&barrier, &one);
+                let mut p = p.clone();
+                s.spawn(move || {
+                    one(&mut p, &frames[w % frames.len()])?;
+                    barrier.wait();
+                    let start = Instant::now();
+                    let mut ms = Vec::new();
+                    let mut i = w;
+                    while start.elapsed() < span {
+                        let t = Instant::now();
+                        one(&mut p, &frames[i % frames.len()])?;
+                        ms.push(t.elapsed().as_secs_f64() * 1e3);
+                        i += 1;
+                    }
+                    Ok((ms, start.elapsed().as_secs_f64()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(fail("a worker panicked".into())))
+            })
+            .collect()
+    });
+    let mut all = Vec::new();
+    let mut rate = 0.0;
+    for r in results {
+        let (ms, secs) = r?;
+        rate += ms.len() as f64 / secs;
+        all.extend(ms);
+    }
+    Ok(DoorRate {
+        workers,
+        frames_per_second: rate,
+        frame_ms: median(&all),
+        frames: all.len(),
+    })
 }
 
 #[cfg(test)]

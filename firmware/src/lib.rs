@@ -47,6 +47,8 @@ pub mod tamper;
 pub mod vision;
 pub mod wiegand;
 
+/// The image type frames and photos come in.
+pub use image::RgbImage;
 pub use models::{Manifest, ModelError, ModelSet};
 pub use vision::{
     decode::{decode_bytes, decode_file, DecodeError},
