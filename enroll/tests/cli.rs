@@ -13,6 +13,18 @@ fn facegate(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The standard output of a run that must have exited 0 (else fails with both outputs).
+fn succeeded(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -280,13 +292,7 @@ fn bench_times_every_stage_of_each_embedder() {
         "1",
         s(&fixture("obama2.jpg")),
     ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = succeeded(&out);
     for embedder in ["dlib_resnet_v1_f32", "dlib_resnet_v1_int8"] {
         let section: Vec<&str> = text
             .lines()
@@ -322,13 +328,7 @@ fn bench_workers_gives_the_doors_frame_rate_on_one_and_on_n_workers() {
         s(&fixture("obama2.jpg")),
         s(&fixture("biden.jpg")),
     ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = succeeded(&out);
     let rate = |w: u32| -> f64 {
         let prefix = format!("door frames, {w} worker(s)");
         let line = text
@@ -532,13 +532,7 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
         "--write-config",
         s(&config),
     ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = succeeded(&out);
     let v: Value = serde_json::from_str(&text).unwrap();
     let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
     keys.sort_unstable();

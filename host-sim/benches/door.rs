@@ -190,6 +190,35 @@ impl Sampler {
     }
 }
 
+/// Threads per network run at the door for `embedder` with these settings.
+fn network_threads(embedder: &str, threads: facegate::cores::Threads) -> usize {
+    let perf = facegate::cores::PerformanceConfig {
+        threads,
+        workers: workers(),
+    };
+    let form = if embedder.contains("int8") {
+        "int8"
+    } else {
+        "f32"
+    };
+    facegate::cores::door_split(&perf, form, facegate::cores::available()).1
+}
+
+/// Runs `s` at real camera pace as `facegated` runs; with the process's peak RSS after it and
+/// the median RSS over its second half (MiB).
+fn realtime_run(s: &Scenario) -> (facegate_sim::Report, f64, f64) {
+    let sampler = Sampler::start();
+    let t0 = Instant::now();
+    let options = RunOptions {
+        realtime: true,
+        workdir: None,
+    };
+    let r = run_scenario(s, &options, Control::default()).unwrap();
+    let t1 = Instant::now();
+    let peak = memory::usage().map_or(f64::NAN, |u| u.peak_mib());
+    (r, peak, sampler.median_after(t0 + (t1 - t0) / 2))
+}
+
 /// One daemon's life with `embedder`: every frame processed in simulated time ("throughput"),
 /// at a 15 fps camera's pace as `facegated` runs ("threaded": latency), or with a 100 fps
 /// camera that keeps every worker busy ("capacity": frames judged a second, memory).
@@ -220,20 +249,7 @@ fn child(embedder: &str, gallery: &Path, mode: &str) {
         // Latency at real camera pace (15 fps): first frame of the person -> relay unlocked.
         // The daemon runs as `facegated` does, capture and recognition on threads of their own.
         let s = Scenario::parse(&scenario(30, 15), Path::new("bench.toml"), dir.path()).unwrap();
-        let sampler = Sampler::start();
-        let t0 = Instant::now();
-        let rt = run_scenario(
-            &s,
-            &RunOptions {
-                realtime: true,
-                workdir: None,
-            },
-            Control::default(),
-        )
-        .unwrap();
-        let t1 = Instant::now();
-        let peak = memory::usage().map_or(f64::NAN, |u| u.peak_mib());
-        let steady = sampler.median_after(t0 + (t1 - t0) / 2);
+        let (rt, peak, steady) = realtime_run(&s);
         let step_start = rt.marks.iter().find(|m| m.0 == 1).unwrap().1;
         let first_frame = step_start + std::time::Duration::from_secs_f64(1.0 / 15.0);
         let unlock = rt.unlocks().first().copied();
@@ -252,36 +268,18 @@ fn child(embedder: &str, gallery: &Path, mode: &str) {
         // A 100 fps camera for 3 s; what the door recognises a second (the rest is dropped as
         // stale, as on a camera faster than the machine), with every worker busy.
         let s = Scenario::parse(&scenario(300, 100), Path::new("bench.toml"), dir.path()).unwrap();
-        let sampler = Sampler::start();
-        let t0 = Instant::now();
-        let rt = run_scenario(
-            &s,
-            &RunOptions {
-                realtime: true,
-                workdir: None,
-            },
-            Control::default(),
-        )
-        .unwrap();
-        let t1 = Instant::now();
-        let steady = sampler.median_after(t0 + (t1 - t0) / 2);
+        let (rt, peak, steady) = realtime_run(&s);
         let sm = &rt.summary;
         let seconds = sm.delivered as f64 / 100.0;
         println!(
             "{embedder}: threaded daemon, 100 fps camera | {} worker(s), networks on {} thread(s) | {:.1} frames recognised a second ({} of {} delivered) | \
-             recognition {:.1} ms a frame (median) | daemon RSS: peak {:.1} MiB, steady {steady:.1} MiB",
+             recognition {:.1} ms a frame (median) | daemon RSS: peak {peak:.1} MiB, steady {steady:.1} MiB",
             sm.workers,
-            facegate::cores::door_split(
-                &facegate::cores::PerformanceConfig { threads, workers: workers() },
-                if embedder.contains("int8") { "int8" } else { "f32" },
-                facegate::cores::available()
-            )
-            .1,
+            network_threads(embedder, threads),
             sm.frames as f64 / seconds,
             sm.frames,
             sm.delivered,
             sm.recognition.percentile(50.0).as_secs_f64() * 1000.0,
-            memory::usage().map_or(f64::NAN, |u| u.peak_mib()),
         );
         return;
     }
@@ -318,12 +316,7 @@ fn child(embedder: &str, gallery: &Path, mode: &str) {
          ~{:.0} allocations per frame (tract tensors, detector lists) | daemon RSS: peak {peak:.1} MiB, steady {steady:.1} MiB",
         per_frame_ms,
         1000.0 / per_frame_ms,
-        facegate::cores::door_split(
-            &facegate::cores::PerformanceConfig { threads, workers: workers() },
-            if embedder.contains("int8") { "int8" } else { "f32" },
-            facegate::cores::available()
-        )
-        .1,
+        network_threads(embedder, threads),
         r.summary.frames,
         allocs as f64 / r.summary.frames as f64,
     );
