@@ -303,9 +303,20 @@ impl Scenario {
         Ok(s)
     }
 
-    /// `p` resolved against the scenario's directory.
+    /// `p` resolved against the scenario's directory; a file not there is taken from the
+    /// fixture photos ([`crate::runner::fixtures_dir`]) if it is one, so the scenarios shipped in
+    /// `host-sim/scenarios/` run from the checkout.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        self.base.join(p)
+        let here = self.base.join(p);
+        if here.exists() || p.is_absolute() {
+            return here;
+        }
+        let fixture = crate::runner::fixtures_dir().join(p);
+        if fixture.is_file() {
+            fixture
+        } else {
+            here
+        }
     }
 }
 

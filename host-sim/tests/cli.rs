@@ -199,3 +199,20 @@ fn the_daemon_killed_while_it_rotates_its_audit_log_keeps_every_event_exactly_on
     assert_eq!(r.broken, None);
     assert_eq!(r.chained, seqs.len() as u64);
 }
+
+/// A scenario shipped in `host-sim/scenarios/` runs from the checkout as the README says: its
+/// photos, not next to it, come from the fixture photos.
+#[test]
+fn a_shipped_scenario_runs_from_the_checkout_with_the_fixture_photos() {
+    for f in ["obama.jpg", "obama2.jpg"] {
+        fixture(f);
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/held_open.toml");
+    let out = Command::new(BIN)
+        .args(["run", "--quiet", path])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("ok    1 unlock(s) in all"), "{err}");
+}
