@@ -21,10 +21,10 @@ pub const MAX_WORKERS: usize = 16;
 /// once): `"auto"` or a count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Threads {
-    /// Decided from the cores, see [`door_split`]. Outside the door (the CLI), `threads =
-    /// "auto"` is one per core with an f32 embedder and one with int8, whose threaded kernels ran
-    /// slower than one thread (2-core x86 with VNNI: SFace int8 embed 28-31 ms on one thread,
-    /// 40-43 ms on two; f32 30-38 ms on one, 24-30 ms on two).
+    /// At the door, decided from the cores and the embedder's form, see [`door_split`]
+    /// (threaded int8 kernels ran slower than one thread: 2-core x86 with VNNI, SFace int8 embed
+    /// 28-31 ms on one thread, 40-43 ms on two; f32 30-38 ms on one, 24-30 ms on two). Elsewhere
+    /// (the CLI's `--threads auto`), one per core, [`Threads::count`].
     #[default]
     Auto,
     /// Exactly this many (1: everything on the calling thread, no pool).
@@ -32,19 +32,11 @@ pub enum Threads {
 }
 
 impl Threads {
-    /// The number of threads this means here: `Auto` as for an f32 embedder.
+    /// The number of threads this means here: `Auto` is one per core.
     pub fn count(self) -> usize {
         match self {
             Threads::Auto => available(),
             Threads::Count(n) => n.get(),
-        }
-    }
-
-    /// The number of threads this means for an embedder of this quantization ("int8", "f32").
-    pub fn for_embedder(self, quantization: &str) -> usize {
-        match self {
-            Threads::Auto if quantization == "int8" => 1,
-            t => t.count(),
         }
     }
 }
@@ -130,7 +122,7 @@ pub fn available() -> usize {
 }
 
 /// Makes every network run of this process use `n` threads (from [`Threads::count`] or
-/// [`Threads::for_embedder`]). One thread is no pool: networks run on the caller's thread.
+/// [`door_split`]). One thread is no pool: networks run on the caller's thread.
 pub fn use_threads(n: usize) -> usize {
     let n = n.max(1);
     set_default_executor(if n > 1 {
@@ -156,9 +148,12 @@ mod tests {
         assert!(p("threads = \"many\"").is_err());
         assert!(p("cores = 2").is_err());
         assert!(Threads::Auto.count() >= 1);
-        assert_eq!(Threads::Auto.for_embedder("int8"), 1);
-        assert_eq!(Threads::Auto.for_embedder("f32"), Threads::Auto.count());
-        assert_eq!(p("threads = 3").unwrap().for_embedder("int8"), 3);
+        // One worker: `auto` threads are 1 with int8 and every core with f32; a count is kept.
+        let perf = |t: &str| toml::from_str::<PerformanceConfig>(t).unwrap();
+        let cores = Threads::Auto.count();
+        assert_eq!(door_split(&perf("workers = 1"), "int8", cores).1, 1);
+        assert_eq!(door_split(&perf("workers = 1"), "f32", cores).1, cores);
+        assert_eq!(door_split(&perf("workers = 1\nthreads = 3"), "int8", cores).1, 3);
         let back = toml::to_string(&PerformanceConfig {
             threads: Threads::Count(NonZeroUsize::new(3).unwrap()),
             workers: Threads::Auto,
