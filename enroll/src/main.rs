@@ -728,7 +728,8 @@ fn door_frames(pipeline: &mut Pipeline, files: &[PathBuf]) -> Result<Vec<facegat
             let face = faces
                 .first()
                 .with_context(|| format!("{}: no face found", f.display()))?;
-            Ok(facegate::bench::door_frame(&img, &face.bbox))
+            let shown = (&img, Some(face.bbox), facegate::bench::DEFAULT_FACE_PX);
+            Ok(facegate::bench::compose(&[shown], 640, 480))
         })
         .collect()
 }

@@ -3,6 +3,7 @@
 //! the door's frame rate with several recognition workers busy at once.
 
 use crate::{decode_file, Embedding, Pipeline};
+use image::RgbImage;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -154,21 +155,45 @@ pub fn time_photos(
     Ok(StageTimes { ms })
 }
 
-/// `img` as a door camera's 640x480 frame sees a person, as the simulator frames photos: scaled
-/// so that the face `face` is 160 px, centred, on black.
-pub fn door_frame(img: &image::RgbImage, face: &crate::BBox) -> image::RgbImage {
-    let k = (160.0 / face.size().max(1.0)).clamp(0.01, 100.0);
-    let sw = ((img.width() as f32 * k).round() as u32).clamp(1, 16_384);
-    let sh = ((img.height() as f32 * k).round() as u32).clamp(1, 16_384);
-    let scaled = image::imageops::resize(img, sw, sh, image::imageops::FilterType::Triangle);
-    let (cx, cy) = ((face.x + face.w / 2.0) * k, (face.y + face.h / 2.0) * k);
-    let mut frame = image::RgbImage::new(640, 480);
-    image::imageops::overlay(
-        &mut frame,
-        &scaled,
-        (320.0 - cx).round() as i64,
-        (240.0 - cy).round() as i64,
-    );
+/// Default size of a shown face in the frame: a person about a metre from a door camera.
+pub const DEFAULT_FACE_PX: f32 = 160.0;
+
+/// Places photos side by side in a `w`x`h` frame on mid grey, as a door camera sees the people
+/// in them (the simulator's frames, `facegate bench --workers`): each scaled so its largest face
+/// (`face`, in the photo's pixels) is `face_px` pixels and centred in its part of the frame; a
+/// photo without a face is fitted whole.
+pub fn compose(photos: &[(&RgbImage, Option<crate::BBox>, f32)], w: u32, h: u32) -> RgbImage {
+    let mut frame = RgbImage::from_pixel(w, h, image::Rgb([118, 118, 118]));
+    let n = photos.len().max(1) as u32;
+    let cell_w = w / n;
+    for (i, (img, face, face_px)) in photos.iter().enumerate() {
+        let (k, cx, cy) = match face {
+            Some(b) => (
+                face_px / b.size().max(1.0),
+                b.x + b.w / 2.0,
+                b.y + b.h / 2.0,
+            ),
+            None => (
+                (cell_w as f32 / img.width() as f32).min(h as f32 / img.height() as f32),
+                img.width() as f32 / 2.0,
+                img.height() as f32 / 2.0,
+            ),
+        };
+        let nw = ((img.width() as f32 * k).round() as u32).max(1);
+        let nh = ((img.height() as f32 * k).round() as u32).max(1);
+        let small = image::imageops::resize(*img, nw, nh, image::imageops::FilterType::Triangle);
+        // Paste so the face centre lands on the cell centre, clipped to the cell.
+        let ox = (i as u32 * cell_w + cell_w / 2) as i64 - (cx * k).round() as i64;
+        let oy = (h / 2) as i64 - (cy * k).round() as i64;
+        let x0 = (i as u32 * cell_w) as i64;
+        let x1 = x0 + cell_w as i64;
+        for (x, y, p) in small.enumerate_pixels() {
+            let (fx, fy) = (ox + x as i64, oy + y as i64);
+            if fx >= x0 && fx < x1 && fy >= 0 && fy < h as i64 {
+                frame.put_pixel(fx as u32, fy as u32, *p);
+            }
+        }
+    }
     frame
 }
 

@@ -153,7 +153,10 @@ mod tests {
         let cores = Threads::Auto.count();
         assert_eq!(door_split(&perf("workers = 1"), "int8", cores).1, 1);
         assert_eq!(door_split(&perf("workers = 1"), "f32", cores).1, cores);
-        assert_eq!(door_split(&perf("workers = 1\nthreads = 3"), "int8", cores).1, 3);
+        assert_eq!(
+            door_split(&perf("workers = 1\nthreads = 3"), "int8", cores).1,
+            3
+        );
         let back = toml::to_string(&PerformanceConfig {
             threads: Threads::Count(NonZeroUsize::new(3).unwrap()),
             workers: Threads::Auto,

@@ -182,46 +182,7 @@ impl AuditSink for Tee {
     }
 }
 
-/// Default size of a shown face in the frame: a person about a metre from a door camera.
-pub const DEFAULT_FACE_PX: f32 = 160.0;
-
-/// Places photos side by side in a `w`x`h` frame on mid grey, each scaled so its largest face
-/// (`face`, in the photo's pixels) is `face_px` pixels and centred in its part of the frame;
-/// a photo without a face is fitted whole.
-pub fn compose(photos: &[(&RgbImage, Option<BBox>, f32)], w: u32, h: u32) -> RgbImage {
-    let mut frame = RgbImage::from_pixel(w, h, Rgb([118, 118, 118]));
-    let n = photos.len().max(1) as u32;
-    let cell_w = w / n;
-    for (i, (img, face, face_px)) in photos.iter().enumerate() {
-        let (k, cx, cy) = match face {
-            Some(b) => (
-                face_px / b.size().max(1.0),
-                b.x + b.w / 2.0,
-                b.y + b.h / 2.0,
-            ),
-            None => (
-                (cell_w as f32 / img.width() as f32).min(h as f32 / img.height() as f32),
-                img.width() as f32 / 2.0,
-                img.height() as f32 / 2.0,
-            ),
-        };
-        let nw = ((img.width() as f32 * k).round() as u32).max(1);
-        let nh = ((img.height() as f32 * k).round() as u32).max(1);
-        let small = image::imageops::resize(*img, nw, nh, image::imageops::FilterType::Triangle);
-        // Paste so the face centre lands on the cell centre, clipped to the cell.
-        let ox = (i as u32 * cell_w + cell_w / 2) as i64 - (cx * k).round() as i64;
-        let oy = (h / 2) as i64 - (cy * k).round() as i64;
-        let x0 = (i as u32 * cell_w) as i64;
-        let x1 = x0 + cell_w as i64;
-        for (x, y, p) in small.enumerate_pixels() {
-            let (fx, fy) = (ox + x as i64, oy + y as i64);
-            if fx >= x0 && fx < x1 && fy >= 0 && fy < h as i64 {
-                frame.put_pixel(fx as u32, fy as u32, *p);
-            }
-        }
-    }
-    frame
-}
+pub use facegate::bench::{compose, DEFAULT_FACE_PX};
 
 /// The person `spec` enrols, as `facegate enroll` makes them, and their face crops.
 fn person(
