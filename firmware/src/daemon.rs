@@ -1389,8 +1389,10 @@ fn recognise(
         let mut embedding = Embedding(Vec::new());
         let mut facts = FrameFacts::default();
         // The newest NIR frame, kept until a newer one comes.
-        if let Some(nir) = sh.nir_frames.take(Duration::ZERO).filter(|_| cues.nir_on()) {
-            cues.offer_nir(nir);
+        if cues.nir_on() {
+            if let Some(nir) = sh.nir_frames.take(Duration::ZERO) {
+                cues.offer_nir(nir);
+            }
         }
         let observation = look(
             pipeline,
