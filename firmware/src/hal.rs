@@ -147,8 +147,8 @@ pub trait Clock: Send + Sync {
         false
     }
     /// Called by the recognition thread after `worked` of real work on a frame. A simulated
-    /// slower machine (the simulator's `--slowdown`) waits here for the extra time it would
-    /// take; a real clock does nothing.
+    /// slower machine (the simulator's `recognition_ms` or `--slowdown`) waits here for the
+    /// extra time it would take; a real clock does nothing.
     fn worked(&self, worked: Duration) {
         let _ = worked;
     }

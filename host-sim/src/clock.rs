@@ -17,8 +17,24 @@ struct Inner {
     nanos: AtomicU64,
     wall0: SystemTime,
     realtime: Option<Instant>,
-    /// How many times slower the modelled machine is (real-time mode).
-    slowdown: f64,
+    /// The machine modelled (real-time mode).
+    machine: Machine,
+    /// Frames whose real work took longer than the modelled machine's cost ([`Machine::Cost`]).
+    over_cost: AtomicU64,
+}
+
+/// The machine the real-time simulation models, for the time recognition of a frame takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Machine {
+    /// This machine: recognition takes what it takes here.
+    Host,
+    /// A machine this many times slower than this one (`--slowdown`): what it models depends on
+    /// the host, so it is for people trying things, never for tests.
+    Slowdown(f64),
+    /// A machine on which recognising a frame costs this long (`recognition_ms`), whatever the
+    /// host: the host's own work counts towards it, the rest is waited for real. A host slower
+    /// than the cost cannot model it; such frames are counted ([`SimClock::over_cost`]).
+    Cost(Duration),
 }
 
 impl SimClock {
@@ -29,7 +45,8 @@ impl SimClock {
                 nanos: AtomicU64::new(0),
                 wall0: SystemTime::now(),
                 realtime: realtime.then(Instant::now),
-                slowdown: 1.0,
+                machine: Machine::Host,
+                over_cost: AtomicU64::new(0),
             }),
         }
     }
@@ -42,23 +59,31 @@ impl SimClock {
                 nanos: AtomicU64::new(self.inner.nanos.load(std::sync::atomic::Ordering::SeqCst)),
                 wall0,
                 realtime,
-                slowdown: self.inner.slowdown,
+                machine: self.inner.machine,
+                over_cost: AtomicU64::new(0),
             }),
         }
     }
 
-    /// The same clock modelling a machine `factor` times slower than this one: in real-time
-    /// mode the daemon's recognition work on each frame takes `factor` times as long.
-    pub fn with_slowdown(self, factor: f64) -> Self {
+    /// The same clock modelling `machine`: in real-time mode the daemon's recognition of each
+    /// frame takes as long as it would there.
+    pub fn with_machine(self, machine: Machine) -> Self {
         let i = &self.inner;
         Self {
             inner: Arc::new(Inner {
                 nanos: AtomicU64::new(i.nanos.load(Ordering::SeqCst)),
                 wall0: i.wall0,
                 realtime: i.realtime,
-                slowdown: factor.max(1.0),
+                machine,
+                over_cost: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Frames whose real work on this host took longer than the modelled machine's cost: the
+    /// host was too slow (or too loaded) to model that machine for them.
+    pub fn over_cost(&self) -> u64 {
+        self.inner.over_cost.load(Ordering::Relaxed)
     }
 
     /// Moves the clock forward to `t` (never backwards).
@@ -94,9 +119,22 @@ impl Clock for SimClock {
         self.inner.realtime.is_some()
     }
     fn worked(&self, worked: Duration) {
-        // The slower machine's extra time, spent for real so the camera runs on meanwhile.
-        if self.inner.realtime.is_some() && self.inner.slowdown > 1.0 {
-            std::thread::sleep(worked.mul_f64(self.inner.slowdown - 1.0));
+        if self.inner.realtime.is_none() {
+            return;
+        }
+        // The modelled machine's extra time, spent for real so the camera runs on meanwhile.
+        let extra = match self.inner.machine {
+            Machine::Host => Duration::ZERO,
+            Machine::Slowdown(f) => worked.mul_f64((f - 1.0).max(0.0)),
+            Machine::Cost(cost) => {
+                if worked > cost {
+                    self.inner.over_cost.fetch_add(1, Ordering::Relaxed);
+                }
+                cost.saturating_sub(worked)
+            }
+        };
+        if !extra.is_zero() {
+            std::thread::sleep(extra);
         }
     }
 }
@@ -117,5 +155,27 @@ mod tests {
             c.wall().duration_since(c.inner.wall0).unwrap(),
             Duration::from_secs(3600)
         );
+    }
+
+    /// The fixed cost is the modelled machine's, whatever the host's own work took: a fast
+    /// host waits the rest, a host slower than the cost is counted, never hidden.
+    #[test]
+    fn a_fixed_recognition_cost_does_not_depend_on_the_hosts_speed() {
+        let cost = Duration::from_millis(40);
+        let c = SimClock::new(true).with_machine(Machine::Cost(cost));
+        for host_work in [Duration::ZERO, Duration::from_millis(10)] {
+            let started = Instant::now();
+            std::thread::sleep(host_work);
+            c.worked(started.elapsed());
+            assert!(started.elapsed() >= cost, "{:?}", started.elapsed());
+        }
+        assert_eq!(c.over_cost(), 0);
+        c.worked(Duration::from_millis(41));
+        assert_eq!(c.over_cost(), 1);
+        // In simulated time nothing is waited for.
+        let sim = SimClock::new(false).with_machine(Machine::Cost(Duration::from_secs(60)));
+        let started = Instant::now();
+        sim.worked(Duration::ZERO);
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

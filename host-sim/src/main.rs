@@ -35,13 +35,24 @@ enum Command {
         /// With --realtime: model a machine this many times slower than this one (e.g. 6 for a
         /// Raspberry Pi 4's one core against a current x86 core): recognition of each frame
         /// takes this many times as long while the camera keeps its pace.
-        #[arg(long, value_name = "FACTOR", requires = "realtime")]
+        /// What it models depends on this host's speed; --recognition-ms does not.
+        #[arg(
+            long,
+            value_name = "FACTOR",
+            requires = "realtime",
+            conflicts_with = "recognition_ms"
+        )]
         slowdown: Option<f64>,
+        /// With --realtime: model a machine on which recognising one frame takes MS
+        /// milliseconds (per worker), whatever this machine's speed (e.g. 150 for a Raspberry
+        /// Pi 4 core with the int8 embedder; see docs).
+        #[arg(long, value_name = "MS", requires = "realtime")]
+        recognition_ms: Option<f64>,
         /// The camera's frame rate for every `show` step (overrides the scenario's).
         #[arg(long, value_name = "FPS")]
         fps: Option<f64>,
         /// With --realtime: frames recognised at once (`[performance] workers`; e.g. 4 for a
-        /// Raspberry Pi's four cores, each modelled at --slowdown).
+        /// Raspberry Pi's four cores, each modelled at --recognition-ms or --slowdown).
         #[arg(long, value_name = "N", requires = "realtime")]
         workers: Option<u32>,
         /// Keep the gallery, config and audit log in this directory (default: a temporary one).
@@ -79,6 +90,7 @@ fn main() -> ExitCode {
             scenario,
             realtime,
             slowdown,
+            recognition_ms,
             fps,
             workers,
             workdir,
@@ -86,7 +98,12 @@ fn main() -> ExitCode {
         } => run(
             &scenario,
             realtime,
-            (slowdown, fps, workers),
+            Overrides {
+                slowdown,
+                recognition_ms,
+                fps,
+                workers,
+            },
             workdir,
             quiet,
         ),
@@ -112,20 +129,40 @@ fn signal_control() -> Result<Control> {
     Ok(control)
 }
 
+/// The command line's overrides of a scenario's keys.
+struct Overrides {
+    slowdown: Option<f64>,
+    recognition_ms: Option<f64>,
+    fps: Option<f64>,
+    workers: Option<u32>,
+}
+
 fn run(
     path: &Path,
     realtime: bool,
-    (slowdown, fps, workers): (Option<f64>, Option<f64>, Option<u32>),
+    overrides: Overrides,
     workdir: Option<PathBuf>,
     quiet: bool,
 ) -> Result<bool> {
+    let Overrides {
+        slowdown,
+        recognition_ms,
+        fps,
+        workers,
+    } = overrides;
     let mut text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     // The overrides go through the scenario's own checks.
-    if slowdown.is_some() || fps.is_some() || workers.is_some() {
+    if slowdown.is_some() || recognition_ms.is_some() || fps.is_some() || workers.is_some() {
         let mut t: toml::Table =
             toml::from_str(&text).with_context(|| path.display().to_string())?;
+        // The command line's model of the machine replaces the scenario's.
         if let Some(f) = slowdown {
+            t.remove("recognition_ms");
             t.insert("slowdown".into(), f.into());
+        }
+        if let Some(ms) = recognition_ms {
+            t.remove("slowdown");
+            t.insert("recognition_ms".into(), ms.into());
         }
         if let Some(n) = workers {
             let config = t
@@ -207,6 +244,12 @@ fn summary(r: &Report, description: Option<&str>) {
             "  recognition of a frame:            {}",
             s.recognition.describe()
         );
+        if r.over_cost > 0 {
+            eprintln!(
+                "  WARNING: on {} frame(s) this machine's own work took longer than recognition_ms: it was too slow or too loaded to model that machine",
+                r.over_cost
+            );
+        }
         eprintln!(
             "  frame age when recognition starts: {}",
             s.frame_age.describe()

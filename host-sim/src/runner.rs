@@ -99,6 +99,9 @@ pub struct Report {
     pub osdp_led: u64,
     /// See `osdp_led`.
     pub osdp_buzzer: u64,
+    /// Real-time mode with `recognition_ms`: frames whose real work here took longer than the
+    /// modelled machine's cost (this host could not model that machine for them).
+    pub over_cost: u64,
 }
 
 impl Report {
@@ -328,7 +331,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         lock.save_with_crops(&g, &crops)?;
     }
 
-    let mut clock = SimClock::new(opts.realtime).with_slowdown(s.slowdown);
+    let mut clock = SimClock::new(opts.realtime).with_machine(s.machine());
     if let Some(t) = s
         .start_time
         .as_deref()
@@ -568,6 +571,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
             .counts
             .buzzer
             .load(std::sync::atomic::Ordering::Relaxed),
+        over_cost: clock.over_cost(),
     };
     check(s, &mut report);
     Ok(report)

@@ -3,7 +3,8 @@
 //!
 //! ```toml
 //! fps = 10                        # default frame rate of `show` steps
-//! slowdown = 6                    # real-time mode: model a machine 6x slower than this one
+//! recognition_ms = 150            # real-time mode: model a machine that takes 150 ms a frame
+//! slowdown = 6                    # (or: a machine 6x slower than this one; depends on the host)
 //! [config]                        # daemon config overrides (same keys as config.toml)
 //! lock = { unlock_seconds = 5 }
 //!
@@ -87,6 +88,10 @@ pub struct Scenario {
     /// simulation (its recognition thread takes this many times as long for each frame).
     #[serde(default = "default_slowdown")]
     pub slowdown: f64,
+    /// Real-time mode: the machine modelled takes this many milliseconds to recognise a frame
+    /// (per worker), whatever the host running the simulation: the form tests use.
+    #[serde(default)]
+    pub recognition_ms: Option<f64>,
     /// Daemon config overrides.
     #[serde(default)]
     pub config: toml::Table,
@@ -257,6 +262,16 @@ fn yes() -> bool {
 }
 
 impl Scenario {
+    /// The machine a real-time run models: a fixed recognition cost, a slowdown, or this one.
+    pub fn machine(&self) -> crate::clock::Machine {
+        use crate::clock::Machine;
+        match self.recognition_ms {
+            Some(ms) => Machine::Cost(std::time::Duration::from_secs_f64(ms / 1000.0)),
+            None if self.slowdown > 1.0 => Machine::Slowdown(self.slowdown),
+            None => Machine::Host,
+        }
+    }
+
     /// Reads and checks the scenario at `path`.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
@@ -287,6 +302,18 @@ impl Scenario {
                 "slowdown must be 1 to 100 (got {})",
                 s.slowdown
             )));
+        }
+        if let Some(ms) = s.recognition_ms {
+            if !(ms.is_finite() && (1.0..=10_000.0).contains(&ms)) {
+                return Err(invalid(format!(
+                    "recognition_ms must be 1 to 10000 (got {ms})"
+                )));
+            }
+            if s.slowdown != 1.0 {
+                return Err(invalid(
+                    "recognition_ms and slowdown both model the machine: give one".into(),
+                ));
+            }
         }
         if let Some(t) = &s.start_time {
             humantime::parse_rfc3339(t).map_err(|e| {

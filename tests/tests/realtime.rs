@@ -36,29 +36,35 @@ fn run_text(text: &str, realtime: bool) -> Report {
     common::run_checked(&s, realtime)
 }
 
-/// Large frames at 30 fps with the MTCNN cascade at the door: recognising one takes longer than a
-/// frame period (BlazeFace alone can keep up with 30 fps here), so recognition (one worker) is
-/// busy the whole time the person stands there.
+/// Margin for what only wall time can measure (a hand-over between threads, a relock's wake-up):
+/// a CI machine with every core busy (`scripts/timing_check` runs these tests under `stress-ng`)
+/// may leave a runnable thread waiting for a few scheduler slices. The relock's own target is
+/// 20 ms; it measures well under 5 ms on an idle or loaded machine.
+const LOADED_MACHINE: Duration = Duration::from_millis(50);
+
+/// Recognition (one worker) on a machine that takes 100 ms a frame, against a 30 fps camera: it
+/// is busy the whole time the person stands there, whatever the speed of the machine running
+/// the test (`recognition_ms`: the host's own work counts towards it, the rest is waited).
 #[test]
 fn relock_is_on_time_and_stale_frames_are_dropped_while_recognition_is_busy() {
     fixture("obama.jpg");
     let r = run_text(
         &format!(
-            "{}{}",
-            head_with("detector = \"mtcnn\"\n"),
-            "[config.camera]\nwidth = 1280\nheight = 960\nfps = 30\n[config.lock]\nunlock_seconds = 1\n\
+            "recognition_ms = 100\n{}{}",
+            head(),
+            "[config.camera]\nfps = 30\n[config.lock]\nunlock_seconds = 1\n\
              [config.performance]\nworkers = 1\n\n\
          [[step]]\nshow = \"blank\"\nfps = 30\nseconds = 0.5\n\n\
-         [[step]]\nshow = \"obama2.jpg\"\nfps = 30\nface_px = 300\nseconds = 4\nexpect = \"unlock\"\nperson = \"obama\"\n",
+         [[step]]\nshow = \"obama2.jpg\"\nfps = 30\nseconds = 4\nexpect = \"unlock\"\nperson = \"obama\"\n",
         ),
         true,
     );
     let s = &r.summary;
-    // Relock: the door locked again within 20 ms of its due time although frames were being
-    // recognised then.
+    assert_modelled(&r);
+    // Relock: the door locked again on time although frames were being recognised then.
     assert!(!r.of(EventKind::Relock).is_empty(), "{s:?}");
     assert!(
-        s.relock_late.max < Duration::from_millis(20),
+        s.relock_late.max < LOADED_MACHINE,
         "relock {:?} late; {s:?}",
         s.relock_late.max
     );
@@ -69,12 +75,14 @@ fn relock_is_on_time_and_stale_frames_are_dropped_while_recognition_is_busy() {
         .unwrap();
     let held = edges[unlock + 1].0 - edges[unlock].0;
     assert!(
-        (held.as_secs_f64() - 1.0).abs() < 0.020,
+        (held.as_secs_f64() - 1.0).abs() < LOADED_MACHINE.as_secs_f64(),
         "held {held:?}: {edges:?}"
     );
     // Freshest frame: frames that came while recognition was busy were dropped, never queued,
-    // and none older than one frame period was recognised.
-    assert!(s.stale_dropped > 0 && s.frames < s.delivered, "{s:?}");
+    // and none older than one frame period was recognised. At 100 ms a frame and 30 fps, at
+    // most one frame in three can be judged.
+    assert!(s.stale_dropped > 0, "{s:?}");
+    assert!(3 * s.frames <= s.delivered + 3, "{s:?}");
     assert!(
         s.frame_age.max <= Duration::from_secs_f64(1.0 / 30.0),
         "a frame {:?} old was used; {s:?}",
@@ -82,14 +90,18 @@ fn relock_is_on_time_and_stale_frames_are_dropped_while_recognition_is_busy() {
     );
 }
 
-/// The employee in front of a 15 fps camera on a machine six times slower than this one per core
-/// (`slowdown`: each worker's recognition takes six times as long, as on one core of a Raspberry
-/// Pi 4 against this x86 core), with `workers` recognition workers.
-fn at_slowdown_6(workers: u32) -> Report {
+/// Recognition of one frame on one core of a Raspberry Pi 4: 150 ms, the middle of the
+/// estimate for its f32 embedder (87-174 ms; int8 127-254 ms; see docs/performance.md).
+const PI4_FRAME_MS: u32 = 150;
+
+/// The employee in front of a 15 fps camera on a machine whose workers each take
+/// [`PI4_FRAME_MS`] a frame, with `workers` recognition workers. What is modelled does not
+/// depend on the machine running the test.
+fn at_a_pi4s_cost(workers: u32) -> Report {
     fixture("obama.jpg");
     run_text(
         &format!(
-            "fps = 15\nslowdown = 6\n{}[config.performance]\nworkers = {workers}\n{}",
+            "fps = 15\nrecognition_ms = {PI4_FRAME_MS}\n{}[config.performance]\nworkers = {workers}\n{}",
             head(),
             "[config.camera]\nfps = 15\n[config.lock]\nunlock_seconds = 1\n\n\
              [[step]]\nshow = \"blank\"\nseconds = 0.5\n\n\
@@ -99,54 +111,67 @@ fn at_slowdown_6(workers: u32) -> Report {
     )
 }
 
-/// At a slow machine's speed with one worker, recognition cannot keep up with the camera, yet
+/// The run modelled the machine it was asked to: this host's own work fitted within the
+/// modelled cost on (nearly) every frame. If not, the host is too slow or too loaded for the
+/// test's premise, and the test says so rather than asserting on another machine's figures.
+fn assert_modelled(r: &Report) {
+    assert!(
+        r.over_cost * 10 <= r.summary.frames,
+        "this machine's own work exceeded the modelled recognition time on {} of {} frames",
+        r.over_cost,
+        r.summary.frames
+    );
+}
+
+/// At a Pi 4 core's speed with one worker, recognition cannot keep up with the camera, yet
 /// the door still lets the employee in, decides only on fresh frames, and relocks on time.
 #[test]
 fn at_a_slow_machines_speed_the_door_unlocks_on_fresh_frames_and_relocks_on_time() {
-    let r = at_slowdown_6(1);
+    let r = at_a_pi4s_cost(1);
     let s = &r.summary;
     let period = Duration::from_secs_f64(1.0 / 15.0);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     eprintln!(
-        "slowdown 6, 15 fps: recognition {}; frame age at start {}; at decision {}; relock late {}; first frame to unlock {:?}",
+        "{PI4_FRAME_MS} ms a frame, 15 fps: recognition {}; frame age at start {}; at decision {}; relock late {}; first frame to unlock {:?}",
         s.recognition.describe(),
         s.frame_age.describe(),
         s.decision_lag.describe(),
         s.relock_late.describe(),
         r.unlock_latencies()
     );
+    assert_modelled(&r);
     // The slow machine really was slower than the camera: frames were dropped, not queued.
     assert!(s.recognition.percentile(50.0) > period, "{s:?}");
     assert!(s.stale_dropped > 0 && s.frames < s.delivered, "{s:?}");
     // No frame older than one period was started on, and none was decided on later than that
-    // plus its recognition (50 ms for the hand-over on a loaded CI machine; measured < 5 ms).
+    // plus its recognition (plus the hand-over to the control loop on a loaded machine).
     assert!(s.frame_age.max <= period, "{s:?}");
     assert!(
-        s.decision_lag.max <= period + s.recognition.max + Duration::from_millis(50),
+        s.decision_lag.max <= period + s.recognition.max + LOADED_MACHINE,
         "a frame {:.1} ms old was decided on; {s:?}",
         ms(s.decision_lag.max)
     );
-    // Relocked within 20 ms of due although recognition was busy (50: a loaded CI machine).
+    // Relocked on time although recognition was busy.
     assert!(s.relock_late.count > 0, "{s:?}");
     assert!(
-        s.relock_late.max < Duration::from_millis(50),
+        s.relock_late.max < LOADED_MACHINE,
         "relock {:.1} ms late",
         ms(s.relock_late.max)
     );
 }
 
-/// Four workers (a Raspberry Pi's four cores, each six times slower than this one): frames are
+/// Four workers (a Raspberry Pi's four cores, each at a Pi 4 core's cost): frames are
 /// recognised side by side, so more of them are judged and the person is let in sooner than
 /// with one worker, on frames no older than one period, decided in the order they were taken.
 #[test]
 fn four_workers_at_a_slow_machines_speed_judge_more_frames_and_let_in_sooner() {
-    let one = at_slowdown_6(1);
-    let four = at_slowdown_6(4);
+    let one = at_a_pi4s_cost(1);
+    let four = at_a_pi4s_cost(4);
     let (s1, s4) = (&one.summary, &four.summary);
     let period = Duration::from_secs_f64(1.0 / 15.0);
     let first = |r: &Report| r.unlock_latencies().first().copied().unwrap();
     eprintln!(
-        "slowdown 6, 15 fps: 1 worker {} of {} frames, unlock after {:?}; 4 workers {} of {} frames, unlock after {:?}; decision lag {}",
+        "{PI4_FRAME_MS} ms a frame, 15 fps: 1 worker {} of {} frames, unlock after {:?}; 4 workers {} of {} frames, unlock after {:?}; decision lag {}",
         s1.frames,
         s1.delivered,
         first(&one),
@@ -156,7 +181,11 @@ fn four_workers_at_a_slow_machines_speed_judge_more_frames_and_let_in_sooner() {
         s4.decision_lag.describe()
     );
     assert_eq!((s1.workers, s4.workers), (1, 4));
-    // One slowed worker judges at most one frame in two here; four judge most of them.
+    assert_modelled(&one);
+    assert_modelled(&four);
+    // One worker at 150 ms a frame judges at most one 15 fps frame in two (about 6.7 a second
+    // of 15); four could judge 26 a second, so they judge most frames.
+    assert!(2 * s1.frames <= s1.delivered + 2, "{s1:?}");
     assert!(
         s4.frames as f64 >= 1.5 * s1.frames as f64,
         "4 workers judged {} frames, 1 worker {}",
@@ -172,10 +201,10 @@ fn four_workers_at_a_slow_machines_speed_judge_more_frames_and_let_in_sooner() {
     // frame's own age and recognition (an earlier frame was started before this one came).
     assert!(s4.frame_age.max <= period, "{s4:?}");
     assert!(
-        s4.decision_lag.max <= period + s4.recognition.max + Duration::from_millis(50),
+        s4.decision_lag.max <= period + s4.recognition.max + LOADED_MACHINE,
         "{s4:?}"
     );
-    assert!(s4.relock_late.max < Duration::from_millis(50), "{s4:?}");
+    assert!(s4.relock_late.max < LOADED_MACHINE, "{s4:?}");
 }
 
 /// The shipped arrivals scenario (the README's table of workers at a Pi's speed) stays valid:
