@@ -142,6 +142,10 @@ pub struct Event {
     /// Why (denials, errors, refusals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The relay's state once this event's act was done: written by the gate
+    /// (`access::gate`) on every line it writes, so what a display shows is what the relay does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<crate::hal::LockState>,
 }
 
 impl Event {
@@ -158,6 +162,7 @@ impl Event {
             margin: None,
             frames: None,
             reason: None,
+            lock: None,
         }
     }
 }

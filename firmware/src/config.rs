@@ -68,6 +68,74 @@ pub struct Config {
     pub mqtt: Option<crate::site::MqttConfig>,
     /// `[performance]`: threads per network run.
     pub performance: crate::cores::PerformanceConfig,
+    /// `[control]`: the door's local control API (a Unix socket).
+    pub control: crate::door::control_api::ControlConfig,
+}
+
+/// The door's config file, for the daemon and the admin CLI alike.
+pub const DEFAULT_CONFIG: &str = "/etc/facegate/config.toml";
+/// `[gallery] path` by default (the unit's `StateDirectory`).
+pub const DEFAULT_GALLERY: &str = "/var/lib/facegate/gallery.toml";
+/// `[audit] path` by default.
+pub const DEFAULT_AUDIT: &str = "/var/lib/facegate/audit.jsonl";
+
+/// One entry of [`RESTART_ONLY`]: the settings' name, whether they changed, and how to keep
+/// their running value.
+type RestartOnly = (
+    &'static str,
+    fn(&Config, &Config) -> bool,
+    fn(&mut Config, &Config),
+);
+
+macro_rules! restart_only {
+    ($name:literal, $($field:ident).+) => {
+        (
+            $name,
+            |new: &Config, old: &Config| new.$($field).+ != old.$($field).+,
+            |applied: &mut Config, old: &Config| applied.$($field).+ = old.$($field).+.clone(),
+        )
+    };
+}
+
+/// The settings a reload (SIGHUP) does not apply: read only at start (devices opened, networks
+/// loaded, threads started, guards holding state). Everything else applies live. The one list;
+/// the configuration reference (docs/configuration.md) says the same.
+pub const RESTART_ONLY: &[RestartOnly] = &[
+    restart_only!("[camera]", camera),
+    restart_only!("recognition.models", recognition.models),
+    restart_only!("recognition.embedder", recognition.embedder),
+    restart_only!("recognition.min_face (detector)", recognition.min_face),
+    restart_only!("recognition.detector", recognition.detector),
+    restart_only!("lock.gpio", lock.gpio),
+    restart_only!("lock.active_low", lock.active_low),
+    restart_only!("[audit]", audit),
+    // The guards hold state (door open, lockout, tamper timers): rebuilt only at start.
+    restart_only!("[door]", door),
+    restart_only!("[access]", access),
+    restart_only!("[tamper]", tamper),
+    restart_only!("[output]", output),
+    restart_only!("liveness.nir", liveness.nir),
+    restart_only!("liveness.border", liveness.border),
+    restart_only!("liveness.motion", liveness.motion),
+    restart_only!("[mqtt]", mqtt),
+    restart_only!("[performance]", performance),
+    restart_only!("[control]", control),
+];
+
+impl Config {
+    /// What a reload to `new` applies: `new`, with every [`RESTART_ONLY`] setting kept at its
+    /// running value; and the names of those that changed (applied after a restart).
+    pub fn reloaded(&self, new: Config) -> (Config, Vec<&'static str>) {
+        let mut applied = new;
+        let mut restart = Vec::new();
+        for (name, changed, keep) in RESTART_ONLY {
+            if changed(&applied, self) {
+                restart.push(*name);
+                keep(&mut applied, self);
+            }
+        }
+        (applied, restart)
+    }
 }
 
 /// Pixel format asked of the camera.
@@ -225,7 +293,7 @@ pub struct GalleryConfig {
 impl Default for GalleryConfig {
     fn default() -> Self {
         Self {
-            path: PathBuf::from("/var/lib/facegate/gallery.toml"),
+            path: PathBuf::from(DEFAULT_GALLERY),
             poll_seconds: 1.0,
         }
     }
@@ -261,7 +329,7 @@ impl AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
-            path: PathBuf::from("/var/lib/facegate/audit.jsonl"),
+            path: PathBuf::from(DEFAULT_AUDIT),
             on_failure: AuditFailure::Deny,
             rotate_bytes: 0,
             rotate_daily: false,

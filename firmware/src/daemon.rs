@@ -2,11 +2,12 @@
 //! relay and audit. It takes its devices, clock, control flags, service manager and audit sink as
 //! arguments, so `facegated`, the simulator and the tests all run this same code.
 
+use crate::access::{At, Gate, GateSettings, Outcome, Recorder, Refusal, Request};
 use crate::audit::{AuditSink, Event, EventKind};
 use crate::config::{AuditFailure, Config, ConfigError};
 use crate::cues::{Cues, NirHealth, NirNews};
 use crate::decision::{Decider, Decision, Nearest, Observation, Seen};
-use crate::door::Door;
+use crate::door::control_api::{self, Answer, ApiRequest, Command, Peer};
 use crate::gallery::{GalleryError, Index, Reloader, Scoring};
 use crate::guard::{Guard, Note};
 use crate::hal::{
@@ -22,10 +23,10 @@ use crate::vision::liveness::{Level, Liveness};
 use crate::vision::quality::{self, QualityParams};
 use crate::{Embedding, Pipeline, PipelineError};
 use image::RgbImage;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -153,13 +154,14 @@ struct Loop<'a, L: LockOutput, S> {
     config_path: Option<PathBuf>,
     /// The embedder's facts (the pipeline itself may be on the recognition thread).
     spec: EmbedderManifest,
-    door: Door<L>,
+    /// The one place the door opens (and, in reader mode, the panel's credential output).
+    gate: Gate<'a, L>,
     sensors: S,
     inputs: DoorInputs,
     clock: &'a dyn Clock,
     control: &'a Control,
     supervisor: &'a mut dyn Supervisor,
-    audit: &'a mut dyn AuditSink,
+    records: Records<'a>,
     gallery: Reloader,
     decider: Decider,
     /// The last frame's embedding, and the mean of a run's (buffers reused frame to frame).
@@ -181,54 +183,119 @@ struct Loop<'a, L: LockOutput, S> {
     /// Supervision, policy, lockout, tailgating, tamper; and the events they note.
     guard: Guard,
     notes: Vec<Note>,
-    /// Reader mode: where grants' credentials go (the relay is then never driven open).
-    output: Option<&'a mut (dyn CredentialOutput + 'static)>,
     status: StatusLine,
     /// Counts config and gallery reloads: what recognition uses is handed over after each.
     reloads: u64,
+    /// Requests of the local control API.
+    api: Option<Receiver<ApiRequest>>,
+}
+
+/// The audit trail as the loop and the gate write it. A failure goes to the journal, and one
+/// attempt is made to leave an `audit_failed` line (it may work when only that event failed,
+/// e.g. a transient I/O error); with `on_failure = "grant_and_alarm"` it raises an alarm.
+struct Records<'a> {
+    sink: &'a mut dyn AuditSink,
+    clock: &'a dyn Clock,
+    alarm_on_failure: bool,
+    /// An alarm raised and not yet shown (the loop puts it in the status).
+    alarm: Option<String>,
+    /// Control API clients following the events (`events`); one that falls behind is dropped.
+    readers: Vec<SyncSender<String>>,
+    /// The latest decisions (grants, denials), newest last, for `status`.
+    recent: VecDeque<Event>,
+}
+
+/// Decisions kept for the control API's `status`.
+const RECENT_DECISIONS: usize = 10;
+
+impl Records<'_> {
+    /// Hands a recorded event to the control API's followers and the recent decisions.
+    fn share(&mut self, event: &Event) {
+        if matches!(event.event, EventKind::Grant | EventKind::Deny) {
+            if self.recent.len() == RECENT_DECISIONS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(event.clone());
+        }
+        if self.readers.is_empty() {
+            return;
+        }
+        let Ok(line) = serde_json::to_string(event) else {
+            return;
+        };
+        // Never waits: a reader whose backlog is full is dropped.
+        self.readers.retain(|r| r.try_send(line.clone()).is_ok());
+    }
+}
+
+impl Recorder for Records<'_> {
+    fn record(&mut self, event: &Event) -> bool {
+        let Err(e) = self.sink.record(event) else {
+            self.share(event);
+            return true;
+        };
+        tracing::error!("audit event {:?} not recorded: {e}", event.event);
+        if self.alarm_on_failure {
+            self.alarm = Some(format!("ALARM: the audit log cannot be written: {e}"));
+        }
+        let mut failed = Event::new(EventKind::AuditFailed, self.clock.wall(), self.clock.now());
+        failed.reason = Some(format!("{:?} event not recorded: {e}", event.event));
+        if let Err(e) = self.sink.record(&failed) {
+            tracing::debug!("audit_failed not recorded either: {e}");
+        }
+        false
+    }
+}
+
+/// Everything the door runs with, besides its stop signal: what travels together.
+pub struct Parts<'a, C, L, S> {
+    /// The checked config.
+    pub config: Config,
+    /// Where it came from (re-read on reload); `None`: no reloads of the config.
+    pub config_path: Option<PathBuf>,
+    /// The face pipeline ([`load_pipeline`]).
+    pub pipeline: &'a mut Pipeline,
+    /// Camera, lock output, door inputs.
+    pub devices: Devices<C, L, S>,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// The service manager.
+    pub supervisor: &'a mut dyn Supervisor,
+    /// Where events are recorded.
+    pub audit: &'a mut dyn AuditSink,
+    /// Reader mode: where grants' credentials go (the relay is then never driven open).
+    pub output: Option<&'a mut (dyn CredentialOutput + 'static)>,
+    /// Requests of the local control API ([`crate::door::control_api`]); `None`: no API.
+    pub api: Option<Receiver<ApiRequest>>,
 }
 
 /// Runs the door until `control` asks it to stop. The door is driven to locked first, and again
-/// on the way out, whichever way out it is.
-#[allow(clippy::too_many_arguments)]
+/// on the way out, whichever way out it is. In reader mode (`parts.output`) a grant sends the
+/// person's credential to the panel instead of unlocking, and the lock output is only ever
+/// driven to locked.
 pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
-    config: Config,
-    config_path: Option<&Path>,
-    pipeline: &mut Pipeline,
-    devices: Devices<C, L, S>,
-    clock: &dyn Clock,
+    parts: Parts<'_, C, L, S>,
     control: &Control,
-    supervisor: &mut dyn Supervisor,
-    audit: &mut dyn AuditSink,
 ) -> Result<Summary, DaemonError> {
-    run_reader(
+    let Parts {
         config,
         config_path,
         pipeline,
         devices,
         clock,
-        control,
         supervisor,
         audit,
-        None,
-    )
-}
-
-/// [`run`], in reader mode when `output` is given: a grant sends the person's credential to the
-/// panel instead of unlocking, and the lock output is only ever driven to locked.
-#[allow(clippy::too_many_arguments)]
-pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
-    config: Config,
-    config_path: Option<&Path>,
-    pipeline: &mut Pipeline,
-    devices: Devices<C, L, S>,
-    clock: &dyn Clock,
-    control: &Control,
-    supervisor: &mut dyn Supervisor,
-    audit: &mut dyn AuditSink,
-    output: Option<&mut (dyn CredentialOutput + 'static)>,
-) -> Result<Summary, DaemonError> {
-    let door = Door::new(devices.lock)?;
+        output,
+        api,
+    } = parts;
+    let gate = Gate::new(
+        devices.lock,
+        output,
+        GateSettings {
+            on_failure: config.audit.on_failure,
+            hold: Duration::from_secs_f64(config.lock.unlock_seconds),
+        },
+    )?;
     let fingerprint = pipeline.embedder_spec().fingerprint.clone();
     let scoring = Scoring::of(pipeline.embedder_spec());
     let (gallery, gallery_error) =
@@ -250,17 +317,25 @@ pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
     if cues.nir_on() && devices.nir.is_none() {
         tracing::error!("[liveness.nir] is on but no NIR camera was given: no face is let in");
     }
+    let config_alarm = config.audit.on_failure == AuditFailure::GrantAndAlarm;
     let mut lp = Loop {
         config,
-        config_path: config_path.map(Path::to_owned),
+        config_path,
         spec: pipeline.embedder_spec().clone(),
-        door,
+        gate,
         sensors: devices.sensors,
         inputs: DoorInputs::default(),
         clock,
         control,
         supervisor,
-        audit,
+        records: Records {
+            sink: audit,
+            clock,
+            alarm_on_failure: config_alarm,
+            alarm: None,
+            readers: Vec::new(),
+            recent: VecDeque::new(),
+        },
         gallery,
         decider: Decider::new(params),
         embedding: Embedding(Vec::new()),
@@ -277,9 +352,9 @@ pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         backoff: realtime::FIRST_BACKOFF,
         guard,
         notes: Vec::new(),
-        output,
         status: StatusLine::default(),
         reloads: 0,
+        api,
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);
@@ -316,7 +391,7 @@ pub fn run_reader<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         lp.main_loop(devices.camera, pipeline)
     };
     // The door locks on every way out; a failure here is logged by Door's Drop as well.
-    let locked = lp.door.lock();
+    let locked = lp.gate.lock_for_stop();
     lp.supervisor.stopping();
     let mut stop = lp.event(EventKind::Stop);
     stop.reason = Some(match (&result, &locked) {
@@ -335,25 +410,53 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         Event::new(kind, self.clock.wall(), self.clock.now())
     }
 
-    /// Records `event`; `false` if the trail could not be written. The failure goes to the
-    /// journal, and one attempt is made to leave an `audit_failed` line (it may work when only
-    /// that event failed, e.g. a transient I/O error).
+    /// Records `event`; `false` if the trail could not be written (see [`Records`]).
     fn record(&mut self, event: &Event) -> bool {
-        let Err(e) = self.audit.record(event) else {
-            return true;
-        };
-        tracing::error!("audit event {:?} not recorded: {e}", event.event);
-        if self.config.audit.on_failure == AuditFailure::GrantAndAlarm {
-            let alarm = format!("ALARM: the audit log cannot be written: {e}");
+        let ok = self.records.record(event);
+        self.raise_alarm();
+        ok
+    }
+
+    /// Shows an alarm the records raised (the audit log cannot be written) in the status.
+    fn raise_alarm(&mut self) {
+        if let Some(alarm) = self.records.alarm.take() {
             self.supervisor.status(&alarm);
             self.status.alarm = Some(alarm);
         }
-        let mut failed = self.event(EventKind::AuditFailed);
-        failed.reason = Some(format!("{:?} event not recorded: {e}", event.event));
-        if let Err(e) = self.audit.record(&failed) {
-            tracing::debug!("audit_failed not recorded either: {e}");
+    }
+
+    /// Now, for the gate.
+    fn at(&self) -> At {
+        At {
+            now: self.clock.now(),
+            wall: self.clock.wall(),
         }
-        false
+    }
+
+    /// Hands `request` to the gate; a relay that cannot be driven stops the daemon.
+    fn open(&mut self, request: Request, at: At) -> Result<Outcome, DaemonError> {
+        let source = request.source();
+        let outcome = self.gate.request(request, at, &mut self.records);
+        self.raise_alarm();
+        let outcome = outcome.inspect_err(|e| self.lock_failed(e))?;
+        if let Outcome::Refused(r) = outcome {
+            if r == Refusal::NotRecorded {
+                tracing::error!(?source, "door NOT opened: {}", r.as_str());
+            } else {
+                tracing::info!(?source, "door not opened: {}", r.as_str());
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Tells the gate whether the site is in lockdown (set by a signed site command or the
+    /// local control API).
+    fn sync_lockdown(&mut self, at: At) -> Result<(), DaemonError> {
+        let on = self.control.lockdown();
+        let r = self.gate.set_lockdown(on, at, &mut self.records);
+        self.raise_alarm();
+        r.inspect_err(|e| self.lock_failed(e))?;
+        Ok(())
     }
 
     /// Records the events the guards noted.
@@ -373,7 +476,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
 
     /// At start: what the log says about the previous run (a crash, a repaired tail).
     fn previous_run(&mut self) {
-        let Some(prev) = self.audit.previous_run() else {
+        let Some(prev) = self.records.sink.previous_run() else {
             return;
         };
         if prev.repaired_bytes > 0 {
@@ -602,7 +705,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             self.nir_news_seen();
             let now = self.clock.now();
             let wait = self
-                .door
+                .gate
                 .relock_at()
                 .map_or(RT_TICK, |t| t.saturating_sub(now).min(RT_TICK));
             match done.recv_timeout(wait) {
@@ -718,22 +821,17 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
 
     /// Everything that is due whether or not frames come: relock, inputs, reloads, watchdog.
     fn housekeeping(&mut self) -> Result<(), DaemonError> {
-        let now = self.clock.now();
-        let due = self.door.relock_at();
-        if self.door.tick(now).inspect_err(|e| self.lock_failed(e))? {
-            if let Some(due) = due {
-                let late = now.saturating_sub(due);
-                self.summary.relock_late.add(late);
-            }
-            let ev = self.event(EventKind::Relock);
-            self.record(&ev);
+        let at = self.at();
+        let now = at.now;
+        self.sync_lockdown(at)?;
+        let relocked = self.gate.tick(at, &mut self.records);
+        self.raise_alarm();
+        if let Some(late) = relocked.inspect_err(|e| self.lock_failed(e))? {
+            self.summary.relock_late.add(late);
             tracing::info!("door locked again");
         }
-        if self.guard.office_hours(self.clock.wall(), &mut self.notes) {
-            // Kept unlocked in short steps: it locks within a second of the end.
-            self.door
-                .unlock(now, Duration::from_secs(1))
-                .inspect_err(|e| self.lock_failed(e))?;
+        if let Some((open, reason)) = self.guard.office_hours(at.wall) {
+            self.open(Request::OfficeHours { open, reason }, at)?;
         }
         if self.camera_failing {
             // Checked while waiting to re-open too, so `camera_lost` comes on time.
@@ -751,6 +849,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         }
         self.read_inputs(now)?;
         self.site_requests(now)?;
+        self.serve_api()?;
         if self
             .last_watchdog
             .is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1))
@@ -773,15 +872,91 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             self.record(&ev);
         }
         if let Some(by) = self.control.take_remote_unlock() {
-            let hold = self.unlock_hold();
-            self.door
-                .unlock(now, hold)
-                .inspect_err(|e| self.lock_failed(e))?;
-            let mut ev = self.event(EventKind::RemoteUnlock);
-            ev.identity = Some(by);
-            self.record(&ev);
+            let at = At {
+                now,
+                wall: self.clock.wall(),
+            };
+            let via = "site command".to_owned();
+            self.open(Request::Remote { by, via }, at)?;
         }
         Ok(())
+    }
+
+    /// What the local control API asked (at most a few requests a turn: the door never waits).
+    fn serve_api(&mut self) -> Result<(), DaemonError> {
+        for _ in 0..control_api::PER_TICK {
+            let Some(req) = self.api.as_ref().and_then(|rx| rx.try_recv().ok()) else {
+                return Ok(());
+            };
+            let answer = self.answer(req.command, req.peer)?;
+            // The client may have gone meanwhile: nothing to do then.
+            let _ = req.reply.send(answer);
+        }
+        Ok(())
+    }
+
+    /// Carries out one control API request. Unlocks and lockdowns go through the gate and are
+    /// recorded with who asked and from which process.
+    fn answer(&mut self, command: Command, peer: Peer) -> Result<Answer, DaemonError> {
+        let at = self.at();
+        Ok(match command {
+            Command::Help => Answer::Ok(control_api::HELP.into()),
+            Command::Status => Answer::Ok(self.status_json(at.now)),
+            Command::Events => {
+                let (tx, rx) = mpsc::sync_channel(control_api::EVENT_BACKLOG);
+                self.records.readers.push(tx);
+                Answer::Events(rx)
+            }
+            Command::Reload { by } => {
+                tracing::info!(%by, via = %peer.describe(), "reload requested");
+                self.control.request_reload();
+                Answer::Ok("reload requested".into())
+            }
+            Command::Lockdown { on, by } => {
+                let mut ev = self.event(if on {
+                    EventKind::Lockdown
+                } else {
+                    EventKind::LockdownCleared
+                });
+                ev.identity = Some(by);
+                ev.reason = Some(peer.describe());
+                let recorded = self.record(&ev);
+                // A lockdown always holds (it fails towards locked); lifting one is a loosening
+                // and, under on_failure = "deny", needs its record.
+                if !on && !recorded && self.config.audit.on_failure == AuditFailure::Deny {
+                    return Ok(Answer::Err(format!(
+                        "lockdown not lifted: {}",
+                        Refusal::NotRecorded.as_str()
+                    )));
+                }
+                self.control.set_lockdown(on);
+                self.sync_lockdown(at)?;
+                Answer::Ok(format!("lockdown {}", if on { "on" } else { "off" }))
+            }
+            Command::Unlock { by } => {
+                let via = peer.describe();
+                match self.open(Request::Remote { by, via }, at)? {
+                    Outcome::Opened => Answer::Ok("opened".into()),
+                    Outcome::Refused(r) => Answer::Err(format!("refused: {}", r.as_str())),
+                    other => Answer::Err(format!("{other:?}")),
+                }
+            }
+        })
+    }
+
+    /// The control API's `status`: the gate's state, the status line, camera health, alarms
+    /// and the latest decisions, as one JSON object.
+    fn status_json(&self, now: Duration) -> String {
+        let status = serde_json::json!({
+            "door": self.gate.state(),
+            "status": self.status.line(now),
+            "camera_ok": self.status.camera_lost.is_none(),
+            "alarm": self.status.alarm,
+            "people": self.gallery.gallery().people.len(),
+            "frames": self.summary.frames,
+            "recent": self.records.recent,
+        });
+        status.to_string()
     }
 
     fn lock_failed(&mut self, e: &LockError) {
@@ -799,14 +974,12 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 return Ok(());
             }
         };
-        // In reader mode the exit button is the panel's input, never this relay's.
-        if inputs.exit_button && !self.inputs.exit_button && self.output.is_none() {
-            let hold = self.unlock_hold();
-            self.door
-                .unlock(now, hold)
-                .inspect_err(|e| self.lock_failed(e))?;
-            let ev = self.event(EventKind::Exit);
-            self.record(&ev);
+        if inputs.exit_button && !self.inputs.exit_button {
+            let at = At {
+                now,
+                wall: self.clock.wall(),
+            };
+            self.open(Request::ExitButton, at)?;
         }
         if inputs.door_open != self.inputs.door_open {
             match inputs.door_open {
@@ -822,16 +995,16 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             }
         }
         self.inputs = inputs;
-        let state = self.door.state();
+        let state = self.gate.lock_state();
         let act = self
             .guard
             .door(now, inputs.door_open, state, &mut self.notes);
         self.flush();
         if act.relock {
-            self.door.lock().inspect_err(|e| self.lock_failed(e))?;
-            let mut ev = self.event(EventKind::Relock);
-            ev.reason = Some("the door opened and closed".into());
-            self.record(&ev);
+            let at = self.at();
+            let r = self.gate.relock_on_close(at, &mut self.records);
+            self.raise_alarm();
+            r.inspect_err(|e| self.lock_failed(e))?;
         }
         if let Some(on) = act.alarm {
             if let Err(e) = self.sensors.set_alarm(on) {
@@ -889,63 +1062,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             }
         };
         let old = &self.config;
-        let mut restart = Vec::new();
-        if new.camera != old.camera {
-            restart.push("[camera]");
-        }
-        if new.recognition.models != old.recognition.models
-            || new.recognition.embedder != old.recognition.embedder
-        {
-            restart.push("recognition.models/embedder");
-        }
-        if new.recognition.min_face != old.recognition.min_face {
-            restart.push("recognition.min_face (detector)");
-        }
-        if new.recognition.detector != old.recognition.detector {
-            restart.push("recognition.detector");
-        }
-        if new.lock.gpio != old.lock.gpio || new.lock.active_low != old.lock.active_low {
-            restart.push("lock.gpio/active_low");
-        }
-        if new.audit != old.audit {
-            restart.push("[audit]");
-        }
-        // The guards hold state (door open, lockout, tamper timers): rebuilt only at start.
-        if new.door != old.door || new.access != old.access || new.tamper != old.tamper {
-            restart.push("[door]/[access]/[tamper]");
-        }
-        if new.output != old.output {
-            restart.push("[output]");
-        }
-        let (nl, ol) = (&new.liveness, &old.liveness);
-        if nl.nir != ol.nir || nl.border != ol.border || nl.motion != ol.motion {
-            restart.push("[liveness.nir]/liveness.border/motion");
-        }
-        if new.mqtt != old.mqtt {
-            restart.push("[mqtt]");
-        }
-        if new.performance != old.performance {
-            restart.push("[performance]");
-        }
-        let mut applied = new.clone();
-        // What needs a restart keeps its running value until then.
-        applied.camera = old.camera.clone();
-        applied.recognition.models = old.recognition.models.clone();
-        applied.recognition.embedder = old.recognition.embedder.clone();
-        applied.recognition.min_face = old.recognition.min_face;
-        applied.recognition.detector = old.recognition.detector;
-        applied.lock.gpio = old.lock.gpio;
-        applied.lock.active_low = old.lock.active_low;
-        applied.audit = old.audit.clone();
-        applied.door = old.door.clone();
-        applied.access = old.access.clone();
-        applied.tamper = old.tamper.clone();
-        applied.output = old.output.clone();
-        applied.liveness.nir = old.liveness.nir.clone();
-        applied.liveness.border = old.liveness.border;
-        applied.liveness.motion = old.liveness.motion;
-        applied.mqtt = old.mqtt.clone();
-        applied.performance = old.performance;
+        let (applied, restart) = old.reloaded(new);
         if applied.gallery.path != old.gallery.path {
             let fp = self.spec.fingerprint.clone();
             let scoring = Scoring::of(&self.spec);
@@ -958,6 +1075,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         self.decider
             .set_params(applied.decision_params(self.spec.threshold, self.spec.min_margin));
         self.config = applied;
+        self.gate.set_hold(self.unlock_hold());
         self.reloads += 1;
         let mut ev = self.event(EventKind::ConfigReloaded);
         if !restart.is_empty() {
@@ -1116,15 +1234,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     return Ok(());
                 };
                 let (id, name) = (p.id.clone(), p.name.clone());
-                if self.control.lockdown() {
-                    // Lockdown (a signed site command): recognised, recorded, not let in.
-                    let mut ev = self.event(EventKind::Deny);
-                    ev.identity = Some(id.clone());
-                    ev.reason = Some("lockdown".into());
-                    self.summary.denials += 1;
-                    self.record(&ev);
-                    return Ok(());
-                }
+                let credential = p.credential;
                 if let Err(refusal) = self.guard.policy(p, self.clock.wall()) {
                     let mut ev = self.event(EventKind::Deny);
                     ev.identity = Some(id.clone());
@@ -1139,7 +1249,6 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     self.flush();
                     return Ok(());
                 }
-                self.status.last_decision = Some((now, format!("granted {id}")));
                 let mut ev = self.event(EventKind::Grant);
                 ev.identity = Some(id.clone());
                 ev.name = Some(name.clone());
@@ -1149,47 +1258,31 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 // Infinite with a single person enrolled: left out.
                 ev.margin = fused.margin.is_finite().then_some(fused.margin);
                 ev.frames = Some(frames);
-                if self.output.is_some() {
-                    let credential = p.credential;
-                    self.reader_grant(ev, credential);
-                    return Ok(());
-                }
-                let hold = self.unlock_hold();
-                match self.config.audit.on_failure {
-                    AuditFailure::Deny => {
-                        // No grant that cannot be recorded: the record first, then the door.
-                        if !self.record(&ev) {
-                            tracing::error!(
-                                %id, %name,
-                                "access NOT granted: the audit log cannot be written (audit.on_failure = \"deny\")"
-                            );
-                            return Ok(());
-                        }
+                let at = self.at();
+                self.sync_lockdown(at)?;
+                let grant = Request::Face {
+                    grant: Box::new(ev),
+                    credential,
+                };
+                let outcome = self.open(grant, at)?;
+                let said = match outcome {
+                    Outcome::Opened | Outcome::CredentialSent | Outcome::CredentialFailed => {
                         self.summary.grants += 1;
                         tracing::info!(
                             %id, %name, distance, margin, fused = fused.distance, frames,
-                            "access granted"
+                            ?outcome, "access granted"
                         );
-                        self.door
-                            .unlock(now, hold)
-                            .inspect_err(|e| self.lock_failed(e))?;
+                        format!("granted {id}")
                     }
-                    AuditFailure::GrantAndAlarm => {
-                        // The person is waiting: the door first, then the record.
-                        let unlocked = self.door.unlock(now, hold);
-                        tracing::info!(
-                            %id, %name, distance, margin, fused = fused.distance, frames,
-                            "access granted"
-                        );
-                        self.summary.grants += 1;
-                        if let Err(e) = &unlocked {
-                            ev.reason =
-                                Some(format!("recognised, but the door did not unlock: {e}"));
+                    Outcome::Refused(r) => {
+                        if r == Refusal::Lockdown {
+                            self.summary.denials += 1;
                         }
-                        self.record(&ev);
-                        unlocked.inspect_err(|e| self.lock_failed(e))?;
+                        format!("{id} not let in ({})", r.as_str())
                     }
-                }
+                    Outcome::Nothing => return Ok(()),
+                };
+                self.status.last_decision = Some((now, said));
             }
             Decision::Deny {
                 reason,
@@ -1223,7 +1316,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
 
     /// Reader mode: audits the panel link's changes (OSDP online, offline).
     fn link_events(&mut self) {
-        let links = match self.output.as_deref_mut() {
+        let links = match self.gate.output() {
             Some(out) => out.link_events(),
             None => return,
         };
@@ -1237,42 +1330,6 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             ev.reason = Some(l.detail);
             self.record(&ev);
         }
-    }
-
-    /// Reader mode's grant: the card read to the panel, audited with what was sent. The order
-    /// follows `audit.on_failure` as the relay's grant does.
-    fn reader_grant(&mut self, ev: Event, credential: Option<crate::credential::Credential>) {
-        let deny = self.config.audit.on_failure == AuditFailure::Deny;
-        let (id, name) = (ev.identity.clone(), ev.name.clone());
-        if deny && !self.record(&ev) {
-            tracing::error!(?id, "credential NOT sent: the audit log cannot be written");
-            return;
-        }
-        self.summary.grants += 1;
-        let Some(out) = self.output.as_deref_mut() else {
-            return;
-        };
-        let sent = crate::reader::send(out, credential.as_ref());
-        if !deny {
-            self.record(&ev);
-        }
-        let mut sev = self.event(match sent {
-            Ok(_) => EventKind::CredentialSent,
-            Err(_) => EventKind::CredentialError,
-        });
-        sev.identity = id;
-        sev.name = name;
-        match sent {
-            Ok(what) => {
-                tracing::info!(identity = ?sev.identity, "access granted: sent {what}");
-                sev.reason = Some(what);
-            }
-            Err(e) => {
-                tracing::error!(identity = ?sev.identity, "access granted, but no card read sent: {e}");
-                sev.reason = Some(e.to_string());
-            }
-        }
-        self.record(&sev);
     }
 }
 

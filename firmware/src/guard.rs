@@ -34,7 +34,6 @@ pub struct Guard {
     tamper: TamperWatch,
     tamper_seconds: f64,
     alarm_on: bool,
-    office_hours: bool,
     crowd: bool,
 }
 
@@ -50,7 +49,6 @@ impl Guard {
             tamper: TamperWatch::new(&config.tamper),
             tamper_seconds: config.tamper.blind_seconds,
             alarm_on: false,
-            office_hours: false,
             crowd: false,
         }
     }
@@ -90,23 +88,16 @@ impl Guard {
         act
     }
 
-    /// Whether the door stays unlocked now (office hours); notes its start and end.
-    pub fn office_hours(&mut self, wall: SystemTime, notes: &mut Vec<Note>) -> bool {
+    /// The office-hours window at `wall`: whether it is open and the site time, for the gate
+    /// (`access::gate`), which holds the door and records the window's edges. `None` with no
+    /// office hours set.
+    pub fn office_hours(&self, wall: SystemTime) -> Option<(bool, String)> {
         if self.access.office_hours.is_empty() {
-            return false;
+            return None;
         }
         let local = self.access.local(&self.zone, wall);
         let open = self.access.office_hours_at(local);
-        if open != self.office_hours {
-            self.office_hours = open;
-            let kind = if open {
-                EventKind::OfficeHoursStart
-            } else {
-                EventKind::OfficeHoursEnd
-            };
-            notes.push((kind, Some(format!("site time {local}"))));
-        }
-        open
+        Some((open, format!("site time {local}")))
     }
 
     /// Whether `person` may come in at `wall` by their policy.

@@ -76,7 +76,7 @@ impl<T: FrameSource + ?Sized> FrameSource for Box<T> {
 
 /// The two states of the door lock. The electrical meaning (which level, which relay contact)
 /// belongs to the driver and the wiring, never to the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LockState {
     /// The door is locked: the safe state.

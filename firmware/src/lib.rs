@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod acceptance;
+pub mod access;
 pub mod audit;
 pub mod bench;
 pub mod config;

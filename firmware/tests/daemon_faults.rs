@@ -128,24 +128,28 @@ fn run_door(relay: Relay, stop_after: u32, audit: &mut dyn AuditSink) -> Run {
     let result = {
         let mut tee = Tee(audit, &mut events);
         daemon::run(
-            config,
-            None,
-            &mut pipeline,
-            Devices {
-                camera: StalledCamera {
-                    reads: 0,
-                    stop_after,
-                    panic_at: None,
-                    control: control.clone(),
+            daemon::Parts {
+                config,
+                config_path: None,
+                pipeline: &mut pipeline,
+                devices: Devices {
+                    camera: StalledCamera {
+                        reads: 0,
+                        stop_after,
+                        panic_at: None,
+                        control: control.clone(),
+                    },
+                    lock: relay.clone(),
+                    sensors: ExitOnce::default(),
+                    nir: None,
                 },
-                lock: relay.clone(),
-                sensors: ExitOnce::default(),
-                nir: None,
+                clock: &clock,
+                supervisor: &mut notes,
+                audit: &mut tee,
+                output: None,
+                api: None,
             },
-            &clock,
             &control,
-            &mut notes,
-            &mut tee,
         )
     };
     let driven = relay.driven.lock().unwrap().clone();
@@ -211,26 +215,30 @@ fn a_panic_in_the_loop_leaves_the_door_locked() {
     let lock = relay.clone();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         daemon::run(
-            config,
-            None,
-            &mut pipeline,
-            Devices {
-                // The exit button unlocks at the first read; the camera panics later, while the
-                // door is unlocked (hold 5 s, the panic at about 1 s of backoff).
-                camera: StalledCamera {
-                    reads: 0,
-                    stop_after: u32::MAX,
-                    panic_at: Some(2),
-                    control: control.clone(),
+            daemon::Parts {
+                config,
+                config_path: None,
+                pipeline: &mut pipeline,
+                devices: Devices {
+                    // The exit button unlocks at the first read; the camera panics later, while the
+                    // door is unlocked (hold 5 s, the panic at about 1 s of backoff).
+                    camera: StalledCamera {
+                        reads: 0,
+                        stop_after: u32::MAX,
+                        panic_at: Some(2),
+                        control: control.clone(),
+                    },
+                    lock,
+                    sensors: ExitOnce::default(),
+                    nir: None,
                 },
-                lock,
-                sensors: ExitOnce::default(),
-                nir: None,
+                clock: &clock,
+                supervisor: &mut Notes::default(),
+                audit: &mut Vec::<Event>::new(),
+                output: None,
+                api: None,
             },
-            &clock,
             &control,
-            &mut Notes::default(),
-            &mut Vec::<Event>::new(),
         )
     }));
     assert!(outcome.is_err(), "the camera panics");

@@ -450,6 +450,14 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         } else if st.exit_button == Some(true) {
             let sensors = sensors.clone();
             steps.push(Step::Act(Box::new(move |_| sensors.press_exit())));
+        } else if let Some(on) = st.lockdown {
+            let c = control.clone();
+            steps.push(Step::Act(Box::new(move |_| c.set_lockdown(on))));
+        } else if let Some(by) = &st.remote_unlock {
+            let (c, by) = (control.clone(), by.clone());
+            steps.push(Step::Act(Box::new(move |_| {
+                c.request_remote_unlock(by.clone())
+            })));
         } else if let Some(d) = &st.door {
             let (sensors, open) = (sensors.clone(), d == "open");
             steps.push(Step::Act(Box::new(move |_| sensors.set_door(open))));
@@ -537,22 +545,45 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                 .as_mut()
                 .map(|o| o as &mut (dyn facegate::reader::CredentialOutput + 'static)),
         };
-    let summary = daemon::run_reader(
-        config,
-        Some(&config_path),
-        &mut pipeline,
-        Devices {
-            camera,
-            lock: relay.clone(),
-            sensors: sensors.clone(),
-            nir,
+    // The local control API, when the scenario's config has [control] (a relative socket path
+    // is in the run's directory): what the CLI, the site link and the console talk to.
+    let api_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (api_server, api) = match s.config.contains_key("control") {
+        true => {
+            let path = workdir.join(&config.control.socket);
+            let bound = facegate::door::control_api::ControlApi::bind(&path).map_err(|source| {
+                SimError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            let (server, rx) = bound.serve(api_stop.clone());
+            (Some(server), Some(rx))
+        }
+        false => (None, None),
+    };
+    let summary = daemon::run(
+        daemon::Parts {
+            config,
+            config_path: Some(config_path.clone()),
+            pipeline: &mut pipeline,
+            devices: Devices {
+                camera,
+                lock: relay.clone(),
+                sensors: sensors.clone(),
+                nir,
+            },
+            clock: &clock,
+            supervisor: &mut NoSupervisor,
+            audit: &mut tee,
+            output,
+            api,
         },
-        &clock,
         &control,
-        &mut NoSupervisor,
-        &mut tee,
-        output,
-    )?;
+    );
+    api_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(api_server);
+    let summary = summary?;
     let marks = marks.lock().unwrap().clone();
     let mut report = Report {
         events: tee.events,

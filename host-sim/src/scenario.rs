@@ -43,7 +43,9 @@
 //! `facegate` does), `gallery_text = "..."` (overwrites it in place, e.g. with garbage),
 //! `config_text = "..."` (rewrites the daemon's config file; SIGHUP applies it),
 //! `enroll = { id, name, photos }` and `remove = "ID"` (as the admin CLI would, during the run),
-//! `door = "open"|"closed"` (the door contact; no contact until a step sets it).
+//! `door = "open"|"closed"` (the door contact; no contact until a step sets it),
+//! `lockdown = true|false` and `remote_unlock = "NAME"` (what a signed site command or the
+//! door's local control API asks).
 //!
 //! Door situations (`host-sim/scenarios/`): top-level `start_time = "2026-11-30T08:00:00Z"` sets
 //! the wall clock (schedules); `[[enroll]]` takes `policy = { disabled, valid_from, valid_until,
@@ -196,6 +198,11 @@ pub struct StepSpec {
     pub signal: Option<String>,
     /// Press the exit button.
     pub exit_button: Option<bool>,
+    /// Put the site in lockdown (`true`) or lift it (`false`), as a signed site command or the
+    /// local control API does.
+    pub lockdown: Option<bool>,
+    /// A remote unlock on behalf of this name, as a signed site command asks.
+    pub remote_unlock: Option<String>,
     /// The door contact: "open" or "closed".
     pub door: Option<String>,
     /// "unlock" or "no_unlock" during this step.
@@ -365,11 +372,13 @@ impl StepSpec {
             self.signal.is_some(),
             self.exit_button.is_some(),
             self.door.is_some(),
+            self.lockdown.is_some(),
+            self.remote_unlock.is_some(),
         ];
         let n = kinds.iter().filter(|k| **k).count();
         if n != 1 {
             return Err(format!(
-                "a step does exactly one thing (show, stall, freeze, unplug, unplug_nir, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal, exit_button or door); this one does {n}"
+                "a step does exactly one thing (show, stall, freeze, unplug, unplug_nir, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal, exit_button, door, lockdown or remote_unlock); this one does {n}"
             ));
         }
         let positive = |name: &str, v: Option<f64>| match v {

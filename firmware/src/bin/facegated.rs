@@ -5,8 +5,9 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use facegate::audit::AuditLog;
-use facegate::config::{CameraSource, Config};
+use facegate::config::{CameraSource, Config, DEFAULT_CONFIG};
 use facegate::daemon::{self, Devices};
+use facegate::door::control_api::ControlApi;
 use facegate::hal::{CameraError, Control, FrameSource, SystemClock};
 use facegate::hw::{GpioRelay, V4l2Camera};
 use facegate::hw_inputs::GpioDoorIo;
@@ -18,8 +19,8 @@ use facegate::service::SdNotify;
 use facegate::wiegand::{Timing, WiegandOutput};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-const DEFAULT_CONFIG: &str = "/etc/facegate/config.toml";
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The facegate door daemon: camera -> face recognition -> relay, with an audit log.
 #[derive(Parser)]
@@ -190,22 +191,43 @@ fn run(args: Args) -> Result<()> {
         OutputMode::Osdp => Some(open_osdp(&config)?),
     };
     let output = output.as_deref_mut();
-    let summary = daemon::run_reader(
-        config,
-        path.as_deref(),
-        &mut pipeline,
-        Devices {
-            camera,
-            lock,
-            sensors,
-            nir,
+    // The local control API (`facegate door ...`): a door that cannot offer it still works.
+    let api_stop = Arc::new(AtomicBool::new(false));
+    let (api_server, api) = match config.control.socket() {
+        Some(path) => match ControlApi::bind(path) {
+            Ok(bound) => {
+                tracing::info!("control API on {}", path.display());
+                let (server, rx) = bound.serve(api_stop.clone());
+                (Some(server), Some(rx))
+            }
+            Err(e) => {
+                tracing::error!("no control API: {}: {e}", path.display());
+                (None, None)
+            }
         },
-        &clock,
+        None => (None, None),
+    };
+    let summary = daemon::run(
+        daemon::Parts {
+            config,
+            config_path: path.clone(),
+            pipeline: &mut pipeline,
+            devices: Devices {
+                camera,
+                lock,
+                sensors,
+                nir,
+            },
+            clock: &clock,
+            supervisor: &mut notify,
+            audit: &mut audit,
+            output,
+            api,
+        },
         &control,
-        &mut notify,
-        &mut audit,
-        output,
     );
+    api_stop.store(true, Ordering::SeqCst);
+    drop(api_server);
     // After the daemon's `stop` event, so that it is published too (briefly; else next run).
     if let Some(site) = site {
         site.stop();

@@ -8,7 +8,7 @@ use super::signing::{load_public, Envelope, SignError};
 use super::{discovery, Command, MqttConfig, Topics};
 use crate::audit::EventKind;
 use crate::gallery::{Gallery, Locked};
-use crate::hal::Control;
+use crate::hal::{Control, LockState};
 use ed25519_dalek::VerifyingKey;
 use rumqttc::{
     Client, Connection, Event, LastWill, MqttOptions, Packet, QoS, RecvTimeoutError,
@@ -216,11 +216,19 @@ struct States {
 }
 
 impl States {
-    fn apply(&mut self, kind: EventKind, reason: Option<&str>) {
+    /// The states after an event. `lock`, written by the gate on every line it writes, is
+    /// the relay's state: it wins (reader mode's grants leave the relay locked, office hours
+    /// hold it unlocked). Lines without it (older logs) are read by their kind.
+    fn apply(&mut self, kind: EventKind, reason: Option<&str>, lock: Option<LockState>) {
         use EventKind as K;
+        match (lock, kind) {
+            (Some(LockState::Unlocked), _) => self.lock = "UNLOCKED",
+            (Some(LockState::Locked), _) => self.lock = "LOCKED",
+            (None, K::Grant | K::Exit | K::RemoteUnlock) => self.lock = "UNLOCKED",
+            (None, K::Relock | K::Start | K::Stop) => self.lock = "LOCKED",
+            _ => {}
+        }
         match kind {
-            K::Grant | K::Exit | K::RemoteUnlock => self.lock = "UNLOCKED",
-            K::Relock | K::Start | K::Stop => self.lock = "LOCKED",
             K::DoorOpened => self.contact = Some("ON"),
             K::DoorClosed => self.contact = Some("OFF"),
             _ => {}
@@ -478,8 +486,12 @@ impl Link {
                 .get("event")
                 .and_then(|k| serde_json::from_value(k.clone()).ok());
             let reason = line.json.get("reason").and_then(|r| r.as_str());
+            let lock: Option<LockState> = line
+                .json
+                .get("lock")
+                .and_then(|l| serde_json::from_value(l.clone()).ok());
             if let Some(k) = kind {
-                self.states.apply(k, reason);
+                self.states.apply(k, reason, lock);
             }
             if matches!(kind, Some(EventKind::Grant | EventKind::Deny)) {
                 let mut access = ev.clone();
@@ -667,5 +679,39 @@ impl Link {
         self.state.command_version = e.version;
         self.save_state();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn states() -> States {
+        States {
+            lock: "LOCKED",
+            contact: None,
+            alarm: None,
+        }
+    }
+
+    /// Defect of c8d23fe: Home Assistant was told LOCKED while office hours held the door open,
+    /// and UNLOCKED for a reader-mode grant that never moved the relay.
+    #[test]
+    fn the_lock_state_published_is_the_relays_as_the_gate_recorded_it() {
+        let mut s = states();
+        let unlocked = Some(LockState::Unlocked);
+        s.apply(EventKind::OfficeHoursStart, None, unlocked);
+        assert_eq!(s.lock, "UNLOCKED");
+        s.apply(EventKind::Relock, None, Some(LockState::Locked));
+        assert_eq!(s.lock, "LOCKED");
+        // Reader mode: the grant and the card read leave the relay locked.
+        s.apply(EventKind::Grant, None, Some(LockState::Locked));
+        s.apply(EventKind::CredentialSent, None, Some(LockState::Locked));
+        assert_eq!(s.lock, "LOCKED");
+        // A line of an older log (no `lock`) is read by its kind.
+        s.apply(EventKind::Exit, None, None);
+        assert_eq!(s.lock, "UNLOCKED");
+        s.apply(EventKind::Start, None, None);
+        assert_eq!(s.lock, "LOCKED");
     }
 }

@@ -1,4 +1,4 @@
-//! The door: the lock output with its unlock timer, driven to "locked" when created, when the
+//! The relay: the lock output with its unlock timer, driven to "locked" when created, when the
 //! timer runs out and when dropped (every exit path that unwinds, including errors and panics).
 //!
 //! What happens on SIGKILL or power loss is decided by the wiring, not by this code: see the

@@ -1,0 +1,483 @@
+//! The door's local control API: one Unix socket (`[control] socket`, by default
+//! `/run/facegate/control.sock`), one request a line, one answer a line. It is the one way in
+//! for everything outside the door's own loop: the admin CLI (`facegate door ...`), and the
+//! site link and web console to come. Requests reach the loop as [`ApiRequest`]s; an unlock or
+//! a lockdown enters the gate like any other source and is audited with who asked.
+//!
+//! Protocol (ASCII, `\n`-terminated, at most [`MAX_LINE`] bytes):
+//!
+//! ```text
+//! status                      -> OK {"door":{...},"status":"...","camera_ok":true,"recent":[...]}
+//! events                      -> OK events, then one audit line (JSON) per line as they happen
+//! unlock by NAME              -> OK opened | ERR refused: REASON
+//! lockdown on|off by NAME     -> OK lockdown on|off
+//! reload by NAME              -> OK reload requested
+//! help                        -> OK the commands
+//! anything else               -> ERR what is wrong (the connection stays open)
+//! ```
+//!
+//! NAME is who asks, recorded in the audit log: 1 to 64 of `A-Z a-z 0-9 . _ - @`. Who may
+//! connect at all is decided by the socket file's permissions (0660, the daemon's group, in a
+//! 0750 runtime directory): the kernel checks the peer's real credentials at `connect`. The
+//! peer's uid and pid as the kernel reports them (`SO_PEERCRED`) are recorded too.
+//!
+//! Bounds: [`MAX_CLIENTS`] connections at once (more are answered `ERR busy`), [`MAX_LINE`]
+//! bytes a line (a longer one is answered and the connection closed), [`MAX_RATE`] requests a
+//! second per connection, an idle connection closed after [`IDLE`]; the loop takes at most
+//! [`PER_TICK`] requests per turn and never waits for a client (a slow event reader is dropped).
+
+use std::io::{self, BufRead, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The longest request line, in bytes (without the newline).
+pub const MAX_LINE: usize = 256;
+/// Connections served at once.
+pub const MAX_CLIENTS: usize = 8;
+/// Requests a second one connection may make; faster ones wait.
+pub const MAX_RATE: u32 = 20;
+/// An idle connection is closed after this long.
+pub const IDLE: Duration = Duration::from_secs(300);
+/// Requests the door's loop takes per turn (the rest wait for the next turn, a few ms later).
+pub const PER_TICK: usize = 8;
+/// How long a connection waits for the loop's answer.
+const ANSWER: Duration = Duration::from_secs(5);
+/// Longest single wait of the server's threads, so a stop is seen promptly.
+const STEP: Duration = Duration::from_millis(50);
+/// Events queued for one reader; a reader that falls further behind is dropped.
+pub const EVENT_BACKLOG: usize = 256;
+
+/// The default socket (the unit's `RuntimeDirectory=facegate`).
+pub const DEFAULT_SOCKET: &str = "/run/facegate/control.sock";
+
+/// `[control]`: the local control API.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlConfig {
+    /// The socket's path; empty: no control API.
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+        }
+    }
+}
+
+impl ControlConfig {
+    /// The socket, unless the API is off.
+    pub fn socket(&self) -> Option<&Path> {
+        (!self.socket.as_os_str().is_empty()).then_some(self.socket.as_path())
+    }
+}
+
+/// A request, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The door's state, alarms, camera health, recent decisions.
+    Status,
+    /// Every audit line from now on.
+    Events,
+    /// One remote unlock.
+    Unlock {
+        /// Who asks.
+        by: String,
+    },
+    /// Lockdown on or off.
+    Lockdown {
+        /// On.
+        on: bool,
+        /// Who asks.
+        by: String,
+    },
+    /// Reload the config and gallery (as SIGHUP).
+    Reload {
+        /// Who asks.
+        by: String,
+    },
+    /// The commands.
+    Help,
+}
+
+/// What `help` answers.
+pub const HELP: &str =
+    "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | help";
+
+/// Parses one request line (without its newline). The error says what is wrong without
+/// repeating more than a few escaped characters of the input.
+pub fn parse(line: &[u8]) -> Result<Command, String> {
+    if line.len() > MAX_LINE {
+        return Err(format!("line too long (at most {MAX_LINE} bytes)"));
+    }
+    let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
+    let words: Vec<&str> = text.split_ascii_whitespace().collect();
+    let by = |rest: &[&str]| -> Result<String, String> {
+        match rest {
+            ["by", name] => check_name(name),
+            [] => Err("who asks? end the request with `by NAME`".into()),
+            _ => Err("expected `by NAME` at the end".into()),
+        }
+    };
+    match words.as_slice() {
+        ["status"] => Ok(Command::Status),
+        ["events"] => Ok(Command::Events),
+        ["help"] => Ok(Command::Help),
+        ["unlock", rest @ ..] => Ok(Command::Unlock { by: by(rest)? }),
+        ["reload", rest @ ..] => Ok(Command::Reload { by: by(rest)? }),
+        ["lockdown", "on", rest @ ..] => Ok(Command::Lockdown {
+            on: true,
+            by: by(rest)?,
+        }),
+        ["lockdown", "off", rest @ ..] => Ok(Command::Lockdown {
+            on: false,
+            by: by(rest)?,
+        }),
+        ["lockdown", ..] => Err("lockdown takes `on` or `off`".into()),
+        [] => Err(format!("empty request; {HELP}")),
+        [word, ..] => Err(format!("unknown command {}; {HELP}", shown(word))),
+    }
+}
+
+/// At most 24 characters of `s`, escaped: safe to put in an answer or a log line.
+fn shown(s: &str) -> String {
+    let cut: String = s.chars().take(24).collect();
+    format!("\"{}\"", cut.escape_default())
+}
+
+fn check_name(name: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err("NAME must be 1 to 64 of A-Z a-z 0-9 . _ - @".into())
+    }
+}
+
+/// The connecting process, as the kernel reports it (`SO_PEERCRED`). Inside the unit's user
+/// namespace (`PrivateUsers=yes`) users other than root and the daemon's show as 65534.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// User id.
+    pub uid: u32,
+    /// Process id.
+    pub pid: i32,
+}
+
+impl Peer {
+    fn of(stream: &UnixStream) -> Option<Self> {
+        let cred = rustix::net::sockopt::socket_peercred(stream).ok()?;
+        Some(Self {
+            uid: cred.uid.as_raw(),
+            pid: cred.pid.as_raw_nonzero().get(),
+        })
+    }
+
+    /// "control API, uid U, pid P": the `via` of the audit line.
+    pub fn describe(&self) -> String {
+        format!("control API, uid {}, pid {}", self.uid, self.pid)
+    }
+}
+
+/// A request for the door's loop, with where its answer goes.
+#[derive(Debug)]
+pub struct ApiRequest {
+    /// What is asked.
+    pub command: Command,
+    /// Who connected.
+    pub peer: Peer,
+    /// The answer.
+    pub reply: Sender<Answer>,
+}
+
+/// The loop's answer.
+#[derive(Debug)]
+pub enum Answer {
+    /// Done; the text follows `OK `.
+    Ok(String),
+    /// Refused or failed; the text follows `ERR `.
+    Err(String),
+    /// `events`: the audit lines to forward, until the client goes or the door stops.
+    Events(Receiver<String>),
+}
+
+/// The bound socket, not yet served.
+#[derive(Debug)]
+pub struct ControlApi {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlApi {
+    /// Binds `path` (a stale socket left by a killed daemon is replaced; any other file there
+    /// is an error) and makes it 0660: the daemon's user and group.
+    pub fn bind(path: &Path) -> io::Result<Self> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a socket", path.display()),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        listener.set_nonblocking(true)?;
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves connections on a thread of their own (one more thread per connection) until
+    /// `stop`; the requests come out of the returned receiver, for the door's loop.
+    pub fn serve(self, stop: Arc<AtomicBool>) -> (Server, Receiver<ApiRequest>) {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("control-api".into())
+            .spawn(move || self.accept_loop(&stop, &tx))
+            .expect("spawning the control API thread");
+        (
+            Server {
+                thread: Some(thread),
+            },
+            rx,
+        )
+    }
+
+    fn accept_loop(self, stop: &Arc<AtomicBool>, tx: &Sender<ApiRequest>) {
+        let clients = Arc::new(AtomicUsize::new(0));
+        while !stop.load(Ordering::SeqCst) {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    if clients.load(Ordering::SeqCst) >= MAX_CLIENTS {
+                        let _ = stream.write_all(b"ERR busy: too many connections\n");
+                        continue;
+                    }
+                    clients.fetch_add(1, Ordering::SeqCst);
+                    let (stop, tx, clients) = (Arc::clone(stop), tx.clone(), Arc::clone(&clients));
+                    let spawned = std::thread::Builder::new()
+                        .name("control-client".into())
+                        .spawn(move || {
+                            if let Err(e) = serve_client(stream, &stop, &tx) {
+                                tracing::debug!("control API client: {e}");
+                            }
+                            clients.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    if let Err(e) = spawned {
+                        tracing::warn!("control API: no thread for a client: {e}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(STEP),
+                Err(e) => {
+                    tracing::warn!("control API: accept failed: {e}");
+                    std::thread::sleep(STEP);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ControlApi {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The running server; joined when dropped (after its stop flag was set).
+pub struct Server {
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes into `line`. `Ok(false)`: the client went, or
+/// the server stops, or the client was idle too long.
+fn read_line(stream: &mut UnixStream, line: &mut Vec<u8>, stop: &AtomicBool) -> io::Result<bool> {
+    line.clear();
+    let since = Instant::now();
+    let mut byte = [0u8; 1];
+    loop {
+        if stop.load(Ordering::SeqCst) || since.elapsed() > IDLE {
+            return Ok(false);
+        }
+        match stream.read(&mut byte) {
+            Ok(0) => return Ok(false),
+            Ok(_) if byte[0] == b'\n' => return Ok(true),
+            Ok(_) => {
+                line.push(byte[0]);
+                if line.len() > MAX_LINE {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("line too long (at most {MAX_LINE} bytes)"),
+                    ));
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn serve_client(
+    mut stream: UnixStream,
+    stop: &AtomicBool,
+    tx: &Sender<ApiRequest>,
+) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(STEP))?;
+    stream.set_write_timeout(Some(ANSWER))?;
+    let Some(peer) = Peer::of(&stream) else {
+        stream.write_all(b"ERR who are you? (no peer credentials)\n")?;
+        return Ok(());
+    };
+    let mut line = Vec::with_capacity(MAX_LINE);
+    let mut window = (Instant::now(), 0u32);
+    loop {
+        match read_line(&mut stream, &mut line, stop) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                stream.write_all(format!("ERR {e}\n").as_bytes())?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        // Rate: at most MAX_RATE requests a second; faster ones wait for the next second.
+        if window.0.elapsed() >= Duration::from_secs(1) {
+            window = (Instant::now(), 0);
+        }
+        window.1 += 1;
+        if window.1 > MAX_RATE {
+            std::thread::sleep(Duration::from_secs(1).saturating_sub(window.0.elapsed()));
+            window = (Instant::now(), 1);
+        }
+        let trimmed = line.strip_suffix(b"\r").unwrap_or(&line);
+        let command = match parse(trimmed) {
+            Ok(c) => c,
+            Err(e) => {
+                stream.write_all(format!("ERR {e}\n").as_bytes())?;
+                continue;
+            }
+        };
+        let (reply, answer) = mpsc::channel();
+        let request = ApiRequest {
+            command,
+            peer,
+            reply,
+        };
+        if tx.send(request).is_err() {
+            stream.write_all(b"ERR the door is stopping\n")?;
+            return Ok(());
+        }
+        match answer.recv_timeout(ANSWER) {
+            Ok(Answer::Ok(text)) => stream.write_all(format!("OK {text}\n").as_bytes())?,
+            Ok(Answer::Err(text)) => stream.write_all(format!("ERR {text}\n").as_bytes())?,
+            Ok(Answer::Events(events)) => {
+                stream.write_all(b"OK events\n")?;
+                return forward(&mut stream, &events, stop);
+            }
+            Err(_) => stream.write_all(b"ERR the door did not answer in time\n")?,
+        }
+    }
+}
+
+/// Forwards audit lines to an `events` client until it goes or the server stops.
+fn forward(
+    stream: &mut UnixStream,
+    events: &Receiver<String>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    while !stop.load(Ordering::SeqCst) {
+        match events.recv_timeout(STEP) {
+            Ok(line) => {
+                stream.write_all(line.as_bytes())?;
+                stream.write_all(b"\n")?;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// The client side (`facegate door`): sends one request line, returns the answer line (without
+/// `OK `/`ERR `) as `Ok` or `Err`. Connection errors are `io::Error`s.
+pub fn ask(socket: &Path, request: &str) -> io::Result<Result<String, String>> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(ANSWER * 2))?;
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(b"\n")?;
+    let line = read_answer(&mut io::BufReader::new(stream))?;
+    Ok(split_answer(&line))
+}
+
+/// `events`: calls `each` with every audit line until it returns `false` or the door goes.
+pub fn follow_events(socket: &Path, mut each: impl FnMut(&str) -> bool) -> io::Result<()> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.write_all(b"events\n")?;
+    let mut reader = io::BufReader::new(stream);
+    let first = read_answer(&mut reader)?;
+    if let Err(e) = split_answer(&first) {
+        return Err(io::Error::other(e));
+    }
+    loop {
+        let line = read_answer(&mut reader)?;
+        if line.is_empty() || !each(&line) {
+            return Ok(());
+        }
+    }
+}
+
+/// One answer line, at most 1 MiB (a status with its recent decisions is a few KB).
+fn read_answer(reader: &mut impl io::BufRead) -> io::Result<String> {
+    let mut out = Vec::new();
+    reader.take(1 << 20).read_until(b'\n', &mut out)?;
+    if out.last() == Some(&b'\n') {
+        out.pop();
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn split_answer(line: &str) -> Result<String, String> {
+    if let Some(rest) = line.strip_prefix("OK") {
+        Ok(rest.trim_start().to_owned())
+    } else if let Some(rest) = line.strip_prefix("ERR") {
+        Err(rest.trim_start().to_owned())
+    } else if line.is_empty() {
+        Err("the door closed the connection".to_owned())
+    } else {
+        Err(format!("not an answer: {}", shown(line)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

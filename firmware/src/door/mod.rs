@@ -1,0 +1,8 @@
+//! The door's own machinery below the daemon's loop: the relay with its unlock timer
+//! ([`relay::Door`]) and the local control API ([`control_api`]) through which everything outside
+//! the door's process (the admin CLI, the site link, the console) asks the door for anything.
+
+pub mod control_api;
+pub mod relay;
+
+pub use relay::Door;

@@ -1,0 +1,143 @@
+//! The door's local control API end to end: the real daemon (simulated camera and relay, in
+//! real time) serving its Unix socket, asked as `facegate door` asks: status, the event stream,
+//! lockdown (a recognised face is then refused), a remote unlock through the gate, each audited
+//! with who asked and from which process.
+
+use facegate::audit::EventKind;
+use facegate::door::control_api::{ask, follow_events};
+use facegate::hal::{Control, LockState};
+use facegate_e2e::{fixture, fixtures_dir};
+use facegate_sim::{run_scenario, RunOptions, Scenario};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn scenario() -> Scenario {
+    for f in ["obama.jpg", "obama2.jpg"] {
+        fixture(f);
+    }
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    let text = format!(
+        "[config]\ncontrol = {{ socket = \"control.sock\" }}\nlock = {{ unlock_seconds = 1 }}\n\
+         [config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\n\
+         [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"obama.jpg\"]\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 1.5\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 6\n"
+    );
+    Scenario::parse(&text, Path::new("control.toml"), &fixtures_dir()).unwrap()
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn status(socket: &Path) -> serde_json::Value {
+    let text = ask(socket, "status").unwrap().unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_control_api_reports_streams_locks_down_and_unlocks_through_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let s = scenario();
+    let opts = RunOptions {
+        realtime: true,
+        workdir: Some(dir.path().to_owned()),
+    };
+    let control = Control::default();
+    let door = std::thread::spawn(move || run_scenario(&s, &opts, control).unwrap());
+    wait_for("the socket", || {
+        socket.exists() && ask(&socket, "help").is_ok()
+    });
+
+    // Follow the events from the start.
+    let streamed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let follower = {
+        let (socket, streamed) = (socket.clone(), Arc::clone(&streamed));
+        std::thread::spawn(move || {
+            let _ = follow_events(&socket, |l| {
+                streamed.lock().unwrap().push(l.to_owned());
+                true
+            });
+        })
+    };
+    let st = status(&socket);
+    assert_eq!(st["door"]["lock"], "locked", "{st}");
+    assert_eq!(st["door"]["lockdown"], false, "{st}");
+    assert_eq!(st["people"], 1, "{st}");
+
+    // Lockdown before the employee comes: recognised, refused, and `status` says so.
+    assert_eq!(
+        ask(&socket, "lockdown on by guard").unwrap(),
+        Ok("lockdown on".into())
+    );
+    assert_eq!(status(&socket)["door"]["lockdown"], true);
+    wait_for("a denial for lockdown", || {
+        status(&socket)["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["event"] == "deny" && d["reason"] == "lockdown")
+    });
+    assert_eq!(status(&socket)["door"]["lock"], "locked");
+    assert_eq!(
+        ask(&socket, "lockdown off by guard").unwrap(),
+        Ok("lockdown off".into())
+    );
+
+    // A remote unlock: through the gate, audited with who asked.
+    assert_eq!(
+        ask(&socket, "unlock by guard").unwrap(),
+        Ok("opened".into())
+    );
+    let st = status(&socket);
+    assert_eq!(st["door"]["lock"], "unlocked", "{st}");
+    assert_eq!(st["door"]["held_by"], "remote", "{st}");
+    wait_for("the unlock in the event stream", || {
+        streamed
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("\"remote_unlock\""))
+    });
+    // Bad requests are answered, and change nothing.
+    assert!(ask(&socket, "unlock by guard\u{7}").unwrap().is_err());
+    assert!(ask(&socket, "unlock").unwrap().is_err());
+
+    let r = door.join().unwrap();
+    follower.join().unwrap();
+    assert!(!socket.exists(), "the socket goes with the door");
+    let lines = r.json_lines();
+    let remote = r.of(EventKind::RemoteUnlock);
+    assert_eq!(remote.len(), 1, "{lines:#?}");
+    assert_eq!(remote[0].identity.as_deref(), Some("guard"));
+    let via = remote[0].reason.as_deref().unwrap();
+    assert!(via.starts_with("control API, uid "), "{via}");
+    for kind in [EventKind::Lockdown, EventKind::LockdownCleared] {
+        let ev = r.of(kind);
+        assert_eq!(ev.len(), 1, "{kind:?}: {lines:#?}");
+        assert_eq!(ev[0].identity.as_deref(), Some("guard"));
+    }
+    assert!(
+        r.grants().is_empty(),
+        "the employee came during the lockdown: {lines:#?}"
+    );
+    assert!(r.relay.iter().any(|e| e.1 == LockState::Unlocked));
+    // What was streamed is what was recorded, in the same order.
+    let streamed = streamed.lock().unwrap();
+    let kinds: Vec<String> = streamed
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].to_string())
+        .collect();
+    assert!(kinds.iter().any(|k| k == "\"lockdown\""), "{kinds:?}");
+    assert!(
+        kinds.iter().any(|k| k == "\"lockdown_cleared\""),
+        "{kinds:?}"
+    );
+}
