@@ -8,9 +8,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The default audit log (the daemon's `[audit] path`).
-const DEFAULT_LOG: &str = "/var/lib/facegate/audit.jsonl";
-
 /// `facegate audit ...`
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -18,7 +15,7 @@ pub enum AuditCommand {
     /// out (lines written before the chain existed are counted as "unchained"), 1 at the first
     /// edited, inserted or removed line (named with its number), 2 if the log cannot be read.
     Verify {
-        /// The audit log (default: /var/lib/facegate/audit.jsonl).
+        /// The audit log (default: the door config's `[audit] path`).
         path: Option<PathBuf>,
     },
     /// Events of the log and its rotated files, oldest first: e.g. `--entries --person ada
@@ -29,7 +26,7 @@ pub enum AuditCommand {
 /// Filters and format of `facegate audit query`.
 #[derive(clap::Args, Debug)]
 pub struct Query {
-    /// The audit log (default: /var/lib/facegate/audit.jsonl); its rotated files are read too.
+    /// The audit log (default: the door config's `[audit] path`); its rotated files are read too.
     #[arg(long)]
     pub log: Option<PathBuf>,
     /// Only this person (grants, and denials that name them).
@@ -70,11 +67,21 @@ const ALARMS: [&str; 6] = [
     "audit_failed",
 ];
 
-/// Runs an audit subcommand.
-pub fn run(cmd: &AuditCommand) -> Result<ExitCode> {
+/// Runs an audit subcommand; without a path, on the log the door's config (`config`, see
+/// `door_config`) names.
+pub fn run(cmd: &AuditCommand, config: Option<&Path>) -> Result<ExitCode> {
+    let log = |given: Option<&Path>| -> Result<PathBuf> {
+        match given {
+            Some(p) => Ok(p.to_owned()),
+            None => Ok(crate::door_config(config)
+                .context("the door's config names the audit log (or give its path)")?
+                .audit
+                .path),
+        }
+    };
     match cmd {
-        AuditCommand::Verify { path } => verify(path.as_deref().unwrap_or(Path::new(DEFAULT_LOG))),
-        AuditCommand::Query(q) => query(q),
+        AuditCommand::Verify { path } => verify(&log(path.as_deref())?),
+        AuditCommand::Query(q) => query(q, &log(q.log.as_deref())?),
     }
 }
 
@@ -97,8 +104,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn query(q: &Query) -> Result<ExitCode> {
-    let path = q.log.as_deref().unwrap_or(Path::new(DEFAULT_LOG));
+fn query(q: &Query, path: &Path) -> Result<ExitCode> {
     let files = facegate::rotation::all_files(path);
     if files.is_empty() {
         anyhow::bail!("{}: no such audit log", path.display());

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 mod analysis;
 mod audit;
 mod credential;
+mod door;
 mod openset;
 mod people;
 mod policy;
@@ -46,15 +47,10 @@ struct GlobalArgs {
     /// in group photos; detection time grows with the square of 1/PIXELS.
     #[arg(long, global = true, value_name = "PIXELS", default_value_t = 80.0)]
     min_face: f32,
-    /// The employee gallery file.
-    #[arg(
-        long,
-        global = true,
-        value_name = "FILE",
-        env = "FACEGATE_GALLERY",
-        default_value = "/var/lib/facegate/gallery.toml"
-    )]
-    gallery: PathBuf,
+    /// The employee gallery file (default: the door config's `[gallery] path`, so the CLI and
+    /// the door always use the same file; /var/lib/facegate/gallery.toml without a config).
+    #[arg(long, global = true, value_name = "FILE", env = "FACEGATE_GALLERY")]
+    gallery: Option<PathBuf>,
     /// The door's config file: `identify`, `verify`, enrolment's duplicate check and `calibrate
     /// --open-set` apply its [recognition] threshold, min_margin and min_face, as the door does
     /// (default: /etc/facegate/config.toml if it exists, else the defaults; the model's threshold
@@ -329,6 +325,15 @@ enum Command {
         #[command(subcommand)]
         cmd: audit::AuditCommand,
     },
+    /// The running door, through its local control API: `facegate door status`, `events`,
+    /// `unlock`, `lockdown on|off`, `reload`. Exit status 1 if the door refused.
+    Door {
+        #[command(subcommand)]
+        cmd: door::DoorCommand,
+        /// The door's control socket (default: the door config's `[control] socket`).
+        #[arg(long, global = true, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -358,9 +363,12 @@ fn init_logging(verbose: u8) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // No models needed for these.
     if let Command::Audit { cmd } = &cli.command {
-        // No models needed.
-        return audit::run(cmd);
+        return audit::run(cmd, cli.global.config.as_deref());
+    }
+    if let Command::Door { cmd, socket } = &cli.command {
+        return door::run(cmd, socket.as_deref(), cli.global.config.as_deref());
     }
     let mqtt_file = |f: &Option<PathBuf>| {
         f.clone()
@@ -382,6 +390,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // The door's config also names the network its thresholds belong to: used unless
     // --models / --embedder say otherwise. A broken config only stops the commands that judge.
     let config = door_config(g.config.as_deref());
+    // The gallery the door reads, unless told otherwise: never a file the door does not use.
+    let gallery = match (&g.gallery, &config) {
+        (Some(path), _) => path.clone(),
+        (None, Ok(c)) => c.gallery.path.clone(),
+        (None, Err(e)) => anyhow::bail!(
+            "the door's config cannot be read, so the gallery it uses is unknown: {e:#} (give --gallery FILE)"
+        ),
+    };
     let (config_models, config_embedder) = config
         .as_ref()
         .map(|c| (c.recognition.models.clone(), c.recognition.embedder.clone()))
@@ -396,27 +412,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
         anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
     }
     // `auto`: the gallery's network, else the form this CPU runs fastest (as the door does).
-    let embedder = facegate::netform::resolve(&models, embedder.as_deref(), &g.gallery)?;
+    let embedder = facegate::netform::resolve(&models, embedder.as_deref(), &gallery)?;
     let fingerprint = models.embedder(embedder.as_deref())?.1.fingerprint.clone();
     // Commands that only read or edit the gallery do not load the networks.
     match &cli.command {
         Command::List { json } => {
-            return people::list(&Gallery::load(&g.gallery, &fingerprint)?, *json)
+            return people::list(&Gallery::load(&gallery, &fingerprint)?, *json)
         }
         Command::Show { id, json } => {
-            return people::show(&Gallery::load(&g.gallery, &fingerprint)?, id, *json)
+            return people::show(&Gallery::load(&gallery, &fingerprint)?, id, *json)
         }
-        Command::Remove { id } => return people::modify(&g.gallery, &fingerprint, id, None),
+        Command::Remove { id } => return people::modify(&gallery, &fingerprint, id, None),
         Command::Policy(a) => {
             let access = config
                 .as_ref()
                 .map(|c| c.access.clone())
                 .unwrap_or_default();
-            return policy::run(&g.gallery, &fingerprint, &access, a);
+            return policy::run(&gallery, &fingerprint, &access, a);
         }
-        Command::Credential(a) => return credential::run(&g.gallery, &fingerprint, a),
+        Command::Credential(a) => return credential::run(&gallery, &fingerprint, a),
         Command::Rename { id, name } => {
-            return people::modify(&g.gallery, &fingerprint, id, Some(name))
+            return people::modify(&gallery, &fingerprint, id, Some(name))
         }
         Command::Bench {
             paths,
@@ -434,11 +450,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
         }
         Command::Reembed { json } => {
-            return reembed::run(&models, g.embedder.as_deref(), &g.gallery, *json)
+            return reembed::run(&models, g.embedder.as_deref(), &gallery, *json)
         }
         Command::Publish { key, mqtt } => {
             let mqtt = site::mqtt_of(&mqtt_file(mqtt)?)?;
-            return site::publish(&g.gallery, &fingerprint, key, &mqtt);
+            return site::publish(&gallery, &fingerprint, key, &mqtt);
         }
         _ => {}
     }
@@ -488,7 +504,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             photos,
         } => people::enroll(
             &mut pipeline,
-            &g.gallery,
+            &gallery,
             &name,
             id.as_deref(),
             &photos,
@@ -505,7 +521,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => people::import(
             &mut pipeline,
-            &g.gallery,
+            &gallery,
             &dir,
             people::EnrolChecks {
                 photo: checks(strict),
@@ -587,7 +603,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => analysis::cluster(&mut pipeline, &paths, threshold, json),
         Command::Identify { photos, json } => {
-            let gallery = Gallery::load(&g.gallery, &fingerprint)?;
+            let gallery = Gallery::load(&gallery, &fingerprint)?;
             let (config, rule) = door()?;
             people::identify(
                 &mut pipeline,
@@ -607,6 +623,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Bench { .. }
         | Command::Reembed { .. }
         | Command::Audit { .. }
+        | Command::Door { .. }
         | Command::Keygen { .. }
         | Command::Publish { .. }
         | Command::Remote { .. } => unreachable!("handled above"),
@@ -639,13 +656,13 @@ fn checks(strict: bool) -> Checks {
     }
 }
 
-fn door_config(path: Option<&Path>) -> Result<facegate::config::Config> {
-    const SYSTEM: &str = "/etc/facegate/config.toml";
+/// The door's config: `--config` / `FACEGATE_CONFIG`, else the system one if it exists, else
+/// the defaults (the same paths the door uses without a config file).
+pub(crate) fn door_config(path: Option<&Path>) -> Result<facegate::config::Config> {
+    let system = Path::new(facegate::config::DEFAULT_CONFIG);
     match path {
         Some(p) => Ok(facegate::config::Config::load(p)?),
-        None if Path::new(SYSTEM).exists() => {
-            Ok(facegate::config::Config::load(Path::new(SYSTEM))?)
-        }
+        None if system.exists() => Ok(facegate::config::Config::load(system)?),
         None => Ok(facegate::config::Config::default()),
     }
 }

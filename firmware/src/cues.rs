@@ -1,7 +1,7 @@
 //! Presentation-attack cues besides the liveness networks: the near-infrared camera's view of
 //! the face (`[liveness.nir]`), a paper or screen border framing the face (`[liveness]
 //! border`) and planar motion of the landmarks over a track (`[liveness] motion`). Each is one more condition of the acceptance rule's liveness stage, independent of
-//! the networks' level; see README, "Presentation attacks".
+//! the networks' level; see docs/security.md, "Presentation attacks".
 
 use crate::config::CameraConfig;
 use crate::hal::CameraError;

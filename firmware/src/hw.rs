@@ -235,7 +235,8 @@ const EBUSY: i32 = 16;
 /// The line request is exclusive: a second requester (a second `facegated`) gets "busy" and
 /// refuses to start instead of fighting for the pin. Every `set` reads the level back from the
 /// kernel. When the process exits the line is released: the Raspberry Pi kernels keep a released
-/// output at its last level, and the boot-time state comes from `config.txt` (see the README).
+/// output at its last level, and the boot-time state comes from `config.txt` (see
+/// docs/installing.md, "Wiring the lock").
 pub struct GpioRelay {
     request: gpiocdev::Request,
     offset: u32,

@@ -5,7 +5,7 @@
 //! tract picks its kernels at run time: int8 is fast only with a dot-product instruction
 //! (aarch64 `sdot`: Cortex-A76, Pi 5); on a Cortex-A72 (Pi 4) its int8 kernel multiplies in
 //! 16 bits on the one integer-multiply pipe, and on x86 the int8 form measured slower than f32
-//! even with AVX-512 VNNI (README, "Which network form for which CPU").
+//! even with AVX-512 VNNI (docs/performance.md, "Which network form for which CPU").
 
 use crate::gallery::Gallery;
 use crate::models::{EmbedderManifest, ModelError, ModelSet};

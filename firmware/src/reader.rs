@@ -1,6 +1,6 @@
-//! Reader mode: facegate as the face reader of an access-control panel. On a grant the daemon
-//! sends the person's card credential through a [`CredentialOutput`] (Wiegand today; OSDP is the
-//! next output behind the same trait) and the panel decides and drives the lock; facegate never
+//! Reader mode: facegate as the face reader of an access-control panel. On a grant the gate
+//! (`access::gate`) sends the person's card credential through a [`CredentialOutput`] (Wiegand
+//! lines, or OSDP with Secure Channel) and the panel decides and drives the lock; facegate never
 //! drives its relay in this mode.
 
 use crate::credential::Credential;

@@ -29,6 +29,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("scenario", scenario),
     ("audit", audit),
     ("manifest", manifest),
+    ("control", control),
 ];
 
 /// libFuzzer's panic hook aborts on every panic, even one the code under test catches: the
@@ -192,5 +193,33 @@ pub fn audit(data: &[u8]) {
             after.chained + after.unchained,
             before.chained + before.unchained + 1
         );
+    }
+}
+
+/// A request line of the door's local control API (`facegate door`, the site link, the
+/// console): what it accepts names a command whose `by` is safe to record (no separator,
+/// quote or control character can reach the audit log), and its errors are short and escaped.
+pub fn control(data: &[u8]) {
+    use facegate::door::control_api::{parse, Command, MAX_LINE};
+    match parse(data) {
+        Ok(cmd) => {
+            assert!(data.len() <= MAX_LINE);
+            let by = match &cmd {
+                Command::Unlock { by } | Command::Lockdown { by, .. } | Command::Reload { by } => {
+                    Some(by)
+                }
+                Command::Status | Command::Events | Command::Help => None,
+            };
+            if let Some(by) = by {
+                assert!((1..=64).contains(&by.len()));
+                assert!(by
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b)));
+            }
+        }
+        Err(e) => {
+            assert!(e.len() <= 200, "{e}");
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+        }
     }
 }

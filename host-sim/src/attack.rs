@@ -7,7 +7,7 @@
 //! spot, and for a screen the moiré of its pixel grid against the camera's. What they cannot
 //! model: real paper texture and ink dots, a real screen's refresh and sub-pixel pattern, a
 //! curved or moving print, and the camera's own noise; passing them is no proof against real
-//! attacks (see README, "Presentation attacks").
+//! attacks (see docs/security.md, "Presentation attacks").
 
 use image::{Rgb, RgbImage};
 use serde::Deserialize;

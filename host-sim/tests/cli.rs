@@ -200,7 +200,7 @@ fn the_daemon_killed_while_it_rotates_its_audit_log_keeps_every_event_exactly_on
     assert_eq!(r.chained, seqs.len() as u64);
 }
 
-/// A scenario shipped in `host-sim/scenarios/` runs from the checkout as the README says: its
+/// A scenario shipped in `host-sim/scenarios/` runs from the checkout as docs/performance.md says: its
 /// photos, not next to it, come from the fixture photos.
 #[test]
 fn a_shipped_scenario_runs_from_the_checkout_with_the_fixture_photos() {

@@ -1,6 +1,6 @@
 //! End-to-end tests of the door: the real daemon loop on simulated camera, relay and clock,
 //! fed with frames made from real photos. Most scenarios run the f32 embedder because tract's
-//! int8 kernel is very slow on this CI machine's CPU (see README, "Speed"); one runs the shipped
+//! int8 kernel is very slow on this CI machine's CPU (see docs/performance.md, "Speed and memory"); one runs the shipped
 //! int8 default end to end.
 
 use facegate::audit::{read_log, EventKind};

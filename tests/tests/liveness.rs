@@ -72,7 +72,7 @@ fn bona_fide_photos_pass_and_their_print_and_screen_presentations_do_not() {
     eprintln!("{}", report.join("\n"));
     // No live face framed as the door sees it refused at normal.
     assert_eq!(bona_refused, 0, "BPCER: {report:#?}");
-    // The single-frame network is no complete defence (README, "Presentation attacks": 6 of
+    // The single-frame network is no complete defence (docs/security.md, "Presentation attacks": 6 of
     // these 12 synthetic attacks pass at normal); it must still refuse a good share of them.
     assert!(
         attacks_passed * 2 <= attacks,

@@ -207,7 +207,8 @@ fn four_workers_at_a_slow_machines_speed_judge_more_frames_and_let_in_sooner() {
     assert!(s4.relock_late.max < LOADED_MACHINE, "{s4:?}");
 }
 
-/// The shipped arrivals scenario (the README's table of workers at a Pi's speed) stays valid:
+/// The shipped arrivals scenario (docs/performance.md's table of workers at a Pi's speed) stays
+/// valid:
 /// in simulated time, every frame judged, the employee is let in on each of four arrivals at
 /// three face sizes, within a second, and the stranger never.
 #[test]

@@ -1,8 +1,9 @@
 //! The relay: the lock output with its unlock timer, driven to "locked" when created, when the
 //! timer runs out and when dropped (every exit path that unwinds, including errors and panics).
 //!
-//! What happens on SIGKILL or power loss is decided by the wiring, not by this code: see the
-//! README ("Wiring the lock").
+//! What happens on SIGKILL or power loss is decided by the wiring, not by this code: see
+//! docs/installing.md ("Wiring the lock: fail-secure or fail-safe"). Only the gate
+//! (`access::gate`) drives it open.
 
 use crate::hal::{LockError, LockOutput, LockState};
 use std::time::Duration;

@@ -40,7 +40,8 @@ pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(St
             json!({
                 "name": "Lock",
                 "state_topic": topics.lock_state,
-                // HA requires a command topic; the door ignores it (unsigned), see README.
+                // HA requires a command topic; the door ignores it (unsigned), see
+                // docs/site-and-panels.md (Home Assistant).
                 "command_topic": topics.lock_set,
                 "state_locked": "LOCKED",
                 "state_unlocked": "UNLOCKED",

@@ -89,7 +89,8 @@ impl Expansion for Prelu {
         let x = inputs[0];
         // x86 only: there the one pass took SFace's PReLUs from 9.8 to 1.6 ms (profile_model),
         // but on aarch64 it made SFace's embedding 19-36% more instructions (QEMU counts, A72 and
-        // A76, README "Where the embedder's time goes"): tract fuses the four ops there.
+        // A76, docs/performance.md "Where the embedder's time goes"): tract fuses the four ops
+        // there.
         if cfg!(target_arch = "x86_64") {
             if let Some(op) = super::prelu::ChannelPrelu::for_inputs(
                 model.outlet_fact(x)?,

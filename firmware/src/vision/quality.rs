@@ -38,7 +38,8 @@ pub struct Measures {
 }
 
 /// The quality thresholds (the config's `[recognition.quality]`). Defaults come from the
-/// measurements on real photos in the module tests and the README.
+/// measurements on real photos in the module tests and in docs/administering.md ("How the door
+/// decides over frames").
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QualityParams {
