@@ -1,0 +1,143 @@
+//! Everything due whether or not frames come: the relock, office hours, door inputs (exit button,
+//! contact), the site link's requests, the panel link, reloads, the watchdog and the status.
+
+use super::*;
+
+impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
+    /// Everything that is due whether or not frames come: relock, inputs, reloads, watchdog.
+    pub(super) fn housekeeping(&mut self) -> Result<(), DaemonError> {
+        let at = self.at();
+        let now = at.now;
+        self.sync_lockdown(at)?;
+        let relocked = self.gate.tick(at, &mut self.records);
+        self.raise_alarm();
+        if let Some(late) = relocked.inspect_err(|e| self.lock_failed(e))? {
+            self.summary.relock_late.add(late);
+            tracing::info!("door locked again");
+        }
+        if let Some((open, reason)) = self.guard.office_hours(at.wall) {
+            self.open(Request::OfficeHours { open, reason }, at)?;
+        }
+        if self.cameras.failing {
+            // Checked while waiting to re-open too, so `camera_lost` comes on time.
+            self.guard.camera_failed(now, &mut self.notes);
+        }
+        self.flush();
+        self.link_events();
+        if self.control.take_reload() {
+            self.reload_config();
+            self.poll_gallery(true);
+            self.reload.next_poll = now + self.poll_interval();
+        } else if now >= self.reload.next_poll {
+            self.poll_gallery(false);
+            self.reload.next_poll = now + self.poll_interval();
+        }
+        self.read_inputs(now)?;
+        self.site_requests(now)?;
+        self.serve_api()?;
+        if self
+            .last_watchdog
+            .is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1))
+        {
+            self.supervisor.watchdog();
+            self.last_watchdog = Some(now);
+        }
+        if let Some(line) = self.status.due(now, self.summary.frames) {
+            self.supervisor.status(&line);
+        }
+        Ok(())
+    }
+
+    /// What the site link asked (`site`): events to record, a signed remote unlock.
+    pub(super) fn site_requests(&mut self, now: Duration) -> Result<(), DaemonError> {
+        for n in self.control.take_notes() {
+            let mut ev = self.event(n.kind);
+            ev.identity = n.by;
+            ev.reason = Some(n.reason);
+            self.record(&ev);
+        }
+        if let Some(by) = self.control.take_remote_unlock() {
+            let at = At {
+                now,
+                wall: self.clock.wall(),
+            };
+            let via = "site command".to_owned();
+            self.open(Request::Remote { by, via }, at)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn read_inputs(&mut self, now: Duration) -> Result<(), DaemonError> {
+        let inputs = match self.door_io.sensors.read() {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return Ok(());
+            }
+        };
+        if inputs.exit_button && !self.door_io.inputs.exit_button {
+            let at = At {
+                now,
+                wall: self.clock.wall(),
+            };
+            self.open(Request::ExitButton, at)?;
+        }
+        if inputs.door_open != self.door_io.inputs.door_open {
+            match inputs.door_open {
+                Some(true) => {
+                    let ev = self.event(EventKind::DoorOpened);
+                    self.record(&ev);
+                }
+                Some(false) if self.door_io.inputs.door_open.is_some() => {
+                    let ev = self.event(EventKind::DoorClosed);
+                    self.record(&ev);
+                }
+                _ => {}
+            }
+        }
+        self.door_io.inputs = inputs;
+        let state = self.gate.lock_state();
+        let act = self
+            .guard
+            .door(now, inputs.door_open, state, &mut self.notes);
+        self.flush();
+        if act.relock {
+            let at = self.at();
+            let r = self.gate.relock_on_close(at, &mut self.records);
+            self.raise_alarm();
+            r.inspect_err(|e| self.lock_failed(e))?;
+        }
+        if let Some(on) = act.alarm {
+            if let Err(e) = self.door_io.sensors.set_alarm(on) {
+                tracing::error!("alarm output: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reader mode: audits the panel link's changes (OSDP online, offline).
+    pub(super) fn link_events(&mut self) {
+        let links = match self.gate.output() {
+            Some(out) => out.link_events(),
+            None => return,
+        };
+        for l in links {
+            tracing::info!(online = l.online, "{}", l.detail);
+            let mut ev = self.event(if l.online {
+                EventKind::PanelOnline
+            } else {
+                EventKind::PanelOffline
+            });
+            ev.reason = Some(l.detail);
+            self.record(&ev);
+        }
+    }
+}
+
+/// The door's inputs: exit button, door contact (and the alarm output beside them).
+pub(super) struct DoorIo<S> {
+    /// The inputs' driver.
+    pub(super) sensors: S,
+    /// What they read last (edges are acted on).
+    pub(super) inputs: DoorInputs,
+}

@@ -1,0 +1,140 @@
+//! What recognition makes of one frame ([`look`]): its largest face, its quality, embedding and
+//! liveness, and the frame's facts for the guards; run by the recognition workers.
+
+use super::*;
+
+impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
+    /// What recognition needs now (after a reload: the config and the decision thresholds).
+    pub(super) fn look_params(&self) -> LookParams {
+        let d = self.decider.params();
+        LookParams {
+            min_face: self.config.recognition.min_face,
+            quality: self.config.recognition.quality,
+            count_faces: self.guard.max_faces() > 0,
+            watch_blind: self.guard.watches_frames(),
+            liveness: self.config.liveness.level != Level::Off,
+            threshold: d.threshold,
+            min_margin: d.min_margin,
+        }
+    }
+}
+
+/// What recognition needs besides the pipeline; copied to the recognition thread, refreshed by
+/// the control loop after a reload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct LookParams {
+    pub(super) min_face: f32,
+    pub(super) quality: QualityParams,
+    /// Anti-tailgating (`max_faces` > 0): every face is detected and the large ones counted.
+    pub(super) count_faces: bool,
+    /// Tamper (`[tamper] blind_seconds` > 0): each frame is checked for a covered/blinded camera.
+    pub(super) watch_blind: bool,
+    /// `[liveness]` is on: every embedded face that would be let in is scored.
+    pub(super) liveness: bool,
+    /// What "would be let in" means: nearest person within `threshold`, `min_margin` ahead.
+    pub(super) threshold: f32,
+    pub(super) min_margin: f32,
+}
+
+/// What recognition saw in a frame besides its face, for the guards on the control side.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct FrameFacts {
+    /// Faces at least `min_face` large (counted only for anti-tailgating).
+    pub(super) large_faces: usize,
+    /// The frame is uniform or saturated (checked only when tamper watches frames).
+    pub(super) blind: Option<Blind>,
+    /// Liveness runs for this frame (0 or 1).
+    pub(super) liveness_runs: u64,
+}
+
+/// What the frame shows: its largest face, how large, its liveness score; the face's embedding
+/// is left in `embedding` (emptied when there is none), the frame's facts for the guards in
+/// `facts`. Who is nearest is left to the caller, which decides; `index` only tells whether the
+/// face would be let in, the one case that needs its liveness score.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn look(
+    pipeline: &mut Pipeline,
+    liveness: Option<&mut Liveness>,
+    cues: &mut Cues,
+    taken: Duration,
+    index: &Index,
+    frame: &RgbImage,
+    p: &LookParams,
+    stages: &mut Stages,
+    embedding: &mut Embedding,
+    facts: &mut FrameFacts,
+) -> Result<Observation<'static>, PipelineError> {
+    embedding.0.clear();
+    if p.watch_blind {
+        facts.blind = blind(frame);
+    }
+    let t0 = Instant::now();
+    // Anti-tailgating needs every face counted; otherwise the largest is enough.
+    let detection = if p.count_faces {
+        let (largest, large) = pipeline.detect_counting(frame, p.min_face)?;
+        facts.large_faces = large;
+        largest
+    } else {
+        pipeline.detect_largest(frame)?
+    };
+    let t1 = Instant::now();
+    stages.detect += t1 - t0;
+    let Some(det) = detection.as_ref() else {
+        return Ok(Observation::NoFace);
+    };
+    let size = det.bbox.size();
+    let mut seen = Seen {
+        bbox: det.bbox,
+        quality: Ok(()),
+        nearest: None,
+        embedding: &[],
+        liveness: None,
+        cues: None,
+    };
+    if size < p.min_face {
+        return Ok(Observation::Face(seen));
+    }
+    let Some(chip) = pipeline.align(frame, det) else {
+        return Ok(Observation::Lost);
+    };
+    // A poor face is not embedded: it cannot agree, and it saves the embedding's time.
+    let template = &pipeline.embedder_spec().template;
+    let measures = quality::measure(&chip, template, &det.landmarks);
+    seen.quality = p.quality.judge(&measures);
+    let t2 = Instant::now();
+    stages.align += t2 - t1;
+    if seen.quality.is_err() {
+        tracing::debug!(size, ?measures, "poor face");
+        return Ok(Observation::Face(seen));
+    }
+    *embedding = pipeline.embed_chip(&chip)?;
+    let t3 = Instant::now();
+    stages.embed += t3 - t2;
+    // Judged in the acceptance rule (after the match); a network failure or missing networks
+    // score NaN, which never agrees.
+    // A stranger is refused as unknown before liveness counts: the networks run only for a face
+    // that would be let in (NaN comparisons fail: no score, refused as a spoof).
+    let would_pass = || {
+        index
+            .best(embedding)
+            .is_some_and(|m| m.distance <= p.threshold && m.margin >= p.min_margin)
+    };
+    if p.liveness && would_pass() {
+        facts.liveness_runs += 1;
+        seen.liveness = Some(match liveness {
+            Some(l) => l.score(frame, &det.bbox).unwrap_or(f32::NAN),
+            None => f32::NAN,
+        });
+        stages.liveness += t3.elapsed();
+    }
+    if cues.any() {
+        let t4 = Instant::now();
+        let verdict = cues.check(pipeline, frame, taken, det);
+        if let Err(cue) = verdict {
+            tracing::debug!(cue = cue.as_str(), "presentation cue");
+        }
+        seen.cues = Some(verdict);
+        stages.liveness += t4.elapsed();
+    }
+    Ok(Observation::Face(seen))
+}

@@ -1,0 +1,91 @@
+//! Reloads: the gallery (polled, or on SIGHUP) and the config (SIGHUP; what needs a restart is
+//! `config::RESTART_ONLY`).
+
+use super::*;
+
+impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
+    pub(super) fn gallery_refused(&mut self, e: &GalleryError) {
+        tracing::error!("gallery refused, the previous one stays in use: {e}");
+        let mut ev = self.event(EventKind::GalleryRefused);
+        ev.reason = Some(e.to_string());
+        self.record(&ev);
+    }
+
+    pub(super) fn poll_gallery(&mut self, force: bool) {
+        // Who was let in last, by id: indices change with the gallery.
+        let held = self
+            .decider
+            .held_person()
+            .and_then(|i| self.gallery.gallery().people.get(i))
+            .map(|p| p.id.clone());
+        match self.gallery.poll(force) {
+            Ok(false) => {}
+            Ok(true) => {
+                self.reload.count += 1;
+                // Person indices changed: frames counted so far may point at someone else.
+                let people = &self.gallery.gallery().people;
+                let held = held.and_then(|id| people.iter().position(|p| p.id == id));
+                self.decider.forget(held);
+                let mut ev = self.event(EventKind::GalleryReloaded);
+                ev.reason = Some(format!(
+                    "{} people enrolled",
+                    self.gallery.gallery().people.len()
+                ));
+                self.record(&ev);
+            }
+            Err(e) => self.gallery_refused(&e),
+        }
+    }
+
+    pub(super) fn reload_config(&mut self) {
+        let Some(path) = self.reload.config_path.clone() else {
+            return;
+        };
+        let new = match Config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("config refused, the previous one stays in use: {e}");
+                let mut ev = self.event(EventKind::ConfigRefused);
+                ev.reason = Some(e.to_string());
+                self.record(&ev);
+                return;
+            }
+        };
+        let old = &self.config;
+        let (applied, restart) = old.reloaded(new);
+        if applied.gallery.path != old.gallery.path {
+            let fp = self.spec.fingerprint.clone();
+            let scoring = Scoring::of(&self.spec);
+            let (g, err) = Reloader::new_or_empty(&applied.gallery.path, &fp, scoring);
+            self.gallery = g;
+            if let Some(e) = err {
+                self.gallery_refused(&e);
+            }
+        }
+        self.decider
+            .set_params(applied.decision_params(self.spec.threshold, self.spec.min_margin));
+        self.config = applied;
+        self.gate.set_hold(self.unlock_hold());
+        self.reload.count += 1;
+        let mut ev = self.event(EventKind::ConfigReloaded);
+        if !restart.is_empty() {
+            let msg = format!(
+                "changed but only applied after a restart: {}",
+                restart.join(", ")
+            );
+            tracing::warn!("{msg}");
+            ev.reason = Some(msg);
+        }
+        self.record(&ev);
+    }
+}
+
+/// Reloads of the config and the gallery.
+pub(super) struct ReloadState {
+    /// The config file (re-read on SIGHUP); `None`: the config is not reloaded.
+    pub(super) config_path: Option<PathBuf>,
+    /// When the gallery file is looked at next.
+    pub(super) next_poll: Duration,
+    /// Config and gallery reloads so far: what recognition uses is handed over after each.
+    pub(super) count: u64,
+}
