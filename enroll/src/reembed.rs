@@ -3,8 +3,8 @@
 //! mean re-enrolling everyone.
 
 use anyhow::{bail, Context, Result};
-use facegate::crops::reembed;
 use facegate::gallery::{Gallery, Locked};
+use facegate::reembed::reembed;
 use facegate::vision::embed::Embedder;
 use facegate::ModelSet;
 use std::path::Path;

@@ -5,7 +5,6 @@
 //! Over several frames the door adds its own conditions (agreeing frames in a row on one tracked
 //! face, see `decision`); everything about a single face is here.
 
-use crate::cues::Cue;
 use serde::Serialize;
 
 /// The nearest enrolled person to a face.
@@ -19,28 +18,36 @@ pub struct Nearest {
     pub margin: f32,
 }
 
-/// Why a face's image is too poor to be judged at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QualityIssue {
-    /// Out of focus or moving (little fine detail in the face).
-    Blurry,
-    /// Under-exposed.
-    TooDark,
-    /// Over-exposed.
-    TooBright,
-    /// Head turned or tilted too far from frontal.
-    Turned,
+/// Measured by the quality gates, which are below the rule: defined there.
+pub use crate::vision::quality::QualityIssue;
+
+/// Why a cue took a face for a presentation attack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cue {
+    /// NIR mode is on but no NIR frame recent enough is at hand (camera unplugged or failing):
+    /// the check fails closed.
+    NirMissing,
+    /// The NIR frame shows no face where the colour camera sees one (a phone or tablet screen
+    /// is dark in near infrared).
+    NirNoFace,
+    /// A face-shaped detection in the NIR frame, but too dark or too flat to be a lit face.
+    NirFlat,
+    /// Strong straight edges frame the face: the border of a print or the bezel of a screen.
+    Border,
+    /// Over the frames of one track the face tilted, and its nose moved exactly as the plane of
+    /// its eyes and mouth: a flat picture, not a head.
+    PlanarMotion,
 }
 
-impl QualityIssue {
-    /// The issue's name in the audit log and on the CLI.
+impl Cue {
+    /// The cue's name, for the journal.
     pub fn as_str(self) -> &'static str {
         match self {
-            QualityIssue::Blurry => "blurry",
-            QualityIssue::TooDark => "too_dark",
-            QualityIssue::TooBright => "too_bright",
-            QualityIssue::Turned => "turned",
+            Cue::NirMissing => "nir_missing",
+            Cue::NirNoFace => "nir_no_face",
+            Cue::NirFlat => "nir_flat",
+            Cue::Border => "border",
+            Cue::PlanarMotion => "planar_motion",
         }
     }
 }

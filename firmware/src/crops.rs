@@ -10,10 +10,8 @@
 //! and deleted once no gallery entry refers to them (so removing a person removes their face).
 //! The door daemon never reads them.
 
-use crate::gallery::{write_atomic, Gallery, GalleryError};
-use crate::models::{EmbedderManifest, ModelError};
+use crate::fs::{write_atomic, FileError};
 use crate::vision::align::{Aligner, Similarity};
-use crate::vision::embed::Embedder;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -45,7 +43,7 @@ pub const CROP_TEMPLATE: [[f32; 2]; 5] = [
 pub enum CropError {
     /// The crop file could not be read or written.
     #[error(transparent)]
-    Io(#[from] GalleryError),
+    Io(#[from] FileError),
     /// The crop file is not the crop the gallery refers to (changed, truncated or not a PNG).
     #[error("{path}: {message}")]
     Corrupt {
@@ -230,8 +228,8 @@ impl CropStore {
 
     /// Writes `crop` (atomically, 0600, directory 0700) unless the store has it already. Only
     /// under the gallery's lock: an unlocked write could be pruned by a concurrent save.
-    pub(crate) fn put(&self, crop: &EncodedCrop) -> Result<(), GalleryError> {
-        let io = |source| GalleryError::Io {
+    pub(crate) fn put(&self, crop: &EncodedCrop) -> Result<(), FileError> {
+        let io = |source| FileError {
             path: self.dir.clone(),
             source,
         };
@@ -261,7 +259,7 @@ impl CropStore {
             path: path.clone(),
             message,
         };
-        let bytes = std::fs::read(&path).map_err(|source| GalleryError::Io {
+        let bytes = std::fs::read(&path).map_err(|source| FileError {
             path: path.clone(),
             source,
         })?;
@@ -290,8 +288,11 @@ impl CropStore {
     /// After `gallery` was saved: deletes the crops it no longer refers to (and temporary files
     /// of an interrupted write). Returns how many files were deleted, and warns about crops the
     /// gallery refers to that are missing. Only under the gallery's lock.
-    pub(crate) fn prune(&self, gallery: &Gallery) -> Result<usize, GalleryError> {
-        let io = |source| GalleryError::Io {
+    pub(crate) fn prune<'a>(
+        &self,
+        referenced: impl IntoIterator<Item = &'a CropRef>,
+    ) -> Result<usize, FileError> {
+        let io = |source| FileError {
             path: self.dir.clone(),
             source,
         };
@@ -300,11 +301,8 @@ impl CropStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(io(e)),
         };
-        let wanted: HashSet<String> = gallery
-            .people
-            .iter()
-            .flat_map(|p| &p.enrolments)
-            .filter_map(|e| e.crop.as_ref())
+        let wanted: HashSet<String> = referenced
+            .into_iter()
             .map(|c| format!("{}.png", c.sha256))
             .collect();
         let mut present = HashSet::new();
@@ -317,7 +315,7 @@ impl CropStore {
                 continue;
             }
             let path = entry.path();
-            std::fs::remove_file(&path).map_err(|source| GalleryError::Io { path, source })?;
+            std::fs::remove_file(&path).map_err(|source| FileError { path, source })?;
             removed += 1;
         }
         if removed > 0 {
@@ -335,86 +333,6 @@ impl CropStore {
         }
         Ok(removed)
     }
-}
-
-/// Why a gallery could not be re-embedded (nothing is changed then).
-#[derive(Debug, thiserror::Error)]
-pub enum ReembedError {
-    /// Entries enrolled before crops were kept, or whose crop was deleted.
-    #[error(
-        "{} photo(s) have no face crop (enrolled before facegate kept crops), so no other \
-         network can embed them: {}; re-enrol those people (facegate remove, then enroll) or \
-         remove them, then run reembed again",
-        .0.len(),
-        .0.join(", ")
-    )]
-    MissingCrops(Vec<String>),
-    /// A crop could not be read, or is not what the gallery refers to.
-    #[error("person {id:?}, photo {source_photo}: {error}")]
-    Crop {
-        /// The person.
-        id: String,
-        /// The enrolled photo's file name.
-        source_photo: String,
-        /// What is wrong.
-        error: CropError,
-    },
-    /// The crop's landmarks cannot be aligned to the network's template.
-    #[error("person {id:?}, photo {source_photo}: the crop's landmarks are degenerate")]
-    Degenerate {
-        /// The person.
-        id: String,
-        /// The enrolled photo's file name.
-        source_photo: String,
-    },
-    /// The network failed.
-    #[error(transparent)]
-    Model(#[from] ModelError),
-}
-
-/// `gallery` moved to the network `embedder` described by `spec`: every embedding recomputed
-/// from its face crop in `store`, the model fingerprint `spec`'s; names, ids, dates and crops
-/// unchanged. All or nothing: refused if any entry has no crop (naming each), or on the first
-/// crop that cannot be read. `progress` is called after each photo.
-pub fn reembed(
-    gallery: &Gallery,
-    store: &CropStore,
-    embedder: &mut Embedder,
-    spec: &EmbedderManifest,
-    mut progress: impl FnMut(),
-) -> Result<Gallery, ReembedError> {
-    let missing: Vec<String> = gallery
-        .people
-        .iter()
-        .flat_map(|p| p.enrolments.iter().map(move |e| (p, e)))
-        .filter(|(_, e)| e.crop.is_none())
-        .map(|(p, e)| format!("{} ({})", p.id, e.source))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ReembedError::MissingCrops(missing));
-    }
-    let mut out = gallery.clone();
-    out.model = spec.fingerprint.clone();
-    let mut aligner = Aligner::default();
-    for p in &mut out.people {
-        for e in &mut p.enrolments {
-            let crop_ref = e.crop.as_ref().expect("checked above");
-            let crop = store.get(crop_ref).map_err(|error| ReembedError::Crop {
-                id: p.id.clone(),
-                source_photo: e.source.clone(),
-                error,
-            })?;
-            let chip = crop
-                .chip(&mut aligner, &spec.template, spec.input_size)
-                .ok_or_else(|| ReembedError::Degenerate {
-                    id: p.id.clone(),
-                    source_photo: e.source.clone(),
-                })?;
-            e.embedding = embedder.embed(&chip)?.0;
-            progress();
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! border`) and planar motion of the landmarks over a track (`[liveness] motion`). Each is one more condition of the acceptance rule's liveness stage, independent of
 //! the networks' level; see docs/security.md, "Presentation attacks".
 
-use crate::config::CameraConfig;
+use crate::camera::CameraConfig;
 use crate::hal::CameraError;
 use crate::realtime::Captured;
 use crate::vision::detect::{BBox, Detection};
@@ -12,34 +12,27 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Why a cue took a face for a presentation attack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cue {
-    /// NIR mode is on but no NIR frame recent enough is at hand (camera unplugged or failing):
-    /// the check fails closed.
-    NirMissing,
-    /// The NIR frame shows no face where the colour camera sees one (a phone or tablet screen
-    /// is dark in near infrared).
-    NirNoFace,
-    /// A face-shaped detection in the NIR frame, but too dark or too flat to be a lit face.
-    NirFlat,
-    /// Strong straight edges frame the face: the border of a print or the bezel of a screen.
-    Border,
-    /// Over the frames of one track the face tilted, and its nose moved exactly as the plane of
-    /// its eyes and mouth: a flat picture, not a head.
-    PlanarMotion,
+/// Judged by the acceptance rule, which is below the cues: defined there.
+pub use crate::acceptance::Cue;
+
+/// `[liveness]` in the config.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LivenessConfig {
+    /// The networks' operating point.
+    pub level: crate::vision::liveness::Level,
+    /// `[liveness.nir]`: a near-infrared camera must also see the face (absent: no NIR mode).
+    pub nir: Option<NirConfig>,
+    /// Refuse a face framed by straight edges (a print's paper edge, a phone's bezel).
+    pub border: bool,
+    /// Refuse a face whose landmarks, over a track, tilt as a flat picture (no nose parallax).
+    pub motion: bool,
 }
 
-impl Cue {
-    /// The cue's name, for the journal.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cue::NirMissing => "nir_missing",
-            Cue::NirNoFace => "nir_no_face",
-            Cue::NirFlat => "nir_flat",
-            Cue::Border => "border",
-            Cue::PlanarMotion => "planar_motion",
-        }
+impl LivenessConfig {
+    /// Whether any presentation cue (`crate::cues`) is on.
+    pub fn cues_on(&self) -> bool {
+        self.nir.is_some() || self.border || self.motion
     }
 }
 

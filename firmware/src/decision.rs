@@ -106,7 +106,7 @@ pub struct Seen<'a> {
     /// Its liveness score (`None` when not measured).
     pub liveness: Option<f32>,
     /// The presentation cues' verdict (`None` when not run).
-    pub cues: Option<Result<(), crate::cues::Cue>>,
+    pub cues: Option<Result<(), crate::acceptance::Cue>>,
 }
 
 impl Observation<'_> {

@@ -8,10 +8,10 @@
 //! beside the file in a [`CropStore`] that every save keeps in step with the gallery.
 
 use crate::crops::{CropStore, EncodedCrop};
+use crate::fs::FileError;
 use crate::models::{EmbedderManifest, Metric};
 use crate::vision::embed::Embedding;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -661,7 +661,12 @@ impl Locked {
             message: e.to_string(),
         })?;
         write_atomic(&self.path, text.as_bytes())?;
-        store.prune(gallery)?;
+        let referenced = gallery
+            .people
+            .iter()
+            .flat_map(|p| &p.enrolments)
+            .filter_map(|e| e.crop.as_ref());
+        store.prune(referenced)?;
         Ok(())
     }
 
@@ -677,29 +682,18 @@ fn lock_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Writes `bytes` to `path` atomically: temporary file (0600) in the same directory, fsync,
-/// rename over `path`, fsync the directory.
+/// Writes `bytes` to `path` atomically ([`crate::fs::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GalleryError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let io = |source| GalleryError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".gallery-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .tempfile_in(&dir)
-        .map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    std::fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| GalleryError::Io { path: dir, source })?;
-    Ok(())
+    Ok(crate::fs::write_atomic(path, bytes)?)
+}
+
+impl From<FileError> for GalleryError {
+    fn from(e: FileError) -> Self {
+        GalleryError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 /// Keeps the last good gallery of a file and reloads it when the file changes.

@@ -2,7 +2,7 @@
 //! lock relay on a GPIO line through the Linux GPIO character device (`gpiocdev`). Both fail with
 //! a clear message when the device is absent, and both sit behind the traits of [`crate::hal`].
 
-use crate::config::{CameraConfig, PixelFormat};
+use crate::camera::{CameraConfig, PixelFormat};
 use crate::frame::{mjpeg_to_rgb, yuyv_to_rgb};
 use crate::hal::{CameraError, CameraErrorKind, FrameSource, LockError, LockOutput, LockState};
 use crate::lockpin::LockPin;

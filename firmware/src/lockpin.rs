@@ -3,10 +3,31 @@
 //! config file, else the defaults. `facegated --lock` and the start of the daemon use this before
 //! the strict config check, so a typo elsewhere in the file never keeps the door unlocked.
 
-use crate::config::LockConfig;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
+
+/// `[lock]`: the relay output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockConfig {
+    /// BCM GPIO number driving the relay (GPIO17 is header pin 11).
+    pub gpio: u8,
+    /// `true` for relay boards that energise when their input is driven low.
+    pub active_low: bool,
+    /// How long the door stays unlocked after a grant.
+    pub unlock_seconds: f64,
+}
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        Self {
+            gpio: 17,
+            active_low: false,
+            unlock_seconds: 5.0,
+        }
+    }
+}
 
 /// Where the running daemon records the pin it drives (the unit's `RuntimeDirectory=facegate`).
 pub const RECORD_PATH: &str = "/run/facegate/lock.toml";

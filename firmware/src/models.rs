@@ -404,8 +404,8 @@ impl ModelSet {
     /// The embedder called `name`, or the default one.
     /// `auto`: the form of the default network this CPU runs fastest ([`crate::netform`]).
     pub fn embedder(&self, name: Option<&str>) -> Result<(&str, &EmbedderManifest), ModelError> {
-        if name == Some(crate::netform::AUTO) {
-            return crate::netform::choose(self, None);
+        if name == Some(AUTO) {
+            return choose(self, None);
         }
         let name = name.unwrap_or(&self.manifest.default_embedder);
         self.manifest
@@ -470,4 +470,83 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+// `embedder = "auto"`: which form of a network this CPU runs fastest (`crate::netform` adds the
+// gallery's say).
+
+/// The embedder name that asks for this choice.
+pub const AUTO: &str = "auto";
+
+/// Whether tract's int8 kernels beat its f32 ones on this CPU, and why.
+pub fn int8_is_faster() -> (bool, &'static str) {
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            (
+                true,
+                "aarch64 with dot-product (sdot): tract's fast int8 kernel",
+            )
+        } else {
+            (
+                false,
+                "aarch64 without dot-product (e.g. Cortex-A72, Pi 4): f32 beats tract's 16-bit int8 kernel",
+            )
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        (
+            false,
+            "x86_64: f32 measured faster than int8, even with VNNI",
+        )
+    }
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "x86_64")))]
+    {
+        (false, "no fast int8 kernel known for this CPU")
+    }
+}
+
+/// The forms of `spec`'s network in `models` (same source, input and output), f32 and int8,
+/// whose files this model set can read.
+pub(crate) fn forms<'a>(
+    models: &'a ModelSet,
+    spec: &EmbedderManifest,
+) -> Vec<(&'a str, &'a EmbedderManifest)> {
+    models
+        .manifest
+        .embedders
+        .iter()
+        .filter(|(_, e)| {
+            e.source == spec.source
+                && e.input_size == spec.input_size
+                && e.dim == spec.dim
+                && models.has_file(&e.file)
+        })
+        .map(|(n, e)| (n.as_str(), e))
+        .collect()
+}
+
+/// The embedder `auto` stands for. The gallery's own network when the manifest has it and its
+/// file is here (so a gallery enrolled elsewhere keeps working), else the form of the
+/// manifest's default network that this CPU runs fastest.
+pub fn choose<'a>(
+    models: &'a ModelSet,
+    gallery_model: Option<&str>,
+) -> Result<(&'a str, &'a EmbedderManifest), ModelError> {
+    let by_gallery = gallery_model.and_then(|fp| {
+        models
+            .manifest
+            .embedders
+            .iter()
+            .find(|(_, e)| e.fingerprint == fp && models.has_file(&e.file))
+    });
+    if let Some((name, spec)) = by_gallery {
+        return Ok((name.as_str(), spec));
+    }
+    let (default, spec) = models.embedder(None)?;
+    let want = if int8_is_faster().0 { "int8" } else { "f32" };
+    Ok(forms(models, spec)
+        .into_iter()
+        .find(|(_, e)| e.quantization == want)
+        .unwrap_or((default, spec)))
 }

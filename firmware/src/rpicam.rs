@@ -4,7 +4,7 @@
 //! A reader thread splits the byte stream into JPEGs and keeps only the newest one, so a slow
 //! recogniser never works on stale frames; `next_frame` decodes it.
 
-use crate::config::CameraConfig;
+use crate::camera::CameraConfig;
 use crate::frame::mjpeg_to_rgb;
 use crate::hal::{CameraError, CameraErrorKind, FrameSource};
 use image::RgbImage;

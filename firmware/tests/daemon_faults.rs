@@ -4,9 +4,10 @@
 
 use facegate::audit::{AuditLog, AuditSink, Event, EventKind};
 use facegate::config::Config;
+use facegate::control::Control;
 use facegate::daemon::{self, DaemonError, Devices};
 use facegate::hal::{
-    CameraError, CameraErrorKind, Clock, Control, DoorInputs, DoorSensors, FrameSource, InputError,
+    CameraError, CameraErrorKind, Clock, DoorInputs, DoorSensors, FrameSource, InputError,
     LockError, LockOutput, LockState, Supervisor,
 };
 use image::RgbImage;

@@ -22,8 +22,8 @@
 //! site link publishing every event to a real Mosquitto over TLS (needs `mosquitto`). The two
 //! arms alternate, REPS times each (FACEGATE_BENCH_REPS, default 3).
 
+use facegate::control::Control;
 use facegate::gallery::{Enrolment, Gallery, Person};
-use facegate::hal::Control;
 use facegate::memory;
 use facegate::models::ModelSet;
 use facegate::vision::Pipeline;

@@ -2,8 +2,9 @@
 //! records every edge with its simulated time, and door inputs the script can press.
 
 use crate::clock::SimClock;
+use facegate::control::Control;
 use facegate::hal::{
-    CameraError, CameraErrorKind, Clock, Control, DoorInputs, DoorSensors, FrameSource, InputError,
+    CameraError, CameraErrorKind, Clock, DoorInputs, DoorSensors, FrameSource, InputError,
     LockError, LockOutput, LockState,
 };
 use image::RgbImage;

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use facegate::audit::{Event, EventKind};
-use facegate::hal::Control;
+use facegate::control::Control;
 use facegate_sim::runner::{fixtures_dir, require};
 use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
 use std::path::{Path, PathBuf};

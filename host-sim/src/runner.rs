@@ -6,11 +6,12 @@ use crate::devices::{SimCamera, SimRelay, SimSensors, Step};
 use crate::scenario::{EnrolSpec, ScaleSpec, Scenario, ScenarioError, Show, StepSpec};
 use facegate::audit::{AuditError, AuditLog, AuditSink, Event, EventKind};
 use facegate::config::{Config, ConfigError};
+use facegate::control::Control;
 use facegate::crops::EncodedCrop;
 use facegate::daemon::{self, DaemonError, Devices, Summary};
 use facegate::enrolment::{enrol_photo, EnrolError};
 use facegate::gallery::{self, GalleryError, Locked, Person};
-use facegate::hal::{Clock, Control, LockState, NoSupervisor};
+use facegate::hal::{Clock, LockState, NoSupervisor};
 use facegate::reader::OutputMode;
 use facegate::{decode_file, BBox, DecodeError, Pipeline};
 use image::{Rgb, RgbImage};
@@ -767,16 +768,8 @@ fn check(s: &Scenario, r: &mut Report) {
     r.failures.extend(failed);
 }
 
-/// Where the fixture photos are: `$FACEGATE_FIXTURES` or `~/.cache/facegate/fixtures`.
-pub fn fixtures_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FACEGATE_FIXTURES") {
-        return PathBuf::from(d);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    home.join(".cache/facegate/fixtures")
-}
+/// Where the fixture photos are (the scenario resolves its photos there too).
+pub use crate::scenario::fixtures_dir;
 
 /// `path` if it exists, else a clear error.
 pub fn require(path: &Path) -> Result<(), SimError> {

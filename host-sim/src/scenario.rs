@@ -338,14 +338,14 @@ impl Scenario {
     }
 
     /// `p` resolved against the scenario's directory; a file not there is taken from the
-    /// fixture photos ([`crate::runner::fixtures_dir`]) if it is one, so the scenarios shipped in
+    /// fixture photos ([`fixtures_dir`]) if it is one, so the scenarios shipped in
     /// `host-sim/scenarios/` run from the checkout.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         let here = self.base.join(p);
         if here.exists() || p.is_absolute() {
             return here;
         }
-        let fixture = crate::runner::fixtures_dir().join(p);
+        let fixture = fixtures_dir().join(p);
         if fixture.is_file() {
             fixture
         } else {
@@ -443,6 +443,17 @@ impl StepSpec {
         };
         Some((count, std::time::Duration::from_secs_f64(1.0 / fps)))
     }
+}
+
+/// Where the fixture photos are: `$FACEGATE_FIXTURES` or `~/.cache/facegate/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FACEGATE_FIXTURES") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".cache/facegate/fixtures")
 }
 
 #[cfg(test)]

@@ -13,13 +13,14 @@
 use crate::access::{At, Gate, GateSettings, Outcome, Recorder, Refusal, Request};
 use crate::audit::{AuditSink, Event, EventKind};
 use crate::config::{AuditFailure, Config, ConfigError};
+use crate::control::Control;
 use crate::cues::{Cues, NirHealth, NirNews};
 use crate::decision::{Decider, Decision, Nearest, Observation, Seen};
 use crate::door::control_api::{self, Answer, ApiRequest, Command, Peer};
 use crate::gallery::{GalleryError, Index, Reloader, Scoring};
 use crate::guard::{Guard, Note};
 use crate::hal::{
-    CameraError, CameraErrorKind, Clock, Control, DoorInputs, DoorSensors, FrameSource, LockError,
+    CameraError, CameraErrorKind, Clock, DoorInputs, DoorSensors, FrameSource, LockError,
     LockOutput, Supervisor,
 };
 use crate::models::{EmbedderManifest, ModelError, ModelSet};

@@ -7,8 +7,9 @@ use super::follow::{Follower, Line};
 use super::signing::{load_public, Envelope, SignError};
 use super::{discovery, Command, MqttConfig, Topics};
 use crate::audit::EventKind;
+use crate::control::Control;
 use crate::gallery::{Gallery, Locked};
-use crate::hal::{Control, LockState};
+use crate::hal::LockState;
 use ed25519_dalek::VerifyingKey;
 use rumqttc::{
     Client, Connection, Event, LastWill, MqttOptions, Packet, QoS, RecvTimeoutError,

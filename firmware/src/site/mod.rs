@@ -1,7 +1,7 @@
 //! The site link (issue #15): a door's events out to an MQTT broker, Home Assistant discovery,
 //! the site's signed gallery and optional signed commands in. It runs on a thread of its own
 //! that follows the audit log (the source of truth), so recognition and relocking never wait
-//! for the network; it reaches the door loop only through [`crate::hal::Control`].
+//! for the network; it reaches the door loop only through [`crate::control::Control`].
 
 pub mod discovery;
 pub mod follow;

@@ -45,27 +45,6 @@ impl Level {
     }
 }
 
-/// `[liveness]` in the config.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LivenessConfig {
-    /// The networks' operating point.
-    pub level: Level,
-    /// `[liveness.nir]`: a near-infrared camera must also see the face (absent: no NIR mode).
-    pub nir: Option<crate::cues::NirConfig>,
-    /// Refuse a face framed by straight edges (a print's paper edge, a phone's bezel).
-    pub border: bool,
-    /// Refuse a face whose landmarks, over a track, tilt as a flat picture (no nose parallax).
-    pub motion: bool,
-}
-
-impl LivenessConfig {
-    /// Whether any presentation cue (`crate::cues`) is on.
-    pub fn cues_on(&self) -> bool {
-        self.nir.is_some() || self.border || self.motion
-    }
-}
-
 /// The crop a network with box scale `scale` sees, as integer corners `(x0, y0, x1, y1)` in
 /// the image (`x1`, `y1` exclusive): the box scaled about its centre (less when the image is
 /// too small for it), shifted to lie inside the image.

@@ -4,9 +4,34 @@
 //! A blurred, badly lit or turned face gives an embedding far from the person's, or, worse, near
 //! somebody else's; the door ignores such frames and enrolment refuses such photos.
 
-use crate::acceptance::QualityIssue;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
+
+/// Why a face's image is too poor to be judged at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityIssue {
+    /// Out of focus or moving (little fine detail in the face).
+    Blurry,
+    /// Under-exposed.
+    TooDark,
+    /// Over-exposed.
+    TooBright,
+    /// Head turned or tilted too far from frontal.
+    Turned,
+}
+
+impl QualityIssue {
+    /// The issue's name in the audit log and on the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QualityIssue::Blurry => "blurry",
+            QualityIssue::TooDark => "too_dark",
+            QualityIssue::TooBright => "too_bright",
+            QualityIssue::Turned => "turned",
+        }
+    }
+}
 
 /// Side of the grid the face's centre is averaged onto before measuring, so the measures do not
 /// depend on the chip's size: about the resolution of the smallest face the door recognises.
