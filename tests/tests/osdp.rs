@@ -221,13 +221,15 @@ fn the_panel_gets_one_card_read_per_grant_over_secure_channel_through_restart_an
         &pty,
         &key_file(dir.path(), SCBK),
         // 0-5 s: the panel pairs (noise on the line meanwhile); 5 s: Obama; 7 s: a stranger;
-        // 10-19 s: nobody, while the panel restarts; 19 s: Obama again.
+        // 10-19 s: nobody, while the panel restarts; 19 s: Obama again; then 3 s for the last
+        // card read to reach the panel before the door stops (a loaded machine decides later
+        // in the step, and the read must not be cut off by the end of the run).
         "[[step]]\nshow = \"blank\"\nseconds = 5\n\n\
          [[step]]\nshow = \"obama2.jpg\"\nseconds = 2\n\n\
          [[step]]\nshow = \"biden.jpg\"\nseconds = 3\n\n\
          [[step]]\nshow = \"blank\"\nseconds = 9\n\n\
          [[step]]\nshow = \"obama2.jpg\"\nseconds = 2\n\n\
-         [[step]]\nshow = \"blank\"\nseconds = 1\n",
+         [[step]]\nshow = \"blank\"\nseconds = 3\n",
     );
     let cp = panel(&python, &pty, SCBK, &facts);
     let start = Instant::now();
