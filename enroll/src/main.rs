@@ -5,19 +5,19 @@ use args::{Cli, Command};
 use clap::Parser;
 use facegate::enrolment::Checks;
 use facegate::gallery::Gallery;
-use facegate::{decode_file, DetectorParams, Face, ModelSet, Pipeline};
-use serde::Serialize;
-use std::io::Write;
+use facegate::{ModelSet, Pipeline};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod analysis;
 mod args;
 mod audit;
+mod bench;
 mod credential;
 mod door;
 mod openset;
 mod people;
+mod photos;
 mod policy;
 mod reembed;
 mod site;
@@ -127,7 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             workers,
         } => {
             let threads = facegate::cores::use_threads(threads.count());
-            return bench(
+            return bench::run(
                 &models,
                 g.embedder.as_deref(),
                 g.min_face,
@@ -161,7 +161,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     } else {
         g.min_face
     };
-    let params = photo_params(&models, min_face);
+    let params = photos::photo_params(&models, min_face);
     let mut pipeline = Pipeline::new(&models, embedder.as_deref(), Some(params))
         .context("loading the face models")?;
     // The door's rule, from the same function the daemon takes it from (read only by the
@@ -313,13 +313,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Keygen { .. }
         | Command::Publish { .. }
         | Command::Remote { .. } => unreachable!("handled above"),
-        Command::Embed { paths } => embed(&mut pipeline, &paths),
+        Command::Embed { paths } => photos::embed(&mut pipeline, &paths),
         Command::Verify {
             a,
             b,
             threshold,
             json,
-        } => verify(
+        } => photos::verify(
             &mut pipeline,
             &a,
             &b,
@@ -351,256 +351,4 @@ pub(crate) fn door_config(path: Option<&Path>) -> Result<facegate::config::Confi
         None if system.exists() => Ok(facegate::config::Config::load(system)?),
         None => Ok(facegate::config::Config::default()),
     }
-}
-
-/// The detector's settings for photos, with the smallest face asked for.
-fn photo_params(models: &ModelSet, min_face: f32) -> DetectorParams {
-    DetectorParams {
-        min_face,
-        ..DetectorParams::for_photos(&models.manifest.detector)
-    }
-}
-
-/// `facegate bench`: per-stage times of each embedder on these photos.
-fn bench(
-    models: &ModelSet,
-    embedder: Option<&str>,
-    min_face: f32,
-    paths: &[PathBuf],
-    (rounds, threads, workers): (u32, usize, Option<usize>),
-) -> Result<ExitCode> {
-    let files = image_files(paths);
-    if files.is_empty() {
-        anyhow::bail!("no .jpg, .jpeg or .png photos in the paths given");
-    }
-    let names: Vec<String> = match embedder {
-        Some(name) => vec![models.embedder(Some(name))?.0.to_owned()],
-        None => models.manifest.embedders.keys().cloned().collect(),
-    };
-    println!(
-        "facegate bench: {} photos x {rounds} rounds, networks on {threads} thread(s); median \
-         (mean) over photos of each photo's median over rounds",
-        files.len()
-    );
-    let params = photo_params(models, min_face);
-    for name in names {
-        let mut pipeline = match Pipeline::new(models, Some(&name), Some(params)) {
-            // Without --models only the default network is in the binary: say so and go on.
-            Err(facegate::PipelineError::Model(facegate::ModelError::NotBuiltin(file)))
-                if embedder.is_none() =>
-            {
-                println!(
-                    "{name}: skipped, {file} is not built into this binary (pass --models, e.g. \
-                     /usr/share/facegate/models/manifest.toml)"
-                );
-                continue;
-            }
-            other => other.context("loading the face models")?,
-        };
-        let times = facegate::bench::time_photos(&mut pipeline, &files, rounds as usize, |_| {})?;
-        let spec = pipeline.embedder_spec();
-        println!("{name} ({}, {})", spec.quantization, spec.file);
-        for (label, (median, mean)) in facegate::bench::STAGES.iter().zip(times.summary()) {
-            println!("  {label:<24} {median:>9.2} ms  ({mean:.2})");
-        }
-        if let Some(n) = workers {
-            let frames = door_frames(&mut pipeline, &files)?;
-            pipeline
-                .use_fast_detector(models)
-                .context("loading the door's detector")?;
-            let secs = f64::from(rounds).clamp(2.0, 10.0);
-            for w in if n > 1 { vec![1, n] } else { vec![1] } {
-                let r = facegate::bench::door_rate(&pipeline, &frames, w, secs)?;
-                println!(
-                    "  door frames, {w} worker(s)   {:>7.1} a second  ({:.2} ms a frame on a worker, {} frames)",
-                    r.frames_per_second, r.frame_ms, r.frames
-                );
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The photos as a door camera's 640x480 frames, each with its largest face 160 px large.
-fn door_frames(pipeline: &mut Pipeline, files: &[PathBuf]) -> Result<Vec<facegate::RgbImage>> {
-    files
-        .iter()
-        .map(|f| {
-            let img = facegate::decode_file(f).with_context(|| f.display().to_string())?;
-            let faces = pipeline.detect(&img)?;
-            let face = faces
-                .first()
-                .with_context(|| format!("{}: no face found", f.display()))?;
-            let shown = (&img, Some(face.bbox), facegate::bench::DEFAULT_FACE_PX);
-            Ok(facegate::bench::compose(&[shown], 640, 480))
-        })
-        .collect()
-}
-
-/// One face as `facegate embed` prints it.
-#[derive(Serialize)]
-struct FaceJson {
-    #[serde(rename = "box")]
-    bbox: [f32; 4],
-    score: f32,
-    landmarks: [[f32; 2]; 5],
-    embedding: Vec<f32>,
-}
-
-impl From<&Face> for FaceJson {
-    fn from(f: &Face) -> Self {
-        let b = f.detection.bbox;
-        let r = |v: f32| (v * 100.0).round() / 100.0;
-        Self {
-            bbox: [r(b.x), r(b.y), r(b.w), r(b.h)],
-            score: f.detection.score,
-            landmarks: f.detection.landmarks.map(|p| [r(p[0]), r(p[1])]),
-            embedding: f.embedding.0.clone(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum EmbedLine<'a> {
-    Faces { path: &'a str, faces: Vec<FaceJson> },
-    Error { path: &'a str, error: String },
-}
-
-/// Expands directories (recursively, sorted) into image files; files named directly are kept.
-fn image_files(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let is_image = |p: &Path| {
-        p.extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-    };
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            for entry in walkdir::WalkDir::new(p).sort_by_file_name() {
-                match entry {
-                    Ok(e) if e.file_type().is_file() && is_image(e.path()) => {
-                        out.push(e.into_path())
-                    }
-                    Ok(_) => {}
-                    // Unreadable subdirectories are reported like unreadable images.
-                    Err(e) => out.push(e.path().map(Path::to_owned).unwrap_or_else(|| p.clone())),
-                }
-            }
-        } else {
-            out.push(p.clone());
-        }
-    }
-    out
-}
-
-fn embed(pipeline: &mut Pipeline, paths: &[PathBuf]) -> Result<ExitCode> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut failed = 0usize;
-    for path in image_files(paths) {
-        let shown = path.to_string_lossy();
-        let line = match faces_in(pipeline, &path) {
-            Ok(faces) => {
-                if faces.is_empty() {
-                    tracing::info!("{shown}: no face found");
-                }
-                EmbedLine::Faces {
-                    path: &shown,
-                    faces: faces.iter().map(FaceJson::from).collect(),
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {shown}: {e:#}");
-                EmbedLine::Error {
-                    path: &shown,
-                    error: format!("{e:#}"),
-                }
-            }
-        };
-        serde_json::to_writer(&mut out, &line)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
-}
-
-fn faces_in(pipeline: &mut Pipeline, path: &Path) -> Result<Vec<Face>> {
-    if path.is_dir() {
-        anyhow::bail!("cannot read directory");
-    }
-    let img = decode_file(path)?;
-    Ok(pipeline.faces(&img)?)
-}
-
-#[derive(Serialize)]
-struct VerifyJson<'a> {
-    a: &'a str,
-    b: &'a str,
-    distance: f32,
-    threshold: f32,
-    same: bool,
-    model: &'a str,
-}
-
-fn main_face(pipeline: &mut Pipeline, path: &Path) -> Result<Face> {
-    let faces = faces_in(pipeline, path).with_context(|| format!("{}", path.display()))?;
-    if faces.len() > 1 {
-        tracing::warn!(
-            "{}: {} faces, using the largest",
-            path.display(),
-            faces.len()
-        );
-    }
-    faces
-        .into_iter()
-        .next()
-        .with_context(|| format!("{}: no face found", path.display()))
-}
-
-fn verify(
-    pipeline: &mut Pipeline,
-    a: &Path,
-    b: &Path,
-    threshold: f32,
-    json: bool,
-) -> Result<ExitCode> {
-    if !(threshold.is_finite() && threshold > 0.0) {
-        anyhow::bail!("--threshold must be a positive number (got {threshold})");
-    }
-    let fa = main_face(pipeline, a)?;
-    let fb = main_face(pipeline, b)?;
-    let distance = pipeline.distance(&fa.embedding, &fb.embedding);
-    let same = distance <= threshold;
-    if json {
-        let line = VerifyJson {
-            a: &a.to_string_lossy(),
-            b: &b.to_string_lossy(),
-            distance,
-            threshold,
-            same,
-            model: pipeline.embedder_name(),
-        };
-        println!("{}", serde_json::to_string(&line)?);
-    } else {
-        println!(
-            "{}: distance {distance:.3} (threshold {threshold:.3}, model {})",
-            if same {
-                "same person"
-            } else {
-                "different people"
-            },
-            pipeline.embedder_name()
-        );
-    }
-    Ok(if same {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
