@@ -67,43 +67,11 @@ pub enum Command {
     /// cannot be read, or matches another enrolled person (unless --force). A merely poor photo
     /// (a face under 80 pixels, past enrolment's stricter quality gates, or beside other faces)
     /// is enrolled with a warning; --strict refuses it.
-    Enroll {
-        /// Display name, e.g. "Ada Lovelace".
-        #[arg(long)]
-        name: String,
-        /// Stable id (default: derived from the name); an existing id gets the photos added.
-        #[arg(long)]
-        id: Option<String>,
-        /// Enrol even if a face matches another enrolled person.
-        #[arg(long)]
-        force: bool,
-        /// Refuse a merely poor photo too (a face under 80 px, blurred, badly lit or turned beyond
-        /// enrolment's stricter gates, or other faces of similar size) instead of enrolling it with
-        /// a warning.
-        #[arg(long)]
-        strict: bool,
-        /// Photos of the person.
-        #[arg(required = true, value_name = "PHOTO")]
-        photos: Vec<PathBuf>,
-    },
+    Enroll(EnrollArgs),
     /// Enrol many people at once from DIR/<name>/<photos>: each photo is checked on its own (as
     /// `enroll` checks it), bad ones are skipped with the reason, poor ones enrolled with a
     /// warning, and a summary is printed (progress bar on a terminal).
-    Import {
-        /// Directory with one sub-directory of photos per person.
-        dir: PathBuf,
-        /// Enrol even faces that match another enrolled person.
-        #[arg(long)]
-        force: bool,
-        /// Refuse a merely poor photo too (a face under 80 px, blurred, badly lit or turned beyond
-        /// enrolment's stricter gates, or other faces of similar size) instead of enrolling it with
-        /// a warning.
-        #[arg(long)]
-        strict: bool,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Import(ImportArgs),
     /// From labelled photos (DIR/<name>/<photos>): same- and different-person distance
     /// distributions, false-accept and false-reject rates at several thresholds, and the
     /// threshold recommended for a target false-accept rate.
@@ -114,70 +82,10 @@ pub enum Command {
     /// thresholds x margins. Prints FPIR (strangers accepted as anybody) and FNIR (employees not
     /// accepted as themselves, and how many of those as someone else), and the operating point
     /// with the lowest FNIR whose FPIR <= --target-fpir at the largest size.
-    Calibrate {
-        /// Directory with one sub-directory of photos per person.
-        #[arg(required_unless_present = "open_set", conflicts_with = "open_set")]
-        dir: Option<PathBuf>,
-        /// Largest acceptable false-accept rate (pairs mode).
-        #[arg(long, default_value_t = 0.0)]
-        target_far: f64,
-        /// Open-set evaluation from an openset.csv (role,person,image with roles enrol, genuine,
-        /// impostor; photos relative to the CSV's folder) or from DIR/<name>/<photos> (a share
-        /// of the people held out as strangers, see --strangers).
-        #[arg(long, value_name = "CSV_OR_DIR")]
-        open_set: Option<PathBuf>,
-        /// Open set from a directory: share of people held out as strangers (seeded).
-        #[arg(long, default_value_t = 0.3)]
-        strangers: f64,
-        /// Open set from a directory: photos enrolled per person (the rest are probes).
-        #[arg(long, default_value_t = 1)]
-        enrol_photos: usize,
-        /// Gallery sizes to evaluate (a size above the people enrolled is capped to it).
-        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
-        sizes: Vec<usize>,
-        /// Random sub-galleries drawn per size smaller than the whole gallery.
-        #[arg(long, default_value_t = 10)]
-        draws: usize,
-        /// Seed of the strangers' split and of the draws.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Largest acceptable FPIR at the largest size, for the recommendation.
-        #[arg(long, default_value_t = 0.001)]
-        target_fpir: f64,
-        /// Thresholds to try, comma-separated (default: 0.4 to 1.1 times the model's).
-        #[arg(long, value_delimiter = ',')]
-        thresholds: Option<Vec<f32>>,
-        /// Margins to try, comma-separated (default: 0 to 0.3 times the model's threshold).
-        #[arg(long, value_delimiter = ',')]
-        margins: Option<Vec<f32>>,
-        /// Embed every chip and its mirror image, averaged (test-time augmentation; twice the
-        /// embedding time), for enrolment and probes alike.
-        #[arg(long, requires = "open_set")]
-        flip: bool,
-        /// Check enrol photos as `import --strict` does (default: as `import` does).
-        #[arg(long, requires = "open_set")]
-        strict: bool,
-        /// Write the recommended threshold and min_margin into this config's [recognition]
-        /// (created if missing; the rest of the file and its comments are kept).
-        #[arg(long, value_name = "PATH", requires = "open_set")]
-        write_config: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Calibrate(CalibrateArgs),
     /// Group the faces of unknown people by identity (e.g. photos of visitors the door did not
     /// recognise) to review and enrol them.
-    Cluster {
-        /// Photos or directories.
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<PathBuf>,
-        /// Distance under which faces are grouped (default: the model's threshold).
-        #[arg(long)]
-        threshold: Option<f32>,
-        /// Print the groups as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Cluster(ClusterArgs),
     /// List the enrolled people.
     List {
         /// Print JSON.
@@ -240,36 +148,10 @@ pub enum Command {
     /// embed, 1:1000 match, whole photo), for every embedding network of the manifest (or
     /// --embedder's): e.g. int8 against f32 on the Pi that runs the door. Prints the median over
     /// photos of each photo's median over the rounds.
-    Bench {
-        /// Photos with a face, or directories of them.
-        #[arg(required = true, value_name = "PHOTO")]
-        paths: Vec<PathBuf>,
-        /// Timed rounds over all photos, after one warm-up round.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-        rounds: u32,
-        /// Threads per network run, as `[performance] threads`: "auto" (one per core) or N.
-        #[arg(long, default_value = "1")]
-        threads: facegate::cores::Threads,
-        /// Also the door's frame rate (BlazeFace, align, embed; photos fitted into 640x480
-        /// frames) with one recognition worker and with N side by side, as `[performance]
-        /// workers` runs them: on a Pi, `--workers 4` shows what its four cores really give.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
-        workers: Option<u16>,
-    },
+    Bench(BenchArgs),
     /// Compare the main (largest) faces of two photos: prints the distance and whether it is the
     /// same person. Exit status 0 same, 1 different, 2 error (unreadable file, no face...).
-    Verify {
-        /// First photo.
-        a: PathBuf,
-        /// Second photo.
-        b: PathBuf,
-        /// Same-person threshold on the distance (default: the config's, else the model's).
-        #[arg(long)]
-        threshold: Option<f32>,
-        /// Print the result as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Verify(VerifyArgs),
     /// Make the site key pair for a site of several doors: KEY (private, mode 0600, for the
     /// admin machine only) and KEY.pub (for every door's mqtt.site_key).
     Keygen {
@@ -319,4 +201,146 @@ pub enum Command {
         #[arg(long, global = true, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+}
+
+/// The arguments of `facegate enroll`.
+#[derive(Args)]
+pub struct EnrollArgs {
+    /// Display name, e.g. "Ada Lovelace".
+    #[arg(long)]
+    pub name: String,
+    /// Stable id (default: derived from the name); an existing id gets the photos added.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Enrol even if a face matches another enrolled person.
+    #[arg(long)]
+    pub force: bool,
+    /// Refuse a merely poor photo too (a face under 80 px, blurred, badly lit or turned beyond
+    /// enrolment's stricter gates, or other faces of similar size) instead of enrolling it with
+    /// a warning.
+    #[arg(long)]
+    pub strict: bool,
+    /// Photos of the person.
+    #[arg(required = true, value_name = "PHOTO")]
+    pub photos: Vec<PathBuf>,
+}
+
+/// The arguments of `facegate import`.
+#[derive(Args)]
+pub struct ImportArgs {
+    /// Directory with one sub-directory of photos per person.
+    pub dir: PathBuf,
+    /// Enrol even faces that match another enrolled person.
+    #[arg(long)]
+    pub force: bool,
+    /// Refuse a merely poor photo too (a face under 80 px, blurred, badly lit or turned beyond
+    /// enrolment's stricter gates, or other faces of similar size) instead of enrolling it with
+    /// a warning.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `facegate calibrate`.
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// Directory with one sub-directory of photos per person.
+    #[arg(required_unless_present = "open_set", conflicts_with = "open_set")]
+    pub dir: Option<PathBuf>,
+    /// Largest acceptable false-accept rate (pairs mode).
+    #[arg(long, default_value_t = 0.0)]
+    pub target_far: f64,
+    /// Open-set evaluation from an openset.csv (role,person,image with roles enrol, genuine,
+    /// impostor; photos relative to the CSV's folder) or from DIR/<name>/<photos> (a share
+    /// of the people held out as strangers, see --strangers).
+    #[arg(long, value_name = "CSV_OR_DIR")]
+    pub open_set: Option<PathBuf>,
+    /// Open set from a directory: share of people held out as strangers (seeded).
+    #[arg(long, default_value_t = 0.3)]
+    pub strangers: f64,
+    /// Open set from a directory: photos enrolled per person (the rest are probes).
+    #[arg(long, default_value_t = 1)]
+    pub enrol_photos: usize,
+    /// Gallery sizes to evaluate (a size above the people enrolled is capped to it).
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    pub sizes: Vec<usize>,
+    /// Random sub-galleries drawn per size smaller than the whole gallery.
+    #[arg(long, default_value_t = 10)]
+    pub draws: usize,
+    /// Seed of the strangers' split and of the draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Largest acceptable FPIR at the largest size, for the recommendation.
+    #[arg(long, default_value_t = 0.001)]
+    pub target_fpir: f64,
+    /// Thresholds to try, comma-separated (default: 0.4 to 1.1 times the model's).
+    #[arg(long, value_delimiter = ',')]
+    pub thresholds: Option<Vec<f32>>,
+    /// Margins to try, comma-separated (default: 0 to 0.3 times the model's threshold).
+    #[arg(long, value_delimiter = ',')]
+    pub margins: Option<Vec<f32>>,
+    /// Embed every chip and its mirror image, averaged (test-time augmentation; twice the
+    /// embedding time), for enrolment and probes alike.
+    #[arg(long, requires = "open_set")]
+    pub flip: bool,
+    /// Check enrol photos as `import --strict` does (default: as `import` does).
+    #[arg(long, requires = "open_set")]
+    pub strict: bool,
+    /// Write the recommended threshold and min_margin into this config's [recognition]
+    /// (created if missing; the rest of the file and its comments are kept).
+    #[arg(long, value_name = "PATH", requires = "open_set")]
+    pub write_config: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `facegate cluster`.
+#[derive(Args)]
+pub struct ClusterArgs {
+    /// Photos or directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Distance under which faces are grouped (default: the model's threshold).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Print the groups as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `facegate bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Photos with a face, or directories of them.
+    #[arg(required = true, value_name = "PHOTO")]
+    pub paths: Vec<PathBuf>,
+    /// Timed rounds over all photos, after one warm-up round.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Threads per network run, as `[performance] threads`: "auto" (one per core) or N.
+    #[arg(long, default_value = "1")]
+    pub threads: facegate::cores::Threads,
+    /// Also the door's frame rate (BlazeFace, align, embed; photos fitted into 640x480
+    /// frames) with one recognition worker and with N side by side, as `[performance]
+    /// workers` runs them: on a Pi, `--workers 4` shows what its four cores really give.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub workers: Option<u16>,
+}
+
+/// The arguments of `facegate verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// First photo.
+    pub a: PathBuf,
+    /// Second photo.
+    pub b: PathBuf,
+    /// Same-person threshold on the distance (default: the config's, else the model's).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }

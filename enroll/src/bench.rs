@@ -1,21 +1,24 @@
 //! `facegate bench`: times the pipeline on this machine, stage by stage, for each embedding
 //! network, and optionally the door's frame rate with one worker and with several.
 
+use crate::args::BenchArgs;
 use crate::photos::{image_files, photo_params};
 use anyhow::{Context, Result};
 use facegate::{ModelSet, Pipeline};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `facegate bench`: per-stage times of each embedder on these photos.
+/// `facegate bench`: per-stage times of each embedder on these photos (`embedder`: the one
+/// `--embedder` names, else every one of the manifest).
 pub fn run(
     models: &ModelSet,
     embedder: Option<&str>,
     min_face: f32,
-    paths: &[PathBuf],
-    (rounds, threads, workers): (u32, usize, Option<usize>),
+    a: &BenchArgs,
 ) -> Result<ExitCode> {
-    let files = image_files(paths);
+    let threads = facegate::cores::use_threads(a.threads.count());
+    let (rounds, workers) = (a.rounds, a.workers.map(usize::from));
+    let files = image_files(&a.paths);
     if files.is_empty() {
         anyhow::bail!("no .jpg, .jpeg or .png photos in the paths given");
     }

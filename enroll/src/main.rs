@@ -1,9 +1,13 @@
 //! `facegate`: the admin command line of the facegate door controller.
+//!
+//! `args` defines the command line; this file parses it, resolves what the commands share (the
+//! door's config, the gallery, the networks) and hands each command to its module.
 
 use anyhow::{Context, Result};
-use args::{Cli, Command};
+use args::{CalibrateArgs, Cli, Command, GlobalArgs};
 use clap::Parser;
-use facegate::enrolment::Checks;
+use facegate::acceptance::Rule;
+use facegate::config::Config;
 use facegate::gallery::Gallery;
 use facegate::{ModelSet, Pipeline};
 use std::path::{Path, PathBuf};
@@ -13,8 +17,10 @@ mod analysis;
 mod args;
 mod audit;
 mod bench;
+mod calibrate;
 mod credential;
 mod door;
+mod enrol;
 mod openset;
 mod people;
 mod photos;
@@ -49,19 +55,13 @@ fn init_logging(verbose: u8) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let Cli { global: g, command } = cli;
     // No models needed for these.
-    if let Command::Audit { cmd } = &cli.command {
-        return audit::run(cmd, cli.global.config.as_deref());
-    }
-    if let Command::Door { cmd, socket } = &cli.command {
-        return door::run(cmd, socket.as_deref(), cli.global.config.as_deref());
-    }
-    let mqtt_file = |f: &Option<PathBuf>| {
-        f.clone()
-            .or_else(|| cli.global.config.clone())
-            .ok_or_else(|| anyhow::anyhow!("--mqtt FILE: a config whose [mqtt] names the broker"))
-    };
-    match &cli.command {
+    match &command {
+        Command::Audit { cmd } => return audit::run(cmd, g.config.as_deref()),
+        Command::Door { cmd, socket } => {
+            return door::run(cmd, socket.as_deref(), g.config.as_deref())
+        }
         Command::Keygen { key } => return site::keygen(key),
         Command::Remote {
             action,
@@ -69,100 +69,121 @@ fn run(cli: Cli) -> Result<ExitCode> {
             by,
             key,
             mqtt,
-        } => return site::command(action, door, by, key, &site::mqtt_of(&mqtt_file(mqtt)?)?),
+        } => {
+            let mqtt = site::mqtt_of(&mqtt_file(mqtt, &g)?)?;
+            return site::command(action, door, by, key, &mqtt);
+        }
         _ => {}
     }
-    let g = &cli.global;
-    // The door's config also names the network its thresholds belong to: used unless
-    // --models / --embedder say otherwise. A broken config only stops the commands that judge.
-    let config = door_config(g.config.as_deref());
-    // The gallery the door reads, unless told otherwise: never a file the door does not use.
-    let gallery = match (&g.gallery, &config) {
-        (Some(path), _) => path.clone(),
-        (None, Ok(c)) => c.gallery.path.clone(),
-        (None, Err(e)) => anyhow::bail!(
-            "the door's config cannot be read, so the gallery it uses is unknown: {e:#} (give --gallery FILE)"
-        ),
-    };
-    let (config_models, config_embedder) = config
-        .as_ref()
-        .map(|c| (c.recognition.models.clone(), c.recognition.embedder.clone()))
-        .unwrap_or_default();
-    let models_path = g.models.clone().or(config_models);
-    let embedder = g.embedder.clone().or(config_embedder);
-    let models = match &models_path {
-        Some(path) => ModelSet::from_manifest(path)?,
-        None => ModelSet::builtin()?,
-    };
-    if !(g.min_face.is_finite() && g.min_face >= 12.0) {
-        anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
-    }
-    // `auto`: the gallery's network, else the form this CPU runs fastest (as the door does).
-    let embedder = facegate::netform::resolve(&models, embedder.as_deref(), &gallery)?;
-    let fingerprint = models.embedder(embedder.as_deref())?.1.fingerprint.clone();
+    let shared = Shared::resolve(&g)?;
+    let Shared {
+        config,
+        gallery,
+        models,
+        fingerprint,
+        ..
+    } = &shared;
     // Commands that only read or edit the gallery do not load the networks.
-    match &cli.command {
-        Command::List { json } => {
-            return people::list(&Gallery::load(&gallery, &fingerprint)?, *json)
-        }
+    match command {
+        Command::List { json } => people::list(&Gallery::load(gallery, fingerprint)?, json),
         Command::Show { id, json } => {
-            return people::show(&Gallery::load(&gallery, &fingerprint)?, id, *json)
+            people::show(&Gallery::load(gallery, fingerprint)?, &id, json)
         }
-        Command::Remove { id } => return people::modify(&gallery, &fingerprint, id, None),
+        Command::Remove { id } => people::modify(gallery, fingerprint, &id, None),
         Command::Policy(a) => {
             let access = config
                 .as_ref()
                 .map(|c| c.access.clone())
                 .unwrap_or_default();
-            return policy::run(&gallery, &fingerprint, &access, a);
+            policy::run(gallery, fingerprint, &access, &a)
         }
-        Command::Credential(a) => return credential::run(&gallery, &fingerprint, a),
-        Command::Rename { id, name } => {
-            return people::modify(&gallery, &fingerprint, id, Some(name))
-        }
-        Command::Bench {
-            paths,
-            rounds,
-            threads,
-            workers,
-        } => {
-            let threads = facegate::cores::use_threads(threads.count());
-            return bench::run(
-                &models,
-                g.embedder.as_deref(),
-                g.min_face,
-                paths,
-                (*rounds, threads, workers.map(usize::from)),
-            );
-        }
-        Command::Reembed { json } => {
-            return reembed::run(&models, g.embedder.as_deref(), &gallery, *json)
-        }
+        Command::Credential(a) => credential::run(gallery, fingerprint, &a),
+        Command::Rename { id, name } => people::modify(gallery, fingerprint, &id, Some(&name)),
+        Command::Bench(a) => bench::run(models, g.embedder.as_deref(), g.min_face, &a),
+        Command::Reembed { json } => reembed::run(models, g.embedder.as_deref(), gallery, json),
         Command::Publish { key, mqtt } => {
-            let mqtt = site::mqtt_of(&mqtt_file(mqtt)?)?;
-            return site::publish(&gallery, &fingerprint, key, &mqtt);
+            let mqtt = site::mqtt_of(&mqtt_file(&mqtt, &g)?)?;
+            site::publish(gallery, fingerprint, &key, &mqtt)
         }
-        _ => {}
+        command => with_networks(command, &g, &shared),
     }
+}
+
+/// What the commands that use the gallery or the networks share, resolved once from the global
+/// flags and the door's config.
+struct Shared {
+    /// The door's config (see `door_config`); an error only stops the commands that judge.
+    config: Result<Config>,
+    /// The gallery file: `--gallery`, else the one the door's config names.
+    gallery: PathBuf,
+    /// The networks: `--models`, else the config's, else those built into this binary.
+    models: ModelSet,
+    /// The embedding network: `--embedder`, else the config's, with `auto` resolved.
+    embedder: Option<String>,
+    /// That network's fingerprint, which the gallery must carry.
+    fingerprint: String,
+}
+
+impl Shared {
+    fn resolve(g: &GlobalArgs) -> Result<Self> {
+        // The door's config also names the network its thresholds belong to: used unless
+        // --models / --embedder say otherwise. A broken config only stops the commands that judge.
+        let config = door_config(g.config.as_deref());
+        // The gallery the door reads, unless told otherwise: never a file the door does not use.
+        let gallery = match (&g.gallery, &config) {
+            (Some(path), _) => path.clone(),
+            (None, Ok(c)) => c.gallery.path.clone(),
+            (None, Err(e)) => anyhow::bail!(
+                "the door's config cannot be read, so the gallery it uses is unknown: {e:#} (give --gallery FILE)"
+            ),
+        };
+        let (config_models, config_embedder) = config
+            .as_ref()
+            .map(|c| (c.recognition.models.clone(), c.recognition.embedder.clone()))
+            .unwrap_or_default();
+        let models_path = g.models.clone().or(config_models);
+        let embedder = g.embedder.clone().or(config_embedder);
+        let models = match &models_path {
+            Some(path) => ModelSet::from_manifest(path)?,
+            None => ModelSet::builtin()?,
+        };
+        if !(g.min_face.is_finite() && g.min_face >= 12.0) {
+            anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
+        }
+        // `auto`: the gallery's network, else the form this CPU runs fastest (as the door does).
+        let embedder = facegate::netform::resolve(&models, embedder.as_deref(), &gallery)?;
+        let fingerprint = models.embedder(embedder.as_deref())?.1.fingerprint.clone();
+        Ok(Self {
+            config,
+            gallery,
+            models,
+            embedder,
+            fingerprint,
+        })
+    }
+}
+
+/// The commands that look at faces: the networks are loaded for them.
+fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<ExitCode> {
     // Enrolment looks for faces down to 40 px so that a small face is refused as too small
     // rather than reported as missing (the open-set evaluation enrols, and reports small probes
     // as the door refuses them).
     let enrols = matches!(
-        cli.command,
-        Command::Enroll { .. }
-            | Command::Import { .. }
-            | Command::Calibrate {
+        command,
+        Command::Enroll(_)
+            | Command::Import(_)
+            | Command::Calibrate(CalibrateArgs {
                 open_set: Some(_),
                 ..
-            }
+            })
     );
     let min_face = if enrols {
         g.min_face.min(40.0)
     } else {
         g.min_face
     };
-    let params = photos::photo_params(&models, min_face);
-    let mut pipeline = Pipeline::new(&models, embedder.as_deref(), Some(params))
+    let params = photos::photo_params(&shared.models, min_face);
+    let mut pipeline = Pipeline::new(&shared.models, shared.embedder.as_deref(), Some(params))
         .context("loading the face models")?;
     // The door's rule, from the same function the daemon takes it from (read only by the
     // commands that judge faces, so a broken config does not stop `embed`).
@@ -170,8 +191,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         pipeline.embedder_spec().threshold,
         pipeline.embedder_spec().min_margin,
     );
-    let door = || -> Result<(facegate::config::Config, facegate::acceptance::Rule)> {
-        let config = config
+    let door = || -> Result<(Config, Rule)> {
+        let config = shared
+            .config
             .as_ref()
             .map_err(|e| anyhow::anyhow!("{e:#}"))?
             .clone();
@@ -181,115 +203,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         rule.cues = false;
         Ok((config, rule))
     };
-    match cli.command {
-        Command::Enroll {
-            name,
-            id,
-            force,
-            strict,
-            photos,
-        } => people::enroll(
-            &mut pipeline,
-            &gallery,
-            &name,
-            id.as_deref(),
-            &photos,
-            people::EnrolChecks {
-                photo: checks(strict),
-                force,
-                threshold: door()?.1.threshold,
-            },
-        ),
-        Command::Import {
-            dir,
-            force,
-            strict,
-            json,
-        } => people::import(
-            &mut pipeline,
-            &gallery,
-            &dir,
-            people::EnrolChecks {
-                photo: checks(strict),
-                force,
-                threshold: door()?.1.threshold,
-            },
-            json,
-        ),
-        Command::Calibrate {
-            open_set: Some(source),
-            strangers,
-            enrol_photos,
-            sizes,
-            draws,
-            seed,
-            target_fpir,
-            thresholds,
-            margins,
-            write_config,
-            flip,
-            strict,
-            json,
-            ..
-        } => {
-            let (config, rule) = door()?;
-            let options = openset::Options {
-                source,
-                strangers,
-                enrol_photos,
-                sizes,
-                draws,
-                seed,
-                target_fpir,
-                thresholds,
-                margins,
-                current: rule,
-                quality: config.recognition.quality,
-                flip,
-                checks: checks(strict),
-                json,
+    let gallery = &shared.gallery;
+    match command {
+        Command::Embed { paths } => photos::embed(&mut pipeline, &paths),
+        Command::Verify(a) => {
+            let threshold = match a.threshold {
+                Some(t) => t,
+                None => door()?.1.threshold,
             };
-            let recommended = openset::run(&mut pipeline, &options)?;
-            if let Some(path) = write_config {
-                let Some(r) = recommended else {
-                    anyhow::bail!(
-                        "no operating point meets --target-fpir {target_fpir}; {} left unchanged",
-                        path.display()
-                    );
-                };
-                openset::write_config(&path, r.threshold, r.min_margin)?;
-                eprintln!(
-                    "wrote threshold {:.3} and min_margin {:.3} into {} [recognition]",
-                    r.threshold,
-                    r.min_margin,
-                    path.display()
-                );
-                let named = config.recognition.embedder.as_deref();
-                if g.embedder.is_some() && g.embedder.as_deref() != named {
-                    tracing::warn!(
-                        "these values are for embedder {}; set recognition.embedder (and models) \
-                         in {} to match",
-                        pipeline.embedder_name(),
-                        path.display()
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            photos::verify(&mut pipeline, &a.a, &a.b, threshold, a.json)
         }
-        Command::Calibrate {
-            dir: Some(dir),
-            target_far,
-            json,
-            ..
-        } => analysis::calibrate(&mut pipeline, &dir, target_far, json),
-        Command::Calibrate { dir: None, .. } => unreachable!("clap requires DIR or --open-set"),
-        Command::Cluster {
-            paths,
-            threshold,
-            json,
-        } => analysis::cluster(&mut pipeline, &paths, threshold, json),
         Command::Identify { photos, json } => {
-            let gallery = Gallery::load(&gallery, &fingerprint)?;
+            let gallery = Gallery::load(gallery, &shared.fingerprint)?;
             let (config, rule) = door()?;
             people::identify(
                 &mut pipeline,
@@ -300,55 +225,40 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 json,
             )
         }
+        Command::Enroll(a) => enrol::enroll(&mut pipeline, gallery, &a, door()?.1.threshold),
+        Command::Import(a) => enrol::import(&mut pipeline, gallery, &a, door()?.1.threshold),
+        Command::Calibrate(a) => calibrate::run(&mut pipeline, a, door, g.embedder.as_deref()),
+        Command::Cluster(a) => analysis::cluster(&mut pipeline, &a.paths, a.threshold, a.json),
         Command::List { .. }
         | Command::Show { .. }
         | Command::Remove { .. }
         | Command::Policy(_)
         | Command::Credential(_)
         | Command::Rename { .. }
-        | Command::Bench { .. }
+        | Command::Bench(_)
         | Command::Reembed { .. }
         | Command::Audit { .. }
         | Command::Door { .. }
         | Command::Keygen { .. }
         | Command::Publish { .. }
-        | Command::Remote { .. } => unreachable!("handled above"),
-        Command::Embed { paths } => photos::embed(&mut pipeline, &paths),
-        Command::Verify {
-            a,
-            b,
-            threshold,
-            json,
-        } => photos::verify(
-            &mut pipeline,
-            &a,
-            &b,
-            match threshold {
-                Some(t) => t,
-                None => door()?.1.threshold,
-            },
-            json,
-        ),
+        | Command::Remote { .. } => unreachable!("handled in run"),
     }
 }
 
-/// The door's config: `--config`, else /etc/facegate/config.toml if it exists, else defaults.
-/// The enrolment checks `--strict` asks for.
-fn checks(strict: bool) -> Checks {
-    if strict {
-        Checks::Strict
-    } else {
-        Checks::Lenient
-    }
+/// The config file whose [mqtt] names the broker: `--mqtt FILE`, else `--config`.
+fn mqtt_file(mqtt: &Option<PathBuf>, g: &GlobalArgs) -> Result<PathBuf> {
+    mqtt.clone()
+        .or_else(|| g.config.clone())
+        .ok_or_else(|| anyhow::anyhow!("--mqtt FILE: a config whose [mqtt] names the broker"))
 }
 
 /// The door's config: `--config` / `FACEGATE_CONFIG`, else the system one if it exists, else
 /// the defaults (the same paths the door uses without a config file).
-pub(crate) fn door_config(path: Option<&Path>) -> Result<facegate::config::Config> {
+pub(crate) fn door_config(path: Option<&Path>) -> Result<Config> {
     let system = Path::new(facegate::config::DEFAULT_CONFIG);
     match path {
-        Some(p) => Ok(facegate::config::Config::load(p)?),
-        None if system.exists() => Ok(facegate::config::Config::load(system)?),
-        None => Ok(facegate::config::Config::default()),
+        Some(p) => Ok(Config::load(p)?),
+        None if system.exists() => Ok(Config::load(system)?),
+        None => Ok(Config::default()),
     }
 }
