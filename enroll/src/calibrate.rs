@@ -3,6 +3,7 @@
 //! operating point it recommends into a config (`--write-config`).
 
 use crate::args::CalibrateArgs;
+use crate::output::Output;
 use crate::{analysis, enrol, openset};
 use anyhow::Result;
 use facegate::acceptance::Rule;
@@ -19,9 +20,10 @@ pub fn run(
     door: impl FnOnce() -> Result<(Config, Rule)>,
     embedder_asked: Option<&str>,
 ) -> Result<ExitCode> {
+    let output = Output::json_if(a.json);
     match (a.open_set.take(), a.dir.take()) {
-        (Some(source), _) => open_set(pipeline, source, a, door()?, embedder_asked),
-        (None, Some(dir)) => analysis::calibrate(pipeline, &dir, a.target_far, a.json),
+        (Some(source), _) => open_set(pipeline, source, a, door()?, embedder_asked, output),
+        (None, Some(dir)) => analysis::calibrate(pipeline, &dir, a.target_far, output),
         (None, None) => unreachable!("clap requires DIR or --open-set"),
     }
 }
@@ -33,6 +35,7 @@ fn open_set(
     a: CalibrateArgs,
     (config, rule): (Config, Rule),
     embedder_asked: Option<&str>,
+    output: Output,
 ) -> Result<ExitCode> {
     let CalibrateArgs {
         strangers,
@@ -46,7 +49,6 @@ fn open_set(
         write_config,
         flip,
         strict,
-        json,
         ..
     } = a;
     let options = openset::Options {
@@ -63,7 +65,7 @@ fn open_set(
         quality: config.recognition.quality,
         flip,
         checks: enrol::checks(strict),
-        json,
+        output,
     };
     let recommended = openset::run(pipeline, &options)?;
     if let Some(path) = write_config {

@@ -3,6 +3,7 @@
 //! gallery code in `people`.
 
 use crate::args::{EnrollArgs, ImportArgs};
+use crate::output::Output;
 use crate::people::{self, EnrolChecks};
 use anyhow::Result;
 use facegate::enrolment::Checks;
@@ -56,6 +57,6 @@ pub fn import(
             force: a.force,
             threshold,
         },
-        a.json,
+        Output::json_if(a.json),
     )
 }

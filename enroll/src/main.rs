@@ -10,6 +10,7 @@ use facegate::acceptance::Rule;
 use facegate::config::Config;
 use facegate::gallery::Gallery;
 use facegate::{ModelSet, Pipeline};
+use output::Output;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -22,6 +23,7 @@ mod credential;
 mod door;
 mod enrol;
 mod openset;
+mod output;
 mod people;
 mod photos;
 mod policy;
@@ -85,10 +87,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     } = &shared;
     // Commands that only read or edit the gallery do not load the networks.
     match command {
-        Command::List { json } => people::list(&Gallery::load(gallery, fingerprint)?, json),
-        Command::Show { id, json } => {
-            people::show(&Gallery::load(gallery, fingerprint)?, &id, json)
+        Command::List { json } => {
+            people::list(&Gallery::load(gallery, fingerprint)?, Output::json_if(json))
         }
+        Command::Show { id, json } => people::show(
+            &Gallery::load(gallery, fingerprint)?,
+            &id,
+            Output::json_if(json),
+        ),
         Command::Remove { id } => people::modify(gallery, fingerprint, &id, None),
         Command::Policy(a) => {
             let access = config
@@ -100,7 +106,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Credential(a) => credential::run(gallery, fingerprint, &a),
         Command::Rename { id, name } => people::modify(gallery, fingerprint, &id, Some(&name)),
         Command::Bench(a) => bench::run(models, g.embedder.as_deref(), g.min_face, &a),
-        Command::Reembed { json } => reembed::run(models, g.embedder.as_deref(), gallery, json),
+        Command::Reembed { json } => reembed::run(
+            models,
+            g.embedder.as_deref(),
+            gallery,
+            Output::json_if(json),
+        ),
         Command::Publish { key, mqtt } => {
             let mqtt = site::mqtt_of(&mqtt_file(&mqtt, &g)?)?;
             site::publish(gallery, fingerprint, &key, &mqtt)
@@ -211,7 +222,13 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
                 Some(t) => t,
                 None => door()?.1.threshold,
             };
-            photos::verify(&mut pipeline, &a.a, &a.b, threshold, a.json)
+            photos::verify(
+                &mut pipeline,
+                &a.a,
+                &a.b,
+                threshold,
+                Output::json_if(a.json),
+            )
         }
         Command::Identify { photos, json } => {
             let gallery = Gallery::load(gallery, &shared.fingerprint)?;
@@ -222,13 +239,18 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
                 &rule,
                 &config.recognition.quality,
                 &photos,
-                json,
+                Output::json_if(json),
             )
         }
         Command::Enroll(a) => enrol::enroll(&mut pipeline, gallery, &a, door()?.1.threshold),
         Command::Import(a) => enrol::import(&mut pipeline, gallery, &a, door()?.1.threshold),
         Command::Calibrate(a) => calibrate::run(&mut pipeline, a, door, g.embedder.as_deref()),
-        Command::Cluster(a) => analysis::cluster(&mut pipeline, &a.paths, a.threshold, a.json),
+        Command::Cluster(a) => analysis::cluster(
+            &mut pipeline,
+            &a.paths,
+            a.threshold,
+            Output::json_if(a.json),
+        ),
         Command::List { .. }
         | Command::Show { .. }
         | Command::Remove { .. }

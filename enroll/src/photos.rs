@@ -2,6 +2,7 @@
 //! verify` (are the main faces of two photos the same person), and what the other commands that
 //! read photos share with them: the detector's settings for photos and the walk of the paths given.
 
+use crate::output::Output;
 use anyhow::{Context, Result};
 use facegate::{decode_file, DetectorParams, Face, ModelSet, Pipeline};
 use serde::Serialize;
@@ -148,7 +149,7 @@ pub fn verify(
     a: &Path,
     b: &Path,
     threshold: f32,
-    json: bool,
+    output: Output,
 ) -> Result<ExitCode> {
     if !(threshold.is_finite() && threshold > 0.0) {
         anyhow::bail!("--threshold must be a positive number (got {threshold})");
@@ -157,26 +158,29 @@ pub fn verify(
     let fb = main_face(pipeline, b)?;
     let distance = pipeline.distance(&fa.embedding, &fb.embedding);
     let same = distance <= threshold;
-    if json {
-        let line = VerifyJson {
-            a: &a.to_string_lossy(),
-            b: &b.to_string_lossy(),
-            distance,
-            threshold,
-            same,
-            model: pipeline.embedder_name(),
-        };
-        println!("{}", serde_json::to_string(&line)?);
-    } else {
-        println!(
-            "{}: distance {distance:.3} (threshold {threshold:.3}, model {})",
-            if same {
-                "same person"
-            } else {
-                "different people"
-            },
-            pipeline.embedder_name()
-        );
+    match output {
+        Output::Json => {
+            let line = VerifyJson {
+                a: &a.to_string_lossy(),
+                b: &b.to_string_lossy(),
+                distance,
+                threshold,
+                same,
+                model: pipeline.embedder_name(),
+            };
+            println!("{}", serde_json::to_string(&line)?);
+        }
+        Output::Text => {
+            println!(
+                "{}: distance {distance:.3} (threshold {threshold:.3}, model {})",
+                if same {
+                    "same person"
+                } else {
+                    "different people"
+                },
+                pipeline.embedder_name()
+            );
+        }
     }
     Ok(if same {
         ExitCode::SUCCESS
