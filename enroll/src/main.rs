@@ -72,7 +72,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             key,
             mqtt,
         } => {
-            let mqtt = site::mqtt_of(&mqtt_file(mqtt, &g)?)?;
+            let mqtt = site::mqtt_of(&mqtt_file(mqtt.as_deref(), &g)?)?;
             return site::command(action, door, by, key, &mqtt);
         }
         _ => {}
@@ -113,7 +113,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Output::json_if(json),
         ),
         Command::Publish { key, mqtt } => {
-            let mqtt = site::mqtt_of(&mqtt_file(&mqtt, &g)?)?;
+            let mqtt = site::mqtt_of(&mqtt_file(mqtt.as_deref(), &g)?)?;
             site::publish(gallery, fingerprint, &key, &mqtt)
         }
         command => with_networks(command, &g, &shared),
@@ -217,17 +217,17 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
     let gallery = &shared.gallery;
     match command {
         Command::Embed { paths } => photos::embed(&mut pipeline, &paths),
-        Command::Verify(a) => {
-            let threshold = match a.threshold {
+        Command::Verify(v) => {
+            let threshold = match v.threshold {
                 Some(t) => t,
                 None => door()?.1.threshold,
             };
             photos::verify(
                 &mut pipeline,
-                &a.a,
-                &a.b,
+                &v.a,
+                &v.b,
                 threshold,
-                Output::json_if(a.json),
+                Output::json_if(v.json),
             )
         }
         Command::Identify { photos, json } => {
@@ -268,8 +268,8 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
 }
 
 /// The config file whose [mqtt] names the broker: `--mqtt FILE`, else `--config`.
-fn mqtt_file(mqtt: &Option<PathBuf>, g: &GlobalArgs) -> Result<PathBuf> {
-    mqtt.clone()
+fn mqtt_file(mqtt: Option<&Path>, g: &GlobalArgs) -> Result<PathBuf> {
+    mqtt.map(Path::to_owned)
         .or_else(|| g.config.clone())
         .ok_or_else(|| anyhow::anyhow!("--mqtt FILE: a config whose [mqtt] names the broker"))
 }
