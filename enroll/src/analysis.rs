@@ -1,6 +1,7 @@
 //! `facegate calibrate` and `facegate cluster`: threshold calibration on labelled photos, and
 //! grouping unknown faces by identity in the embedding space (the FaceNet idea).
 
+use crate::output::Output;
 use anyhow::{bail, Result};
 use facegate::{decode_file, Embedding, Pipeline};
 use serde::Serialize;
@@ -82,7 +83,7 @@ pub fn calibrate(
     pipeline: &mut Pipeline,
     dir: &Path,
     target_far: f64,
-    json: bool,
+    output: Output,
 ) -> Result<ExitCode> {
     if !(0.0..1.0).contains(&target_far) {
         bail!("--target-far must be in [0, 1) (got {target_far})");
@@ -141,7 +142,7 @@ pub fn calibrate(
         recommended_threshold: recommended,
         recommended_frr: recommended.map(frr),
     };
-    if json {
+    if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&c)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -232,7 +233,7 @@ pub fn cluster(
     pipeline: &mut Pipeline,
     paths: &[PathBuf],
     threshold: Option<f32>,
-    json: bool,
+    output: Output,
 ) -> Result<ExitCode> {
     let threshold = threshold.unwrap_or(pipeline.embedder_spec().threshold);
     let mut photos = Vec::new();
@@ -268,27 +269,30 @@ pub fn cluster(
         }
     }
     let groups = cluster_embeddings(&embeddings, threshold, |a, b| pipeline.distance(a, b));
-    if json {
-        let v: Vec<Vec<&ClusterFace>> = groups
-            .iter()
-            .map(|g| g.iter().map(|&i| &faces[i]).collect())
-            .collect();
-        println!("{}", serde_json::to_string(&v)?);
-    } else {
-        println!(
-            "{} faces in {} photos: {} groups (threshold {threshold:.3})",
-            faces.len(),
-            photos.len(),
-            groups.len()
-        );
-        for (k, g) in groups.iter().enumerate() {
-            println!("group {} ({} face(s)):", k + 1, g.len());
-            for &i in g {
-                let f = &faces[i];
-                println!(
-                    "  {} [{:.0}, {:.0}, {:.0}, {:.0}]",
-                    f.path, f.bbox[0], f.bbox[1], f.bbox[2], f.bbox[3]
-                );
+    match output {
+        Output::Json => {
+            let v: Vec<Vec<&ClusterFace>> = groups
+                .iter()
+                .map(|g| g.iter().map(|&i| &faces[i]).collect())
+                .collect();
+            println!("{}", serde_json::to_string(&v)?);
+        }
+        Output::Text => {
+            println!(
+                "{} faces in {} photos: {} groups (threshold {threshold:.3})",
+                faces.len(),
+                photos.len(),
+                groups.len()
+            );
+            for (k, g) in groups.iter().enumerate() {
+                println!("group {} ({} face(s)):", k + 1, g.len());
+                for &i in g {
+                    let f = &faces[i];
+                    println!(
+                        "  {} [{:.0}, {:.0}, {:.0}, {:.0}]",
+                        f.path, f.bbox[0], f.bbox[1], f.bbox[2], f.bbox[3]
+                    );
+                }
             }
         }
     }

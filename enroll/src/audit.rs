@@ -58,6 +58,17 @@ pub struct Query {
     pub csv: bool,
 }
 
+/// How `query` prints the events it selects (`--json`, `--csv`, else a table).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// One line per event for people, and a count at the end.
+    Table,
+    /// The log's own lines.
+    JsonLines,
+    /// CSV with a header line.
+    Csv,
+}
+
 const ALARMS: [&str; 6] = [
     "forced_open",
     "held_open",
@@ -124,9 +135,14 @@ fn query(q: &Query, path: &Path) -> Result<ExitCode> {
     let cols = [
         "seq", "time", "event", "identity", "name", "reason", "nearest", "distance",
     ];
+    let format = match (q.json, q.csv) {
+        (true, _) => Format::JsonLines,
+        (false, true) => Format::Csv,
+        (false, false) => Format::Table,
+    };
     let out = std::io::stdout();
     let mut out = out.lock();
-    if q.csv {
+    if format == Format::Csv {
         writeln!(out, "{}", cols.join(","))?;
     }
     let mut n = 0u64;
@@ -153,35 +169,35 @@ fn query(q: &Query, path: &Path) -> Result<ExitCode> {
                 }
             }
             n += 1;
-            if q.json {
-                writeln!(out, "{line}")?;
-                continue;
-            }
             let field = |k: &str| match v.get(k) {
                 Some(serde_json::Value::String(x)) => x.clone(),
                 Some(serde_json::Value::Null) | None => String::new(),
                 Some(x) => x.to_string(),
             };
-            if q.csv {
-                let row: Vec<String> = cols.iter().map(|c| csv_field(&field(c))).collect();
-                writeln!(out, "{}", row.join(","))?;
-            } else {
-                let who = match (field("identity"), field("name")) {
-                    (i, nm) if !nm.is_empty() => format!("{i} ({nm})"),
-                    (i, _) => i,
-                };
-                writeln!(
-                    out,
-                    "{:<24} {:<18} {:<28} {}",
-                    time,
-                    field("event"),
-                    who,
-                    field("reason")
-                )?;
+            match format {
+                Format::JsonLines => writeln!(out, "{line}")?,
+                Format::Csv => {
+                    let row: Vec<String> = cols.iter().map(|c| csv_field(&field(c))).collect();
+                    writeln!(out, "{}", row.join(","))?;
+                }
+                Format::Table => {
+                    let who = match (field("identity"), field("name")) {
+                        (i, nm) if !nm.is_empty() => format!("{i} ({nm})"),
+                        (i, _) => i,
+                    };
+                    writeln!(
+                        out,
+                        "{:<24} {:<18} {:<28} {}",
+                        time,
+                        field("event"),
+                        who,
+                        field("reason")
+                    )?;
+                }
             }
         }
     }
-    if !q.json && !q.csv {
+    if format == Format::Table {
         writeln!(out, "{n} event(s) from {} file(s)", files.len())?;
     }
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! control API (a Unix socket; `facegate::door::control_api`). Unlocks and lockdowns go through
 //! the door's gate and are audited with who asked.
 
+use crate::output::Output;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use facegate::door::control_api::{self, DEFAULT_SOCKET};
@@ -69,7 +70,11 @@ pub fn run(cmd: &DoorCommand, socket: Option<&Path>, config: Option<&Path>) -> R
     match answer {
         Ok(text) => {
             match cmd {
-                DoorCommand::Status { json: false } => print_status(&text)?,
+                DoorCommand::Status { json } => match Output::json_if(*json) {
+                    Output::Text => print_status(&text)?,
+                    // The door's own answer is JSON.
+                    Output::Json => println!("{text}"),
+                },
                 _ => println!("{text}"),
             }
             Ok(ExitCode::SUCCESS)

@@ -1,340 +1,34 @@
 //! `facegate`: the admin command line of the facegate door controller.
+//!
+//! `args` defines the command line; this file parses it, resolves what the commands share (the
+//! door's config, the gallery, the networks) and hands each command to its module.
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
-use facegate::enrolment::Checks;
+use args::{CalibrateArgs, Cli, Command, GlobalArgs};
+use clap::Parser;
+use facegate::acceptance::Rule;
+use facegate::config::Config;
 use facegate::gallery::Gallery;
-use facegate::{decode_file, DetectorParams, Face, ModelSet, Pipeline};
-use serde::Serialize;
-use std::io::Write;
+use facegate::{ModelSet, Pipeline};
+use output::Output;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod analysis;
+mod args;
 mod audit;
+mod bench;
+mod calibrate;
 mod credential;
 mod door;
+mod enrol;
 mod openset;
+mod output;
 mod people;
+mod photos;
 mod policy;
 mod reembed;
 mod site;
-
-/// Administer a facegate door: enrol employees, identify faces, compute and compare embeddings.
-///
-/// Exit status: 0 success (or "same person", "recognised"), 1 a negative answer ("different
-/// people", "unknown"), 2 an error (nothing is changed on error).
-#[derive(Parser)]
-#[command(name = "facegate", version, about, long_about)]
-struct Cli {
-    #[command(flatten)]
-    global: GlobalArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Args)]
-struct GlobalArgs {
-    /// Model manifest to load instead of the models built into this binary
-    /// (files are looked up beside the manifest and checked against its sha256 sums).
-    #[arg(long, global = true, value_name = "MANIFEST")]
-    models: Option<PathBuf>,
-    /// Embedding network to use, by its name in the manifest (default: the manifest's default,
-    /// the int8 network the door runs).
-    #[arg(long, global = true, value_name = "NAME")]
-    embedder: Option<String>,
-    /// Smallest face to look for, in pixels of the photo. Lower it (down to 12) for small faces
-    /// in group photos; detection time grows with the square of 1/PIXELS.
-    #[arg(long, global = true, value_name = "PIXELS", default_value_t = 80.0)]
-    min_face: f32,
-    /// The employee gallery file (default: the door config's `[gallery] path`, so the CLI and
-    /// the door always use the same file; /var/lib/facegate/gallery.toml without a config).
-    #[arg(long, global = true, value_name = "FILE", env = "FACEGATE_GALLERY")]
-    gallery: Option<PathBuf>,
-    /// The door's config file: `identify`, `verify`, enrolment's duplicate check and `calibrate
-    /// --open-set` apply its [recognition] threshold, min_margin and min_face, as the door does
-    /// (default: /etc/facegate/config.toml if it exists, else the defaults; the model's threshold
-    /// when the config sets none). Its models and embedder are used unless --models / --embedder
-    /// are given.
-    #[arg(long, global = true, value_name = "FILE", env = "FACEGATE_CONFIG")]
-    config: Option<PathBuf>,
-    /// More log output on stderr (-v info, -vv debug).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Print every face of each image as one JSON object per line: box [x, y, w, h] in pixels of
-    /// the original image, detector score, 5 landmarks (eyes, nose, mouth corners) and embedding.
-    ///
-    /// Directories are walked recursively in sorted order, taking .jpg, .jpeg and .png files.
-    /// An unreadable image gives {"path": ..., "error": ...}; the others are still processed and
-    /// the exit status is 2 at the end.
-    Embed {
-        /// Image files or directories.
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<PathBuf>,
-    },
-    /// Enrol a person from one photo or more (each photo adds an embedding). Refused, with
-    /// nothing written, when a photo has no face, several faces of similar size none of which is
-    /// clearly the subject, a face under 48 pixels or too poor for the door's own quality gates,
-    /// cannot be read, or matches another enrolled person (unless --force). A merely poor photo
-    /// (a face under 80 pixels, past enrolment's stricter quality gates, or beside other faces)
-    /// is enrolled with a warning; --strict refuses it.
-    Enroll {
-        /// Display name, e.g. "Ada Lovelace".
-        #[arg(long)]
-        name: String,
-        /// Stable id (default: derived from the name); an existing id gets the photos added.
-        #[arg(long)]
-        id: Option<String>,
-        /// Enrol even if a face matches another enrolled person.
-        #[arg(long)]
-        force: bool,
-        /// Refuse a merely poor photo too (a face under 80 px, blurred, badly lit or turned beyond
-        /// enrolment's stricter gates, or other faces of similar size) instead of enrolling it with
-        /// a warning.
-        #[arg(long)]
-        strict: bool,
-        /// Photos of the person.
-        #[arg(required = true, value_name = "PHOTO")]
-        photos: Vec<PathBuf>,
-    },
-    /// Enrol many people at once from DIR/<name>/<photos>: each photo is checked on its own (as
-    /// `enroll` checks it), bad ones are skipped with the reason, poor ones enrolled with a
-    /// warning, and a summary is printed (progress bar on a terminal).
-    Import {
-        /// Directory with one sub-directory of photos per person.
-        dir: PathBuf,
-        /// Enrol even faces that match another enrolled person.
-        #[arg(long)]
-        force: bool,
-        /// Refuse a merely poor photo too (a face under 80 px, blurred, badly lit or turned beyond
-        /// enrolment's stricter gates, or other faces of similar size) instead of enrolling it with
-        /// a warning.
-        #[arg(long)]
-        strict: bool,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// From labelled photos (DIR/<name>/<photos>): same- and different-person distance
-    /// distributions, false-accept and false-reject rates at several thresholds, and the
-    /// threshold recommended for a target false-accept rate.
-    ///
-    /// With --open-set: the door's 1:N question. A gallery is built the way `import` builds it,
-    /// every probe photo is embedded once, and the door's own acceptance rule is run for gallery
-    /// sizes --sizes (random sub-galleries, several seeded draws pooled) over a grid of
-    /// thresholds x margins. Prints FPIR (strangers accepted as anybody) and FNIR (employees not
-    /// accepted as themselves, and how many of those as someone else), and the operating point
-    /// with the lowest FNIR whose FPIR <= --target-fpir at the largest size.
-    Calibrate {
-        /// Directory with one sub-directory of photos per person.
-        #[arg(required_unless_present = "open_set", conflicts_with = "open_set")]
-        dir: Option<PathBuf>,
-        /// Largest acceptable false-accept rate (pairs mode).
-        #[arg(long, default_value_t = 0.0)]
-        target_far: f64,
-        /// Open-set evaluation from an openset.csv (role,person,image with roles enrol, genuine,
-        /// impostor; photos relative to the CSV's folder) or from DIR/<name>/<photos> (a share
-        /// of the people held out as strangers, see --strangers).
-        #[arg(long, value_name = "CSV_OR_DIR")]
-        open_set: Option<PathBuf>,
-        /// Open set from a directory: share of people held out as strangers (seeded).
-        #[arg(long, default_value_t = 0.3)]
-        strangers: f64,
-        /// Open set from a directory: photos enrolled per person (the rest are probes).
-        #[arg(long, default_value_t = 1)]
-        enrol_photos: usize,
-        /// Gallery sizes to evaluate (a size above the people enrolled is capped to it).
-        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
-        sizes: Vec<usize>,
-        /// Random sub-galleries drawn per size smaller than the whole gallery.
-        #[arg(long, default_value_t = 10)]
-        draws: usize,
-        /// Seed of the strangers' split and of the draws.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Largest acceptable FPIR at the largest size, for the recommendation.
-        #[arg(long, default_value_t = 0.001)]
-        target_fpir: f64,
-        /// Thresholds to try, comma-separated (default: 0.4 to 1.1 times the model's).
-        #[arg(long, value_delimiter = ',')]
-        thresholds: Option<Vec<f32>>,
-        /// Margins to try, comma-separated (default: 0 to 0.3 times the model's threshold).
-        #[arg(long, value_delimiter = ',')]
-        margins: Option<Vec<f32>>,
-        /// Embed every chip and its mirror image, averaged (test-time augmentation; twice the
-        /// embedding time), for enrolment and probes alike.
-        #[arg(long, requires = "open_set")]
-        flip: bool,
-        /// Check enrol photos as `import --strict` does (default: as `import` does).
-        #[arg(long, requires = "open_set")]
-        strict: bool,
-        /// Write the recommended threshold and min_margin into this config's [recognition]
-        /// (created if missing; the rest of the file and its comments are kept).
-        #[arg(long, value_name = "PATH", requires = "open_set")]
-        write_config: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Group the faces of unknown people by identity (e.g. photos of visitors the door did not
-    /// recognise) to review and enrol them.
-    Cluster {
-        /// Photos or directories.
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<PathBuf>,
-        /// Distance under which faces are grouped (default: the model's threshold).
-        #[arg(long)]
-        threshold: Option<f32>,
-        /// Print the groups as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List the enrolled people.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one person and where each of their embeddings came from.
-    Show {
-        /// The person's id.
-        id: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove a person and all their embeddings.
-    Remove {
-        /// The person's id.
-        id: String,
-    },
-    /// Show or edit a person's access policy: --disable/--enable, --from/--until (site-local
-    /// date or date-time), --window "mon-fri 07:00-19:00" (repeatable), --clear-windows. Prints
-    /// whether the door would let them in now, else which rule refuses (disabled,
-    /// not_yet_valid, expired, outside_schedule); exit status 0 allowed, 1 refused.
-    Policy(policy::PolicyArgs),
-    /// Set the card credential a person's face stands for when the door is the reader of an
-    /// access-control panel ([output] mode = "wiegand"), e.g.
-    /// `facegate credential ann --facility 18 --card 4660`; `--clear` removes it. One card is
-    /// never given to two people.
-    Credential(credential::CredentialArgs),
-    /// Change a person's display name (the id stays).
-    Rename {
-        /// The person's id.
-        id: String,
-        /// The new name.
-        name: String,
-    },
-    /// Move the gallery to another embedding network (--embedder NAME, e.g. the f32 form on a
-    /// CPU where int8 is slow) without re-enrolling: every embedding is recomputed from the face
-    /// crop kept at enrolment, under the gallery's lock, and the new gallery replaces the old
-    /// one atomically. Refused, with nothing written, if any photo has no crop (enrolled before
-    /// crops were kept): those are named, to re-enrol.
-    Reembed {
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Say who is in each photo (every face), judged by the door's acceptance rule with the
-    /// config's values: the person, or the rule that refused the face (too_small, unknown,
-    /// ambiguous, or a quality problem), with the nearest person, distance and margin.
-    /// Exit status 0 if any face was recognised, 1 if none, 2 on error.
-    Identify {
-        /// Photos.
-        #[arg(required = true, value_name = "PHOTO")]
-        photos: Vec<PathBuf>,
-        /// Print one JSON object per face.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Time the pipeline on this machine, stage by stage (decode, detect, landmarks, align,
-    /// embed, 1:1000 match, whole photo), for every embedding network of the manifest (or
-    /// --embedder's): e.g. int8 against f32 on the Pi that runs the door. Prints the median over
-    /// photos of each photo's median over the rounds.
-    Bench {
-        /// Photos with a face, or directories of them.
-        #[arg(required = true, value_name = "PHOTO")]
-        paths: Vec<PathBuf>,
-        /// Timed rounds over all photos, after one warm-up round.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-        rounds: u32,
-        /// Threads per network run, as `[performance] threads`: "auto" (one per core) or N.
-        #[arg(long, default_value = "1")]
-        threads: facegate::cores::Threads,
-        /// Also the door's frame rate (BlazeFace, align, embed; photos fitted into 640x480
-        /// frames) with one recognition worker and with N side by side, as `[performance]
-        /// workers` runs them: on a Pi, `--workers 4` shows what its four cores really give.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
-        workers: Option<u16>,
-    },
-    /// Compare the main (largest) faces of two photos: prints the distance and whether it is the
-    /// same person. Exit status 0 same, 1 different, 2 error (unreadable file, no face...).
-    Verify {
-        /// First photo.
-        a: PathBuf,
-        /// Second photo.
-        b: PathBuf,
-        /// Same-person threshold on the distance (default: the config's, else the model's).
-        #[arg(long)]
-        threshold: Option<f32>,
-        /// Print the result as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Make the site key pair for a site of several doors: KEY (private, mode 0600, for the
-    /// admin machine only) and KEY.pub (for every door's mqtt.site_key).
-    Keygen {
-        /// Where to write the private key (refuses to overwrite).
-        #[arg(default_value = "site.key")]
-        key: PathBuf,
-    },
-    /// Send the gallery to the broker as the site's retained, signed gallery: every door with
-    /// the site's public key takes it within seconds (embeddings only: face crops stay here).
-    Publish {
-        /// The site's private key (`facegate keygen`).
-        #[arg(long, default_value = "site.key")]
-        key: PathBuf,
-        /// A config file whose [mqtt] names the broker and the site (default: --config).
-        #[arg(long, value_name = "FILE")]
-        mqtt: Option<PathBuf>,
-    },
-    /// Send a signed command to a door (or every door: --door '*'), if its mqtt.commands is on.
-    #[command(name = "command")]
-    Remote {
-        #[command(subcommand)]
-        action: site::Action,
-        /// The door's name (mqtt.door), or '*' for every door of the site.
-        #[arg(long, global = true, default_value = "*")]
-        door: String,
-        /// Who asks (recorded in each door's audit log).
-        #[arg(long, global = true, default_value = "")]
-        by: String,
-        /// The site's private key.
-        #[arg(long, global = true, default_value = "site.key")]
-        key: PathBuf,
-        /// A config file whose [mqtt] names the broker and the site (default: --config).
-        #[arg(long, global = true, value_name = "FILE")]
-        mqtt: Option<PathBuf>,
-    },
-    /// The door's audit log: `facegate audit verify [PATH]` checks its hash chain.
-    Audit {
-        #[command(subcommand)]
-        cmd: audit::AuditCommand,
-    },
-    /// The running door, through its local control API: `facegate door status`, `events`,
-    /// `unlock`, `lockdown on|off`, `reload`. Exit status 1 if the door refused.
-    Door {
-        #[command(subcommand)]
-        cmd: door::DoorCommand,
-        /// The door's control socket (default: the door config's `[control] socket`).
-        #[arg(long, global = true, value_name = "PATH")]
-        socket: Option<PathBuf>,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -363,19 +57,13 @@ fn init_logging(verbose: u8) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let Cli { global: g, command } = cli;
     // No models needed for these.
-    if let Command::Audit { cmd } = &cli.command {
-        return audit::run(cmd, cli.global.config.as_deref());
-    }
-    if let Command::Door { cmd, socket } = &cli.command {
-        return door::run(cmd, socket.as_deref(), cli.global.config.as_deref());
-    }
-    let mqtt_file = |f: &Option<PathBuf>| {
-        f.clone()
-            .or_else(|| cli.global.config.clone())
-            .ok_or_else(|| anyhow::anyhow!("--mqtt FILE: a config whose [mqtt] names the broker"))
-    };
-    match &cli.command {
+    match &command {
+        Command::Audit { cmd } => return audit::run(cmd, g.config.as_deref()),
+        Command::Door { cmd, socket } => {
+            return door::run(cmd, socket.as_deref(), g.config.as_deref())
+        }
         Command::Keygen { key } => return site::keygen(key),
         Command::Remote {
             action,
@@ -383,100 +71,130 @@ fn run(cli: Cli) -> Result<ExitCode> {
             by,
             key,
             mqtt,
-        } => return site::command(action, door, by, key, &site::mqtt_of(&mqtt_file(mqtt)?)?),
+        } => {
+            let mqtt = site::mqtt_of(&mqtt_file(mqtt.as_deref(), &g)?)?;
+            return site::command(action, door, by, key, &mqtt);
+        }
         _ => {}
     }
-    let g = &cli.global;
-    // The door's config also names the network its thresholds belong to: used unless
-    // --models / --embedder say otherwise. A broken config only stops the commands that judge.
-    let config = door_config(g.config.as_deref());
-    // The gallery the door reads, unless told otherwise: never a file the door does not use.
-    let gallery = match (&g.gallery, &config) {
-        (Some(path), _) => path.clone(),
-        (None, Ok(c)) => c.gallery.path.clone(),
-        (None, Err(e)) => anyhow::bail!(
-            "the door's config cannot be read, so the gallery it uses is unknown: {e:#} (give --gallery FILE)"
-        ),
-    };
-    let (config_models, config_embedder) = config
-        .as_ref()
-        .map(|c| (c.recognition.models.clone(), c.recognition.embedder.clone()))
-        .unwrap_or_default();
-    let models_path = g.models.clone().or(config_models);
-    let embedder = g.embedder.clone().or(config_embedder);
-    let models = match &models_path {
-        Some(path) => ModelSet::from_manifest(path)?,
-        None => ModelSet::builtin()?,
-    };
-    if !(g.min_face.is_finite() && g.min_face >= 12.0) {
-        anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
-    }
-    // `auto`: the gallery's network, else the form this CPU runs fastest (as the door does).
-    let embedder = facegate::netform::resolve(&models, embedder.as_deref(), &gallery)?;
-    let fingerprint = models.embedder(embedder.as_deref())?.1.fingerprint.clone();
+    let shared = Shared::resolve(&g)?;
+    let Shared {
+        config,
+        gallery,
+        models,
+        fingerprint,
+        ..
+    } = &shared;
     // Commands that only read or edit the gallery do not load the networks.
-    match &cli.command {
+    match command {
         Command::List { json } => {
-            return people::list(&Gallery::load(&gallery, &fingerprint)?, *json)
+            people::list(&Gallery::load(gallery, fingerprint)?, Output::json_if(json))
         }
-        Command::Show { id, json } => {
-            return people::show(&Gallery::load(&gallery, &fingerprint)?, id, *json)
-        }
-        Command::Remove { id } => return people::modify(&gallery, &fingerprint, id, None),
+        Command::Show { id, json } => people::show(
+            &Gallery::load(gallery, fingerprint)?,
+            &id,
+            Output::json_if(json),
+        ),
+        Command::Remove { id } => people::modify(gallery, fingerprint, &id, None),
         Command::Policy(a) => {
             let access = config
                 .as_ref()
                 .map(|c| c.access.clone())
                 .unwrap_or_default();
-            return policy::run(&gallery, &fingerprint, &access, a);
+            policy::run(gallery, fingerprint, &access, &a)
         }
-        Command::Credential(a) => return credential::run(&gallery, &fingerprint, a),
-        Command::Rename { id, name } => {
-            return people::modify(&gallery, &fingerprint, id, Some(name))
-        }
-        Command::Bench {
-            paths,
-            rounds,
-            threads,
-            workers,
-        } => {
-            let threads = facegate::cores::use_threads(threads.count());
-            return bench(
-                &models,
-                g.embedder.as_deref(),
-                g.min_face,
-                paths,
-                (*rounds, threads, workers.map(usize::from)),
-            );
-        }
-        Command::Reembed { json } => {
-            return reembed::run(&models, g.embedder.as_deref(), &gallery, *json)
-        }
+        Command::Credential(a) => credential::run(gallery, fingerprint, &a),
+        Command::Rename { id, name } => people::modify(gallery, fingerprint, &id, Some(&name)),
+        Command::Bench(a) => bench::run(models, g.embedder.as_deref(), g.min_face, &a),
+        Command::Reembed { json } => reembed::run(
+            models,
+            g.embedder.as_deref(),
+            gallery,
+            Output::json_if(json),
+        ),
         Command::Publish { key, mqtt } => {
-            let mqtt = site::mqtt_of(&mqtt_file(mqtt)?)?;
-            return site::publish(&gallery, &fingerprint, key, &mqtt);
+            let mqtt = site::mqtt_of(&mqtt_file(mqtt.as_deref(), &g)?)?;
+            site::publish(gallery, fingerprint, &key, &mqtt)
         }
-        _ => {}
+        command => with_networks(command, &g, &shared),
     }
+}
+
+/// What the commands that use the gallery or the networks share, resolved once from the global
+/// flags and the door's config.
+struct Shared {
+    /// The door's config (see `door_config`); an error only stops the commands that judge.
+    config: Result<Config>,
+    /// The gallery file: `--gallery`, else the one the door's config names.
+    gallery: PathBuf,
+    /// The networks: `--models`, else the config's, else those built into this binary.
+    models: ModelSet,
+    /// The embedding network: `--embedder`, else the config's, with `auto` resolved.
+    embedder: Option<String>,
+    /// That network's fingerprint, which the gallery must carry.
+    fingerprint: String,
+}
+
+impl Shared {
+    fn resolve(g: &GlobalArgs) -> Result<Self> {
+        // The door's config also names the network its thresholds belong to: used unless
+        // --models / --embedder say otherwise. A broken config only stops the commands that judge.
+        let config = door_config(g.config.as_deref());
+        // The gallery the door reads, unless told otherwise: never a file the door does not use.
+        let gallery = match (&g.gallery, &config) {
+            (Some(path), _) => path.clone(),
+            (None, Ok(c)) => c.gallery.path.clone(),
+            (None, Err(e)) => anyhow::bail!(
+                "the door's config cannot be read, so the gallery it uses is unknown: {e:#} (give --gallery FILE)"
+            ),
+        };
+        let (config_models, config_embedder) = config
+            .as_ref()
+            .map(|c| (c.recognition.models.clone(), c.recognition.embedder.clone()))
+            .unwrap_or_default();
+        let models_path = g.models.clone().or(config_models);
+        let embedder = g.embedder.clone().or(config_embedder);
+        let models = match &models_path {
+            Some(path) => ModelSet::from_manifest(path)?,
+            None => ModelSet::builtin()?,
+        };
+        if !(g.min_face.is_finite() && g.min_face >= 12.0) {
+            anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
+        }
+        // `auto`: the gallery's network, else the form this CPU runs fastest (as the door does).
+        let embedder = facegate::netform::resolve(&models, embedder.as_deref(), &gallery)?;
+        let fingerprint = models.embedder(embedder.as_deref())?.1.fingerprint.clone();
+        Ok(Self {
+            config,
+            gallery,
+            models,
+            embedder,
+            fingerprint,
+        })
+    }
+}
+
+/// The commands that look at faces: the networks are loaded for them.
+fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<ExitCode> {
     // Enrolment looks for faces down to 40 px so that a small face is refused as too small
     // rather than reported as missing (the open-set evaluation enrols, and reports small probes
     // as the door refuses them).
     let enrols = matches!(
-        cli.command,
-        Command::Enroll { .. }
-            | Command::Import { .. }
-            | Command::Calibrate {
+        command,
+        Command::Enroll(_)
+            | Command::Import(_)
+            | Command::Calibrate(CalibrateArgs {
                 open_set: Some(_),
                 ..
-            }
+            })
     );
     let min_face = if enrols {
         g.min_face.min(40.0)
     } else {
         g.min_face
     };
-    let params = photo_params(&models, min_face);
-    let mut pipeline = Pipeline::new(&models, embedder.as_deref(), Some(params))
+    let params = photos::photo_params(&shared.models, min_face);
+    let mut pipeline = Pipeline::new(&shared.models, shared.embedder.as_deref(), Some(params))
         .context("loading the face models")?;
     // The door's rule, from the same function the daemon takes it from (read only by the
     // commands that judge faces, so a broken config does not stop `embed`).
@@ -484,8 +202,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         pipeline.embedder_spec().threshold,
         pipeline.embedder_spec().min_margin,
     );
-    let door = || -> Result<(facegate::config::Config, facegate::acceptance::Rule)> {
-        let config = config
+    let door = || -> Result<(Config, Rule)> {
+        let config = shared
+            .config
             .as_ref()
             .map_err(|e| anyhow::anyhow!("{e:#}"))?
             .clone();
@@ -495,115 +214,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
         rule.cues = false;
         Ok((config, rule))
     };
-    match cli.command {
-        Command::Enroll {
-            name,
-            id,
-            force,
-            strict,
-            photos,
-        } => people::enroll(
-            &mut pipeline,
-            &gallery,
-            &name,
-            id.as_deref(),
-            &photos,
-            people::EnrolChecks {
-                photo: checks(strict),
-                force,
-                threshold: door()?.1.threshold,
-            },
-        ),
-        Command::Import {
-            dir,
-            force,
-            strict,
-            json,
-        } => people::import(
-            &mut pipeline,
-            &gallery,
-            &dir,
-            people::EnrolChecks {
-                photo: checks(strict),
-                force,
-                threshold: door()?.1.threshold,
-            },
-            json,
-        ),
-        Command::Calibrate {
-            open_set: Some(source),
-            strangers,
-            enrol_photos,
-            sizes,
-            draws,
-            seed,
-            target_fpir,
-            thresholds,
-            margins,
-            write_config,
-            flip,
-            strict,
-            json,
-            ..
-        } => {
-            let (config, rule) = door()?;
-            let options = openset::Options {
-                source,
-                strangers,
-                enrol_photos,
-                sizes,
-                draws,
-                seed,
-                target_fpir,
-                thresholds,
-                margins,
-                current: rule,
-                quality: config.recognition.quality,
-                flip,
-                checks: checks(strict),
-                json,
+    let gallery = &shared.gallery;
+    match command {
+        Command::Embed { paths } => photos::embed(&mut pipeline, &paths),
+        Command::Verify(v) => {
+            let threshold = match v.threshold {
+                Some(t) => t,
+                None => door()?.1.threshold,
             };
-            let recommended = openset::run(&mut pipeline, &options)?;
-            if let Some(path) = write_config {
-                let Some(r) = recommended else {
-                    anyhow::bail!(
-                        "no operating point meets --target-fpir {target_fpir}; {} left unchanged",
-                        path.display()
-                    );
-                };
-                openset::write_config(&path, r.threshold, r.min_margin)?;
-                eprintln!(
-                    "wrote threshold {:.3} and min_margin {:.3} into {} [recognition]",
-                    r.threshold,
-                    r.min_margin,
-                    path.display()
-                );
-                let named = config.recognition.embedder.as_deref();
-                if g.embedder.is_some() && g.embedder.as_deref() != named {
-                    tracing::warn!(
-                        "these values are for embedder {}; set recognition.embedder (and models) \
-                         in {} to match",
-                        pipeline.embedder_name(),
-                        path.display()
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            photos::verify(
+                &mut pipeline,
+                &v.a,
+                &v.b,
+                threshold,
+                Output::json_if(v.json),
+            )
         }
-        Command::Calibrate {
-            dir: Some(dir),
-            target_far,
-            json,
-            ..
-        } => analysis::calibrate(&mut pipeline, &dir, target_far, json),
-        Command::Calibrate { dir: None, .. } => unreachable!("clap requires DIR or --open-set"),
-        Command::Cluster {
-            paths,
-            threshold,
-            json,
-        } => analysis::cluster(&mut pipeline, &paths, threshold, json),
         Command::Identify { photos, json } => {
-            let gallery = Gallery::load(&gallery, &fingerprint)?;
+            let gallery = Gallery::load(gallery, &shared.fingerprint)?;
             let (config, rule) = door()?;
             people::identify(
                 &mut pipeline,
@@ -611,310 +239,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &rule,
                 &config.recognition.quality,
                 &photos,
-                json,
+                Output::json_if(json),
             )
         }
+        Command::Enroll(a) => enrol::enroll(&mut pipeline, gallery, &a, door()?.1.threshold),
+        Command::Import(a) => enrol::import(&mut pipeline, gallery, &a, door()?.1.threshold),
+        Command::Calibrate(a) => calibrate::run(&mut pipeline, a, door, g.embedder.as_deref()),
+        Command::Cluster(a) => analysis::cluster(
+            &mut pipeline,
+            &a.paths,
+            a.threshold,
+            Output::json_if(a.json),
+        ),
         Command::List { .. }
         | Command::Show { .. }
         | Command::Remove { .. }
         | Command::Policy(_)
         | Command::Credential(_)
         | Command::Rename { .. }
-        | Command::Bench { .. }
+        | Command::Bench(_)
         | Command::Reembed { .. }
         | Command::Audit { .. }
         | Command::Door { .. }
         | Command::Keygen { .. }
         | Command::Publish { .. }
-        | Command::Remote { .. } => unreachable!("handled above"),
-        Command::Embed { paths } => embed(&mut pipeline, &paths),
-        Command::Verify {
-            a,
-            b,
-            threshold,
-            json,
-        } => verify(
-            &mut pipeline,
-            &a,
-            &b,
-            match threshold {
-                Some(t) => t,
-                None => door()?.1.threshold,
-            },
-            json,
-        ),
+        | Command::Remote { .. } => unreachable!("handled in run"),
     }
 }
 
-/// The door's config: `--config`, else /etc/facegate/config.toml if it exists, else defaults.
-/// The enrolment checks `--strict` asks for.
-fn checks(strict: bool) -> Checks {
-    if strict {
-        Checks::Strict
-    } else {
-        Checks::Lenient
-    }
+/// The config file whose [mqtt] names the broker: `--mqtt FILE`, else `--config`.
+fn mqtt_file(mqtt: Option<&Path>, g: &GlobalArgs) -> Result<PathBuf> {
+    mqtt.map(Path::to_owned)
+        .or_else(|| g.config.clone())
+        .ok_or_else(|| anyhow::anyhow!("--mqtt FILE: a config whose [mqtt] names the broker"))
 }
 
 /// The door's config: `--config` / `FACEGATE_CONFIG`, else the system one if it exists, else
 /// the defaults (the same paths the door uses without a config file).
-pub(crate) fn door_config(path: Option<&Path>) -> Result<facegate::config::Config> {
+pub(crate) fn door_config(path: Option<&Path>) -> Result<Config> {
     let system = Path::new(facegate::config::DEFAULT_CONFIG);
     match path {
-        Some(p) => Ok(facegate::config::Config::load(p)?),
-        None if system.exists() => Ok(facegate::config::Config::load(system)?),
-        None => Ok(facegate::config::Config::default()),
+        Some(p) => Ok(Config::load(p)?),
+        None if system.exists() => Ok(Config::load(system)?),
+        None => Ok(Config::default()),
     }
-}
-
-/// The detector's settings for photos, with the smallest face asked for.
-fn photo_params(models: &ModelSet, min_face: f32) -> DetectorParams {
-    DetectorParams {
-        min_face,
-        ..DetectorParams::for_photos(&models.manifest.detector)
-    }
-}
-
-/// `facegate bench`: per-stage times of each embedder on these photos.
-fn bench(
-    models: &ModelSet,
-    embedder: Option<&str>,
-    min_face: f32,
-    paths: &[PathBuf],
-    (rounds, threads, workers): (u32, usize, Option<usize>),
-) -> Result<ExitCode> {
-    let files = image_files(paths);
-    if files.is_empty() {
-        anyhow::bail!("no .jpg, .jpeg or .png photos in the paths given");
-    }
-    let names: Vec<String> = match embedder {
-        Some(name) => vec![models.embedder(Some(name))?.0.to_owned()],
-        None => models.manifest.embedders.keys().cloned().collect(),
-    };
-    println!(
-        "facegate bench: {} photos x {rounds} rounds, networks on {threads} thread(s); median \
-         (mean) over photos of each photo's median over rounds",
-        files.len()
-    );
-    let params = photo_params(models, min_face);
-    for name in names {
-        let mut pipeline = match Pipeline::new(models, Some(&name), Some(params)) {
-            // Without --models only the default network is in the binary: say so and go on.
-            Err(facegate::PipelineError::Model(facegate::ModelError::NotBuiltin(file)))
-                if embedder.is_none() =>
-            {
-                println!(
-                    "{name}: skipped, {file} is not built into this binary (pass --models, e.g. \
-                     /usr/share/facegate/models/manifest.toml)"
-                );
-                continue;
-            }
-            other => other.context("loading the face models")?,
-        };
-        let times = facegate::bench::time_photos(&mut pipeline, &files, rounds as usize, |_| {})?;
-        let spec = pipeline.embedder_spec();
-        println!("{name} ({}, {})", spec.quantization, spec.file);
-        for (label, (median, mean)) in facegate::bench::STAGES.iter().zip(times.summary()) {
-            println!("  {label:<24} {median:>9.2} ms  ({mean:.2})");
-        }
-        if let Some(n) = workers {
-            let frames = door_frames(&mut pipeline, &files)?;
-            pipeline
-                .use_fast_detector(models)
-                .context("loading the door's detector")?;
-            let secs = f64::from(rounds).clamp(2.0, 10.0);
-            for w in if n > 1 { vec![1, n] } else { vec![1] } {
-                let r = facegate::bench::door_rate(&pipeline, &frames, w, secs)?;
-                println!(
-                    "  door frames, {w} worker(s)   {:>7.1} a second  ({:.2} ms a frame on a worker, {} frames)",
-                    r.frames_per_second, r.frame_ms, r.frames
-                );
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The photos as a door camera's 640x480 frames, each with its largest face 160 px large.
-fn door_frames(pipeline: &mut Pipeline, files: &[PathBuf]) -> Result<Vec<facegate::RgbImage>> {
-    files
-        .iter()
-        .map(|f| {
-            let img = facegate::decode_file(f).with_context(|| f.display().to_string())?;
-            let faces = pipeline.detect(&img)?;
-            let face = faces
-                .first()
-                .with_context(|| format!("{}: no face found", f.display()))?;
-            let shown = (&img, Some(face.bbox), facegate::bench::DEFAULT_FACE_PX);
-            Ok(facegate::bench::compose(&[shown], 640, 480))
-        })
-        .collect()
-}
-
-/// One face as `facegate embed` prints it.
-#[derive(Serialize)]
-struct FaceJson {
-    #[serde(rename = "box")]
-    bbox: [f32; 4],
-    score: f32,
-    landmarks: [[f32; 2]; 5],
-    embedding: Vec<f32>,
-}
-
-impl From<&Face> for FaceJson {
-    fn from(f: &Face) -> Self {
-        let b = f.detection.bbox;
-        let r = |v: f32| (v * 100.0).round() / 100.0;
-        Self {
-            bbox: [r(b.x), r(b.y), r(b.w), r(b.h)],
-            score: f.detection.score,
-            landmarks: f.detection.landmarks.map(|p| [r(p[0]), r(p[1])]),
-            embedding: f.embedding.0.clone(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum EmbedLine<'a> {
-    Faces { path: &'a str, faces: Vec<FaceJson> },
-    Error { path: &'a str, error: String },
-}
-
-/// Expands directories (recursively, sorted) into image files; files named directly are kept.
-fn image_files(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let is_image = |p: &Path| {
-        p.extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-    };
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            for entry in walkdir::WalkDir::new(p).sort_by_file_name() {
-                match entry {
-                    Ok(e) if e.file_type().is_file() && is_image(e.path()) => {
-                        out.push(e.into_path())
-                    }
-                    Ok(_) => {}
-                    // Unreadable subdirectories are reported like unreadable images.
-                    Err(e) => out.push(e.path().map(Path::to_owned).unwrap_or_else(|| p.clone())),
-                }
-            }
-        } else {
-            out.push(p.clone());
-        }
-    }
-    out
-}
-
-fn embed(pipeline: &mut Pipeline, paths: &[PathBuf]) -> Result<ExitCode> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut failed = 0usize;
-    for path in image_files(paths) {
-        let shown = path.to_string_lossy();
-        let line = match faces_in(pipeline, &path) {
-            Ok(faces) => {
-                if faces.is_empty() {
-                    tracing::info!("{shown}: no face found");
-                }
-                EmbedLine::Faces {
-                    path: &shown,
-                    faces: faces.iter().map(FaceJson::from).collect(),
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {shown}: {e:#}");
-                EmbedLine::Error {
-                    path: &shown,
-                    error: format!("{e:#}"),
-                }
-            }
-        };
-        serde_json::to_writer(&mut out, &line)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
-}
-
-fn faces_in(pipeline: &mut Pipeline, path: &Path) -> Result<Vec<Face>> {
-    if path.is_dir() {
-        anyhow::bail!("cannot read directory");
-    }
-    let img = decode_file(path)?;
-    Ok(pipeline.faces(&img)?)
-}
-
-#[derive(Serialize)]
-struct VerifyJson<'a> {
-    a: &'a str,
-    b: &'a str,
-    distance: f32,
-    threshold: f32,
-    same: bool,
-    model: &'a str,
-}
-
-fn main_face(pipeline: &mut Pipeline, path: &Path) -> Result<Face> {
-    let faces = faces_in(pipeline, path).with_context(|| format!("{}", path.display()))?;
-    if faces.len() > 1 {
-        tracing::warn!(
-            "{}: {} faces, using the largest",
-            path.display(),
-            faces.len()
-        );
-    }
-    faces
-        .into_iter()
-        .next()
-        .with_context(|| format!("{}: no face found", path.display()))
-}
-
-fn verify(
-    pipeline: &mut Pipeline,
-    a: &Path,
-    b: &Path,
-    threshold: f32,
-    json: bool,
-) -> Result<ExitCode> {
-    if !(threshold.is_finite() && threshold > 0.0) {
-        anyhow::bail!("--threshold must be a positive number (got {threshold})");
-    }
-    let fa = main_face(pipeline, a)?;
-    let fb = main_face(pipeline, b)?;
-    let distance = pipeline.distance(&fa.embedding, &fb.embedding);
-    let same = distance <= threshold;
-    if json {
-        let line = VerifyJson {
-            a: &a.to_string_lossy(),
-            b: &b.to_string_lossy(),
-            distance,
-            threshold,
-            same,
-            model: pipeline.embedder_name(),
-        };
-        println!("{}", serde_json::to_string(&line)?);
-    } else {
-        println!(
-            "{}: distance {distance:.3} (threshold {threshold:.3}, model {})",
-            if same {
-                "same person"
-            } else {
-                "different people"
-            },
-            pipeline.embedder_name()
-        );
-    }
-    Ok(if same {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }

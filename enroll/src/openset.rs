@@ -2,6 +2,7 @@
 //! it (FPIR: strangers accepted as anybody; FNIR: employees not accepted as themselves), with the
 //! door's own acceptance rule, over a grid of operating points and several gallery sizes.
 
+use crate::output::Output;
 use anyhow::{bail, Context, Result};
 use facegate::acceptance::{FaceFacts, Nearest, QualityIssue, Rule};
 use facegate::enrolment::{enrolment, enrolment_face_with, Checks};
@@ -43,8 +44,8 @@ pub struct Options {
     pub quality: QualityParams,
     /// Embed each chip and its mirror image, averaged.
     pub flip: bool,
-    /// Print JSON.
-    pub json: bool,
+    /// Text or JSON.
+    pub output: Output,
 }
 
 /// Role of a photo in the open-set protocol.
@@ -507,10 +508,13 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
         recommended: recommend(&grid, o.target_fpir),
         grid,
     };
-    if o.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_text(&report);
+    match o.output {
+        Output::Json => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Output::Text => {
+            print_text(&report);
+        }
     }
     Ok(report.recommended.map(|p| Recommendation {
         threshold: p.threshold,

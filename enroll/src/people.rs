@@ -1,5 +1,6 @@
 //! The gallery commands of `facegate`: enrol, list, show, remove, rename, identify.
 
+use crate::output::Output;
 use anyhow::{bail, Result};
 use facegate::acceptance::{FaceFacts, Nearest, Refusal, Rule};
 use facegate::enrolment::{enrol_photo_with, enrolment, enrolment_face_with, Checks};
@@ -155,48 +156,53 @@ fn person_json(p: &Person, detail: bool) -> PersonJson<'_> {
 }
 
 /// `facegate list`.
-pub fn list(g: &Gallery, json: bool) -> Result<ExitCode> {
-    if json {
-        let v: Vec<_> = g.people.iter().map(|p| person_json(p, false)).collect();
-        println!("{}", serde_json::to_string(&v)?);
-    } else if g.people.is_empty() {
-        println!("no one is enrolled");
-    } else {
-        for p in &g.people {
-            let card = p.credential.map(|c| format!("  {c}")).unwrap_or_default();
-            println!(
-                "{:<24} {:<32} {} photo(s){card}",
-                p.id,
-                p.name,
-                p.enrolments.len()
-            );
+pub fn list(g: &Gallery, output: Output) -> Result<ExitCode> {
+    match output {
+        Output::Json => {
+            let v: Vec<_> = g.people.iter().map(|p| person_json(p, false)).collect();
+            println!("{}", serde_json::to_string(&v)?);
+        }
+        Output::Text if g.people.is_empty() => println!("no one is enrolled"),
+        Output::Text => {
+            for p in &g.people {
+                let card = p.credential.map(|c| format!("  {c}")).unwrap_or_default();
+                println!(
+                    "{:<24} {:<32} {} photo(s){card}",
+                    p.id,
+                    p.name,
+                    p.enrolments.len()
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `facegate show`.
-pub fn show(g: &Gallery, id: &str, json: bool) -> Result<ExitCode> {
+pub fn show(g: &Gallery, id: &str, output: Output) -> Result<ExitCode> {
     let p = g
         .get(id)
         .ok_or_else(|| facegate::gallery::GalleryError::UnknownId(id.to_owned()))?;
-    if json {
-        println!("{}", serde_json::to_string(&person_json(p, true))?);
-    } else {
-        println!("id:   {}\nname: {}", p.id, p.name);
-        if let Some(c) = p.credential {
-            println!("card: {c}");
+    match output {
+        Output::Json => {
+            println!("{}", serde_json::to_string(&person_json(p, true))?);
         }
-        for e in &p.enrolments {
-            let crop = if e.crop.is_some() {
-                "face crop kept"
-            } else {
-                "no face crop: cannot be re-embedded for another model"
-            };
-            println!(
-                "  {}  {}  sha256 {}  ({crop})",
-                e.enrolled_at, e.source, e.sha256
-            );
+        Output::Text => {
+            println!("id:   {}\nname: {}", p.id, p.name);
+            if let Some(c) = p.credential {
+                println!("card: {c}");
+            }
+            for e in &p.enrolments {
+                let crop = if e.crop.is_some() {
+                    "face crop kept"
+                } else {
+                    "no face crop: cannot be re-embedded for another model"
+                };
+                println!(
+                    "  {}  {}  sha256 {}  ({crop})",
+                    e.enrolled_at, e.source, e.sha256
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -266,7 +272,7 @@ pub fn identify(
     rule: &Rule,
     gates: &QualityParams,
     photos: &[PathBuf],
-    json: bool,
+    output: Output,
 ) -> Result<ExitCode> {
     let index = g.index(Scoring::of(pipeline.embedder_spec()));
     let template = pipeline.embedder_spec().template;
@@ -286,7 +292,7 @@ pub fn identify(
             }
         };
         let (faces, img) = faces;
-        if faces.is_empty() && !json {
+        if faces.is_empty() && output == Output::Text {
             println!("{shown}: no face found");
         }
         for f in &faces {
@@ -311,7 +317,7 @@ pub fn identify(
             known += usize::from(verdict.is_ok());
             let who = verdict.ok().map(|n| &g.people[n.person]);
             let near = nearest.map(|n| (&g.people[n.person], n));
-            if json {
+            if output == Output::Json {
                 let line = IdentifiedJson {
                     path: &shown,
                     bbox: [b.x, b.y, b.w, b.h],
@@ -376,7 +382,7 @@ pub fn import(
     gallery: &Path,
     dir: &Path,
     checks: EnrolChecks,
-    json: bool,
+    output: Output,
 ) -> Result<ExitCode> {
     let EnrolChecks {
         photo: photo_checks,
@@ -440,25 +446,28 @@ pub fn import(
     }
     bar.finish_and_clear();
     lock.save_with_crops(&g, &crops)?;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"enrolled": enrolled, "skipped": skipped, "warnings": warnings, "people": g.people.len()})
-        );
-    } else {
-        for s in &skipped {
-            println!("skipped {s}");
+    match output {
+        Output::Json => {
+            println!(
+                "{}",
+                serde_json::json!({"enrolled": enrolled, "skipped": skipped, "warnings": warnings, "people": g.people.len()})
+            );
         }
-        for w in &warnings {
-            println!("warning {w}");
-        }
-        println!(
+        Output::Text => {
+            for s in &skipped {
+                println!("skipped {s}");
+            }
+            for w in &warnings {
+                println!("warning {w}");
+            }
+            println!(
             "enrolled {} photo(s) ({} with a warning: --strict refuses those), skipped {}; {} people in the gallery",
             enrolled.len(),
             warnings.len(),
             skipped.len(),
             g.people.len()
         );
+        }
     }
     Ok(if enrolled.is_empty() && !skipped.is_empty() {
         ExitCode::from(2)

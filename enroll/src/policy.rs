@@ -3,6 +3,7 @@
 //! now and, if not, which rule refuses (`disabled`, `not_yet_valid`, `expired`,
 //! `outside_schedule`), as the audit log would.
 
+use crate::output::Output;
 use anyhow::{bail, Result};
 use clap::Args;
 use facegate::gallery::{GalleryError, Locked};
@@ -92,6 +93,7 @@ pub fn run(
     access: &AccessConfig,
     a: &PolicyArgs,
 ) -> Result<ExitCode> {
+    let output = Output::json_if(a.json);
     let lock = Locked::acquire(gallery)?;
     let mut g = lock.load(fingerprint)?;
     let p = g
@@ -101,11 +103,11 @@ pub fn run(
         a.apply(&mut p.policy)?;
         let p = p.clone();
         lock.save(&g)?;
-        return report(&p.id, &p.name, &p.policy, access, a.json, true);
+        return report(&p.id, &p.name, &p.policy, access, output, true);
     }
     let p = p.clone();
     drop(lock);
-    report(&p.id, &p.name, &p.policy, access, a.json, false)
+    report(&p.id, &p.name, &p.policy, access, output, false)
 }
 
 fn report(
@@ -113,43 +115,46 @@ fn report(
     name: &str,
     policy: &Policy,
     access: &AccessConfig,
-    json: bool,
+    output: Output,
     saved: bool,
 ) -> Result<ExitCode> {
     let zone = access.zone().map_err(anyhow::Error::msg)?;
     let now = access.local(&zone, SystemTime::now());
     let verdict = policy.check(now);
     let reason = verdict.err().map(|r| r.as_str());
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "id": id, "name": name, "policy": policy, "site_time": now.to_string(),
-                "allowed_now": reason.is_none(), "reason": reason,
-            })
-        );
-    } else {
-        if saved {
-            println!("saved the policy of {name:?} (id {id})");
+    match output {
+        Output::Json => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": id, "name": name, "policy": policy, "site_time": now.to_string(),
+                    "allowed_now": reason.is_none(), "reason": reason,
+                })
+            );
         }
-        println!("{id} ({name}):");
-        println!(
-            "  enabled:     {}",
-            if policy.disabled { "no" } else { "yes" }
-        );
-        let from = policy.valid_from.map_or("-".to_owned(), |d| d.to_string());
-        let until = policy.valid_until.map_or("-".to_owned(), |d| d.to_string());
-        println!("  valid from:  {from}");
-        println!("  valid until: {until}");
-        if policy.windows.is_empty() {
-            println!("  windows:     any time");
-        }
-        for w in &policy.windows {
-            println!("  window:      {w}");
-        }
-        match reason {
-            None => println!("  now ({now} site time): allowed"),
-            Some(r) => println!("  now ({now} site time): refused: {r}"),
+        Output::Text => {
+            if saved {
+                println!("saved the policy of {name:?} (id {id})");
+            }
+            println!("{id} ({name}):");
+            println!(
+                "  enabled:     {}",
+                if policy.disabled { "no" } else { "yes" }
+            );
+            let from = policy.valid_from.map_or("-".to_owned(), |d| d.to_string());
+            let until = policy.valid_until.map_or("-".to_owned(), |d| d.to_string());
+            println!("  valid from:  {from}");
+            println!("  valid until: {until}");
+            if policy.windows.is_empty() {
+                println!("  windows:     any time");
+            }
+            for w in &policy.windows {
+                println!("  window:      {w}");
+            }
+            match reason {
+                None => println!("  now ({now} site time): allowed"),
+                Some(r) => println!("  now ({now} site time): refused: {r}"),
+            }
         }
     }
     Ok(if reason.is_none() {

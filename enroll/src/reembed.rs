@@ -2,6 +2,7 @@
 //! at enrolment, so changing the model (int8 or f32 for this CPU, or another network) does not
 //! mean re-enrolling everyone.
 
+use crate::output::Output;
 use anyhow::{bail, Context, Result};
 use facegate::gallery::{Gallery, Locked};
 use facegate::reembed::reembed;
@@ -17,7 +18,7 @@ pub fn run(
     models: &ModelSet,
     embedder: Option<&str>,
     gallery: &Path,
-    json: bool,
+    output: Output,
 ) -> Result<ExitCode> {
     let (name, spec) = models.embedder(embedder)?;
     let lock = Locked::acquire(gallery)?;
@@ -26,17 +27,20 @@ pub fn run(
     };
     let photos: usize = old.people.iter().map(|p| p.enrolments.len()).sum();
     if old.model == spec.fingerprint {
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({"embedder": name, "model": spec.fingerprint,
+        match output {
+            Output::Json => {
+                println!(
+                    "{}",
+                    serde_json::json!({"embedder": name, "model": spec.fingerprint,
                     "people": old.people.len(), "photos": photos, "changed": false})
-            );
-        } else {
-            println!(
-                "the gallery is already on {name} ({}): nothing to do",
-                spec.fingerprint
-            );
+                );
+            }
+            Output::Text => {
+                println!(
+                    "the gallery is already on {name} ({}): nothing to do",
+                    spec.fingerprint
+                );
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -57,15 +61,17 @@ pub fn run(
     })?;
     lock.save(&new)?;
     let seconds = t0.elapsed().as_secs_f64();
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"embedder": name, "model": spec.fingerprint, "from": old.model,
+    match output {
+        Output::Json => {
+            println!(
+                "{}",
+                serde_json::json!({"embedder": name, "model": spec.fingerprint, "from": old.model,
                 "people": new.people.len(), "photos": photos, "changed": true,
                 "seconds": (seconds * 100.0).round() / 100.0})
-        );
-    } else {
-        println!(
+            );
+        }
+        Output::Text => {
+            println!(
             "re-embedded {photos} photo(s) of {} people from {} to {name} ({}) in {seconds:.1} s.\n\
              The door must now run this embedder: set `embedder = \"{name}\"` under [recognition] \
              in its config and restart facegated (until then it keeps the gallery it has loaded \
@@ -74,6 +80,7 @@ pub fn run(
             old.model,
             spec.fingerprint,
         );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
