@@ -80,41 +80,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let shared = Shared::resolve(&g)?;
     let Shared {
         config,
-        gallery,
         models,
         fingerprint,
         ..
     } = &shared;
+    let gallery = || shared.gallery();
     // Commands that only read or edit the gallery do not load the networks.
     match command {
-        Command::List { json } => {
-            people::list(&Gallery::load(gallery, fingerprint)?, Output::json_if(json))
-        }
+        Command::List { json } => people::list(
+            &Gallery::load(gallery()?, fingerprint)?,
+            Output::json_if(json),
+        ),
         Command::Show { id, json } => people::show(
-            &Gallery::load(gallery, fingerprint)?,
+            &Gallery::load(gallery()?, fingerprint)?,
             &id,
             Output::json_if(json),
         ),
-        Command::Remove { id } => people::modify(gallery, fingerprint, &id, None),
+        Command::Remove { id } => people::modify(gallery()?, fingerprint, &id, None),
         Command::Policy(a) => {
             let access = config
                 .as_ref()
                 .map(|c| c.access.clone())
                 .unwrap_or_default();
-            policy::run(gallery, fingerprint, &access, &a)
+            policy::run(gallery()?, fingerprint, &access, &a)
         }
-        Command::Credential(a) => credential::run(gallery, fingerprint, &a),
-        Command::Rename { id, name } => people::modify(gallery, fingerprint, &id, Some(&name)),
+        Command::Credential(a) => credential::run(gallery()?, fingerprint, &a),
+        Command::Rename { id, name } => people::modify(gallery()?, fingerprint, &id, Some(&name)),
         Command::Bench(a) => bench::run(models, g.embedder.as_deref(), g.min_face, &a),
         Command::Reembed { json } => reembed::run(
             models,
             g.embedder.as_deref(),
-            gallery,
+            gallery()?,
             Output::json_if(json),
         ),
         Command::Publish { key, mqtt } => {
             let mqtt = site::mqtt_of(&mqtt_file(mqtt.as_deref(), &g)?)?;
-            site::publish(gallery, fingerprint, &key, &mqtt)
+            site::publish(gallery()?, fingerprint, &key, &mqtt)
         }
         command => with_networks(command, &g, &shared),
     }
@@ -125,8 +126,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
 struct Shared {
     /// The door's config (see `door_config`); an error only stops the commands that judge.
     config: Result<Config>,
-    /// The gallery file: `--gallery`, else the one the door's config names.
-    gallery: PathBuf,
+    /// The gallery file: `--gallery`, else the one the door's config names; unknown when that
+    /// config cannot be read, which stops only the commands that use the gallery.
+    gallery: Result<PathBuf, String>,
     /// The networks: `--models`, else the config's, else those built into this binary.
     models: ModelSet,
     /// The embedding network: `--embedder`, else the config's, with `auto` resolved.
@@ -142,11 +144,11 @@ impl Shared {
         let config = door_config(g.config.as_deref());
         // The gallery the door reads, unless told otherwise: never a file the door does not use.
         let gallery = match (&g.gallery, &config) {
-            (Some(path), _) => path.clone(),
-            (None, Ok(c)) => c.gallery.path.clone(),
-            (None, Err(e)) => anyhow::bail!(
+            (Some(path), _) => Ok(path.clone()),
+            (None, Ok(c)) => Ok(c.gallery.path.clone()),
+            (None, Err(e)) => Err(format!(
                 "the door's config cannot be read, so the gallery it uses is unknown: {e:#} (give --gallery FILE)"
-            ),
+            )),
         };
         let (config_models, config_embedder) = config
             .as_ref()
@@ -162,7 +164,11 @@ impl Shared {
             anyhow::bail!("--min-face must be at least 12 pixels (got {})", g.min_face);
         }
         // `auto`: the gallery's network, else the form this CPU runs fastest (as the door does).
-        let embedder = facegate::netform::resolve(&models, embedder.as_deref(), &gallery)?;
+        let embedder = match &gallery {
+            Ok(path) => facegate::netform::resolve(&models, embedder.as_deref(), path)?,
+            Err(e) if embedder.as_deref() == Some(facegate::netform::AUTO) => anyhow::bail!("{e}"),
+            Err(_) => embedder,
+        };
         let fingerprint = models.embedder(embedder.as_deref())?.1.fingerprint.clone();
         Ok(Self {
             config,
@@ -171,6 +177,11 @@ impl Shared {
             embedder,
             fingerprint,
         })
+    }
+
+    /// The gallery file, or why it is unknown.
+    fn gallery(&self) -> Result<&Path> {
+        self.gallery.as_deref().map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 
@@ -214,7 +225,7 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
         rule.cues = false;
         Ok((config, rule))
     };
-    let gallery = &shared.gallery;
+    let gallery = || shared.gallery();
     match command {
         Command::Embed { paths } => photos::embed(&mut pipeline, &paths),
         Command::Verify(v) => {
@@ -231,7 +242,7 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
             )
         }
         Command::Identify { photos, json } => {
-            let gallery = Gallery::load(gallery, &shared.fingerprint)?;
+            let gallery = Gallery::load(gallery()?, &shared.fingerprint)?;
             let (config, rule) = door()?;
             people::identify(
                 &mut pipeline,
@@ -242,8 +253,8 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
                 Output::json_if(json),
             )
         }
-        Command::Enroll(a) => enrol::enroll(&mut pipeline, gallery, &a, door()?.1.threshold),
-        Command::Import(a) => enrol::import(&mut pipeline, gallery, &a, door()?.1.threshold),
+        Command::Enroll(a) => enrol::enroll(&mut pipeline, gallery()?, &a, door()?.1.threshold),
+        Command::Import(a) => enrol::import(&mut pipeline, gallery()?, &a, door()?.1.threshold),
         Command::Calibrate(a) => calibrate::run(&mut pipeline, a, door, g.embedder.as_deref()),
         Command::Cluster(a) => analysis::cluster(
             &mut pipeline,
