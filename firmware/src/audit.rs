@@ -178,6 +178,57 @@ pub struct PreviousRun {
     pub repaired_bytes: u64,
 }
 
+/// `[audit]`: the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The append-only JSON-lines log.
+    pub path: PathBuf,
+    /// What a grant does when the trail cannot be written.
+    pub on_failure: AuditFailure,
+    /// Rotate the log before it passes this many bytes (0: never by size).
+    pub rotate_bytes: u64,
+    /// Rotate the log at the first event of each UTC day.
+    pub rotate_daily: bool,
+    /// Delete rotated files older than this many days (0: keep all).
+    pub retention_days: u32,
+}
+
+impl AuditConfig {
+    /// The rotation these settings ask for.
+    pub fn rotation(&self) -> crate::rotation::Rotation {
+        crate::rotation::Rotation {
+            max_bytes: self.rotate_bytes,
+            daily: self.rotate_daily,
+            retention_days: self.retention_days,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from(crate::paths::DEFAULT_AUDIT),
+            on_failure: AuditFailure::Deny,
+            rotate_bytes: 0,
+            rotate_daily: false,
+            retention_days: 0,
+        }
+    }
+}
+
+/// `audit.on_failure`: the one rule for an audit trail that cannot be written (cannot be
+/// opened, disk full, I/O error). The exit button is never refused: people must get out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditFailure {
+    /// No grant that cannot be recorded: the grant is written first, and the door stays locked
+    /// if that fails (the secure default for a door).
+    Deny,
+    /// The door opens anyway; the failure is an error in the journal and the service status.
+    GrantAndAlarm,
+}
+
 /// Where the daemon sends its events.
 pub trait AuditSink {
     /// Records one event; an error means it is not recorded.

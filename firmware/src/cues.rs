@@ -5,7 +5,7 @@
 
 use crate::camera::CameraConfig;
 use crate::hal::CameraError;
-use crate::realtime::Captured;
+use crate::hal::Captured;
 use crate::vision::detect::{BBox, Detection};
 use crate::Pipeline;
 use image::RgbImage;

@@ -4,12 +4,11 @@
 //! events to record, as (kind, reason).
 
 use crate::audit::EventKind;
-use crate::config::Config;
 use crate::gallery::Person;
 use crate::hal::LockState;
 use crate::policy::{AccessConfig, Refusal};
-use crate::supervision::{DoorEvent, Lockout, Supervision};
-use crate::tamper::{Blind, TamperEvent, TamperWatch};
+use crate::supervision::{DoorConfig, DoorEvent, Lockout, Supervision};
+use crate::tamper::{Blind, TamperConfig, TamperEvent, TamperWatch};
 use jiff::tz::TimeZone;
 use std::time::{Duration, SystemTime};
 
@@ -38,16 +37,16 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Guards as the config says.
-    pub fn new(config: &Config) -> Self {
-        let (window, pause) = config.access.lockout_times();
+    /// Guards as `[access]`, `[door]` and `[tamper]` say.
+    pub fn new(access: &AccessConfig, door: &DoorConfig, tamper: &TamperConfig) -> Self {
+        let (window, pause) = access.lockout_times();
         Self {
-            zone: config.access.zone().unwrap_or(TimeZone::UTC),
-            access: config.access.clone(),
-            supervision: Supervision::new(&config.door),
-            lockout: Lockout::new(config.access.lockout_denials, window, pause),
-            tamper: TamperWatch::new(&config.tamper),
-            tamper_seconds: config.tamper.blind_seconds,
+            zone: access.zone().unwrap_or(TimeZone::UTC),
+            access: access.clone(),
+            supervision: Supervision::new(door),
+            lockout: Lockout::new(access.lockout_denials, window, pause),
+            tamper: TamperWatch::new(tamper),
+            tamper_seconds: tamper.blind_seconds,
             alarm_on: false,
             crowd: false,
         }

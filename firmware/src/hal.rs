@@ -130,6 +130,15 @@ impl DoorSensors for NoSensors {
     }
 }
 
+/// A frame with the time it was delivered by the camera (the daemon clock's time).
+#[derive(Debug)]
+pub struct Captured {
+    /// The frame.
+    pub image: RgbImage,
+    /// When the camera delivered it.
+    pub taken: Duration,
+}
+
 /// Time, monotonic for decisions and wall-clock for the audit log. Shared by the daemon's threads.
 pub trait Clock: Send + Sync {
     /// Monotonic time since the clock's start.

@@ -37,6 +37,7 @@ pub mod memory;
 pub mod models;
 pub mod netform;
 pub mod osdp;
+pub mod paths;
 #[cfg(feature = "osdp")]
 pub mod osdp_pd;
 pub mod policy;

@@ -21,14 +21,8 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest single wait of the capture thread, so a stop request is seen promptly.
 const STEP: Duration = Duration::from_millis(20);
 
-/// A frame with the time it was delivered by the camera (the daemon clock's time).
-#[derive(Debug)]
-pub struct Captured {
-    /// The frame.
-    pub image: RgbImage,
-    /// When the camera delivered it.
-    pub taken: Duration,
-}
+/// A frame with the time it was delivered (defined with the camera's trait).
+pub use crate::hal::Captured;
 
 /// Holds at most one item: a new one replaces the one not yet taken (which is counted as
 /// dropped), so the taker always gets the newest and never works through a backlog.

@@ -4,8 +4,9 @@
 //! with who asked and from which process.
 
 use facegate::audit::EventKind;
+use facegate::control::Control;
 use facegate::door::control_api::{ask, follow_events};
-use facegate::hal::{Control, LockState};
+use facegate::hal::LockState;
 use facegate_e2e::{fixture, fixtures_dir};
 use facegate_sim::{run_scenario, RunOptions, Scenario};
 use std::path::Path;

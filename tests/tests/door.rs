@@ -4,8 +4,9 @@
 //! int8 default end to end.
 
 use facegate::audit::{read_log, EventKind};
+use facegate::control::Control;
 use facegate::decode_file;
-use facegate::hal::{Control, LockState};
+use facegate::hal::LockState;
 use facegate_e2e::{degraded, fixture, fixtures_dir};
 use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! in `../shared`, never in this repository: `models/VERIFY-minifasnet.md`).
 
 use facegate::audit::EventKind;
-use facegate::hal::Control;
+use facegate::control::Control;
 use facegate::vision::liveness::{Level, Liveness};
 use facegate::{decode_file, ModelSet, Pipeline};
 use facegate_e2e::{fixture, fixtures_dir};

@@ -3,7 +3,7 @@
 //! a grey IR rendering of a person or a print and a dark phone screen.
 
 use facegate::audit::EventKind;
-use facegate::hal::Control;
+use facegate::control::Control;
 use facegate_e2e::{fixture, fixtures_dir};
 use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
 use std::path::Path;

@@ -5,8 +5,8 @@
 //! Skipped with a message only when `mosquitto` is not installed (CI installs it).
 
 use facegate::audit::{AuditLog, AuditSink, Event, EventKind};
+use facegate::control::Control;
 use facegate::gallery::{Gallery, Locked};
-use facegate::hal::Control;
 use facegate::site::signing::{Envelope, SiteKey};
 use facegate::site::{self, MqttConfig, Topics};
 use facegate_e2e::broker::{mosquitto, Broker};

@@ -18,7 +18,7 @@
 //! check it cell by cell.
 
 use crate::audit::{Event, EventKind};
-use crate::config::AuditFailure;
+use crate::audit::AuditFailure;
 use crate::credential::Credential;
 use crate::door::Door;
 use crate::hal::{LockError, LockOutput, LockState};

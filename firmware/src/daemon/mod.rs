@@ -266,7 +266,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         pipeline.embedder_spec().threshold,
         pipeline.embedder_spec().min_margin,
     );
-    let guard = Guard::new(&config);
+    let guard = Guard::new(&config.access, &config.door, &config.tamper);
     // Off (the default): the networks are loaded only if a reload turns the check on.
     let models = config.recognition.models.as_deref();
     let liveness = Some(if config.liveness.level == Level::Off {

@@ -53,7 +53,7 @@ const STEP: Duration = Duration::from_millis(50);
 pub const EVENT_BACKLOG: usize = 256;
 
 /// The default socket (the unit's `RuntimeDirectory=facegate`).
-pub const DEFAULT_SOCKET: &str = "/run/facegate/control.sock";
+pub use crate::paths::DEFAULT_SOCKET;
 
 /// `[control]`: the local control API.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -2,7 +2,7 @@
 //! expectations. (Each test file uses a part of it.)
 #![allow(dead_code)]
 
-use facegate::hal::Control;
+use facegate::control::Control;
 use facegate_e2e::{fixture, fixtures_dir};
 use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
 use std::path::Path;
