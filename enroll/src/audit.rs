@@ -116,7 +116,7 @@ fn csv_field(s: &str) -> String {
 }
 
 fn query(q: &Query, path: &Path) -> Result<ExitCode> {
-    let files = facegate::rotation::all_files(path);
+    let files = facegate::records::rotation::all_files(path);
     if files.is_empty() {
         anyhow::bail!("{}: no such audit log", path.display());
     }
@@ -205,11 +205,11 @@ fn query(q: &Query, path: &Path) -> Result<ExitCode> {
 
 fn verify(path: &Path) -> Result<ExitCode> {
     // The active file and the files rotated away from it, as one chain.
-    let files = facegate::rotation::all_files(path);
+    let files = facegate::records::rotation::all_files(path);
     let r = if files.len() > 1 {
-        facegate::audit::verify_files(&files)?
+        facegate::records::audit::verify_files(&files)?
     } else {
-        facegate::audit::verify(path)?
+        facegate::records::audit::verify(path)?
     };
     if files.len() > 1 {
         println!(

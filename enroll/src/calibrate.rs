@@ -6,7 +6,7 @@ use crate::args::CalibrateArgs;
 use crate::output::Output;
 use crate::{analysis, enrol, openset};
 use anyhow::Result;
-use facegate::acceptance::Rule;
+use facegate::access::acceptance::Rule;
 use facegate::config::Config;
 use facegate::Pipeline;
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use facegate::credential::Credential;
-use facegate::gallery::{GalleryError, Locked};
+use facegate::people::credential::Credential;
+use facegate::people::gallery::{GalleryError, Locked};
 use std::path::Path;
 use std::process::ExitCode;
 

@@ -6,7 +6,7 @@ use crate::args::{EnrollArgs, ImportArgs};
 use crate::output::Output;
 use crate::people::{self, EnrolChecks};
 use anyhow::Result;
-use facegate::enrolment::Checks;
+use facegate::access::enrolment::Checks;
 use facegate::Pipeline;
 use std::path::Path;
 use std::process::ExitCode;

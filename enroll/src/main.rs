@@ -6,9 +6,9 @@
 use anyhow::{Context, Result};
 use args::{CalibrateArgs, Cli, Command, GlobalArgs};
 use clap::Parser;
-use facegate::acceptance::Rule;
+use facegate::access::acceptance::Rule;
 use facegate::config::Config;
-use facegate::gallery::Gallery;
+use facegate::people::gallery::Gallery;
 use facegate::{ModelSet, Pipeline};
 use output::Output;
 use std::path::{Path, PathBuf};
@@ -165,8 +165,10 @@ impl Shared {
         }
         // `auto`: the gallery's network, else the form this CPU runs fastest (as the door does).
         let embedder = match &gallery {
-            Ok(path) => facegate::netform::resolve(&models, embedder.as_deref(), path)?,
-            Err(e) if embedder.as_deref() == Some(facegate::netform::AUTO) => anyhow::bail!("{e}"),
+            Ok(path) => facegate::people::netform::resolve(&models, embedder.as_deref(), path)?,
+            Err(e) if embedder.as_deref() == Some(facegate::people::netform::AUTO) => {
+                anyhow::bail!("{e}")
+            }
             Err(_) => embedder,
         };
         let fingerprint = models.embedder(embedder.as_deref())?.1.fingerprint.clone();

@@ -4,10 +4,10 @@
 
 use crate::output::Output;
 use anyhow::{bail, Context, Result};
-use facegate::acceptance::{FaceFacts, Nearest, QualityIssue, Rule};
-use facegate::enrolment::{enrolment, enrolment_face_with, Checks};
-use facegate::gallery::{Gallery, Person, Scoring};
-use facegate::models::EmbedderManifest;
+use facegate::access::acceptance::{FaceFacts, Nearest, QualityIssue, Rule};
+use facegate::access::enrolment::{enrolment, enrolment_face_with, Checks};
+use facegate::people::gallery::{Gallery, Person, Scoring};
+use facegate::vision::models::EmbedderManifest;
 use facegate::vision::quality::{measure, QualityParams};
 use facegate::{decode_file, Embedding, Pipeline};
 use serde::Serialize;

@@ -2,9 +2,9 @@
 
 use crate::output::Output;
 use anyhow::{bail, Result};
-use facegate::acceptance::{FaceFacts, Nearest, Refusal, Rule};
-use facegate::enrolment::{enrol_photo_with, enrolment, enrolment_face_with, Checks};
-use facegate::gallery::{validate_id, Gallery, Locked, Person, Scoring};
+use facegate::access::acceptance::{FaceFacts, Nearest, Refusal, Rule};
+use facegate::access::enrolment::{enrol_photo_with, enrolment, enrolment_face_with, Checks};
+use facegate::people::gallery::{validate_id, Gallery, Locked, Person, Scoring};
 use facegate::vision::quality::{measure, QualityParams};
 use facegate::{decode_file, Pipeline};
 use serde::Serialize;
@@ -182,7 +182,7 @@ pub fn list(g: &Gallery, output: Output) -> Result<ExitCode> {
 pub fn show(g: &Gallery, id: &str, output: Output) -> Result<ExitCode> {
     let p = g
         .get(id)
-        .ok_or_else(|| facegate::gallery::GalleryError::UnknownId(id.to_owned()))?;
+        .ok_or_else(|| facegate::people::gallery::GalleryError::UnknownId(id.to_owned()))?;
     match output {
         Output::Json => {
             println!("{}", serde_json::to_string(&person_json(p, true))?);
@@ -234,7 +234,7 @@ pub fn modify(
             }
             let p = g
                 .get_mut(id)
-                .ok_or_else(|| facegate::gallery::GalleryError::UnknownId(id.to_owned()))?;
+                .ok_or_else(|| facegate::people::gallery::GalleryError::UnknownId(id.to_owned()))?;
             let old = std::mem::replace(&mut p.name, name.to_owned());
             lock.save(&g)?;
             println!("renamed {id} from {old:?} to {name:?}");

@@ -6,8 +6,8 @@
 use crate::output::Output;
 use anyhow::{bail, Result};
 use clap::Args;
-use facegate::gallery::{GalleryError, Locked};
-use facegate::policy::{parse_local, AccessConfig, Policy, Window};
+use facegate::people::gallery::{GalleryError, Locked};
+use facegate::people::policy::{parse_local, AccessConfig, Policy, Window};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;

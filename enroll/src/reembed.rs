@@ -4,8 +4,8 @@
 
 use crate::output::Output;
 use anyhow::{bail, Context, Result};
-use facegate::gallery::{Gallery, Locked};
-use facegate::reembed::reembed;
+use facegate::people::gallery::{Gallery, Locked};
+use facegate::people::reembed::reembed;
 use facegate::vision::embed::Embedder;
 use facegate::ModelSet;
 use std::path::Path;

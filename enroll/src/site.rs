@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use facegate::gallery::Gallery;
+use facegate::people::gallery::Gallery;
 use facegate::site::signing::{Envelope, SiteKey};
 use facegate::site::{send_signed, Command as SiteCommand, MqttConfig, Topics};
 use std::path::Path;

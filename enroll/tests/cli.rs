@@ -724,7 +724,7 @@ fn calibrate_open_set_holds_out_a_share_of_a_directory_as_strangers() {
 
 #[test]
 fn audit_verify_counts_good_lines_and_names_the_first_removed_one() {
-    use facegate::audit::{AuditLog, AuditSink, Event, EventKind};
+    use facegate::records::audit::{AuditLog, AuditSink, Event, EventKind};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     // An old line from before the chain, then a chained run.

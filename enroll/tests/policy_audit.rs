@@ -3,8 +3,8 @@
 
 mod common;
 use common::{facegate, text};
-use facegate::audit::{AuditLog, AuditSink, Event, EventKind};
-use facegate::rotation::{all_files, Rotation};
+use facegate::records::audit::{AuditLog, AuditSink, Event, EventKind};
+use facegate::records::rotation::{all_files, Rotation};
 use facegate_e2e::fixture;
 use std::time::{Duration, SystemTime};
 

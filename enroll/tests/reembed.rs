@@ -4,8 +4,8 @@
 
 mod common;
 use common::{s, text};
-use facegate::crops::CropStore;
-use facegate::gallery::{Gallery, Locked};
+use facegate::people::crops::CropStore;
+use facegate::people::gallery::{Gallery, Locked};
 use facegate::{Embedding, Manifest};
 use facegate_e2e::fixture;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 //!
 //! `cargo bench -p facegate --bench gallery`
 
-use facegate::crops::{CropRef, CROP_TEMPLATE};
-use facegate::gallery::{Enrolment, Gallery, Locked, Person, Scoring};
+use facegate::people::crops::{CropRef, CROP_TEMPLATE};
+use facegate::people::gallery::{Enrolment, Gallery, Locked, Person, Scoring};
 use facegate::Embedding;
 use std::time::Instant;
 

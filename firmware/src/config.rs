@@ -2,14 +2,14 @@
 //! then checked, with errors that name the key and the problem. Every key has a default that
 //! works, so an empty file is a valid config.
 
+pub use crate::access::cues::LivenessConfig;
+use crate::access::decision::DecisionParams;
 /// The camera's settings (`[camera]`) live with the camera.
 pub use crate::camera::{CameraConfig, CameraSource, PixelFormat};
-pub use crate::cues::LivenessConfig;
-use crate::decision::DecisionParams;
-/// The audit trail's settings (`[audit]`) live with the audit log.
-pub use crate::audit::{AuditConfig, AuditFailure};
 /// The lock's settings (`[lock]`) live with the lock pin.
-pub use crate::lockpin::LockConfig;
+pub use crate::door::lockpin::LockConfig;
+/// The audit trail's settings (`[audit]`) live with the audit log.
+pub use crate::records::audit::{AuditConfig, AuditFailure};
 use crate::vision::quality::QualityParams;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -61,15 +61,15 @@ pub struct Config {
     /// `[audit]`
     pub audit: AuditConfig,
     /// `[door]`: exit button, door contact, alarm output, supervision.
-    pub door: crate::supervision::DoorConfig,
+    pub door: crate::access::supervision::DoorConfig,
     /// `[access]`: time zone, office hours, tailgating, lockout.
-    pub access: crate::policy::AccessConfig,
+    pub access: crate::people::policy::AccessConfig,
     /// `[tamper]`: covered or blinded camera, camera lost.
-    pub tamper: crate::tamper::TamperConfig,
+    pub tamper: crate::access::tamper::TamperConfig,
     /// `[liveness]`: presentation-attack detection (see `vision::liveness`).
     pub liveness: LivenessConfig,
     /// `[output]`: the relay, or reader mode (OSDP, Wiegand) for an access-control panel.
-    pub output: crate::reader::OutputConfig,
+    pub output: crate::panel::reader::OutputConfig,
     /// `[mqtt]`: the site link (absent: the door uses no network).
     pub mqtt: Option<crate::site::MqttConfig>,
     /// `[performance]`: threads per network run.
@@ -217,7 +217,6 @@ impl Default for GalleryConfig {
     }
 }
 
-
 /// The unit's `WatchdogSec=` (`systemd/facegated.service`): a camera timeout at or above it turns
 /// every camera stall into a watchdog kill. Change both together.
 pub const UNIT_WATCHDOG_SECONDS: f64 = 10.0;
@@ -307,7 +306,9 @@ impl Config {
                 ),
             );
         }
-        if crate::lockpin::PULLED_UP_AT_BOOT.contains(&self.lock.gpio) && !self.lock.active_low {
+        if crate::door::lockpin::PULLED_UP_AT_BOOT.contains(&self.lock.gpio)
+            && !self.lock.active_low
+        {
             return bad(
                 "lock.gpio with lock.active_low = false",
                 format!(
@@ -446,12 +447,12 @@ impl Config {
                 ),
             );
         }
-        if !(2..=crate::decision::MAX_FRAMES as u32).contains(&r.frames) {
+        if !(2..=crate::access::decision::MAX_FRAMES as u32).contains(&r.frames) {
             return bad(
                 "recognition.frames",
                 format!(
                     "must be 2 to {} (got {}): one frame must never unlock the door",
-                    crate::decision::MAX_FRAMES,
+                    crate::access::decision::MAX_FRAMES,
                     r.frames
                 ),
             );

@@ -2,7 +2,7 @@
 //! link's lockdown, remote unlocks and events to record. Flags and queues only: the loop reads
 //! them and acts through the gate, so tests and the simulator drive the same path.
 
-use crate::audit::EventKind;
+use crate::records::audit::EventKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

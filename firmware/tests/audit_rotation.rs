@@ -2,8 +2,8 @@
 //! every line is SIGKILLed again and again and restarted; afterwards every event it was told
 //! about is in the set of files exactly once, in order, and the hash chain verifies across them.
 
-use facegate::audit::{verify_files, AuditLog, AuditSink, Event, EventKind};
-use facegate::rotation::{all_files, Rotation};
+use facegate::records::audit::{verify_files, AuditLog, AuditSink, Event, EventKind};
+use facegate::records::rotation::{all_files, Rotation};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -25,7 +25,7 @@ fn rotation_child() {
     });
     let mut n = log
         .previous_run()
-        .and(facegate::audit::read_all(&path).ok())
+        .and(facegate::records::audit::read_all(&path).ok())
         .map_or(0, |v| v.len() as u32);
     loop {
         n += 1;

@@ -120,7 +120,7 @@ fn type_keys() -> BTreeSet<String> {
     keys.extend(serialised("mqtt", &facegate::site::MqttConfig::default()));
     keys.extend(serialised(
         "liveness.nir",
-        &facegate::cues::NirConfig::default(),
+        &facegate::access::cues::NirConfig::default(),
     ));
     keys
 }

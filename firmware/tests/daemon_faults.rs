@@ -2,7 +2,6 @@
 //! a panic inside the loop, the service manager's READY/WATCHDOG order, and the audit trail of a
 //! run that ended without `stop`. No faces are needed: the exit button unlocks the door.
 
-use facegate::audit::{AuditLog, AuditSink, Event, EventKind};
 use facegate::config::Config;
 use facegate::control::Control;
 use facegate::daemon::{self, DaemonError, Devices};
@@ -10,6 +9,7 @@ use facegate::hal::{
     CameraError, CameraErrorKind, Clock, DoorInputs, DoorSensors, FrameSource, InputError,
     LockError, LockOutput, LockState, Supervisor,
 };
+use facegate::records::audit::{AuditLog, AuditSink, Event, EventKind};
 use image::RgbImage;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -165,11 +165,11 @@ fn run_door(relay: Relay, stop_after: u32, audit: &mut dyn AuditSink) -> Run {
 struct Tee<'a>(&'a mut dyn AuditSink, &'a mut Vec<EventKind>);
 
 impl AuditSink for Tee<'_> {
-    fn record(&mut self, e: &Event) -> Result<(), facegate::audit::AuditError> {
+    fn record(&mut self, e: &Event) -> Result<(), facegate::records::audit::AuditError> {
         self.1.push(e.event);
         self.0.record(e)
     }
-    fn previous_run(&self) -> Option<facegate::audit::PreviousRun> {
+    fn previous_run(&self) -> Option<facegate::records::audit::PreviousRun> {
         self.0.previous_run()
     }
 }
@@ -271,5 +271,8 @@ fn a_run_that_ended_without_stop_is_recorded_at_the_next_start() {
     let mut log = AuditLog::open(&path).unwrap();
     let r = run_door(Relay::default(), 3, &mut log);
     assert_eq!(r.events[0], EventKind::Start, "{:?}", r.events);
-    assert_eq!(facegate::audit::verify(&path).unwrap().broken, None);
+    assert_eq!(
+        facegate::records::audit::verify(&path).unwrap().broken,
+        None
+    );
 }

@@ -2,8 +2,8 @@
 //! JPEGs (made here) to stdout, dies, hangs, or starts children of its own.
 
 use facegate::config::{CameraConfig, CameraSource};
+use facegate::drivers::rpicam::RpicamCamera;
 use facegate::hal::{CameraErrorKind, FrameSource};
-use facegate::rpicam::RpicamCamera;
 use image::{DynamicImage, ImageFormat, RgbImage};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,9 +2,9 @@
 //! so the fuzzer mutates headers and entropy-coded data rather than megabytes of pixels.
 //! Usage: `cargo run --example make_seeds -- FIXTURES_DIR` (`scripts/fetch_fixtures.py` fills it).
 
-use facegate::audit::{AuditLog, AuditSink, Event, EventKind};
-use facegate::crops::CropRef;
-use facegate::gallery::{Enrolment, Gallery, Person};
+use facegate::people::crops::CropRef;
+use facegate::people::gallery::{Enrolment, Gallery, Person};
+use facegate::records::audit::{AuditLog, AuditSink, Event, EventKind};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::imageops::FilterType;

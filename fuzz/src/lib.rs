@@ -5,11 +5,11 @@
 //! The libFuzzer binaries in `fuzz_targets/` call these; `tests/replay.rs` runs them on the seed
 //! corpus and on every input a campaign found (`regressions/`), in a plain build.
 
-use facegate::audit::{self, AuditLog, AuditSink, Event, EventKind};
 use facegate::config::Config;
-use facegate::frame;
-use facegate::gallery::{Gallery, Scoring};
+use facegate::people::gallery::{Gallery, Scoring};
+use facegate::records::audit::{self, AuditLog, AuditSink, Event, EventKind};
 use facegate::vision::decode;
+use facegate::vision::frame;
 use facegate::Embedding;
 use facegate_sim::Scenario;
 use image::RgbImage;

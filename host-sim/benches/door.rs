@@ -23,9 +23,9 @@
 //! arms alternate, REPS times each (FACEGATE_BENCH_REPS, default 3).
 
 use facegate::control::Control;
-use facegate::gallery::{Enrolment, Gallery, Person};
 use facegate::memory;
-use facegate::models::ModelSet;
+use facegate::people::gallery::{Enrolment, Gallery, Person};
+use facegate::vision::models::ModelSet;
 use facegate::vision::Pipeline;
 use facegate_sim::{run_scenario, RunOptions, Scenario};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -87,7 +87,7 @@ fn big_gallery(path: &Path, embedder: &str) {
     let models = model_set(embedder);
     let mut pipeline = Pipeline::new(&models, Some(embedder), None).unwrap();
     let fx = facegate_sim::runner::fixtures_dir();
-    let mut obama = facegate::enrolment::enrol_photo(&mut pipeline, &fx.join("obama.jpg"))
+    let mut obama = facegate::access::enrolment::enrol_photo(&mut pipeline, &fx.join("obama.jpg"))
         .unwrap()
         .enrolment;
     obama.crop = None;
@@ -359,7 +359,7 @@ fn stages(embedder: &str, gallery: &Path) {
     let live = Liveness::load(None).ok();
     note("liveness");
     let g = Gallery::load(gallery, &spec.fingerprint).unwrap();
-    let index = g.index(facegate::gallery::Scoring::of(&spec));
+    let index = g.index(facegate::people::gallery::Scoring::of(&spec));
     note("gallery+index");
     memory::release_free_heap();
     note("malloc_trim");
@@ -461,7 +461,7 @@ fn site_child(embedder: &str, gallery: &Path, site: bool, realtime: bool) {
     let link = site.then(|| {
         let cfg: facegate::site::MqttConfig =
             toml::from_str(&std::env::var("FACEGATE_BENCH_MQTT").unwrap()).unwrap();
-        let fingerprint = facegate::gallery::Gallery::load_any_model(gallery)
+        let fingerprint = facegate::people::gallery::Gallery::load_any_model(gallery)
             .unwrap()
             .unwrap()
             .model;
@@ -503,7 +503,7 @@ fn site_child(embedder: &str, gallery: &Path, site: bool, realtime: bool) {
         h.stop();
         ms
     });
-    let rotated = facegate::rotation::rotated(&audit).len();
+    let rotated = facegate::records::rotation::rotated(&audit).len();
     let latencies: Vec<f64> = r
         .unlock_latencies()
         .iter()

@@ -1,4 +1,4 @@
-//! Measures the presentation cues of `facegate::cues` (the NIR view and the paper/screen
+//! Measures the presentation cues of `facegate::access::cues` (the NIR view and the paper/screen
 //! border) on photos: BPCER on bona fide stand-ins, APCER on the simulator's synthetic print
 //! and screen attacks, and each cue's cost per call. A measurement tool, not a test.
 //!
@@ -9,7 +9,7 @@
 //! photo on the simulator's grey would show its own edges, a border no live scene has); attack
 //! frames are what a scenario's `attack = "print" | "screen"` shows (face 160 px).
 
-use facegate::cues::{border, nir_face, MotionTrack, NirConfig};
+use facegate::access::cues::{border, nir_face, MotionTrack, NirConfig};
 use facegate::{decode_file, BBox, DetectorParams, ModelSet, Pipeline};
 use facegate_sim::attack::{infrared, present, present_nir, tilt, Attack};
 use facegate_sim::runner::compose;

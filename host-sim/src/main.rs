@@ -4,8 +4,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use facegate::audit::{Event, EventKind};
 use facegate::control::Control;
+use facegate::records::audit::{Event, EventKind};
 use facegate_sim::runner::{fixtures_dir, require};
 use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
 use std::path::{Path, PathBuf};
@@ -236,7 +236,7 @@ fn summary(r: &Report, description: Option<&str>) {
             s.frame_age.max.as_secs_f64() * 1000.0,
             s.relock_late.max.as_secs_f64() * 1000.0
         );
-        let mut first_to_unlock = facegate::realtime::Spread::default();
+        let mut first_to_unlock = facegate::door::realtime::Spread::default();
         r.unlock_latencies()
             .into_iter()
             .for_each(|d| first_to_unlock.add(d));

@@ -3,10 +3,10 @@
 //! wall-clock times of OSDP card reads queued, to measure their delivery at the panel.
 
 use crate::clock::SimClock;
-use facegate::credential::Credential;
 use facegate::hal::Clock;
-use facegate::reader::{CredentialOutput, LinkEvent, OutputError};
-use facegate::wiegand::{Edge, WiegandLines};
+use facegate::panel::reader::{CredentialOutput, LinkEvent, OutputError};
+use facegate::panel::wiegand::{Edge, WiegandLines};
+use facegate::people::credential::Credential;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 

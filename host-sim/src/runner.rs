@@ -4,15 +4,15 @@
 use crate::clock::SimClock;
 use crate::devices::{SimCamera, SimRelay, SimSensors, Step};
 use crate::scenario::{EnrolSpec, ScaleSpec, Scenario, ScenarioError, Show, StepSpec};
-use facegate::audit::{AuditError, AuditLog, AuditSink, Event, EventKind};
+use facegate::access::enrolment::{enrol_photo, EnrolError};
 use facegate::config::{Config, ConfigError};
 use facegate::control::Control;
-use facegate::crops::EncodedCrop;
 use facegate::daemon::{self, DaemonError, Devices, Summary};
-use facegate::enrolment::{enrol_photo, EnrolError};
-use facegate::gallery::{self, GalleryError, Locked, Person};
 use facegate::hal::{Clock, LockState, NoSupervisor};
-use facegate::reader::OutputMode;
+use facegate::panel::reader::OutputMode;
+use facegate::people::crops::EncodedCrop;
+use facegate::people::gallery::{self, GalleryError, Locked, Person};
+use facegate::records::audit::{AuditError, AuditLog, AuditSink, Event, EventKind};
 use facegate::{decode_file, BBox, DecodeError, Pipeline};
 use image::{Rgb, RgbImage};
 use std::collections::HashMap;
@@ -48,7 +48,7 @@ pub enum SimError {
     Audit(#[from] AuditError),
     /// The OSDP reader could not start.
     #[error("OSDP reader: {0}")]
-    Osdp(#[from] facegate::osdp_pd::OsdpError),
+    Osdp(#[from] facegate::panel::osdp_pd::OsdpError),
     /// The daemon stopped with an error.
     #[error("daemon: {0}")]
     Daemon(#[from] DaemonError),
@@ -93,7 +93,7 @@ pub struct Report {
     /// Every change of the alarm output with its simulated time.
     pub alarm: Vec<(Duration, bool)>,
     /// Reader mode (`[output] mode = "wiegand"`): every edge of the D0/D1 lines.
-    pub wiegand: Vec<facegate::wiegand::Edge>,
+    pub wiegand: Vec<facegate::panel::wiegand::Edge>,
     /// Reader mode `osdp`: the wall-clock time of each card read handed to the PD thread.
     pub osdp_sent: Vec<std::time::SystemTime>,
     /// Reader mode `osdp`: the panel's LED and buzzer commands that reached the status output.
@@ -522,15 +522,15 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
     };
     let model = pipeline.embedder_name().to_owned();
     let lines = crate::reader::SimWiegand::new(clock.clone());
-    let mut wiegand = facegate::wiegand::WiegandOutput::new(
+    let mut wiegand = facegate::panel::wiegand::WiegandOutput::new(
         lines.clone(),
-        facegate::wiegand::Timing::of(&config.output.wiegand),
+        facegate::panel::wiegand::Timing::of(&config.output.wiegand),
     );
     let osdp_sent = Arc::new(Mutex::new(Vec::new()));
-    let status = facegate::osdp::LoggedStatus::default();
+    let status = facegate::panel::osdp::LoggedStatus::default();
     let mut osdp = match config.output.mode {
         OutputMode::Osdp => Some(crate::reader::Timed {
-            inner: facegate::osdp_pd::OsdpOutput::open(
+            inner: facegate::panel::osdp_pd::OsdpOutput::open(
                 &config.output.osdp,
                 Box::new(status.clone()),
             )?,
@@ -538,13 +538,13 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         }),
         _ => None,
     };
-    let output: Option<&mut (dyn facegate::reader::CredentialOutput + 'static)> =
+    let output: Option<&mut (dyn facegate::panel::reader::CredentialOutput + 'static)> =
         match config.output.mode {
             OutputMode::Relay => None,
             OutputMode::Wiegand => Some(&mut wiegand),
             OutputMode::Osdp => osdp
                 .as_mut()
-                .map(|o| o as &mut (dyn facegate::reader::CredentialOutput + 'static)),
+                .map(|o| o as &mut (dyn facegate::panel::reader::CredentialOutput + 'static)),
         };
     // The local control API, when the scenario's config has [control] (a relative socket path
     // is in the run's directory): what the CLI, the site link and the console talk to.

@@ -138,10 +138,10 @@ pub struct EnrolSpec {
     pub photos: Vec<PathBuf>,
     /// The person's access policy (`facegate policy`).
     #[serde(default)]
-    pub policy: facegate::policy::Policy,
+    pub policy: facegate::people::policy::Policy,
     /// The card credential sent in reader mode.
     #[serde(default)]
-    pub credential: Option<facegate::credential::Credential>,
+    pub credential: Option<facegate::people::credential::Credential>,
 }
 
 /// What the camera shows in a `show` step.

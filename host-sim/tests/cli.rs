@@ -126,8 +126,8 @@ fn a_failed_expectation_exits_1_and_a_bad_scenario_exits_2() {
 /// is there once.
 #[test]
 fn the_daemon_killed_while_it_rotates_its_audit_log_keeps_every_event_exactly_once() {
-    use facegate::audit::verify_files;
-    use facegate::rotation::all_files;
+    use facegate::records::audit::verify_files;
+    use facegate::records::rotation::all_files;
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     let mut body = String::from(

@@ -3,10 +3,10 @@
 //! lockdown (a recognised face is then refused), a remote unlock through the gate, each audited
 //! with who asked and from which process.
 
-use facegate::audit::EventKind;
 use facegate::control::Control;
 use facegate::door::control_api::{ask, follow_events};
 use facegate::hal::LockState;
+use facegate::records::audit::EventKind;
 use facegate_e2e::{fixture, fixtures_dir};
 use facegate_sim::{run_scenario, RunOptions, Scenario};
 use std::path::Path;

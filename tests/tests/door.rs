@@ -3,10 +3,10 @@
 //! int8 kernel is very slow on this CI machine's CPU (see docs/performance.md, "Speed and memory"); one runs the shipped
 //! int8 default end to end.
 
-use facegate::audit::{read_log, EventKind};
 use facegate::control::Control;
 use facegate::decode_file;
 use facegate::hal::LockState;
+use facegate::records::audit::{read_log, EventKind};
 use facegate_e2e::{degraded, fixture, fixtures_dir};
 use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
 use std::path::Path;
@@ -419,15 +419,15 @@ fn reader_mode_wiegand_sends_the_enrolled_card_once_and_nothing_for_strangers() 
     assert_ok(&r);
     // The panel drives the lock: the relay never leaves its safe state.
     assert_eq!(r.relay, vec![(Duration::ZERO, LockState::Locked)]);
-    let timing = facegate::wiegand::Timing {
+    let timing = facegate::panel::wiegand::Timing {
         pulse: Duration::from_micros(50),
         interval: Duration::from_millis(2),
     };
-    let frames = facegate::wiegand::decode(&r.wiegand, timing).unwrap();
+    let frames = facegate::panel::wiegand::decode(&r.wiegand, timing).unwrap();
     assert_eq!(frames.len(), 1, "one card read, none for the stranger");
     assert_eq!(
-        facegate::credential::Credential::from_wiegand(&frames[0].bits),
-        Ok(facegate::credential::Credential::Wiegand26 {
+        facegate::people::credential::Credential::from_wiegand(&frames[0].bits),
+        Ok(facegate::people::credential::Credential::Wiegand26 {
             facility: 18,
             card: 36363
         })

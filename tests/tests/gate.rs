@@ -4,8 +4,8 @@
 //! failed there). The gate's table, cell by cell, is tested against the gate alone in
 //! `firmware/src/access/gate/tests.rs`.
 
-use facegate::audit::EventKind;
 use facegate::hal::LockState;
+use facegate::records::audit::EventKind;
 use facegate_e2e::{fixture, fixtures_dir};
 use facegate_sim::{Report, Scenario};
 use std::path::Path;

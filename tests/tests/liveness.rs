@@ -4,8 +4,8 @@
 //! The reference samples' scores are checked by `models/convert/verify_minifasnet.py` (they stay
 //! in `../shared`, never in this repository: `models/VERIFY-minifasnet.md`).
 
-use facegate::audit::EventKind;
 use facegate::control::Control;
+use facegate::records::audit::EventKind;
 use facegate::vision::liveness::{Level, Liveness};
 use facegate::{decode_file, ModelSet, Pipeline};
 use facegate_e2e::{fixture, fixtures_dir};

@@ -2,8 +2,8 @@
 //! `host-sim/scenarios/nir.toml` on the real daemon loop, with a simulated NIR camera that sees
 //! a grey IR rendering of a person or a print and a dark phone screen.
 
-use facegate::audit::EventKind;
 use facegate::control::Control;
+use facegate::records::audit::EventKind;
 use facegate_e2e::{fixture, fixtures_dir};
 use facegate_sim::{run_scenario, Report, RunOptions, Scenario};
 use std::path::Path;

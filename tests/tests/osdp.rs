@@ -4,9 +4,9 @@
 //! (`scripts/osdp_venv.sh`); skipped with a reason without it, except in CI (`CI=true` or
 //! `FACEGATE_REQUIRE_OSDP=1`), where its absence is a failure.
 
-use facegate::audit::EventKind;
-use facegate::credential::{Credential, CredentialError};
 use facegate::hal::LockState;
+use facegate::people::credential::{Credential, CredentialError};
+use facegate::records::audit::EventKind;
 use facegate_e2e::{fixture, fixtures_dir};
 use facegate_sim::{Report, Scenario};
 use std::io::{BufRead, BufReader, Write};
@@ -179,8 +179,8 @@ fn scenario(pty: &Pty, key_file: &Path, body: &str) -> Scenario {
 
 fn key_file(dir: &Path, hex: &str) -> PathBuf {
     let path = dir.join("osdp.key");
-    let key: [u8; 16] = facegate::osdp::parse_key(hex).unwrap();
-    facegate::osdp::write_key(&path, &key).unwrap();
+    let key: [u8; 16] = facegate::panel::osdp::parse_key(hex).unwrap();
+    facegate::panel::osdp::write_key(&path, &key).unwrap();
     path
 }
 

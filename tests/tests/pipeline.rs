@@ -1,7 +1,7 @@
 //! The face pipeline on real photos: what a user relies on when enrolling and at the door.
 
-use facegate::acceptance::QualityIssue;
-use facegate::enrolment::{enrol_photo, enrolment_quality, EnrolError};
+use facegate::access::acceptance::QualityIssue;
+use facegate::access::enrolment::{enrol_photo, enrolment_quality, EnrolError};
 use facegate::vision::quality::{measure, QualityParams};
 use facegate::{decode_file, Embedding, Face, ModelSet, Pipeline};
 use facegate_e2e::{degraded, fixture, side_by_side};
@@ -204,7 +204,7 @@ fn int8_network_agrees_with_f32() {
             int8.embed_chip(&chip).unwrap(),
             f32.embed_chip(&chip).unwrap(),
         );
-        let drift = q.distance(&r, facegate::models::Metric::Euclidean);
+        let drift = q.distance(&r, facegate::vision::models::Metric::Euclidean);
         assert!(
             drift < 0.1,
             "{}: int8 is {drift} away from f32",

@@ -3,8 +3,8 @@
 //! must not wait for a slow frame, and no frame older than one frame period may be judged.
 //! Also the frozen-stream check (a camera repeating one frame), in simulated time.
 
-use facegate::audit::EventKind;
 use facegate::hal::LockState;
+use facegate::records::audit::EventKind;
 use facegate_e2e::{fixture, fixtures_dir};
 use facegate_sim::{Report, Scenario};
 use std::path::Path;

@@ -4,9 +4,9 @@
 //! is refused, a broker restart loses no event, a door without its broker still works.
 //! Skipped with a message only when `mosquitto` is not installed (CI installs it).
 
-use facegate::audit::{AuditLog, AuditSink, Event, EventKind};
 use facegate::control::Control;
-use facegate::gallery::{Gallery, Locked};
+use facegate::people::gallery::{Gallery, Locked};
+use facegate::records::audit::{AuditLog, AuditSink, Event, EventKind};
 use facegate::site::signing::{Envelope, SiteKey};
 use facegate::site::{self, MqttConfig, Topics};
 use facegate_e2e::broker::{mosquitto, Broker};

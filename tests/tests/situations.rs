@@ -2,8 +2,8 @@
 //! schedule, disabled, expired, office hours, tailgating, tamper): each runs the scenario of
 //! `host-sim/scenarios/` on the real daemon loop, with the f32 embedder (fast on this CPU).
 
-use facegate::audit::EventKind;
 use facegate::hal::LockState;
+use facegate::records::audit::EventKind;
 use facegate_sim::Report;
 use std::time::Duration;
 

@@ -17,12 +17,12 @@
 //! The table of every source in every situation is in `docs/architecture.md`; the tests below
 //! check it cell by cell.
 
-use crate::audit::{Event, EventKind};
-use crate::audit::AuditFailure;
-use crate::credential::Credential;
 use crate::door::Door;
 use crate::hal::{LockError, LockOutput, LockState};
-use crate::reader::CredentialOutput;
+use crate::panel::reader::CredentialOutput;
+use crate::people::credential::Credential;
+use crate::records::audit::AuditFailure;
+use crate::records::audit::{Event, EventKind};
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
 
@@ -518,7 +518,7 @@ fn reader_grant(
     if deny && !rec.record(&grant) {
         return Outcome::Refused(Refusal::NotRecorded);
     }
-    let sent = crate::reader::send(out, credential.as_ref());
+    let sent = crate::panel::reader::send(out, credential.as_ref());
     if !deny {
         rec.record(&grant);
     }

@@ -4,20 +4,20 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use facegate::audit::AuditLog;
 use facegate::config::{CameraSource, Config, DEFAULT_CONFIG};
 use facegate::control::Control;
 use facegate::daemon::{self, Devices};
 use facegate::door::control_api::ControlApi;
+use facegate::door::lockpin::{self, LockPin};
+use facegate::drivers::hw::{GpioRelay, V4l2Camera};
+use facegate::drivers::hw_inputs::GpioDoorIo;
+use facegate::drivers::hw_wiegand::GpioWiegand;
+use facegate::drivers::rpicam::RpicamCamera;
+use facegate::drivers::service::SdNotify;
 use facegate::hal::{CameraError, FrameSource, SystemClock};
-use facegate::hw::{GpioRelay, V4l2Camera};
-use facegate::hw_inputs::GpioDoorIo;
-use facegate::hw_wiegand::GpioWiegand;
-use facegate::lockpin::{self, LockPin};
-use facegate::reader::{CredentialOutput, OutputMode};
-use facegate::rpicam::RpicamCamera;
-use facegate::service::SdNotify;
-use facegate::wiegand::{Timing, WiegandOutput};
+use facegate::panel::reader::{CredentialOutput, OutputMode};
+use facegate::panel::wiegand::{Timing, WiegandOutput};
+use facegate::records::audit::AuditLog;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -297,8 +297,8 @@ impl FrameSource for Camera {
 /// logged and counted (no LED or buzzer hardware on the Pi yet).
 #[cfg(feature = "osdp")]
 fn open_osdp(config: &Config) -> Result<Box<dyn CredentialOutput>> {
-    let status = Box::<facegate::osdp::LoggedStatus>::default();
-    let out = facegate::osdp_pd::OsdpOutput::open(&config.output.osdp, status)
+    let status = Box::<facegate::panel::osdp::LoggedStatus>::default();
+    let out = facegate::panel::osdp_pd::OsdpOutput::open(&config.output.osdp, status)
         .context("OSDP reader ([output.osdp])")?;
     Ok(Box::new(out))
 }

@@ -10,25 +10,27 @@
 //! control API's requests), `camera.rs` (camera health), `reload.rs` (config and gallery) and
 //! `records.rs` (the audit trail). The door itself opens only in `access::gate`.
 
+use crate::access::cues::{Cues, NirHealth, NirNews};
+use crate::access::decision::{Decider, Decision, Nearest, Observation, Seen};
+use crate::access::guard::{Guard, Note};
+use crate::access::tamper::{blind, Blind};
 use crate::access::{At, Gate, GateSettings, Outcome, Recorder, Refusal, Request};
-use crate::audit::{AuditSink, Event, EventKind};
 use crate::config::{AuditFailure, Config, ConfigError};
 use crate::control::Control;
-use crate::cues::{Cues, NirHealth, NirNews};
-use crate::decision::{Decider, Decision, Nearest, Observation, Seen};
 use crate::door::control_api::{self, Answer, ApiRequest, Command, Peer};
-use crate::gallery::{GalleryError, Index, Reloader, Scoring};
-use crate::guard::{Guard, Note};
+use crate::door::realtime::{
+    self, CameraNews, Captured, FrozenWatch, Mailbox, StatusLine, MAX_BACKOFF,
+};
 use crate::hal::{
     CameraError, CameraErrorKind, Clock, DoorInputs, DoorSensors, FrameSource, LockError,
     LockOutput, Supervisor,
 };
-use crate::models::{EmbedderManifest, ModelError, ModelSet};
-use crate::reader::CredentialOutput;
-use crate::realtime::{self, CameraNews, Captured, FrozenWatch, Mailbox, StatusLine, MAX_BACKOFF};
-use crate::tamper::{blind, Blind};
+use crate::panel::reader::CredentialOutput;
+use crate::people::gallery::{GalleryError, Index, Reloader, Scoring};
+use crate::records::audit::{AuditSink, Event, EventKind};
 use crate::vision::detect::DetectorParams;
 use crate::vision::liveness::{Level, Liveness};
+use crate::vision::models::{EmbedderManifest, ModelError, ModelSet};
 use crate::vision::quality::{self, QualityParams};
 use crate::{Embedding, Pipeline, PipelineError};
 use image::RgbImage;
@@ -154,7 +156,7 @@ pub fn load_pipeline(config: &Config) -> Result<Pipeline, DaemonError> {
     let mut params = DetectorParams::for_photos(&models.manifest.detector);
     params.min_face = config.recognition.min_face * DETECT_BELOW_MIN_FACE;
     // `auto` keeps the gallery's network, else takes the form this CPU runs fastest.
-    let embedder = crate::netform::resolve(
+    let embedder = crate::people::netform::resolve(
         &models,
         config.recognition.embedder.as_deref(),
         &config.gallery.path,
@@ -195,7 +197,7 @@ struct Loop<'a, L: LockOutput, S> {
     /// The liveness networks (`None` when the models have none: then a level other than off
     /// refuses every face).
     liveness: Option<Liveness>,
-    /// The presentation cues (NIR view, border) (`crate::cues`).
+    /// The presentation cues (NIR view, border) (`crate::access::cues`).
     cues: Cues,
     /// The cameras' health and the NIR camera (`camera.rs`).
     cameras: CameraState,

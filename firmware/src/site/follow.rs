@@ -200,7 +200,7 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{AuditLog, AuditSink, Event, EventKind};
+    use crate::records::audit::{AuditLog, AuditSink, Event, EventKind};
     use std::time::{Duration, SystemTime};
 
     fn log(path: &Path, n: usize) {

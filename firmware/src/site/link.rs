@@ -6,10 +6,10 @@
 use super::follow::{Follower, Line};
 use super::signing::{load_public, Envelope, SignError};
 use super::{discovery, Command, MqttConfig, Topics};
-use crate::audit::EventKind;
 use crate::control::Control;
-use crate::gallery::{Gallery, Locked};
 use crate::hal::LockState;
+use crate::people::gallery::{Gallery, Locked};
+use crate::records::audit::EventKind;
 use ed25519_dalek::VerifyingKey;
 use rumqttc::{
     Client, Connection, Event, LastWill, MqttOptions, Packet, QoS, RecvTimeoutError,
@@ -598,7 +598,7 @@ impl Link {
 
     fn save_state(&self) {
         let bytes = serde_json::to_vec(&self.state).unwrap_or_default();
-        if let Err(e) = crate::gallery::write_atomic(&self.state_path, &bytes) {
+        if let Err(e) = crate::people::gallery::write_atomic(&self.state_path, &bytes) {
             tracing::warn!("cannot save the site state: {e}");
         }
     }

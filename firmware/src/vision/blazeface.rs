@@ -9,7 +9,7 @@
 use super::detect::BBox;
 use super::net::{self, ShapedNet};
 use super::resample::{Rect, Resampler};
-use crate::models::{FastDetectorManifest, ModelError, ModelSet};
+use crate::vision::models::{FastDetectorManifest, ModelError, ModelSet};
 use image::RgbImage;
 
 /// Output names: logits and regressors of the two heads, in the order of `heads`.

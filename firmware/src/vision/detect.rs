@@ -8,7 +8,7 @@
 
 use super::net::{self, Plan, ShapedNet};
 use super::resample::{hwc_to_chw, Rect, Resampler};
-use crate::models::{DetectorManifest, ModelError, ModelSet};
+use crate::vision::models::{DetectorManifest, ModelError, ModelSet};
 use image::RgbImage;
 
 /// A face box in 0-based pixel coordinates: `x`, `y` is the top-left corner.
@@ -210,7 +210,7 @@ impl Detector {
     /// Loads the three networks of `models` (checksums verified).
     pub fn new(models: &ModelSet, params: DetectorParams) -> Result<Self, ModelError> {
         let d = &models.manifest.detector;
-        let load = |f: &crate::models::ModelFile| net::load(models, &f.file, &f.sha256);
+        let load = |f: &crate::vision::models::ModelFile| net::load(models, &f.file, &f.sha256);
         let (mut p, r, o) = (load(&d.pnet)?, load(&d.rnet)?, load(&d.onet)?);
         // Positions first: the bypass keeps the output's position but not its name.
         let pnet_out = net::output_positions(&p, &PNET_OUT, &d.pnet.file)?;

@@ -2,7 +2,7 @@
 
 use super::net::{self, ShapedNet};
 use super::resample::hwc_to_chw;
-use crate::models::{EmbedderManifest, Metric, ModelError, ModelSet};
+use crate::vision::models::{EmbedderManifest, Metric, ModelError, ModelSet};
 use image::RgbImage;
 
 /// A face embedding: identity as a point in the model's metric space.

@@ -8,7 +8,7 @@
 
 use super::detect::BBox;
 use super::net::{self, ShapedNet};
-use crate::models::{LivenessNetManifest, ModelError, ModelSet};
+use crate::vision::models::{LivenessNetManifest, ModelError, ModelSet};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -257,7 +257,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("manifest.toml");
-        let text = crate::models::BUILTIN_MANIFEST;
+        let text = crate::vision::models::BUILTIN_MANIFEST;
         let cut = text
             .find("[liveness]")
             .expect("the built-in manifest has [liveness]");

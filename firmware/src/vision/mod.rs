@@ -7,7 +7,9 @@ pub mod decode;
 pub mod detect;
 mod dwconv;
 pub mod embed;
+pub mod frame;
 pub mod liveness;
+pub mod models;
 mod net;
 mod prelu;
 pub mod profile;
@@ -15,7 +17,7 @@ pub mod quality;
 mod quantize;
 pub mod resample;
 
-use crate::models::{EmbedderManifest, ModelError, ModelSet};
+use crate::vision::models::{EmbedderManifest, ModelError, ModelSet};
 use align::Aligner;
 use blazeface::BlazeFace;
 use detect::{Detection, Detector, DetectorParams};

@@ -1,6 +1,6 @@
 //! Loading ONNX networks into tract plans once, at the shapes they will run at.
 
-use crate::models::{ModelError, ModelSet};
+use crate::vision::models::{ModelError, ModelSet};
 use prost::Message;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -333,7 +333,7 @@ pub(crate) fn net_error(file: &str, e: impl std::fmt::Display) -> ModelError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::ModelSet;
+    use crate::vision::models::ModelSet;
 
     /// The PReLU rewrite changes speed, not results: R-Net and O-Net (5 PReLUs each, per-channel
     /// and per-unit slopes, some negative, some above 1) give what tract's own `PRelu` gives.

@@ -134,7 +134,7 @@ impl TypedOp for ChannelPrelu {
 
 #[cfg(test)]
 mod tests {
-    use crate::models::ModelSet;
+    use crate::vision::models::ModelSet;
     use crate::vision::net::{parse, ShapedNet};
     use tract_onnx::prelude::*;
 

@@ -2,7 +2,7 @@
 //! optimiser), to see where an embedder's time goes and what tract's optimiser left behind.
 
 use super::net::{self, ShapedNet};
-use crate::models::ModelError;
+use crate::vision::models::ModelError;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;

@@ -3,7 +3,7 @@
 //! table is in `docs/architecture.md`.
 
 use super::*;
-use crate::reader::OutputError;
+use crate::panel::reader::OutputError;
 use std::sync::{Arc, Mutex};
 
 /// What happened, in order: relay edges and records, so "recorded first" can be checked.

@@ -1,11 +1,11 @@
 //! Moving a gallery to another embedding network (`facegate reembed`): every enrolment embedded
-//! again from its face crop ([`crate::crops`]), all or nothing.
+//! again from its face crop ([`crate::people::crops`]), all or nothing.
 
-use crate::crops::{CropError, CropStore};
-use crate::gallery::Gallery;
-use crate::models::{EmbedderManifest, ModelError};
+use crate::people::crops::{CropError, CropStore};
+use crate::people::gallery::Gallery;
 use crate::vision::align::Aligner;
 use crate::vision::embed::Embedder;
+use crate::vision::models::{EmbedderManifest, ModelError};
 
 /// Why a gallery could not be re-embedded (nothing is changed then).
 #[derive(Debug, thiserror::Error)]

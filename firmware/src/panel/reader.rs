@@ -3,7 +3,7 @@
 //! lines, or OSDP with Secure Channel) and the panel decides and drives the lock; facegate never
 //! drives its relay in this mode.
 
-use crate::credential::Credential;
+use crate::people::credential::Credential;
 use serde::{Deserialize, Serialize};
 
 /// `[output] mode`: who drives the lock.
@@ -28,7 +28,7 @@ pub struct OutputConfig {
     /// `[output.wiegand]`
     pub wiegand: WiegandConfig,
     /// `[output.osdp]`
-    pub osdp: crate::osdp::OsdpConfig,
+    pub osdp: crate::panel::osdp::OsdpConfig,
 }
 
 /// `[output.wiegand]`: the two data lines and their timing.
@@ -126,7 +126,7 @@ pub enum OutputError {
     NoCredential,
     /// The credential has no form this output can send.
     #[error(transparent)]
-    Format(#[from] crate::credential::CredentialError),
+    Format(#[from] crate::people::credential::CredentialError),
     /// The line or device failed.
     #[error("{0}")]
     Device(String),

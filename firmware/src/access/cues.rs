@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Judged by the acceptance rule, which is below the cues: defined there.
-pub use crate::acceptance::Cue;
+pub use crate::access::acceptance::Cue;
 
 /// `[liveness]` in the config.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -30,7 +30,7 @@ pub struct LivenessConfig {
 }
 
 impl LivenessConfig {
-    /// Whether any presentation cue (`crate::cues`) is on.
+    /// Whether any presentation cue (`crate::access::cues`) is on.
     pub fn cues_on(&self) -> bool {
         self.nir.is_some() || self.border || self.motion
     }
@@ -379,7 +379,7 @@ impl MotionTrack {
     pub fn observe(&mut self, det: &Detection) -> Option<Cue> {
         if !self
             .last_box
-            .is_some_and(|b| crate::decision::same_track(&b, &det.bbox))
+            .is_some_and(|b| crate::access::decision::same_track(&b, &det.bbox))
         {
             self.history.clear();
         }

@@ -3,9 +3,9 @@
 //! a clear message when the device is absent, and both sit behind the traits of [`crate::hal`].
 
 use crate::camera::{CameraConfig, PixelFormat};
-use crate::frame::{mjpeg_to_rgb, yuyv_to_rgb};
+use crate::door::lockpin::LockPin;
 use crate::hal::{CameraError, CameraErrorKind, FrameSource, LockError, LockOutput, LockState};
-use crate::lockpin::LockPin;
+use crate::vision::frame::{mjpeg_to_rgb, yuyv_to_rgb};
 use gpiocdev::line::Value;
 use image::RgbImage;
 use std::time::Duration;

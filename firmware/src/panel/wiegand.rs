@@ -2,8 +2,8 @@
 //! bit), and the decoder that reads frames back from recorded line edges with their timing (the
 //! simulator's and the tests' panel side).
 
-use crate::credential::Credential;
-use crate::reader::{CredentialOutput, OutputError, WiegandConfig};
+use crate::panel::reader::{CredentialOutput, OutputError, WiegandConfig};
+use crate::people::credential::Credential;
 use std::time::Duration;
 
 /// The two data lines. Idle is released (high); a pulse pulls one line low.

@@ -2,8 +2,8 @@
 //! character device (`gpiocdev`), each driving a transistor or opto-isolator on the panel's 5 V
 //! line (or a level shifter: `open_collector = false`).
 
-use crate::reader::{OutputError, WiegandConfig};
-use crate::wiegand::WiegandLines;
+use crate::panel::reader::{OutputError, WiegandConfig};
+use crate::panel::wiegand::WiegandLines;
 use gpiocdev::line::Value;
 use std::time::{Duration, Instant};
 

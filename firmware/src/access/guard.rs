@@ -3,12 +3,12 @@
 //! the failed-attempt lockout, anti-tailgating and camera tamper. Each call returns the audit
 //! events to record, as (kind, reason).
 
-use crate::audit::EventKind;
-use crate::gallery::Person;
+use crate::access::supervision::{DoorConfig, DoorEvent, Lockout, Supervision};
+use crate::access::tamper::{Blind, TamperConfig, TamperEvent, TamperWatch};
 use crate::hal::LockState;
-use crate::policy::{AccessConfig, Refusal};
-use crate::supervision::{DoorConfig, DoorEvent, Lockout, Supervision};
-use crate::tamper::{Blind, TamperConfig, TamperEvent, TamperWatch};
+use crate::people::gallery::Person;
+use crate::people::policy::{AccessConfig, Refusal};
+use crate::records::audit::EventKind;
 use jiff::tz::TimeZone;
 use std::time::{Duration, SystemTime};
 
@@ -138,7 +138,10 @@ impl Guard {
         let max = self.access.max_faces as usize;
         let crowd = max > 0 && faces > max;
         if crowd && !self.crowd {
-            notes.push((EventKind::Deny, Some(crate::guard::TAILGATING.to_owned())));
+            notes.push((
+                EventKind::Deny,
+                Some(crate::access::guard::TAILGATING.to_owned()),
+            ));
         }
         self.crowd = crowd;
         crowd

@@ -273,7 +273,7 @@ pub struct StatusLine {
     pub last_decision: Option<(Duration, String)>,
     /// An alarm that stays at the front of the line (the audit log cannot be written).
     pub alarm: Option<String>,
-    /// NIR mode is on and its camera fails: no face is let in (`crate::cues`).
+    /// NIR mode is on and its camera fails: no face is let in (`crate::access::cues`).
     pub nir_lost: Option<String>,
 }
 

@@ -5,8 +5,8 @@
 //! recogniser never works on stale frames; `next_frame` decodes it.
 
 use crate::camera::CameraConfig;
-use crate::frame::mjpeg_to_rgb;
 use crate::hal::{CameraError, CameraErrorKind, FrameSource};
+use crate::vision::frame::mjpeg_to_rgb;
 use image::RgbImage;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;

@@ -196,8 +196,8 @@ pub struct AuditConfig {
 
 impl AuditConfig {
     /// The rotation these settings ask for.
-    pub fn rotation(&self) -> crate::rotation::Rotation {
-        crate::rotation::Rotation {
+    pub fn rotation(&self) -> crate::records::rotation::Rotation {
+        crate::records::rotation::Rotation {
             max_bytes: self.rotate_bytes,
             daily: self.rotate_daily,
             retention_days: self.retention_days,
@@ -295,7 +295,7 @@ pub struct AuditLog {
     prev: String,
     boot_id: String,
     previous: Option<PreviousRun>,
-    rotation: crate::rotation::Rotation,
+    rotation: crate::records::rotation::Rotation,
     /// The UTC day of the active file's last line (daily rotation).
     day: Option<String>,
 }
@@ -331,15 +331,17 @@ impl AuditLog {
             prev: ZERO_HASH.into(),
             boot_id,
             previous: None,
-            rotation: crate::rotation::Rotation::default(),
+            rotation: crate::records::rotation::Rotation::default(),
             day: None,
         }
     }
 
     /// Rotates the log as `rotation` says (and deletes rotated files past their retention now).
-    pub fn with_rotation(mut self, rotation: crate::rotation::Rotation) -> Self {
+    pub fn with_rotation(mut self, rotation: crate::records::rotation::Rotation) -> Self {
         self.rotation = rotation;
-        for f in crate::rotation::expire(&self.path, rotation.retention_days, SystemTime::now()) {
+        for f in
+            crate::records::rotation::expire(&self.path, rotation.retention_days, SystemTime::now())
+        {
             tracing::info!("deleted {} (older than the audit retention)", f.display());
         }
         self
@@ -351,7 +353,7 @@ impl AuditLog {
             path: self.path.clone(),
             source,
         };
-        let to = crate::rotation::rotate(&self.path, now).map_err(io)?;
+        let to = crate::records::rotation::rotate(&self.path, now).map_err(io)?;
         tracing::info!("audit log rotated to {}", to.display());
         // Until the new file exists a crash leaves none: the next open continues the chain from
         // the last rotated file.
@@ -364,7 +366,7 @@ impl AuditLog {
                 .open(&self.path)
                 .map_err(io)?,
         );
-        for f in crate::rotation::expire(&self.path, self.rotation.retention_days, now) {
+        for f in crate::records::rotation::expire(&self.path, self.rotation.retention_days, now) {
             tracing::info!("deleted {} (older than the audit retention)", f.display());
         }
         Ok(())
@@ -394,7 +396,7 @@ impl AuditLog {
         if last.is_none() {
             // A new active file after a rotation (or a crash during one): the chain goes on
             // from the newest rotated file.
-            if let Some(prev) = crate::rotation::rotated(&path).last() {
+            if let Some(prev) = crate::records::rotation::rotated(&path).last() {
                 if let Ok(mut f) = File::open(prev) {
                     last = last_line(&mut f).ok().flatten();
                 }
@@ -419,7 +421,7 @@ impl AuditLog {
         }
         self.day = field("time")
             .and_then(|t| t.as_str())
-            .map(|t| crate::rotation::day_of(t).to_owned());
+            .map(|t| crate::records::rotation::day_of(t).to_owned());
         // Only the first open describes the previous run; a later re-open is this run's log.
         if self.previous.is_none() {
             self.previous = Some(PreviousRun {
@@ -516,7 +518,7 @@ impl AuditSink for AuditLog {
             Some(f) => f.metadata().map_err(io)?.len(),
             None => return Err(io(std::io::Error::other("not open"))),
         };
-        let day = crate::rotation::day_of(&event.time);
+        let day = crate::records::rotation::day_of(&event.time);
         let r = self.rotation;
         if len > 0
             && ((r.max_bytes > 0 && len + self.line.len() as u64 > r.max_bytes)
@@ -569,7 +571,7 @@ pub fn verify(path: &Path) -> Result<Verified, AuditError> {
 }
 
 /// Checks the hash chain across `files` read in order as one log (the rotated files of a log
-/// then its active file: [`crate::rotation::all_files`]); line numbers count across them.
+/// then its active file: [`crate::records::rotation::all_files`]); line numbers count across them.
 pub fn verify_files(files: &[PathBuf]) -> Result<Verified, AuditError> {
     let mut bytes = Vec::new();
     for path in files {
@@ -637,7 +639,7 @@ pub fn verify_files(files: &[PathBuf]) -> Result<Verified, AuditError> {
 /// Reads every event of a log: its rotated files in order, then the active file.
 pub fn read_all(path: &Path) -> Result<Vec<Event>, AuditError> {
     let mut out = Vec::new();
-    for f in crate::rotation::all_files(path) {
+    for f in crate::records::rotation::all_files(path) {
         out.extend(read_log(&f)?);
     }
     Ok(out)
@@ -659,283 +661,4 @@ pub fn read_log(path: &Path) -> Result<Vec<Event>, AuditError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::{Duration, SystemTime};
-
-    fn ev(kind: EventKind, t: u64) -> Event {
-        Event::new(kind, SystemTime::UNIX_EPOCH, Duration::from_secs(t))
-    }
-
-    #[test]
-    fn a_log_ending_at_the_largest_seq_is_continued_without_a_panic() {
-        // Found writing the audit fuzz target (fuzz/regressions/audit): `seq + 1` overflowed.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let last = format!("{{\"seq\":{},\"hash\":\"{}\"}}\n", u64::MAX, "a".repeat(64));
-        std::fs::write(&path, last).unwrap();
-        let mut log = AuditLog::open(&path).unwrap();
-        log.record(&ev(EventKind::Start, 0)).unwrap();
-        let v = verify(&path).unwrap();
-        assert_eq!(v.broken, None);
-        assert_eq!((v.chained, v.continues_at), (2, Some(u64::MAX)));
-    }
-
-    #[test]
-    fn appends_whole_lines_and_reads_them_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let mut log = AuditLog::open(&path).unwrap();
-        let mut g = ev(EventKind::Grant, 1);
-        g.identity = Some("ada".into());
-        g.distance = Some(0.41);
-        log.record(&g).unwrap();
-        log.record(&ev(EventKind::Deny, 2)).unwrap();
-        drop(log);
-        // Reopening appends; nothing is rewritten.
-        let mut log = AuditLog::open(&path).unwrap();
-        log.record(&ev(EventKind::Stop, 3)).unwrap();
-        let back = read_log(&path).unwrap();
-        assert_eq!(back.len(), 3);
-        assert_eq!(back[0], g);
-        assert_eq!(back[0].time, "1970-01-01T00:00:00.000Z");
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o640);
-    }
-
-    #[test]
-    fn a_torn_last_line_is_cut_off_at_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let mut log = AuditLog::open(&path).unwrap();
-        log.record(&ev(EventKind::Grant, 1)).unwrap();
-        drop(log);
-        // What power loss during a write can leave: half a line, or zeros.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"time\":\"2026-11-").unwrap();
-        f.write_all(&[0u8; 100]).unwrap();
-        drop(f);
-        let mut log = AuditLog::open(&path).unwrap();
-        log.record(&ev(EventKind::Deny, 2)).unwrap();
-        let back = read_log(&path).unwrap();
-        assert_eq!(
-            back.iter().map(|e| e.event).collect::<Vec<_>>(),
-            vec![EventKind::Grant, EventKind::Deny]
-        );
-    }
-
-    #[test]
-    fn a_file_of_only_a_torn_line_is_emptied() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        std::fs::write(&path, vec![b'x'; 10_000]).unwrap();
-        let mut log = AuditLog::open(&path).unwrap();
-        log.record(&ev(EventKind::Start, 0)).unwrap();
-        assert_eq!(read_log(&path).unwrap().len(), 1);
-    }
-
-    fn log_of(path: &Path, kinds: &[EventKind]) {
-        let mut log = AuditLog::open(path).unwrap();
-        for (i, k) in kinds.iter().enumerate() {
-            log.record(&ev(*k, i as u64)).unwrap();
-        }
-    }
-
-    #[test]
-    fn lines_are_chained_across_reopens_and_verify() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        log_of(&path, &[EventKind::Start, EventKind::Grant]);
-        log_of(&path, &[EventKind::Deny, EventKind::Stop]);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[3].starts_with("{\"seq\":4,"), "{}", lines[3]);
-        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-        assert!(v["clock_synced"].is_boolean(), "{v}");
-        assert_eq!(v["boot_id"].as_str().unwrap().len(), 36, "{v}");
-        let r = verify(&path).unwrap();
-        assert_eq!((r.chained, r.unchained, r.broken), (4, 0, None));
-        // Events still read back as events.
-        assert_eq!(read_log(&path).unwrap()[1].event, EventKind::Grant);
-    }
-
-    #[test]
-    fn verify_names_the_first_edited_or_removed_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        log_of(
-            &path,
-            &[
-                EventKind::Start,
-                EventKind::Deny,
-                EventKind::Grant,
-                EventKind::Stop,
-            ],
-        );
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        let edited = text.replacen("\"deny\"", "\"grant\"", 1);
-        std::fs::write(&path, edited).unwrap();
-        let r = verify(&path).unwrap();
-        assert_eq!(r.broken.as_ref().map(|b| b.0), Some(2), "{r:?}");
-        assert!(r.broken.unwrap().1.contains("edited"));
-        // The third line removed: the break is at the line after the gap.
-        let removed = format!("{}\n{}\n{}\n", lines[0], lines[1], lines[3]);
-        std::fs::write(&path, removed).unwrap();
-        let r = verify(&path).unwrap();
-        let (n, why) = r.broken.unwrap();
-        assert_eq!(n, 3);
-        assert!(
-            why.contains("seq 4 follows seq 2: 1 line(s) removed"),
-            "{why}"
-        );
-        // A line without a chain slipped in after chained ones.
-        let inserted = format!("{}\n{{\"event\":\"grant\"}}\n{}\n", lines[0], lines[1]);
-        std::fs::write(&path, inserted).unwrap();
-        assert_eq!(verify(&path).unwrap().broken.unwrap().0, 2);
-    }
-
-    #[test]
-    fn old_unchained_lines_are_counted_not_errors_and_a_chain_follows() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let old = serde_json::to_string(&ev(EventKind::Stop, 1)).unwrap();
-        std::fs::write(&path, format!("{old}\n{old}\n")).unwrap();
-        log_of(&path, &[EventKind::Start]);
-        let r = verify(&path).unwrap();
-        assert_eq!((r.chained, r.unchained, r.broken), (1, 2, None));
-        // A file that starts in the middle of a chain (the earlier part rotated away).
-        let text = std::fs::read_to_string(&path).unwrap();
-        log_of(&path, &[EventKind::Grant, EventKind::Stop]);
-        let all = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, &all[text.len()..]).unwrap();
-        let r = verify(&path).unwrap();
-        assert_eq!((r.chained, r.continues_at, r.broken), (2, Some(2), None));
-    }
-
-    #[test]
-    fn rotation_by_size_keeps_whole_lines_and_the_chain_goes_on_across_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let rot = crate::rotation::Rotation {
-            max_bytes: 700,
-            ..Default::default()
-        };
-        let mut log = AuditLog::open(&path).unwrap().with_rotation(rot);
-        for i in 0..20 {
-            log.record(&ev(EventKind::Deny, i)).unwrap();
-        }
-        drop(log);
-        let files = crate::rotation::all_files(&path);
-        assert!(files.len() >= 5, "{files:?}");
-        for f in &files {
-            let len = std::fs::metadata(f).unwrap().len();
-            assert!(len <= 700, "{} is {len} bytes", f.display());
-        }
-        let seqs: Vec<u64> = files
-            .iter()
-            .flat_map(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap()
-                    .lines()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(&l).unwrap()["seq"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
-        let r = verify_files(&files).unwrap();
-        assert_eq!((r.chained, r.broken, r.continues_at), (20, None, None));
-        assert_eq!(read_all(&path).unwrap().len(), 20);
-        // A crash right after the rename, before the new file: the chain continues.
-        crate::rotation::rotate(&path, SystemTime::now()).unwrap();
-        assert!(!path.exists());
-        let mut log = AuditLog::open(&path).unwrap();
-        assert_eq!(
-            log.previous_run().unwrap().last_event,
-            Some(EventKind::Deny)
-        );
-        log.record(&ev(EventKind::Start, 30)).unwrap();
-        let files = crate::rotation::all_files(&path);
-        assert_eq!(verify_files(&files).unwrap().chained, 21);
-    }
-
-    #[test]
-    fn daily_rotation_at_the_first_event_of_a_new_utc_day() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let rot = crate::rotation::Rotation {
-            daily: true,
-            ..Default::default()
-        };
-        let day = |d: u64, h: u64| {
-            Event::new(
-                EventKind::Grant,
-                SystemTime::UNIX_EPOCH + Duration::from_secs(d * 86_400 + h * 3600),
-                Duration::ZERO,
-            )
-        };
-        let mut log = AuditLog::open(&path).unwrap().with_rotation(rot);
-        log.record(&day(1, 1)).unwrap();
-        log.record(&day(1, 23)).unwrap();
-        drop(log);
-        let mut log = AuditLog::open(&path).unwrap().with_rotation(rot);
-        log.record(&day(2, 0)).unwrap();
-        log.record(&day(2, 5)).unwrap();
-        let files = crate::rotation::all_files(&path);
-        assert_eq!(files.len(), 2);
-        assert_eq!(read_log(&files[0]).unwrap().len(), 2);
-        assert_eq!(read_log(&files[1]).unwrap().len(), 2);
-        assert_eq!(verify_files(&files).unwrap().chained, 4);
-    }
-
-    #[test]
-    fn the_previous_run_is_known_at_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        assert_eq!(
-            AuditLog::open(&path).unwrap().previous_run(),
-            Some(PreviousRun::default())
-        );
-        log_of(&path, &[EventKind::Start, EventKind::Grant]);
-        let p = AuditLog::open(&path).unwrap().previous_run().unwrap();
-        assert_eq!(p.last_event, Some(EventKind::Grant));
-        assert_eq!(p.repaired_bytes, 0);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"seq\":3,\"ti").unwrap();
-        drop(f);
-        let p = AuditLog::open(&path).unwrap().previous_run().unwrap();
-        assert_eq!(
-            (p.last_event, p.repaired_bytes),
-            (Some(EventKind::Grant), 12)
-        );
-        // The chain goes on after the cut: the torn line is gone, not a gap.
-        log_of(&path, &[EventKind::Stop]);
-        assert_eq!(verify(&path).unwrap().broken, None);
-    }
-
-    #[test]
-    fn a_log_that_cannot_be_opened_yet_fails_each_event_until_it_can() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("later/audit.jsonl");
-        let mut log = AuditLog::open_or_later(&path);
-        assert!(log.record(&ev(EventKind::Start, 0)).is_err());
-        std::fs::create_dir(dir.path().join("later")).unwrap();
-        log.record(&ev(EventKind::Grant, 1)).unwrap();
-        assert_eq!(read_log(&path).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn an_unwritable_place_is_a_clear_error() {
-        let err = AuditLog::open(Path::new("/nonexistent-dir/audit.jsonl"))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("/nonexistent-dir/audit.jsonl"), "{err}");
-    }
-}
+mod tests;

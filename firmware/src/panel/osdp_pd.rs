@@ -3,9 +3,9 @@
 //! must be refreshed every few milliseconds, so it runs on its own thread and the door's loop
 //! only queues card reads and collects link changes.
 
-use crate::credential::{pack_bits, Credential};
-use crate::osdp::{read_key, write_key, KeyError, OsdpConfig, PanelCommand, StatusOutput};
-use crate::reader::{CredentialOutput, LinkEvent, OutputError};
+use crate::panel::osdp::{read_key, write_key, KeyError, OsdpConfig, PanelCommand, StatusOutput};
+use crate::panel::reader::{CredentialOutput, LinkEvent, OutputError};
+use crate::people::credential::{pack_bits, Credential};
 use libosdp::{
     Channel, ChannelError, OsdpCardFormats, OsdpCommand, OsdpEvent, OsdpEventCardRead, OsdpFlag,
     OsdpLedColor, PdCapEntity, PdCapability, PdId, PdInfoBuilder, PeripheralDevice,
@@ -483,7 +483,7 @@ mod tests {
             off_count: 1,
             rep_count: 2,
         });
-        let mut status = crate::osdp::LoggedStatus::default();
+        let mut status = crate::panel::osdp::LoggedStatus::default();
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(on_command(&beep, &mut status, &dir.path().join("k")), 0);
         assert_eq!(on_command(&led, &mut status, &dir.path().join("k")), 0);
@@ -505,8 +505,9 @@ mod tests {
             key_file: key.clone(),
             ..OsdpConfig::default()
         };
-        let open =
-            |c: &OsdpConfig| OsdpOutput::open(c, Box::<crate::osdp::LoggedStatus>::default());
+        let open = |c: &OsdpConfig| {
+            OsdpOutput::open(c, Box::<crate::panel::osdp::LoggedStatus>::default())
+        };
         assert!(matches!(
             open(&c),
             Err(OsdpError::Key(KeyError::Read { .. }))

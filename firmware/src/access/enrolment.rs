@@ -8,9 +8,9 @@
 //! poor photo is enrolled with a [`EnrolWarning`] that says what to improve. [`Checks::Strict`]
 //! refuses those too.
 
-use crate::acceptance::QualityIssue;
-use crate::crops::{CropError, EncodedCrop, FaceCrop};
-use crate::gallery::Enrolment;
+use crate::access::acceptance::QualityIssue;
+use crate::people::crops::{CropError, EncodedCrop, FaceCrop};
+use crate::people::gallery::Enrolment;
 use crate::vision::align::Aligner;
 use crate::vision::detect::BBox;
 use crate::vision::quality::{measure, Measures, QualityParams};
@@ -204,7 +204,7 @@ pub struct EnrolmentFace {
 }
 
 /// A gallery entry not yet saved, with the face crop it refers to: save both with
-/// [`crate::gallery::Locked::save_with_crops`].
+/// [`crate::people::gallery::Locked::save_with_crops`].
 #[derive(Debug, Clone)]
 pub struct NewEnrolment {
     /// The entry (its `crop` refers to `crop`).
@@ -343,7 +343,7 @@ pub fn enrolment(photo: &Path, face: EnrolmentFace) -> Result<NewEnrolment, Enro
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            sha256: crate::models::sha256_hex(&bytes),
+            sha256: crate::vision::models::sha256_hex(&bytes),
             embedding: face.face.embedding.0,
             crop: Some(crop.reference.clone()),
         },

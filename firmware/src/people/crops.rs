@@ -177,7 +177,7 @@ impl FaceCrop {
         .map_err(|e| CropError::Encode(e.to_string()))?;
         Ok(EncodedCrop {
             reference: CropRef {
-                sha256: crate::models::sha256_hex(&png),
+                sha256: crate::vision::models::sha256_hex(&png),
                 landmarks: self.landmarks,
             },
             png,
@@ -188,7 +188,7 @@ impl FaceCrop {
 use image::ImageEncoder as _;
 
 /// A crop encoded for the store, not yet written: what a new enrolment carries until the
-/// gallery that refers to it is saved ([`crate::gallery::Locked::save_with_crops`]).
+/// gallery that refers to it is saved ([`crate::people::gallery::Locked::save_with_crops`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedCrop {
     /// The reference the gallery entry holds.
@@ -263,7 +263,7 @@ impl CropStore {
             path: path.clone(),
             source,
         })?;
-        let actual = crate::models::sha256_hex(&bytes);
+        let actual = crate::vision::models::sha256_hex(&bytes);
         if actual != r.sha256 {
             return Err(corrupt(format!(
                 "sha256 is {actual}, the gallery expects {}",
@@ -352,7 +352,9 @@ mod tests {
 
     /// Templates of every embedder in the shipped manifest, and ArcFace's (SFace, 112 px).
     fn templates() -> Vec<([[f32; 2]; 5], u32)> {
-        let m = crate::models::Manifest::parse(crate::models::BUILTIN_MANIFEST, "test").unwrap();
+        let m =
+            crate::vision::models::Manifest::parse(crate::vision::models::BUILTIN_MANIFEST, "test")
+                .unwrap();
         let mut t: Vec<_> = m
             .embedders
             .values()
@@ -433,7 +435,10 @@ mod tests {
             );
         }
         let enc = crop.encode().unwrap();
-        assert_eq!(enc.reference.sha256, crate::models::sha256_hex(enc.png()));
+        assert_eq!(
+            enc.reference.sha256,
+            crate::vision::models::sha256_hex(enc.png())
+        );
         assert_eq!(
             enc,
             crop.encode().unwrap(),

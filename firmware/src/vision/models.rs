@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// The manifest text of the default models, as shipped in `models/`.
-pub const BUILTIN_MANIFEST: &str = include_str!("../../models/manifest.toml");
+pub const BUILTIN_MANIFEST: &str = include_str!("../../../models/manifest.toml");
 
 /// Where the package installs every model file of the built-in manifest: the built-in set
 /// reads the ones not compiled in (e.g. SFace's f32 form) from here.
@@ -21,35 +21,35 @@ pub const PACKAGED_DIR: &str = "/usr/share/facegate/models";
 const BUILTIN_FILES: &[(&str, &[u8])] = &[
     (
         "mtcnn_pnet.onnx",
-        include_bytes!("../../models/mtcnn_pnet.onnx"),
+        include_bytes!("../../../models/mtcnn_pnet.onnx"),
     ),
     (
         "mtcnn_rnet.onnx",
-        include_bytes!("../../models/mtcnn_rnet.onnx"),
+        include_bytes!("../../../models/mtcnn_rnet.onnx"),
     ),
     (
         "mtcnn_onet.onnx",
-        include_bytes!("../../models/mtcnn_onet.onnx"),
+        include_bytes!("../../../models/mtcnn_onet.onnx"),
     ),
     (
         "blazeface_front_128.onnx",
-        include_bytes!("../../models/blazeface_front_128.onnx"),
+        include_bytes!("../../../models/blazeface_front_128.onnx"),
     ),
     (
         "dlib_resnet_v1_int8.onnx",
-        include_bytes!("../../models/dlib_resnet_v1_int8.onnx"),
+        include_bytes!("../../../models/dlib_resnet_v1_int8.onnx"),
     ),
     (
         "sface_2021dec_int8.onnx",
-        include_bytes!("../../models/sface_2021dec_int8.onnx"),
+        include_bytes!("../../../models/sface_2021dec_int8.onnx"),
     ),
     (
         "minifasnet_v2_2.7_f32.onnx",
-        include_bytes!("../../models/minifasnet_v2_2.7_f32.onnx"),
+        include_bytes!("../../../models/minifasnet_v2_2.7_f32.onnx"),
     ),
     (
         "minifasnet_v1se_4.0_f32.onnx",
-        include_bytes!("../../models/minifasnet_v1se_4.0_f32.onnx"),
+        include_bytes!("../../../models/minifasnet_v1se_4.0_f32.onnx"),
     ),
 ];
 
@@ -402,7 +402,7 @@ impl ModelSet {
     }
 
     /// The embedder called `name`, or the default one.
-    /// `auto`: the form of the default network this CPU runs fastest ([`crate::netform`]).
+    /// `auto`: the form of the default network this CPU runs fastest ([`crate::people::netform`]).
     pub fn embedder(&self, name: Option<&str>) -> Result<(&str, &EmbedderManifest), ModelError> {
         if name == Some(AUTO) {
             return choose(self, None);
@@ -471,7 +471,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
-// `embedder = "auto"`: which form of a network this CPU runs fastest (`crate::netform` adds the
+// `embedder = "auto"`: which form of a network this CPU runs fastest (`crate::people::netform` adds the
 // gallery's say).
 
 /// The embedder name that asks for this choice.

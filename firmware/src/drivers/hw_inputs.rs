@@ -9,8 +9,8 @@
 //! the fault is never silent. A short to ground reads "closed" and hides an opening: route the
 //! cable inside the secure side.
 
+use crate::access::supervision::{Bias, DoorConfig};
 use crate::hal::{DoorInputs, DoorSensors, InputError};
-use crate::supervision::{Bias, DoorConfig};
 use gpiocdev::line::{EdgeDetection, EdgeKind, Value};
 use std::time::Duration;
 

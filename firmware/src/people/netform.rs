@@ -7,13 +7,13 @@
 //! 16 bits on the one integer-multiply pipe, and on x86 the int8 form measured slower than f32
 //! even with AVX-512 VNNI (docs/performance.md, "Which network form for which CPU").
 
-use crate::gallery::Gallery;
-use crate::models::{ModelError, ModelSet};
+use crate::people::gallery::Gallery;
+use crate::vision::models::{ModelError, ModelSet};
 use std::path::Path;
 
-use crate::models::forms;
+use crate::vision::models::forms;
 /// The choice itself needs only the manifest: it lives with it (`models`), below the gallery.
-pub use crate::models::{choose, int8_is_faster, AUTO};
+pub use crate::vision::models::{choose, int8_is_faster, AUTO};
 
 /// `requested` with `auto` resolved against the gallery at `gallery` (unreadable or absent: no
 /// gallery); other names are returned as they are.

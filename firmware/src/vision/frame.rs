@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn a_frame_that_makes_the_jpeg_decoder_panic_is_an_error() {
         // Found by fuzzing: zune-jpeg 0.5.15 panics in its AVX2 IDCT on this frame.
-        let input = include_bytes!("../../fuzz/regressions/frame/zune_jpeg_avx2_idct_panic");
+        let input = include_bytes!("../../../fuzz/regressions/frame/zune_jpeg_avx2_idct_panic");
         let mut out = RgbImage::new(0, 0);
         // An error where that IDCT runs (x86 with AVX2); other kernels may decode it: no panic.
         let _ = mjpeg_to_rgb(&input[1..], &mut out);
