@@ -477,19 +477,19 @@ impl Config {
                 format!("must be 1 to 10000 (got {})", r.deny_after_frames),
             );
         }
-        if let Err((key, problem)) = r.quality.check() {
-            return bad(key, problem);
+        if let Err(p) = r.quality.check() {
+            return bad(p.key, p.message);
         }
         let checks = [
             self.door.check(self.lock.gpio),
             self.access.check(),
             self.tamper.check(),
         ];
-        if let Some(Err((key, problem))) = checks.into_iter().find(Result::is_err) {
-            return bad(key, problem);
+        if let Some(Err(p)) = checks.into_iter().find(Result::is_err) {
+            return bad(p.key, p.message);
         }
-        if let Err((key, problem)) = self.output.check() {
-            return bad(key, problem);
+        if let Err(p) = self.output.check() {
+            return bad(p.key, p.message);
         }
         seconds(
             path,

@@ -32,6 +32,7 @@ pub mod memory;
 pub mod panel;
 pub mod paths;
 pub mod people;
+pub mod problem;
 pub mod records;
 pub mod site;
 pub mod vision;

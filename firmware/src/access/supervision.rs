@@ -4,6 +4,7 @@
 //! configure them.
 
 use crate::hal::LockState;
+use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -73,8 +74,8 @@ impl Default for DoorConfig {
 }
 
 impl DoorConfig {
-    /// Checks the ranges; `Err((key, problem))`.
-    pub fn check(&self, lock_gpio: u8) -> Result<(), (&'static str, String)> {
+    /// Checks the ranges; `Err(Problem::new(key, problem))`.
+    pub fn check(&self, lock_gpio: u8) -> Result<(), Problem> {
         let pins = [
             ("door.exit_gpio", self.exit_gpio),
             ("door.contact_gpio", self.contact_gpio),
@@ -83,20 +84,20 @@ impl DoorConfig {
         for (i, (key, pin)) in pins.iter().enumerate() {
             let Some(p) = pin else { continue };
             if *p > 27 {
-                return Err((
+                return Err(Problem::new(
                     key,
                     format!("GPIO{p} is not on the 40-pin header (BCM 0 to 27)"),
                 ));
             }
             if *p == lock_gpio || pins[..i].iter().any(|(_, q)| *q == Some(*p)) {
-                return Err((
+                return Err(Problem::new(
                     key,
                     format!("GPIO{p} is already used by another output or input"),
                 ));
             }
         }
         if self.debounce_ms > 1000 {
-            return Err((
+            return Err(Problem::new(
                 "door.debounce_ms",
                 format!("must be 0 to 1000 (got {})", self.debounce_ms),
             ));
@@ -107,11 +108,14 @@ impl DoorConfig {
             ("door.alarm_max_seconds", self.alarm_max_seconds, 3600.0),
         ] {
             if !(v.is_finite() && (0.0..=max).contains(&v)) {
-                return Err((key, format!("must be 0 to {max} seconds (got {v})")));
+                return Err(Problem::new(
+                    key,
+                    format!("must be 0 to {max} seconds (got {v})"),
+                ));
             }
         }
         if self.held_open_seconds > 0.0 && self.pre_alarm_seconds >= self.held_open_seconds {
-            return Err((
+            return Err(Problem::new(
                 "door.pre_alarm_seconds",
                 format!(
                     "must be under door.held_open_seconds ({} >= {})",
@@ -421,7 +425,7 @@ mod tests {
             exit_gpio: Some(17),
             ..DoorConfig::default()
         };
-        assert!(c.check(17).unwrap_err().1.contains("already used"));
+        assert!(c.check(17).unwrap_err().message.contains("already used"));
         let c = DoorConfig {
             exit_gpio: Some(22),
             contact_gpio: Some(22),

@@ -2,6 +2,7 @@
 //! `tamper.blind_seconds`, and a camera that stays gone for `tamper.camera_lost_seconds`, raise
 //! `tamper` / `camera_lost` alarm events, distinct from a one-off `camera_error`.
 
+use crate::problem::Problem;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -27,14 +28,17 @@ impl Default for TamperConfig {
 }
 
 impl TamperConfig {
-    /// Checks the ranges; `Err((key, problem))`.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    /// Checks the ranges; `Err(Problem::new(key, problem))`.
+    pub fn check(&self) -> Result<(), Problem> {
         for (key, v) in [
             ("tamper.blind_seconds", self.blind_seconds),
             ("tamper.camera_lost_seconds", self.camera_lost_seconds),
         ] {
             if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
-                return Err((key, format!("must be 0 to 86400 seconds (got {v})")));
+                return Err(Problem::new(
+                    key,
+                    format!("must be 0 to 86400 seconds (got {v})"),
+                ));
             }
         }
         Ok(())

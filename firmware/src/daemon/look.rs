@@ -47,23 +47,44 @@ pub(super) struct FrameFacts {
     pub(super) liveness_runs: u64,
 }
 
+/// What recognition looks with: the face pipeline, the liveness networks and the presentation
+/// cues (each worker has its own).
+pub(super) struct Eyes<'a> {
+    pub(super) pipeline: &'a mut Pipeline,
+    pub(super) liveness: Option<&'a mut Liveness>,
+    pub(super) cues: &'a mut Cues,
+}
+
+/// Where a look leaves what it found besides the observation: time per stage (added to), the
+/// face's embedding, the frame's facts for the guards.
+pub(super) struct Looked<'a> {
+    pub(super) stages: &'a mut Stages,
+    pub(super) embedding: &'a mut Embedding,
+    pub(super) facts: &'a mut FrameFacts,
+}
+
 /// What the frame shows: its largest face, how large, its liveness score; the face's embedding
 /// is left in `embedding` (emptied when there is none), the frame's facts for the guards in
 /// `facts`. Who is nearest is left to the caller, which decides; `index` only tells whether the
 /// face would be let in, the one case that needs its liveness score.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn look(
-    pipeline: &mut Pipeline,
-    liveness: Option<&mut Liveness>,
-    cues: &mut Cues,
+    eyes: Eyes<'_>,
+    frame: &RgbImage,
     taken: Duration,
     index: &Index,
-    frame: &RgbImage,
     p: &LookParams,
-    stages: &mut Stages,
-    embedding: &mut Embedding,
-    facts: &mut FrameFacts,
+    out: Looked<'_>,
 ) -> Result<Observation<'static>, PipelineError> {
+    let Eyes {
+        pipeline,
+        liveness,
+        cues,
+    } = eyes;
+    let Looked {
+        stages,
+        embedding,
+        facts,
+    } = out;
     embedding.0.clear();
     if p.watch_blind {
         facts.blind = blind(frame);

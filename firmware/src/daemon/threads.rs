@@ -30,18 +30,17 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     let started = Instant::now();
                     let params = self.look_params();
                     let mut facts = FrameFacts::default();
-                    let obs = look::look(
+                    let eyes = look::Eyes {
                         pipeline,
-                        self.liveness.as_mut(),
-                        &mut self.cues,
-                        now,
-                        self.gallery.index(),
-                        &frame,
-                        &params,
-                        &mut self.summary.stages,
-                        &mut self.embedding,
-                        &mut facts,
-                    );
+                        liveness: self.liveness.as_mut(),
+                        cues: &mut self.cues,
+                    };
+                    let out = look::Looked {
+                        stages: &mut self.summary.stages,
+                        embedding: &mut self.embedding,
+                        facts: &mut facts,
+                    };
+                    let obs = look::look(eyes, &frame, now, self.gallery.index(), &params, out);
                     self.summary.busy += started.elapsed();
                     self.frame(obs, facts, now)?;
                 }
@@ -322,18 +321,17 @@ pub(super) fn recognise(
                 cues.offer_nir(nir);
             }
         }
-        let observation = look::look(
+        let eyes = look::Eyes {
             pipeline,
-            liveness.as_deref_mut(),
+            liveness: liveness.as_deref_mut(),
             cues,
-            frame.taken,
-            &index,
-            &frame.image,
-            &p,
-            &mut stages,
-            &mut embedding,
-            &mut facts,
-        );
+        };
+        let out = look::Looked {
+            stages: &mut stages,
+            embedding: &mut embedding,
+            facts: &mut facts,
+        };
+        let observation = look::look(eyes, &frame.image, frame.taken, &index, &p, out);
         // A simulated slower machine takes longer (nothing on a real clock).
         clock.worked(started.elapsed());
         let r = Recognised {

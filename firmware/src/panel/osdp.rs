@@ -2,6 +2,7 @@
 //! Secure Channel key file (SCBK, 0600), and the status output the panel's LED, buzzer and
 //! output commands reach. The PD itself (LibOSDP) is in `osdp_pd`.
 
+use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,17 +66,17 @@ impl Default for OsdpConfig {
 }
 
 impl OsdpConfig {
-    /// Checks the values when OSDP is the output: `Err((key, problem))`.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    /// Checks the values when OSDP is the output: `Err(Problem::new(key, problem))`.
+    pub fn check(&self) -> Result<(), Problem> {
         match &self.device {
             None => {
-                return Err((
+                return Err(Problem::new(
                     "output.osdp.device",
-                    "missing: the RS-485 adapter's serial device (e.g. /dev/ttyUSB0)".into(),
+                    "missing: the RS-485 adapter's serial device (e.g. /dev/ttyUSB0)",
                 ))
             }
             Some(d) if !d.is_absolute() => {
-                return Err((
+                return Err(Problem::new(
                     "output.osdp.device",
                     format!("{} is not an absolute path", d.display()),
                 ))
@@ -83,13 +84,13 @@ impl OsdpConfig {
             Some(_) => {}
         }
         if !BAUD_RATES.contains(&self.baud) {
-            return Err((
+            return Err(Problem::new(
                 "output.osdp.baud",
                 format!("{} is not an OSDP speed ({BAUD_RATES:?})", self.baud),
             ));
         }
         if self.address > 126 {
-            return Err((
+            return Err(Problem::new(
                 "output.osdp.address",
                 format!(
                     "must be 0 to 126 (got {}; 127 is the broadcast address)",
@@ -98,13 +99,13 @@ impl OsdpConfig {
             ));
         }
         if self.vendor_code > 0xff_ffff {
-            return Err((
+            return Err(Problem::new(
                 "output.osdp.vendor_code",
                 format!("must fit in 24 bits (got {:#x})", self.vendor_code),
             ));
         }
         if self.secure_channel && !self.key_file.is_absolute() {
-            return Err((
+            return Err(Problem::new(
                 "output.osdp.key_file",
                 format!("{} is not an absolute path", self.key_file.display()),
             ));
@@ -315,7 +316,7 @@ mod tests {
     #[test]
     fn config_errors_name_the_key() {
         assert_eq!(
-            OsdpConfig::default().check().unwrap_err().0,
+            OsdpConfig::default().check().unwrap_err().key,
             "output.osdp.device"
         );
         good().check().unwrap();
@@ -323,17 +324,17 @@ mod tests {
             address: 127,
             ..good()
         };
-        assert_eq!(bad.check().unwrap_err().0, "output.osdp.address");
+        assert_eq!(bad.check().unwrap_err().key, "output.osdp.address");
         let bad = OsdpConfig {
             baud: 9601,
             ..good()
         };
-        assert_eq!(bad.check().unwrap_err().0, "output.osdp.baud");
+        assert_eq!(bad.check().unwrap_err().key, "output.osdp.baud");
         let bad = OsdpConfig {
             key_file: "osdp.key".into(),
             ..good()
         };
-        assert_eq!(bad.check().unwrap_err().0, "output.osdp.key_file");
+        assert_eq!(bad.check().unwrap_err().key, "output.osdp.key_file");
         assert!(good().warnings().is_empty());
         let clear = OsdpConfig {
             secure_channel: false,

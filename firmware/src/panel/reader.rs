@@ -4,6 +4,7 @@
 //! drives its relay in this mode.
 
 use crate::people::credential::Credential;
+use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
 
 /// `[output] mode`: who drives the lock.
@@ -62,8 +63,8 @@ impl Default for WiegandConfig {
 }
 
 impl OutputConfig {
-    /// Checks every value's range: `Err((key, problem))`.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    /// Checks every value's range: `Err(Problem::new(key, problem))`.
+    pub fn check(&self) -> Result<(), Problem> {
         let w = &self.wiegand;
         if self.mode == OutputMode::Wiegand {
             for (key, g) in [
@@ -71,14 +72,14 @@ impl OutputConfig {
                 ("output.wiegand.d1_gpio", w.d1_gpio),
             ] {
                 if g > 27 {
-                    return Err((
+                    return Err(Problem::new(
                         key,
                         format!("GPIO{g} is not on the 40-pin header (BCM 0 to 27)"),
                     ));
                 }
             }
             if w.d0_gpio == w.d1_gpio {
-                return Err((
+                return Err(Problem::new(
                     "output.wiegand.d0_gpio/d1_gpio",
                     format!("D0 and D1 are both GPIO{}", w.d0_gpio),
                 ));
@@ -88,13 +89,13 @@ impl OutputConfig {
             self.osdp.check()?;
         }
         if !(20..=100).contains(&w.pulse_us) {
-            return Err((
+            return Err(Problem::new(
                 "output.wiegand.pulse_us",
                 format!("must be 20 to 100 microseconds (got {})", w.pulse_us),
             ));
         }
         if !(200..=20_000).contains(&w.interval_us) || w.interval_us < 4 * w.pulse_us {
-            return Err((
+            return Err(Problem::new(
                 "output.wiegand.interval_us",
                 format!(
                     "must be 200 to 20000 microseconds and at least 4 pulses long (got {})",
@@ -173,10 +174,10 @@ mod tests {
         let mut bad = c.clone();
         bad.mode = OutputMode::Wiegand;
         bad.wiegand.d1_gpio = bad.wiegand.d0_gpio;
-        assert!(bad.check().unwrap_err().0.contains("d0_gpio/d1_gpio"));
+        assert!(bad.check().unwrap_err().key.contains("d0_gpio/d1_gpio"));
         let mut bad = c;
         bad.wiegand.interval_us = 100;
-        assert_eq!(bad.check().unwrap_err().0, "output.wiegand.interval_us");
+        assert_eq!(bad.check().unwrap_err().key, "output.wiegand.interval_us");
     }
 
     struct Sink(Vec<Credential>);

@@ -3,6 +3,7 @@
 //! Times are the site's civil time in its time zone (`jiff`, with the time zone database built
 //! in, so a Pi without tzdata still knows its zone).
 
+use crate::problem::Problem;
 use jiff::civil::{DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::Zoned;
@@ -256,19 +257,23 @@ impl Default for AccessConfig {
 }
 
 impl AccessConfig {
-    /// Checks the values; `Err((key, problem))`.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
-        self.zone().map_err(|e| ("access.timezone", e))?;
+    /// Checks the values; `Err(Problem::new(key, problem))`.
+    pub fn check(&self) -> Result<(), Problem> {
+        self.zone()
+            .map_err(|e| Problem::new("access.timezone", e))?;
         for (key, v) in [
             ("access.lockout_window_seconds", self.lockout_window_seconds),
             ("access.lockout_seconds", self.lockout_seconds),
         ] {
             if !(v.is_finite() && (1.0..=86_400.0).contains(&v)) {
-                return Err((key, format!("must be 1 to 86400 seconds (got {v})")));
+                return Err(Problem::new(
+                    key,
+                    format!("must be 1 to 86400 seconds (got {v})"),
+                ));
             }
         }
         if self.max_faces > 100 {
-            return Err((
+            return Err(Problem::new(
                 "access.max_faces",
                 format!("must be 0 to 100 (got {})", self.max_faces),
             ));
@@ -399,6 +404,6 @@ mod tests {
             timezone: "Mars/Olympus".into(),
             ..AccessConfig::default()
         };
-        assert_eq!(bad.check().unwrap_err().0, "access.timezone");
+        assert_eq!(bad.check().unwrap_err().key, "access.timezone");
     }
 }

@@ -4,6 +4,7 @@
 //! A blurred, badly lit or turned face gives an embedding far from the person's, or, worse, near
 //! somebody else's; the door ignores such frames and enrolment refuses such photos.
 
+use crate::problem::Problem;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -118,12 +119,15 @@ impl QualityParams {
     }
 
     /// Checks the values' ranges; the error names the config key and the problem.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    pub fn check(&self) -> Result<(), Problem> {
         let in_range = |key: &'static str, v: f32, lo: f32, hi: f32| {
             if v.is_finite() && (lo..=hi).contains(&v) {
                 Ok(())
             } else {
-                Err((key, format!("must be between {lo} and {hi} (got {v})")))
+                Err(Problem::new(
+                    key,
+                    format!("must be between {lo} and {hi} (got {v})"),
+                ))
             }
         };
         in_range(
@@ -160,13 +164,13 @@ impl QualityParams {
             180.0,
         )?;
         if self.min_brightness > self.max_brightness {
-            return Err((
+            return Err(Problem::new(
                 "recognition.quality.min_brightness",
                 "must not be above max_brightness".to_owned(),
             ));
         }
         if self.min_pitch > self.max_pitch {
-            return Err((
+            return Err(Problem::new(
                 "recognition.quality.min_pitch",
                 "must not be above max_pitch".to_owned(),
             ));
@@ -437,7 +441,7 @@ mod tests {
             ..q
         };
         assert_eq!(
-            bad.check().unwrap_err().0,
+            bad.check().unwrap_err().key,
             "recognition.quality.max_clipped"
         );
         let bad = QualityParams {
@@ -445,6 +449,9 @@ mod tests {
             max_pitch: 0.1,
             ..q
         };
-        assert_eq!(bad.check().unwrap_err().0, "recognition.quality.min_pitch");
+        assert_eq!(
+            bad.check().unwrap_err().key,
+            "recognition.quality.min_pitch"
+        );
     }
 }

@@ -422,7 +422,7 @@ fn a_crash_at_any_moment_leaves_an_old_or_new_gallery() {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "gallery::tests::crash_writer_child",
+                "people::gallery::tests::crash_writer_child",
                 "--nocapture",
             ])
             .env("FACEGATE_CRASH_WRITER", &path)
