@@ -684,6 +684,25 @@ mod tests {
         );
     }
 
+    /// A reload applies what can change live and keeps, and names, what needs a restart.
+    #[test]
+    fn a_reload_keeps_restart_only_settings_and_names_them() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.camera.width = 1280;
+        new.control.socket = "/tmp/other.sock".into();
+        new.lock.unlock_seconds = 2.0;
+        new.recognition.frames = 4;
+        let (applied, restart) = old.reloaded(new);
+        assert_eq!(restart, vec!["[camera]", "[control]"]);
+        assert_eq!(applied.camera, old.camera);
+        assert_eq!(applied.control, old.control);
+        assert_eq!(applied.lock.unlock_seconds, 2.0, "applies live");
+        assert_eq!(applied.recognition.frames, 4, "applies live");
+        let (same, none) = old.reloaded(old.clone());
+        assert_eq!((same, none.len()), (old, 0));
+    }
+
     #[test]
     fn the_model_threshold_applies_unless_overridden() {
         let c = parse("").unwrap();
