@@ -174,12 +174,14 @@ pub enum Command {
     Remote {
         #[command(subcommand)]
         action: site::Action,
-        /// The door's name (mqtt.door), or '*' for every door of the site.
-        #[arg(long, global = true, default_value = "*")]
-        door: String,
-        /// Who asks (recorded in each door's audit log).
-        #[arg(long, global = true, default_value = "")]
-        by: String,
+        /// The door's name (mqtt.door), or '*' for every door of the site. Required for
+        /// `unlock` (an unlock of every door must be asked for by name); lockdown and
+        /// clear-lockdown go to every door without it.
+        #[arg(long, global = true)]
+        door: Option<String>,
+        /// Who asks, recorded in each door's audit log (default: your login name).
+        #[arg(long, global = true)]
+        by: Option<String>,
         /// The site's private key.
         #[arg(long, global = true, default_value = "site.key")]
         key: PathBuf,

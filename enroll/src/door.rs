@@ -117,7 +117,7 @@ fn socket_of(config: Option<&Path>) -> Result<PathBuf> {
 
 /// Who runs this: the user behind sudo, else the login name, else the uid. Only characters the
 /// protocol allows are kept.
-fn login_name() -> String {
+pub(crate) fn login_name() -> String {
     let raw = ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))

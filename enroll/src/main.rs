@@ -72,8 +72,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             key,
             mqtt,
         } => {
+            let door = site::door_for(action, door.as_deref())?;
+            let by = by.clone().unwrap_or_else(door::login_name);
             let mqtt = site::mqtt_of(&mqtt_file(mqtt.as_deref(), &g)?)?;
-            return site::command(action, door, by, key, &mqtt);
+            return site::command(action, &door, &by, key, &mqtt);
         }
         _ => {}
     }

@@ -21,6 +21,20 @@ pub enum Action {
     Unlock,
 }
 
+/// The door a command goes to: `--door` as given; without it, every door (`*`) for a lockdown or
+/// its end (acts on the whole site), but an unlock must name its door, or `'*'` on purpose: an
+/// unlock of every door by a forgotten flag is the mistake this prevents.
+pub fn door_for(action: &Action, door: Option<&str>) -> Result<String> {
+    match (action, door) {
+        (_, Some(d)) if d.trim().is_empty() => bail!("--door: empty door name"),
+        (_, Some(d)) => Ok(d.to_owned()),
+        (Action::Unlock, None) => {
+            bail!("--door: which door to unlock? (its mqtt.door name, or '*' for every door of the site)")
+        }
+        (Action::Lockdown | Action::ClearLockdown, None) => Ok("*".to_owned()),
+    }
+}
+
 /// The broker settings: the `[mqtt]` table of a config file.
 pub fn mqtt_of(path: &Path) -> Result<MqttConfig> {
     let c = facegate::config::Config::load(path)?;

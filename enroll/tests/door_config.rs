@@ -107,3 +107,21 @@ fn audit_and_door_commands_use_the_configs_log_and_socket() {
         text(&out)
     );
 }
+
+/// `facegate command unlock` without `--door` is refused before anything is signed or sent: an
+/// unlock of every door of the site must be asked for by name (`--door '*'`). (c8d23fe: `--door`
+/// defaulted to every door.)
+#[test]
+fn a_site_unlock_must_name_its_door() {
+    let out = facegate(None, None, &["command", "unlock", "--by", "guard"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--door: which door"), "{}", text(&out));
+    // With a door named, it goes on to the broker settings (none here: a clear error).
+    let out = facegate(
+        None,
+        None,
+        &["command", "unlock", "--door", "*", "--by", "guard"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains("which door"), "{}", text(&out));
+}
