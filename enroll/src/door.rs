@@ -124,7 +124,7 @@ pub(crate) fn login_name() -> String {
         .unwrap_or_else(|| format!("uid-{}", own_uid()));
     let kept: String = raw
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "._-@".contains(*c))
+        .filter(|c| control_api::is_name_char(*c))
         .take(64)
         .collect();
     if kept.is_empty() {

@@ -72,8 +72,9 @@ pub enum Request {
     OfficeHours {
         /// The window is open now.
         open: bool,
-        /// The site time, for the record.
-        reason: String,
+        /// The site time (formatted into a record only at the window's edges: this request
+        /// comes on every tick).
+        site_time: jiff::civil::DateTime,
     },
 }
 
@@ -260,7 +261,7 @@ impl<'o, L: LockOutput> Gate<'o, L> {
             Request::Face { grant, credential } => self.face(*grant, credential, at, rec),
             Request::ExitButton => self.exit_button(at, rec),
             Request::Remote { by, via } => self.remote(by, via, at, rec),
-            Request::OfficeHours { open, reason } => self.office_hours(open, reason, at, rec),
+            Request::OfficeHours { open, site_time } => self.office_hours(open, site_time, at, rec),
         }
     }
 
@@ -330,10 +331,11 @@ impl<'o, L: LockOutput> Gate<'o, L> {
     fn office_hours(
         &mut self,
         open: bool,
-        reason: String,
+        site_time: jiff::civil::DateTime,
         at: At,
         rec: &mut dyn Recorder,
     ) -> Result<Outcome, LockError> {
+        let reason = || format!("site time {site_time}");
         if self.reader_mode() {
             // The panel keeps its own schedule.
             return Ok(Outcome::Nothing);
@@ -345,7 +347,8 @@ impl<'o, L: LockOutput> Gate<'o, L> {
                 self.holding = false;
                 let mut ev = Event::new(EventKind::OfficeHoursEnd, at.wall, at.now);
                 ev.reason = Some(format!(
-                    "{reason}; the door locks within {} s",
+                    "{}; the door locks within {} s",
+                    reason(),
                     OFFICE_HOURS_STEP.as_secs()
                 ));
                 // The hold runs out by itself: what the relay does until then is unlocked.
@@ -355,12 +358,12 @@ impl<'o, L: LockOutput> Gate<'o, L> {
             }
             if self.lockdown {
                 let mut ev = Event::new(EventKind::OfficeHoursStart, at.wall, at.now);
-                ev.reason = Some(format!("{reason}; lockdown: the door stays locked"));
+                ev.reason = Some(format!("{}; lockdown: the door stays locked", reason()));
                 self.stamp_now(&mut ev);
                 rec.record(&ev);
                 return Ok(Outcome::Refused(Refusal::Lockdown));
             }
-            return self.start_holding(reason, at, rec);
+            return self.start_holding(reason(), at, rec);
         }
         if !open || self.lockdown {
             return Ok(if open {
@@ -373,7 +376,7 @@ impl<'o, L: LockOutput> Gate<'o, L> {
             if self.retry_at.is_some_and(|t| at.now < t) {
                 return Ok(Outcome::Refused(Refusal::NotRecorded));
             }
-            return self.start_holding(format!("{reason} (again)"), at, rec);
+            return self.start_holding(format!("{} (again)", reason()), at, rec);
         }
         // Kept unlocked in short steps: it locks within a step of the end.
         self.door.unlock(at.now, OFFICE_HOURS_STEP)?;

@@ -90,13 +90,12 @@ impl Guard {
     /// The office-hours window at `wall`: whether it is open and the site time, for the gate
     /// (`access::gate`), which holds the door and records the window's edges. `None` with no
     /// office hours set.
-    pub fn office_hours(&self, wall: SystemTime) -> Option<(bool, String)> {
+    pub fn office_hours(&self, wall: SystemTime) -> Option<(bool, jiff::civil::DateTime)> {
         if self.access.office_hours.is_empty() {
             return None;
         }
         let local = self.access.local(&self.zone, wall);
-        let open = self.access.office_hours_at(local);
-        Some((open, format!("site time {local}")))
+        Some((self.access.office_hours_at(local), local))
     }
 
     /// Whether `person` may come in at `wall` by their policy.

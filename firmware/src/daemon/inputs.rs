@@ -15,8 +15,8 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             self.summary.relock_late.add(late);
             tracing::info!("door locked again");
         }
-        if let Some((open, reason)) = self.guard.office_hours(at.wall) {
-            self.open(Request::OfficeHours { open, reason }, at)?;
+        if let Some((open, site_time)) = self.guard.office_hours(at.wall) {
+            self.open(Request::OfficeHours { open, site_time }, at)?;
         }
         if self.cameras.failing {
             // Checked while waiting to re-open too, so `camera_lost` comes on time.

@@ -151,11 +151,14 @@ fn shown(s: &str) -> String {
     format!("\"{}\"", cut.escape_default())
 }
 
+/// Whether `c` may stand in a NAME (who asks): nothing that could split, quote or colour a log
+/// line. Clients that build a NAME from elsewhere (a login name) keep only these.
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._-@".contains(c)
+}
+
 fn check_name(name: &str) -> Result<String, String> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    let ok = (1..=64).contains(&name.len()) && name.chars().all(is_name_char);
     if ok {
         Ok(name.to_owned())
     } else {

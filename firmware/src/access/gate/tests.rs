@@ -82,7 +82,7 @@ fn request(source: Source) -> Request {
         },
         Source::OfficeHours => Request::OfficeHours {
             open: true,
-            reason: "site time 09:00".into(),
+            site_time: jiff::civil::date(2026, 11, 30).at(9, 0, 0, 0),
         },
     }
 }
@@ -297,7 +297,7 @@ fn office_hours_end_and_the_door_locks_within_a_step() {
         .unwrap();
     let close = Request::OfficeHours {
         open: false,
-        reason: "site time 17:00".into(),
+        site_time: jiff::civil::date(2026, 11, 30).at(17, 0, 0, 0),
     };
     gate.request(close, at(2), &mut log).unwrap();
     assert_eq!(log.events.last().unwrap().event, EventKind::OfficeHoursEnd);
