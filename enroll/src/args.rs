@@ -185,6 +185,11 @@ pub enum Command {
         /// The site's private key.
         #[arg(long, global = true, default_value = "site.key")]
         key: PathBuf,
+        /// Lockdown and clear-lockdown: wait up to SECONDS for each door to say it holds the new
+        /// state, and name the doors that did not (exit status 1). The doors are those the
+        /// broker knows (their retained availability).
+        #[arg(long, global = true, value_name = "SECONDS")]
+        wait: Option<f64>,
         /// A config file whose [mqtt] names the broker and the site (default: --config).
         #[arg(long, global = true, value_name = "FILE")]
         mqtt: Option<PathBuf>,

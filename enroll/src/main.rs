@@ -13,6 +13,7 @@ use facegate::{ModelSet, Pipeline};
 use output::Output;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 mod analysis;
 mod args;
@@ -70,12 +71,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             door,
             by,
             key,
+            wait,
             mqtt,
         } => {
             let door = site::door_for(action, door.as_deref())?;
             let by = by.clone().unwrap_or_else(door::login_name);
             let mqtt = site::mqtt_of(&mqtt_file(mqtt.as_deref(), &g)?)?;
-            return site::command(action, &door, &by, key, &mqtt);
+            let wait = wait.map(Duration::from_secs_f64);
+            return site::command(action, &door, &by, key, &mqtt, wait);
         }
         _ => {}
     }

@@ -3,7 +3,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use facegate::door::control_api::is_name_char;
 use facegate::people::gallery::Gallery;
+use facegate::site::acks::Acks;
 use facegate::site::signing::{Envelope, SiteKey};
 use facegate::site::{send_signed, Command as SiteCommand, MqttConfig, Topics};
 use std::path::Path;
@@ -86,43 +88,73 @@ pub fn publish(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sends a signed command to one door, or every door (`door` = `*`).
+/// Sends a signed command to one door, or every door (`door` = `*`). A lockdown or its end is
+/// a retained state (a door that connects later takes it); with `wait`, waits for each door's
+/// acknowledgement and names those that did not give one.
 pub fn command(
     action: &Action,
     door: &str,
     by: &str,
     key: &Path,
     mqtt: &MqttConfig,
+    wait: Option<Duration>,
 ) -> Result<ExitCode> {
-    if by.trim().is_empty() {
-        bail!("--by: say who asks (it is recorded in the audit log)");
+    if by.is_empty() || by.len() > 64 || !by.chars().all(is_name_char) {
+        bail!("--by: who asks, 1 to 64 of A-Z a-z 0-9 . _ - @ (it is recorded in each door's audit log)");
     }
-    let action = match action {
-        Action::Lockdown => "lockdown",
-        Action::ClearLockdown => "clear_lockdown",
-        Action::Unlock => "unlock",
+    let (word, retained) = match action {
+        Action::Lockdown => ("lockdown", true),
+        Action::ClearLockdown => ("clear_lockdown", true),
+        Action::Unlock => ("unlock", false),
     };
+    if wait.is_some() && !retained {
+        bail!("--wait: only for lockdown and clear-lockdown (an unlock is audited at the door)");
+    }
     let payload = serde_json::to_string(&SiteCommand {
-        action: action.into(),
+        action: word.into(),
         by: by.into(),
     })?;
     let key = SiteKey::load(key)?;
-    let env = Envelope::sign(
-        &key,
-        "command",
-        &mqtt.site,
-        door,
-        facegate::site::link::now_ms(),
-        "",
-        payload,
-    );
+    let version = facegate::site::link::now_ms();
+    let env = Envelope::sign(&key, "command", &mqtt.site, door, version, "", payload);
     let topics = Topics::new(&mqtt.site, door);
-    let topic = if door == "*" {
-        topics.site_command
-    } else {
-        topics.command
+    let topic = match (retained, door == "*") {
+        (true, true) => topics.site_lockdown,
+        (true, false) => topics.lockdown,
+        (false, true) => topics.site_command,
+        (false, false) => topics.command,
     };
-    send_signed(mqtt, &topic, &env, false, Duration::from_secs(20))?;
-    println!("sent {action} to {topic}");
-    Ok(ExitCode::SUCCESS)
+    // Listening before sending: no acknowledgement is missed.
+    let listener = match wait {
+        Some(w) => Some(Acks::listen(mqtt, w)?),
+        None => None,
+    };
+    send_signed(mqtt, &topic, &env, retained, Duration::from_secs(20))?;
+    let Some(listener) = listener else {
+        if retained {
+            println!("sent {word} to {topic} (retained: doors not connected now take it when they connect); --wait SECONDS waits for the doors");
+        } else {
+            println!("sent {word} to {topic}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let on = word == "lockdown";
+    let (took, missing) = listener.wait(door, version, on);
+    for d in &took {
+        println!("{d}: lockdown {}", if on { "on" } else { "off" });
+    }
+    if missing.is_empty() && !took.is_empty() {
+        println!("every door ({}) holds the new state", took.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if took.is_empty() && missing.is_empty() {
+        eprintln!(
+            "no door answered, and the broker knows of none at site {}",
+            mqtt.site
+        );
+    }
+    for d in &missing {
+        eprintln!("{d}: no acknowledgement (offline, or not taking commands); it takes the retained state when it connects");
+    }
+    Ok(ExitCode::FAILURE)
 }

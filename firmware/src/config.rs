@@ -283,6 +283,14 @@ impl Config {
         if let Some((key, problem)) = self.mqtt.as_ref().and_then(|m| m.problem()) {
             return bad(key, problem);
         }
+        if self.mqtt.is_some() && self.control.socket().is_none() {
+            // The site link is another process: it reaches the door only through the API.
+            return bad(
+                "control.socket",
+                "the site link ([mqtt]) reaches the door through the control API: set a socket"
+                    .into(),
+            );
+        }
         if let Some((key, problem)) = self.liveness.nir.as_ref().and_then(|n| n.problem()) {
             return bad(key, problem);
         }

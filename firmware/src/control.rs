@@ -1,8 +1,8 @@
-//! Requests to the running daemon from outside its loop: stop and reload (signals), and the site
-//! link's lockdown, remote unlocks and events to record. Flags and queues only: the loop reads
-//! them and acts through the gate, so tests and the simulator drive the same path.
+//! Requests to the running daemon from outside its loop: stop and reload (signals), lockdown and
+//! the simulator's remote unlocks. Flags only: the loop reads them and acts through the gate, so
+//! tests and the simulator drive the same path. (The site link is another process: it reaches
+//! the door through the control API, never through these.)
 
-use crate::records::audit::EventKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -12,27 +12,15 @@ use std::sync::Arc;
 pub struct Control {
     stop: Arc<AtomicBool>,
     reload: Arc<AtomicBool>,
-    /// From the site link (`site`): lockdown, remote unlocks and events to record.
+    /// Lockdown (the control API and signed site commands) and the simulator's unlocks.
     site: Arc<SiteRequests>,
 }
 
-/// What the site link asks of the door loop (it never touches the lock or the log itself).
+/// Lockdown and a pending remote unlock.
 #[derive(Debug, Default)]
 struct SiteRequests {
     lockdown: AtomicBool,
     unlock: std::sync::Mutex<Option<String>>,
-    notes: std::sync::Mutex<Vec<Note>>,
-}
-
-/// An event for the door loop to record on the site link's behalf.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Note {
-    /// What happened.
-    pub kind: EventKind,
-    /// Who asked (commands).
-    pub by: Option<String>,
-    /// Why.
-    pub reason: String,
 }
 
 impl Control {
@@ -78,19 +66,5 @@ impl Control {
     /// Takes a pending remote unlock request: who asked.
     pub fn take_remote_unlock(&self) -> Option<String> {
         self.site.unlock.lock().ok().and_then(|mut u| u.take())
-    }
-    /// Asks the door loop to record an event.
-    pub fn note(&self, kind: EventKind, by: Option<String>, reason: String) {
-        if let Ok(mut n) = self.site.notes.lock() {
-            n.push(Note { kind, by, reason });
-        }
-    }
-    /// Takes the events to record.
-    pub fn take_notes(&self) -> Vec<Note> {
-        self.site
-            .notes
-            .lock()
-            .map(|mut n| std::mem::take(&mut *n))
-            .unwrap_or_default()
     }
 }

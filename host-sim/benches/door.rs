@@ -461,18 +461,8 @@ fn site_child(embedder: &str, gallery: &Path, site: bool, realtime: bool) {
     let link = site.then(|| {
         let cfg: facegate::site::MqttConfig =
             toml::from_str(&std::env::var("FACEGATE_BENCH_MQTT").unwrap()).unwrap();
-        let fingerprint = facegate::people::gallery::Gallery::load_any_model(gallery)
-            .unwrap()
-            .unwrap()
-            .model;
-        facegate::site::start(
-            &cfg,
-            &audit,
-            &dir.path().join("gallery.toml"),
-            &fingerprint,
-            control.clone(),
-        )
-        .unwrap()
+        // Publishing only (no door API needed): the link as facegate-site runs it.
+        facegate::site::start(&cfg, &audit, &dir.path().join("no-door.sock")).unwrap()
     });
     let opts = RunOptions {
         realtime,

@@ -52,6 +52,9 @@ pub enum SimError {
     /// The daemon stopped with an error.
     #[error("daemon: {0}")]
     Daemon(#[from] DaemonError),
+    /// The site link's settings (`[mqtt]`) cannot be used.
+    #[error("[mqtt]: {0}")]
+    Site(String),
     /// A file of the run could not be handled.
     #[error("{}: {source}", path.display())]
     Io {
@@ -547,21 +550,41 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                 .map(|o| o as &mut (dyn facegate::panel::reader::CredentialOutput + 'static)),
         };
     // The local control API, when the scenario's config has [control] (a relative socket path
-    // is in the run's directory): what the CLI, the site link and the console talk to.
+    // is in the run's directory) or [mqtt]: what the CLI, the site link and the console talk to.
     let api_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (api_server, api) = match s.config.contains_key("control") {
-        true => {
-            let path = workdir.join(&config.control.socket);
-            let bound = facegate::door::control_api::ControlApi::bind(&path).map_err(|source| {
-                SimError::Io {
-                    path: path.clone(),
-                    source,
+    let socket = match (s.config.contains_key("control"), &config.mqtt) {
+        (true, _) => Some(workdir.join(&config.control.socket)),
+        (false, Some(_)) => Some(workdir.join("control.sock")),
+        (false, None) => None,
+    };
+    let (api_server, api) = match &socket {
+        Some(path) => {
+            let mut bound =
+                facegate::door::control_api::ControlApi::bind(path).map_err(|source| {
+                    SimError::Io {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+            if let Some(m) = &config.mqtt {
+                let trust = facegate::site::SiteTrust::open(m, &gallery_path, &fingerprint)
+                    .map_err(|e| SimError::Site(e.to_string()))?;
+                if let Some((trust, startup)) = trust {
+                    bound = bound.with_site(trust, startup);
                 }
-            })?;
+            }
             let (server, rx) = bound.serve(api_stop.clone());
             (Some(server), Some(rx))
         }
-        false => (None, None),
+        None => (None, None),
+    };
+    // The site link, as `facegate-site` runs it beside facegated, on the same files and socket.
+    let site = match (&config.mqtt, &socket) {
+        (Some(m), Some(path)) => Some(
+            facegate::site::start(m, &config.audit.path, path)
+                .map_err(|e| SimError::Site(e.to_string()))?,
+        ),
+        _ => None,
     };
     let summary = daemon::run(
         daemon::Parts {
@@ -582,6 +605,10 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         },
         &control,
     );
+    // The link publishes the daemon's `stop` (briefly; else its next run does).
+    if let Some(site) = site {
+        site.stop();
+    }
     api_stop.store(true, std::sync::atomic::Ordering::SeqCst);
     drop(api_server);
     let summary = summary?;

@@ -56,7 +56,7 @@ impl Broker {
         );
         for door in ["door1", "door2"] {
             acl.push_str(&format!(
-                "user {door}\ntopic readwrite facegate/hq/{door}/#\ntopic read facegate/hq/gallery\ntopic read facegate/hq/command\ntopic write homeassistant/+/facegate_hq_{door}/#\n\n"
+                "user {door}\ntopic readwrite facegate/hq/{door}/#\ntopic read facegate/hq/gallery\ntopic read facegate/hq/command\ntopic read facegate/hq/lockdown\ntopic write homeassistant/+/facegate_hq_{door}/#\n\n"
             ));
         }
         std::fs::write(d.join("acl"), acl).unwrap();

@@ -1,7 +1,9 @@
 //! The site link against a real Mosquitto broker started by each test on 127.0.0.1 (random
-//! port, TLS with certificates made here, one client certificate per door, per-user ACLs):
-//! a signed site gallery reaches two doors and lets the new person in, a forged or replayed one
-//! is refused, a broker restart loses no event, a door without its broker still works.
+//! port, TLS with certificates made here, one client certificate per door, per-user ACLs), and
+//! the real daemon (the simulator, in real time) behind its control API: a signed site gallery
+//! reaches two doors and lets the new person in, forged, replayed, foreign and torn ones are
+//! refused and audited; a retained lockdown reaches a door that connects later; a broker
+//! restart loses no event; a door without its broker still works.
 //! Skipped with a message only when `mosquitto` is not installed (CI installs it).
 
 use facegate::control::Control;
@@ -106,6 +108,77 @@ fn people(path: &Path, fp: &str) -> usize {
     Gallery::load(path, fp).map_or(0, |g| g.people.len())
 }
 
+/// A door run by the simulator in real time for `seconds` of blank frames (then `obama2.jpg`
+/// for 3 s if `face_at` is set), with the site link on `mqtt` and its control API in `dir`.
+fn site_door(
+    dir: &Path,
+    mqtt: &MqttConfig,
+    face_at: Option<f64>,
+    seconds: f64,
+) -> std::thread::JoinHandle<facegate_sim::Report> {
+    fixture("obama2.jpg");
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    let mqtt = toml::to_string(mqtt).unwrap();
+    let steps = match face_at {
+        Some(t) => format!(
+            "[[step]]\nshow = \"blank\"\nseconds = {t}\n\n\
+             [[step]]\nshow = \"obama2.jpg\"\nseconds = 3\n\n\
+             [[step]]\nshow = \"blank\"\nseconds = {}\n",
+            (seconds - t - 3.0).max(1.0)
+        ),
+        None => format!("[[step]]\nshow = \"blank\"\nseconds = {seconds}\n"),
+    };
+    let text = format!(
+        "[config]\ncontrol = {{ socket = \"control.sock\" }}\nlock = {{ unlock_seconds = 1 }}\n\
+         [config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\
+         [config.gallery]\npoll_seconds = 1\n\
+         [config.mqtt]\n{mqtt}\n{steps}"
+    );
+    let s = Scenario::parse(&text, Path::new("door.toml"), &fixtures_dir()).unwrap();
+    let opts = RunOptions {
+        realtime: true,
+        workdir: Some(dir.to_owned()),
+    };
+    std::thread::spawn(move || run_scenario(&s, &opts, Control::default()).unwrap())
+}
+
+/// The door's audit lines of `kind`, with their reasons.
+fn audited(audit: &Path, kind: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == kind)
+        .collect()
+}
+
+/// The door's control API answers `status`.
+fn door_status(socket: &Path) -> Option<serde_json::Value> {
+    let text = facegate::door::control_api::ask(socket, "status")
+        .ok()?
+        .ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Publishes raw bytes (retained) as the admin, as a broken or hostile publisher could.
+fn publish_raw(b: &Broker, topic: &str, payload: Vec<u8>) {
+    let admin = b.config("admin");
+    let (client, mut conn) =
+        rumqttc::Client::new(site::link::options(&admin, "raw", None).unwrap(), 8);
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut acked = false;
+    while !acked && Instant::now() < end {
+        match conn.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => client
+                .try_publish(topic, rumqttc::QoS::AtLeastOnce, true, payload.clone())
+                .unwrap(),
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))) => acked = true,
+            _ => {}
+        }
+    }
+    assert!(acked);
+}
+
 #[test]
 fn two_doors_take_the_published_site_gallery_within_two_seconds_and_let_the_new_person_in() {
     let bin = need_mosquitto!();
@@ -113,63 +186,56 @@ fn two_doors_take_the_published_site_gallery_within_two_seconds_and_let_the_new_
     let admin_dir = tempfile::tempdir().unwrap();
     let (key, public) = site_key(admin_dir.path());
     let (text, fp) = admin_gallery(&admin_dir.path().join("admin"));
-    let doors: Vec<(DoorFiles, site::Handle, Control)> = ["door1", "door2"]
+    let doors: Vec<(
+        tempfile::TempDir,
+        std::thread::JoinHandle<facegate_sim::Report>,
+    )> = ["door1", "door2"]
         .iter()
         .map(|name| {
-            let files = DoorFiles::new(&fp);
-            let control = Control::default();
-            let h = site::start(
+            let dir = tempfile::tempdir().unwrap();
+            let door = site_door(
+                dir.path(),
                 &with_key(b.config(name), &public),
-                &files.audit(),
-                &files.gallery(),
-                &fp,
-                control.clone(),
-            )
-            .unwrap();
-            (files, h, control)
+                Some(8.0),
+                14.0,
+            );
+            (dir, door)
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500)); // both connected and subscribed
+    // Both doors up (models loaded, API serving) and their links subscribed.
+    for (dir, _) in &doors {
+        wait_for("the door's control API", Duration::from_secs(30), || {
+            door_status(&dir.path().join("control.sock")).is_some()
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1000));
     let sent = Instant::now();
     publish_gallery(&b, &key, text.clone(), &fp, site::link::now_ms());
     let took = wait_for(
         "both doors saved the site gallery",
         Duration::from_secs(10),
-        || doors.iter().all(|(f, _, _)| people(&f.gallery(), &fp) == 1),
+        || {
+            doors
+                .iter()
+                .all(|(d, _)| people(&d.path().join("gallery.toml"), &fp) == 1)
+        },
     );
-    // The door's reloader polls every gallery.poll_seconds (1 s by default).
-    let in_use = took + Duration::from_secs(1);
+    // The door asks its reloader at once when it saved a site gallery.
+    let in_use = wait_for("both doors use it", Duration::from_secs(5), || {
+        doors.iter().all(|(d, _)| {
+            door_status(&d.path().join("control.sock")).is_some_and(|s| s["people"] == 1)
+        })
+    }) + took;
     eprintln!(
-        "site gallery: published -> saved at both doors {:.0} ms after the send started ({} ms incl. the publish), in use <= {:.0} ms",
+        "site gallery: published -> saved at both doors {:.0} ms after the send started, in use at both {:.0} ms ({} ms incl. the publish)",
         took.as_secs_f64() * 1000.0,
-        sent.elapsed().as_millis(),
-        in_use.as_secs_f64() * 1000.0
+        in_use.as_secs_f64() * 1000.0,
+        sent.elapsed().as_millis()
     );
     assert!(in_use <= Duration::from_secs(2), "{in_use:?}");
-    for (_, _, c) in &doors {
-        assert!(c.take_notes().is_empty(), "nothing refused");
-    }
 
-    // Each door, with the gallery it received, lets the new person in.
-    for (files, _, _) in &doors {
-        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
-        let s = Scenario::parse(
-            &format!(
-                "gallery = \"{}\"\n[config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\n\
-                 [[step]]\nshow = \"obama2.jpg\"\nseconds = 2\nexpect = \"unlock\"\nperson = \"obama\"\n",
-                files.gallery().display()
-            ),
-            Path::new("door.toml"),
-            &fixtures_dir(),
-        )
-        .unwrap();
-        let r = run_scenario(&s, &RunOptions::default(), Control::default()).unwrap();
-        assert!(r.failures.is_empty(), "{:?}", r.failures);
-        assert_eq!(r.grants()[0].identity.as_deref(), Some("obama"));
-    }
-
-    // Forged (another key), replayed (older version), for another model, torn: all refused
-    // with an event; the good gallery stays.
+    // Forged (another key), replayed (older version), for another model, torn: all refused,
+    // each audited at each door; the good gallery stays.
     let (forger, _) = site_key(&admin_dir.path().join("forger").tap_mkdir());
     let empty = toml::to_string(&Gallery::new(&fp)).unwrap();
     publish_gallery(&b, &forger, empty.clone(), &fp, site::link::now_ms());
@@ -183,53 +249,35 @@ fn two_doors_take_the_published_site_gallery_within_two_seconds_and_let_the_new_
     );
     let env = Envelope::sign(&key, "gallery", "hq", "*", site::link::now_ms(), &fp, empty);
     let json = env.to_json();
-    let torn = json[..json.len() / 2].to_owned();
-    let admin = b.config("admin");
-    {
-        // A raw, unsigned-looking half message, as a broken publisher could leave it.
-        let (client, mut conn) =
-            rumqttc::Client::new(site::link::options(&admin, "torn", None).unwrap(), 8);
-        let end = Instant::now() + Duration::from_secs(5);
-        let mut acked = false;
-        while !acked && Instant::now() < end {
-            match conn.recv_timeout(Duration::from_millis(100)) {
-                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => client
-                    .try_publish(
-                        &Topics::new("hq", "-").gallery,
-                        rumqttc::QoS::AtLeastOnce,
-                        true,
-                        torn.clone(),
-                    )
-                    .unwrap(),
-                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))) => acked = true,
-                _ => {}
-            }
-        }
-        assert!(acked);
-    }
-    for (files, _, control) in &doors {
-        let mut notes = Vec::new();
+    publish_raw(
+        &b,
+        &Topics::new("hq", "-").gallery,
+        json.as_bytes()[..json.len() / 2].to_vec(),
+    );
+    for (dir, _) in &doors {
+        let audit = dir.path().join("audit.jsonl");
         wait_for("four refusals", Duration::from_secs(10), || {
-            notes.extend(control.take_notes());
-            notes.len() >= 4
+            audited(&audit, "gallery_refused").len() >= 4
         });
-        assert!(
-            notes.iter().all(|n| n.kind == EventKind::GalleryRefused),
-            "{notes:?}"
-        );
-        let why: Vec<&str> = notes.iter().map(|n| n.reason.as_str()).collect();
-        assert!(why[0].contains("bad signature"), "{why:?}");
-        assert!(why[1].contains("replayed"), "{why:?}");
-        assert!(why[2].contains("another-model"), "{why:?}");
-        assert!(why[3].contains("not a signed facegate message"), "{why:?}");
+        let why: Vec<String> = audited(&audit, "gallery_refused")
+            .iter()
+            .map(|v| v["reason"].as_str().unwrap().to_owned())
+            .collect();
+        for word in ["bad_signature", "replayed", "other_model", "malformed"] {
+            assert!(why.iter().any(|w| w.contains(word)), "{word}: {why:?}");
+        }
         assert_eq!(
-            people(&files.gallery(), &fp),
+            people(&dir.path().join("gallery.toml"), &fp),
             1,
             "the last good gallery stays"
         );
     }
-    for (_, h, _) in doors {
-        h.stop();
+    // Each door, with the gallery it received, let the new person in.
+    for (_, door) in doors {
+        let r = door.join().unwrap();
+        let grants = r.grants();
+        assert_eq!(grants.len(), 1, "{:?}", r.events);
+        assert_eq!(grants[0].identity.as_deref(), Some("obama"));
     }
 }
 
@@ -308,12 +356,11 @@ fn a_60_s_broker_outage_loses_no_event_and_ids_remove_the_duplicates() {
     );
     let files = DoorFiles::new("fp");
     let mut log = AuditLog::open(&files.audit()).unwrap();
+    // No door's control API: publishing needs only the log.
     let door = site::start(
         &b.config("door1"),
         &files.audit(),
-        &files.gallery(),
-        "fp",
-        Control::default(),
+        &files.dir.path().join("none.sock"),
     )
     .unwrap();
     record(&mut log, 10);
@@ -372,99 +419,133 @@ fn a_door_whose_broker_is_unreachable_still_decides_and_stops_promptly() {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
     let s = Scenario::parse(
         &format!(
-            "[config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\n\
+            "[config]\ncontrol = {{ socket = \"control.sock\" }}\n\
+             [config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\
+             [config.mqtt]\n{}\n\
              [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"obama.jpg\"]\n\n\
-             [[step]]\nshow = \"obama2.jpg\"\nseconds = 2\nexpect = \"unlock\"\nperson = \"obama\"\n"
+             [[step]]\nshow = \"obama2.jpg\"\nseconds = 2\nexpect = \"unlock\"\nperson = \"obama\"\n",
+            toml::to_string(&cfg).unwrap()
         ),
         Path::new("door.toml"),
         &fixtures_dir(),
-    )
-    .unwrap();
-    let control = Control::default();
-    let link = site::start(
-        &cfg,
-        &dir.path().join("audit.jsonl"),
-        &dir.path().join("gallery.toml"),
-        "fp",
-        control.clone(),
     )
     .unwrap();
     let opts = RunOptions {
         workdir: Some(dir.path().to_owned()),
         ..RunOptions::default()
     };
-    let r = run_scenario(&s, &opts, control).unwrap();
+    // The simulator runs the site link beside the door, as facegate-site runs beside facegated.
+    let t = Instant::now();
+    let r = run_scenario(&s, &opts, Control::default()).unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
     assert_eq!(r.grants().len(), 1);
-    let t = Instant::now();
-    link.stop();
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    eprintln!(
+        "door with an unreachable broker: run and stop in {:?}",
+        t.elapsed()
+    );
     // Nothing reached a broker: the cursor is still at the start.
     assert!(!dir.path().join("audit.jsonl.mqtt-cursor").exists());
+}
+
+fn send_command(b: &Broker, k: &SiteKey, action: &str, door: &str, version: u64, retain: bool) {
+    let payload = format!("{{\"action\":\"{action}\",\"by\":\"ada\"}}");
+    let env = Envelope::sign(k, "command", "hq", door, version, "", payload);
+    let t = Topics::new("hq", door);
+    let topic = match (retain, door == "*") {
+        (true, true) => t.site_lockdown,
+        (true, false) => t.lockdown,
+        (false, true) => t.site_command,
+        (false, false) => t.command,
+    };
+    site::send_signed(
+        &b.config("admin"),
+        &topic,
+        &env,
+        retain,
+        Duration::from_secs(10),
+    )
+    .unwrap();
 }
 
 #[test]
 fn signed_commands_lock_down_and_unlock_a_door_and_forged_or_replayed_ones_are_refused() {
     let bin = need_mosquitto!();
     let b = Broker::start(bin);
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = site_key(dir.path());
-    let (forger, _) = site_key(&dir.path().join("forger").tap_mkdir());
-    let files = DoorFiles::new("fp");
-    let mut cfg = with_key(b.config("door1"), &public);
-    cfg.commands = true;
-    let control = Control::default();
-    let h = site::start(
-        &cfg,
-        &files.audit(),
-        &files.gallery(),
-        "fp",
-        control.clone(),
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let send = |k: &SiteKey, action: &str, version: u64| {
-        let payload = format!("{{\"action\":\"{action}\",\"by\":\"ada\"}}");
-        let env = Envelope::sign(k, "command", "hq", "door1", version, "", payload);
-        let topic = Topics::new("hq", "door1").command;
-        site::send_signed(
-            &b.config("admin"),
-            &topic,
-            &env,
-            false,
-            Duration::from_secs(10),
-        )
-        .unwrap();
+    let admin = tempfile::tempdir().unwrap();
+    let (key, public) = site_key(admin.path());
+    let (forger, _) = site_key(&admin.path().join("forger").tap_mkdir());
+    let config = |name: &str| {
+        let mut c = with_key(b.config(name), &public);
+        c.commands = true;
+        c
     };
-    let v = site::link::now_ms();
-    send(&key, "lockdown", v);
-    wait_for("lockdown", Duration::from_secs(5), || control.lockdown());
-    send(&key, "unlock", v + 1);
-    let mut who = None;
-    wait_for("remote unlock", Duration::from_secs(5), || {
-        who = control.take_remote_unlock();
-        who.is_some()
-    });
-    assert_eq!(who.as_deref(), Some("ada"));
-    send(&forger, "clear_lockdown", v + 2);
-    send(&key, "clear_lockdown", v); // replayed version
-    let mut notes = Vec::new();
-    wait_for("notes", Duration::from_secs(5), || {
-        notes.extend(control.take_notes());
-        notes.len() >= 3
-    });
-    let kinds: Vec<EventKind> = notes.iter().map(|n| n.kind).collect();
-    assert_eq!(
-        kinds,
-        [
-            EventKind::Lockdown,
-            EventKind::CommandRefused,
-            EventKind::CommandRefused
-        ]
+    let d1 = tempfile::tempdir().unwrap();
+    let (sock1, audit1) = (
+        d1.path().join("control.sock"),
+        d1.path().join("audit.jsonl"),
     );
-    assert_eq!(notes[0].by.as_deref(), Some("ada"));
-    assert!(control.lockdown(), "a refused clear leaves the lockdown");
-    send(&key, "clear_lockdown", v + 3);
-    wait_for("cleared", Duration::from_secs(5), || !control.lockdown());
-    h.stop();
+    let door1 = site_door(d1.path(), &config("door1"), None, 30.0);
+    wait_for("door1's control API", Duration::from_secs(30), || {
+        door_status(&sock1).is_some()
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // A site-wide lockdown, retained; the admin waits for the doors' acknowledgement.
+    let v = site::link::now_ms();
+    let acks = site::acks::Acks::listen(&b.config("admin"), Duration::from_secs(10)).unwrap();
+    send_command(&b, &key, "lockdown", "*", v, true);
+    let (took, missing) = acks.wait("*", v, true);
+    assert_eq!((took, missing), (vec!["door1".to_owned()], vec![]));
+    assert_eq!(door_status(&sock1).unwrap()["door"]["lockdown"], true);
+    let lockdowns = audited(&audit1, "lockdown");
+    assert_eq!(lockdowns.len(), 1, "{lockdowns:?}");
+    assert_eq!(lockdowns[0]["identity"], "ada");
+
+    // A remote unlock (lockdown stops faces, not a signed unlock).
+    send_command(&b, &key, "unlock", "door1", v + 1, false);
+    wait_for("remote unlock", Duration::from_secs(5), || {
+        !audited(&audit1, "remote_unlock").is_empty()
+    });
+    assert_eq!(audited(&audit1, "remote_unlock")[0]["identity"], "ada");
+
+    // Forged: refused by the link (another key) and audited at the door; a replayed clear
+    // (older than the lockdown in force) changes nothing; the same unlock again is refused.
+    send_command(&b, &forger, "clear_lockdown", "door1", v + 2, false);
+    send_command(&b, &key, "clear_lockdown", "door1", v - 1, false);
+    send_command(&b, &key, "unlock", "door1", v + 1, false);
+    wait_for("refusals", Duration::from_secs(5), || {
+        audited(&audit1, "command_refused").len() >= 2
+    });
+    let why: Vec<String> = audited(&audit1, "command_refused")
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(why.iter().any(|w| w.contains("bad_signature")), "{why:?}");
+    assert!(why.iter().any(|w| w.contains("replayed")), "{why:?}");
+    assert_eq!(
+        audited(&audit1, "remote_unlock").len(),
+        1,
+        "one unlock, once"
+    );
+    assert_eq!(door_status(&sock1).unwrap()["door"]["lockdown"], true);
+
+    // A door that connects after the lockdown was sent takes it from the retained state.
+    let d2 = tempfile::tempdir().unwrap();
+    let sock2 = d2.path().join("control.sock");
+    let door2 = site_door(d2.path(), &config("door2"), None, 12.0);
+    wait_for("door2 in lockdown", Duration::from_secs(30), || {
+        door_status(&sock2).is_some_and(|s| s["door"]["lockdown"] == true)
+    });
+
+    // The clear reaches both, and both acknowledge it.
+    let acks = site::acks::Acks::listen(&b.config("admin"), Duration::from_secs(10)).unwrap();
+    send_command(&b, &key, "clear_lockdown", "*", v + 3, true);
+    let (took, missing) = acks.wait("*", v + 3, false);
+    assert_eq!(took, ["door1", "door2"]);
+    assert!(missing.is_empty(), "{missing:?}");
+    for sock in [&sock1, &sock2] {
+        assert_eq!(door_status(sock).unwrap()["door"]["lockdown"], false);
+    }
+    door2.join().unwrap();
+    door1.join().unwrap();
 }

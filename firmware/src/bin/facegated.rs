@@ -18,6 +18,7 @@ use facegate::hal::{CameraError, FrameSource, SystemClock};
 use facegate::panel::reader::{CredentialOutput, OutputMode};
 use facegate::panel::wiegand::{Timing, WiegandOutput};
 use facegate::records::audit::AuditLog;
+use facegate::site::SiteTrust;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -165,21 +166,6 @@ fn run(args: Args) -> Result<()> {
         signal_hook::flag::register(sig, control.stop_flag())?;
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, control.reload_flag())?;
-    // The site link (MQTT) on a thread of its own: it follows the audit file, so the door
-    // never waits for the network. A broker that is down is retried; bad settings stop here.
-    let site = match &config.mqtt {
-        Some(m) => Some(
-            facegate::site::start(
-                m,
-                &config.audit.path,
-                &config.gallery.path,
-                &pipeline.embedder_spec().fingerprint,
-                control.clone(),
-            )
-            .context("[mqtt]")?,
-        ),
-        None => None,
-    };
     let clock = SystemClock::default();
     let mut notify = SdNotify::from_env();
     // Reader mode: the panel drives the lock; the relay pin stays driven to locked.
@@ -194,10 +180,25 @@ fn run(args: Args) -> Result<()> {
     let output = output.as_deref_mut();
     // The local control API (`facegate door ...`): a door that cannot offer it still works.
     let api_stop = Arc::new(AtomicBool::new(false));
+    // The site link is another process (`facegate-site`): what it hands over is judged here,
+    // with the site's public key.
+    let site = match &config.mqtt {
+        Some(m) => SiteTrust::open(
+            m,
+            &config.gallery.path,
+            &pipeline.embedder_spec().fingerprint,
+        )
+        .context("[mqtt] site_key")?,
+        None => None,
+    };
     let (api_server, api) = match config.control.socket() {
         Some(path) => match ControlApi::bind(path) {
             Ok(bound) => {
                 tracing::info!("control API on {}", path.display());
+                let bound = match site {
+                    Some((trust, startup)) => bound.with_site(trust, startup),
+                    None => bound,
+                };
                 let (server, rx) = bound.serve(api_stop.clone());
                 (Some(server), Some(rx))
             }
@@ -229,10 +230,6 @@ fn run(args: Args) -> Result<()> {
     );
     api_stop.store(true, Ordering::SeqCst);
     drop(api_server);
-    // After the daemon's `stop` event, so that it is published too (briefly; else next run).
-    if let Some(site) = site {
-        site.stop();
-    }
     let summary = summary?;
     tracing::info!(
         frames = summary.frames,

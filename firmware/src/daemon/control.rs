@@ -2,6 +2,7 @@
 //! (through the gate) and reload.
 
 use super::*;
+use crate::site::trust::{Accepted, Refused, Startup, REFUSALS_PER_MINUTE};
 
 impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     /// What the local control API asked (at most a few requests a turn: the door never waits).
@@ -63,7 +64,138 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     other => Answer::Err(format!("{other:?}")),
                 }
             }
+            Command::Checked { gallery, result } => self.site_checked(gallery, result, peer, at)?,
+            Command::SiteRefused {
+                gallery,
+                why,
+                count,
+            } => {
+                let what = if gallery { "gallery" } else { "command" };
+                let text =
+                    format!("{count} site {what} message(s) refused by the site link: {why}");
+                self.site_refusal(gallery, text, at.now);
+                Answer::Ok("recorded".into())
+            }
+            Command::SiteStartup(startup) => {
+                let (by, why) = match startup {
+                    Startup::Normal => return Ok(Answer::Ok("nothing to do".into())),
+                    Startup::Lockdown { by } => {
+                        tracing::warn!(%by, "lockdown still in force from before the restart");
+                        (by, "in force from before the restart".to_owned())
+                    }
+                    Startup::Unreadable { problem } => {
+                        tracing::error!("site state unreadable ({problem}): lockdown");
+                        let why = format!("the site state cannot be read ({problem}): lockdown until a signed clear or `facegate door lockdown off`");
+                        ("door".to_owned(), why)
+                    }
+                };
+                let mut ev = self.event(EventKind::Lockdown);
+                ev.identity = Some(by);
+                ev.reason = Some(why);
+                self.record(&ev);
+                self.control.set_lockdown(true);
+                self.sync_lockdown(at)?;
+                Answer::Ok("lockdown on".into())
+            }
+            Command::SiteWasReset { by, before } => {
+                let mut ev = self.event(EventKind::SiteReset);
+                ev.identity = Some(by);
+                ev.reason = Some(format!(
+                    "site versions reset to the door's clock (were gallery {}, command {}, lockdown {}); {}",
+                    before.gallery_version,
+                    before.command_version,
+                    before.lockdown_version,
+                    peer.describe()
+                ));
+                self.record(&ev);
+                Answer::Ok("site versions reset".into())
+            }
+            // The server judges these before they reach the loop.
+            Command::SiteCommand(_) | Command::SiteGallery(_) | Command::SiteReset { .. } => {
+                Answer::Err("not judged".into())
+            }
         })
+    }
+
+    /// A site message the door judged (on the API's thread): acted on through the gate, or
+    /// its refusal recorded within the refusal budget.
+    fn site_checked(
+        &mut self,
+        gallery: bool,
+        result: Result<Accepted, Refused>,
+        peer: Peer,
+        at: At,
+    ) -> Result<Answer, DaemonError> {
+        Ok(match result {
+            Err(r) => {
+                tracing::warn!("site message refused: {r}");
+                self.site_refusal(gallery, format!("site message refused: {r}"), at.now);
+                Answer::Err(format!("refused: {r}"))
+            }
+            Ok(Accepted::Nothing) => Answer::Ok("nothing to do".into()),
+            Ok(Accepted::Gallery { version, people }) => {
+                tracing::info!(version, people, "site gallery saved");
+                self.control.request_reload();
+                Answer::Ok(format!("taken: gallery version {version}, {people} people"))
+            }
+            Ok(Accepted::Unlock { by }) => {
+                let via = format!("signed site command; {}", peer.describe());
+                match self.open(Request::Remote { by, via }, at)? {
+                    Outcome::Opened => Answer::Ok("taken: opened".into()),
+                    Outcome::Refused(r) => Answer::Err(format!("refused: {}", r.as_str())),
+                    other => Answer::Err(format!("{other:?}")),
+                }
+            }
+            Ok(Accepted::Lockdown { on, by, version }) => {
+                let mut ev = self.event(if on {
+                    EventKind::Lockdown
+                } else {
+                    EventKind::LockdownCleared
+                });
+                ev.identity = Some(by);
+                ev.reason = Some(format!(
+                    "signed site command, version {version}; {}",
+                    peer.describe()
+                ));
+                let recorded = self.record(&ev);
+                if !on && !recorded && self.config.audit.on_failure == AuditFailure::Deny {
+                    return Ok(Answer::Err(format!(
+                        "lockdown not lifted: {}",
+                        Refusal::NotRecorded.as_str()
+                    )));
+                }
+                self.control.set_lockdown(on);
+                self.sync_lockdown(at)?;
+                let state = if on { "on" } else { "off" };
+                Answer::Ok(format!("taken: lockdown {state} version {version}"))
+            }
+        })
+    }
+
+    /// Records a site refusal, at most [`REFUSALS_PER_MINUTE`] a minute; the rest are counted
+    /// and recorded as one summary ([`Self::site_refusal_summary`]).
+    fn site_refusal(&mut self, gallery: bool, reason: String, now: Duration) {
+        if !self.site_refusals.admit(now) {
+            return;
+        }
+        let mut ev = self.event(if gallery {
+            EventKind::GalleryRefused
+        } else {
+            EventKind::CommandRefused
+        });
+        ev.reason = Some(reason);
+        self.record(&ev);
+    }
+
+    /// The summary of the site refusals not recorded one by one in the last minute.
+    pub(super) fn site_refusal_summary(&mut self, now: Duration) {
+        if let Some(n) = self.site_refusals.summary_due(now) {
+            let mut ev = self.event(EventKind::CommandRefused);
+            ev.reason = Some(format!(
+                "{n} more site messages refused in the last minute (over {REFUSALS_PER_MINUTE} a minute: counted, not recorded one by one)"
+            ));
+            self.record(&ev);
+        }
     }
 
     /// The control API's `status`: the gate's state, the status line, camera health, alarms

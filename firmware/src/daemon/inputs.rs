@@ -48,20 +48,16 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         Ok(())
     }
 
-    /// What the site link asked (`site`): events to record, a signed remote unlock.
+    /// A remote unlock asked through [`Control`] (the simulator's `remote_unlock` step), and the
+    /// summary of site refusals not recorded one by one.
     pub(super) fn site_requests(&mut self, now: Duration) -> Result<(), DaemonError> {
-        for n in self.control.take_notes() {
-            let mut ev = self.event(n.kind);
-            ev.identity = n.by;
-            ev.reason = Some(n.reason);
-            self.record(&ev);
-        }
+        self.site_refusal_summary(now);
         if let Some(by) = self.control.take_remote_unlock() {
             let at = At {
                 now,
                 wall: self.clock.wall(),
             };
-            let via = "site command".to_owned();
+            let via = "simulator".to_owned();
             self.open(Request::Remote { by, via }, at)?;
         }
         Ok(())

@@ -209,6 +209,8 @@ struct Loop<'a, L: LockOutput, S> {
     status: StatusLine,
     /// Requests of the local control API.
     api: Option<Receiver<ApiRequest>>,
+    /// Site refusals recorded one by one this minute (the rest are counted).
+    site_refusals: crate::site::trust::RefusalBudget,
 }
 
 /// Everything the door runs with, besides its stop signal: what travels together.
@@ -325,6 +327,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         notes: Vec::new(),
         status: StatusLine::default(),
         api,
+        site_refusals: Default::default(),
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);

@@ -12,6 +12,10 @@
 //! unlock by NAME              -> OK opened | ERR refused: REASON
 //! lockdown on|off by NAME     -> OK lockdown on|off
 //! reload by NAME              -> OK reload requested
+//! site reset by NAME          -> OK site versions reset (were ...)
+//! site command ENVELOPE       -> OK taken | OK nothing | ERR refused: WORD ...
+//! site gallery LEN            -> (then LEN bytes: a signed gallery) OK taken ... | ERR refused: ...
+//! site refused command|gallery WORD COUNT -> OK recorded
 //! help                        -> OK the commands
 //! anything else               -> ERR what is wrong (the connection stays open)
 //! ```
@@ -19,24 +23,30 @@
 //! NAME is who asks, recorded in the audit log: 1 to 64 of `A-Z a-z 0-9 . _ - @`. Who may
 //! connect at all is decided by the socket file's permissions (0660, the daemon's group, in a
 //! 0750 runtime directory): the kernel checks the peer's real credentials at `connect`. The
-//! peer's uid and pid as the kernel reports them (`SO_PEERCRED`) are recorded too.
+//! peer's uid and pid as the kernel reports them (`SO_PEERCRED`) are recorded too, and decide
+//! its [`Role`]: root and the door's own user may do everything; anyone else (the site link's
+//! user) may read the status and events and hand over signed site messages, which the door
+//! checks itself ([`crate::site::trust`]): no unsigned unlock, lockdown change or reload.
 //!
 //! Bounds: [`MAX_CLIENTS`] connections at once (more are answered `ERR busy`), [`MAX_LINE`]
 //! bytes a line (a longer one is answered and the connection closed), [`MAX_RATE`] requests a
 //! second per connection, an idle connection closed after [`IDLE`]; the loop takes at most
 //! [`PER_TICK`] requests per turn and never waits for a client (a slow event reader is dropped).
 
+use crate::site::trust::{Accepted, Refusal, Refused, SiteTrust, Startup};
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The longest request line, in bytes (without the newline).
 pub const MAX_LINE: usize = 256;
+/// The longest `site command ENVELOPE` line: a signed command and the request's words.
+pub const MAX_SITE_LINE: usize = crate::site::trust::MAX_COMMAND_BYTES + 32;
 /// Connections served at once.
 pub const MAX_CLIENTS: usize = 8;
 /// Requests a second one connection may make; faster ones wait.
@@ -47,6 +57,8 @@ pub const IDLE: Duration = Duration::from_secs(300);
 pub const PER_TICK: usize = 8;
 /// How long a connection waits for the loop's answer.
 const ANSWER: Duration = Duration::from_secs(5);
+/// How long a client may take to send a signed gallery's bytes.
+const PAYLOAD_TIME: Duration = Duration::from_secs(30);
 /// Longest single wait of the server's threads, so a stop is seen promptly.
 const STEP: Duration = Duration::from_millis(50);
 /// Events queued for one reader; a reader that falls further behind is dropped.
@@ -104,15 +116,94 @@ pub enum Command {
     },
     /// The commands.
     Help,
+    /// A signed site command (lockdown, clear_lockdown, unlock), checked by the door.
+    SiteCommand(Vec<u8>),
+    /// A signed site gallery of this many bytes follows the line.
+    SiteGallery(usize),
+    /// The site link refused messages itself (before bothering the door): recorded, bounded.
+    SiteRefused {
+        /// A gallery (else a command).
+        gallery: bool,
+        /// Why.
+        why: Refusal,
+        /// How many since its last report.
+        count: u32,
+    },
+    /// Every stored site version back to the door's clock (the recovery for a version that
+    /// lies ahead).
+    SiteReset {
+        /// Who asks.
+        by: String,
+    },
+    /// Made by the server, never parsed: a site message as the door judged it.
+    Checked {
+        /// A gallery (else a command).
+        gallery: bool,
+        /// What it asks, or why it was refused.
+        result: Result<Accepted, Refused>,
+    },
+    /// Made by the server, never parsed: the site state found at start.
+    SiteStartup(Startup),
+    /// Made by the server, never parsed: the site versions were reset.
+    SiteWasReset {
+        /// Who asked.
+        by: String,
+        /// The versions before.
+        before: crate::site::trust::SiteState,
+    },
+}
+
+impl Command {
+    /// Whether a peer of `role` may ask this.
+    pub fn allowed(&self, role: Role) -> bool {
+        match role {
+            Role::Admin => true,
+            Role::Reader => matches!(
+                self,
+                Self::Status
+                    | Self::Events
+                    | Self::Help
+                    | Self::SiteCommand(_)
+                    | Self::SiteGallery(_)
+                    | Self::SiteRefused { .. }
+            ),
+        }
+    }
+}
+
+/// What a peer may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Root or the door's own user: everything.
+    Admin,
+    /// Anyone else allowed to connect (the site link, the console): status, events and signed
+    /// site messages, which the door checks itself.
+    Reader,
+}
+
+impl Role {
+    /// The role of a peer with `uid`, for a door running as `own_uid`.
+    pub fn of(uid: u32, own_uid: u32) -> Self {
+        if uid == 0 || uid == own_uid {
+            Self::Admin
+        } else {
+            Self::Reader
+        }
+    }
 }
 
 /// What `help` answers.
-pub const HELP: &str =
-    "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | help";
+pub const HELP: &str = "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | site reset by NAME | site command ENVELOPE | site gallery LEN | site refused command|gallery WORD COUNT | help";
 
 /// Parses one request line (without its newline). The error says what is wrong without
 /// repeating more than a few escaped characters of the input.
 pub fn parse(line: &[u8]) -> Result<Command, String> {
+    if let Some(envelope) = line.strip_prefix(b"site command ") {
+        if line.len() > MAX_SITE_LINE {
+            return Err(format!("line too long (at most {MAX_SITE_LINE} bytes)"));
+        }
+        return Ok(Command::SiteCommand(envelope.to_vec()));
+    }
     if line.len() > MAX_LINE {
         return Err(format!("line too long (at most {MAX_LINE} bytes)"));
     }
@@ -140,8 +231,29 @@ pub fn parse(line: &[u8]) -> Result<Command, String> {
             by: by(rest)?,
         }),
         ["lockdown", ..] => Err("lockdown takes `on` or `off`".into()),
-        [] => Err(format!("empty request; {HELP}")),
-        [word, ..] => Err(format!("unknown command {}; {HELP}", shown(word))),
+        ["site", "reset", rest @ ..] => Ok(Command::SiteReset { by: by(rest)? }),
+        ["site", "gallery", len] => len
+            .parse()
+            .map(Command::SiteGallery)
+            .map_err(|_| "site gallery takes its length in bytes".into()),
+        ["site", "refused", kind @ ("command" | "gallery"), word, count] => {
+            let why = Refusal::parse(word)
+                .ok_or_else(|| format!("unknown refusal {}", shown(word)))?;
+            let count = count
+                .parse()
+                .map_err(|_| "site refused takes a count".to_owned())?;
+            Ok(Command::SiteRefused {
+                gallery: *kind == "gallery",
+                why,
+                count,
+            })
+        }
+        ["site", ..] => Err("site takes `reset by NAME`, `command ENVELOPE`, `gallery LEN` or `refused command|gallery WORD COUNT`".into()),
+        [] => Err("empty request; `help` lists the commands".into()),
+        [word, ..] => Err(format!(
+            "unknown command {}; `help` lists the commands",
+            shown(word)
+        )),
     }
 }
 
@@ -218,6 +330,14 @@ pub enum Answer {
 pub struct ControlApi {
     listener: UnixListener,
     path: PathBuf,
+    site: Option<(SiteTrust, Startup)>,
+}
+
+/// What a client thread shares: where requests go, the site judge, the door's own uid.
+struct Shared {
+    tx: Sender<ApiRequest>,
+    site: Option<Arc<Mutex<SiteTrust>>>,
+    own_uid: u32,
 }
 
 impl ControlApi {
@@ -241,7 +361,15 @@ impl ControlApi {
         Ok(Self {
             listener,
             path: path.to_owned(),
+            site: None,
         })
+    }
+
+    /// Takes signed site messages, judged by `trust` (see [`crate::site::trust`]); what it
+    /// found at start (a lockdown in force, an unreadable state) reaches the loop first.
+    pub fn with_site(mut self, trust: SiteTrust, startup: Startup) -> Self {
+        self.site = Some((trust, startup));
+        self
     }
 
     /// The socket's path.
@@ -251,11 +379,27 @@ impl ControlApi {
 
     /// Serves connections on a thread of their own (one more thread per connection) until
     /// `stop`; the requests come out of the returned receiver, for the door's loop.
-    pub fn serve(self, stop: Arc<AtomicBool>) -> (Server, Receiver<ApiRequest>) {
+    pub fn serve(mut self, stop: Arc<AtomicBool>) -> (Server, Receiver<ApiRequest>) {
         let (tx, rx) = mpsc::channel();
+        let own_uid = rustix::process::geteuid().as_raw();
+        let site = self.site.take().map(|(trust, startup)| {
+            if startup != Startup::Normal {
+                let (reply, _) = mpsc::channel();
+                let _ = tx.send(ApiRequest {
+                    command: Command::SiteStartup(startup),
+                    peer: Peer {
+                        uid: own_uid,
+                        pid: std::process::id() as i32,
+                    },
+                    reply,
+                });
+            }
+            Arc::new(Mutex::new(trust))
+        });
+        let shared = Arc::new(Shared { tx, site, own_uid });
         let thread = std::thread::Builder::new()
             .name("control-api".into())
-            .spawn(move || self.accept_loop(&stop, &tx))
+            .spawn(move || self.accept_loop(&stop, &shared))
             .expect("spawning the control API thread");
         (
             Server {
@@ -265,7 +409,7 @@ impl ControlApi {
         )
     }
 
-    fn accept_loop(self, stop: &Arc<AtomicBool>, tx: &Sender<ApiRequest>) {
+    fn accept_loop(self, stop: &Arc<AtomicBool>, shared: &Arc<Shared>) {
         let clients = Arc::new(AtomicUsize::new(0));
         while !stop.load(Ordering::SeqCst) {
             match self.listener.accept() {
@@ -275,11 +419,12 @@ impl ControlApi {
                         continue;
                     }
                     clients.fetch_add(1, Ordering::SeqCst);
-                    let (stop, tx, clients) = (Arc::clone(stop), tx.clone(), Arc::clone(&clients));
+                    let (stop, shared, clients) =
+                        (Arc::clone(stop), Arc::clone(shared), Arc::clone(&clients));
                     let spawned = std::thread::Builder::new()
                         .name("control-client".into())
                         .spawn(move || {
-                            if let Err(e) = serve_client(stream, &stop, &tx) {
+                            if let Err(e) = serve_client(stream, &stop, &shared) {
                                 tracing::debug!("control API client: {e}");
                             }
                             clients.fetch_sub(1, Ordering::SeqCst);
@@ -317,7 +462,8 @@ impl Drop for Server {
     }
 }
 
-/// Reads one line of at most [`MAX_LINE`] bytes into `line`. `Ok(false)`: the client went, or
+/// Reads one line of at most [`MAX_SITE_LINE`] bytes into `line` ([`parse`] holds every
+/// request but `site command` to [`MAX_LINE`]). `Ok(false)`: the client went, or
 /// the server stops, or the client was idle too long.
 fn read_line(stream: &mut UnixStream, line: &mut Vec<u8>, stop: &AtomicBool) -> io::Result<bool> {
     line.clear();
@@ -332,10 +478,10 @@ fn read_line(stream: &mut UnixStream, line: &mut Vec<u8>, stop: &AtomicBool) -> 
             Ok(_) if byte[0] == b'\n' => return Ok(true),
             Ok(_) => {
                 line.push(byte[0]);
-                if line.len() > MAX_LINE {
+                if line.len() > MAX_SITE_LINE {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("line too long (at most {MAX_LINE} bytes)"),
+                        format!("line too long (at most {MAX_SITE_LINE} bytes)"),
                     ));
                 }
             }
@@ -350,11 +496,70 @@ fn read_line(stream: &mut UnixStream, line: &mut Vec<u8>, stop: &AtomicBool) -> 
     }
 }
 
-fn serve_client(
-    mut stream: UnixStream,
-    stop: &AtomicBool,
-    tx: &Sender<ApiRequest>,
-) -> io::Result<()> {
+/// Reads exactly `len` bytes (a signed gallery after its line), within [`PAYLOAD_TIME`].
+fn read_payload(stream: &mut UnixStream, len: usize, stop: &AtomicBool) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    let since = Instant::now();
+    while got < len {
+        if stop.load(Ordering::SeqCst) || since.elapsed() > PAYLOAD_TIME {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the payload did not come in time",
+            ));
+        }
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(buf)
+}
+
+/// A signed site message judged by the door (on this client's thread: the loop never waits
+/// for a signature check or a gallery save), as the request the loop records and acts on.
+fn judge(shared: &Shared, command: Command, payload: Option<Vec<u8>>) -> Command {
+    let Some(site) = &shared.site else {
+        let result = Err(Refused {
+            why: Refusal::NotTaken,
+            detail: "this door has no mqtt.site_key".into(),
+        });
+        return Command::Checked {
+            gallery: payload.is_some(),
+            result,
+        };
+    };
+    let now = crate::site::link::now_ms();
+    let mut trust = site.lock().unwrap_or_else(|p| p.into_inner());
+    match (command, payload) {
+        (Command::SiteCommand(bytes), _) => Command::Checked {
+            gallery: false,
+            result: trust.command(&bytes, now),
+        },
+        (Command::SiteGallery(_), Some(bytes)) => Command::Checked {
+            gallery: true,
+            result: trust.gallery(&bytes, now),
+        },
+        (Command::SiteReset { by }, _) => match trust.reset_versions(now) {
+            Ok(before) => Command::SiteWasReset { by, before },
+            Err(r) => Command::Checked {
+                gallery: false,
+                result: Err(r),
+            },
+        },
+        (other, _) => other,
+    }
+}
+
+fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(STEP))?;
     stream.set_write_timeout(Some(ANSWER))?;
@@ -391,6 +596,37 @@ fn serve_client(
                 continue;
             }
         };
+        let role = Role::of(peer.uid, shared.own_uid);
+        if !command.allowed(role) {
+            stream.write_all(
+                b"ERR not allowed: only root or the door's own user may ask that (others: status, events, signed site messages)\n",
+            )?;
+            continue;
+        }
+        let command = match command {
+            Command::SiteGallery(len) => {
+                let max = shared.site.as_ref().map(|s| {
+                    s.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .max_gallery_bytes()
+                });
+                if max.is_none_or(|m| len > m) {
+                    // The bytes are not read: the connection cannot go on.
+                    let why = match max {
+                        None => "refused: not_taken: this door has no mqtt.site_key".to_owned(),
+                        Some(m) => format!("refused: too_large: {len} bytes, at most {m}"),
+                    };
+                    stream.write_all(format!("ERR {why}\n").as_bytes())?;
+                    return Ok(());
+                }
+                let bytes = read_payload(&mut stream, len, stop)?;
+                judge(shared, Command::SiteGallery(len), Some(bytes))
+            }
+            c @ (Command::SiteCommand(_) | Command::SiteReset { .. }) => judge(shared, c, None),
+            c => c,
+        };
+        let tx = &shared.tx;
+        let is_status = command == Command::Status;
         let (reply, answer) = mpsc::channel();
         let request = ApiRequest {
             command,
@@ -402,6 +638,10 @@ fn serve_client(
             return Ok(());
         }
         match answer.recv_timeout(ANSWER) {
+            Ok(Answer::Ok(text)) if is_status => {
+                let text = with_site_state(text, shared);
+                stream.write_all(format!("OK {text}\n").as_bytes())?
+            }
             Ok(Answer::Ok(text)) => stream.write_all(format!("OK {text}\n").as_bytes())?,
             Ok(Answer::Err(text)) => stream.write_all(format!("ERR {text}\n").as_bytes())?,
             Ok(Answer::Events(events)) => {
@@ -411,6 +651,25 @@ fn serve_client(
             Err(_) => stream.write_all(b"ERR the door did not answer in time\n")?,
         }
     }
+}
+
+/// The status with the site versions the door took (the site link publishes the lockdown's).
+fn with_site_state(status: String, shared: &Shared) -> String {
+    let Some(site) = &shared.site else {
+        return status;
+    };
+    let Ok(mut json) = serde_json::from_str::<serde_json::Value>(&status) else {
+        return status;
+    };
+    let state = site
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .state()
+        .clone();
+    if let (Some(o), Ok(v)) = (json.as_object_mut(), serde_json::to_value(state)) {
+        o.insert("site".into(), v);
+    }
+    json.to_string()
 }
 
 /// Forwards audit lines to an `events` client until it goes or the server stops.
@@ -440,6 +699,26 @@ pub fn ask(socket: &Path, request: &str) -> io::Result<Result<String, String>> {
     stream.write_all(request.as_bytes())?;
     stream.write_all(b"\n")?;
     let line = read_answer(&mut io::BufReader::new(stream))?;
+    Ok(split_answer(&line))
+}
+
+/// `site gallery LEN` and its bytes: the answer as [`ask`]'s.
+pub fn ask_with_payload(
+    socket: &Path,
+    request: &str,
+    payload: &[u8],
+) -> io::Result<Result<String, String>> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(ANSWER + PAYLOAD_TIME))?;
+    stream.set_write_timeout(Some(PAYLOAD_TIME))?;
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(b"\n")?;
+    // A door that refuses the length answers and closes without reading: its answer counts.
+    let sent = stream.write_all(payload);
+    let line = read_answer(&mut io::BufReader::new(stream))?;
+    if line.is_empty() {
+        sent?;
+    }
     Ok(split_answer(&line))
 }
 

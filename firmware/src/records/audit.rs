@@ -110,6 +110,8 @@ pub enum EventKind {
     LockdownCleared,
     /// A command from the broker was refused (bad signature, replayed, unknown).
     CommandRefused,
+    /// The stored site versions were reset to the door's clock (`facegate door site-reset`).
+    SiteReset,
 }
 
 /// One audit line.

@@ -46,7 +46,15 @@ pub struct Follower {
     pending: VecDeque<Line>,
     /// The active file being followed (inode) and how far it is read.
     active: Option<(u64, u64)>,
+    /// The last line the broker acknowledged (the chain's head as the site has it).
+    acked: Option<Line>,
+    /// The last read left lines out (pending was full): the next reads from the cursor again.
+    truncated: bool,
 }
+
+/// Lines held in memory at most: after a long outage the backlog is read in batches of this
+/// many, not all at once.
+pub const MAX_PENDING: usize = 1000;
 
 impl Follower {
     /// Follows the log at `audit`, the cursor kept at `cursor_path` (0 if it is missing).
@@ -61,7 +69,14 @@ impl Follower {
             cursor: Cursor { seq },
             pending: VecDeque::new(),
             active: None,
+            acked: None,
+            truncated: false,
         }
+    }
+
+    /// The last line the broker acknowledged in this run.
+    pub fn acknowledged_head(&self) -> Option<&Line> {
+        self.acked.as_ref()
     }
 
     /// The persisted cursor.
@@ -98,12 +113,19 @@ impl Follower {
 
     /// Reads what is new; returns the lines not yet acknowledged, oldest first.
     pub fn poll(&mut self) -> &VecDeque<Line> {
+        if self.pending.len() >= MAX_PENDING {
+            return &self.pending;
+        }
         let meta = std::fs::metadata(&self.audit).ok();
         let ino = meta.as_ref().map(|m| m.ino());
         let len = meta.as_ref().map_or(0, |m| m.len());
+        self.truncated = false;
         match self.active {
             Some((i, off)) if Some(i) == ino && len >= off => self.read_active(off),
             _ => self.rescan(),
+        }
+        if self.truncated {
+            self.active = None;
         }
         &self.pending
     }
@@ -175,6 +197,11 @@ impl Follower {
             *max_seq = (*max_seq).max(seq);
             let last = self.pending.back().map_or(self.cursor.seq, |l| l.seq);
             if seq > last {
+                if self.pending.len() >= MAX_PENDING {
+                    // Full: the rest is read again once the broker has a batch.
+                    self.truncated = true;
+                    continue;
+                }
                 self.pending.push_back(Line { seq, hash, json });
             }
         }
@@ -184,7 +211,7 @@ impl Follower {
     /// The broker has every line up to `seq`: drops them and persists the cursor atomically.
     pub fn acknowledge(&mut self, seq: u64) -> std::io::Result<()> {
         while self.pending.front().is_some_and(|l| l.seq <= seq) {
-            self.pending.pop_front();
+            self.acked = self.pending.pop_front();
         }
         self.cursor.seq = seq;
         let dir = self.cursor_path.parent().unwrap_or(Path::new("."));

@@ -1,23 +1,25 @@
-//! The link thread: connects to the broker (rumqttc, rustls), publishes the audit log's new
-//! lines with a persisted cursor, the door's states and Home Assistant discovery, and takes the
-//! signed site gallery and commands. Everything it needs from the door loop goes through
-//! [`Control`]; a broker that is down only delays publishing.
+//! The site link (`facegate-site`, a process of its own): connects to the broker (rumqttc,
+//! rustls), publishes the audit log's new lines with a persisted cursor, the door's states, the
+//! audit chain's head and Home Assistant discovery, and hands the signed site gallery and
+//! commands to the door over its control API. It drives nothing: the door checks every message
+//! itself ([`super::trust`]); this side only drops what is too large or not signed by the site
+//! key, and counts it. A broker that is down only delays publishing.
 
 use super::follow::{Follower, Line};
 use super::signing::{load_public, Envelope, SignError};
-use super::{discovery, Command, MqttConfig, Topics};
-use crate::control::Control;
+use super::trust::{max_gallery_bytes, Refusal, MAX_COMMAND_BYTES};
+use super::{discovery, MqttConfig, Topics};
+use crate::door::control_api;
 use crate::hal::LockState;
-use crate::people::gallery::{Gallery, Locked};
 use crate::records::audit::EventKind;
 use ed25519_dalek::VerifyingKey;
 use rumqttc::{
     Client, Connection, Event, LastWill, MqttOptions, Packet, QoS, RecvTimeoutError,
     TlsConfiguration, Transport,
 };
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,10 +27,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const BATCH: usize = 50;
 /// Longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// A remote unlock older than this is refused (a delayed or replayed message).
-const UNLOCK_MAX_AGE_MS: u64 = 30_000;
-/// Largest message taken (a site gallery of a few thousand people).
-const MAX_PACKET: usize = 64 << 20;
+/// How often refusals counted here are handed to the door to record, and the audit chain's
+/// head is published.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+/// Largest message sent (an admin's signed gallery; a door's events are far smaller).
+const MAX_SEND: usize = 64 << 20;
 
 /// Errors starting the link or sending a message.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +111,10 @@ pub fn options(
     let mut o = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
     o.set_keep_alive(Duration::from_secs(15));
     o.set_clean_session(true);
-    o.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    // The largest message that may come in is a signed gallery of `max_people`; bigger ones
+    // are cut off by the client before they are read into memory.
+    let incoming = max_gallery_bytes(cfg.max_people) + 1024;
+    o.set_max_packet_size(incoming, MAX_SEND);
     if let Some(user) = &cfg.username {
         let password = match &cfg.password_file {
             Some(p) => std::fs::read_to_string(p)
@@ -175,23 +181,25 @@ pub fn send_signed(
     )))
 }
 
-/// What the door accepted from the site, kept across restarts (replays of older messages are
-/// refused, and a lockdown survives a restart).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-struct SiteState {
-    gallery_version: u64,
-    command_version: u64,
-    lockdown_by: Option<String>,
-}
-
 /// The running link; stopping it publishes what is left (briefly) and `offline`.
 pub struct Handle {
     stop: Arc<AtomicBool>,
+    alive: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Handle {
+    /// How long ago the link's loop last went round (for the service watchdog: a hung link
+    /// is restarted).
+    pub fn since_alive(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.alive.load(Ordering::SeqCst)))
+    }
+
+    /// Whether the link's thread has ended (it only ends when stopped).
+    pub fn finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
     /// Stops the link: the last events (the daemon's `stop`) get about two seconds to reach the
     /// broker; what does not is published by the next run.
     pub fn stop(mut self) {
@@ -250,26 +258,48 @@ struct Link {
     opts: MqttOptions,
     follower: Follower,
     trusted: Option<VerifyingKey>,
-    gallery_path: PathBuf,
-    fingerprint: String,
-    control: Control,
+    /// The door's control API.
+    socket: PathBuf,
     stop: Arc<AtomicBool>,
-    state_path: PathBuf,
-    state: SiteState,
+    alive: Arc<AtomicU64>,
     states: States,
     published_states: Option<States>,
+    refusals: Refusals,
+    /// The last line the broker has (seq, hash), and whether it is published as the head.
+    head: Option<u64>,
+    head_published: bool,
+    /// The door took a lockdown change: its state is to be published.
+    lockdown_news: bool,
+    last_report: Instant,
 }
 
-/// Starts the link thread for the door whose audit log and gallery are at these paths, running
-/// the model with `fingerprint`. Errors are in the settings (files, TLS); the broker itself is
-/// only ever retried.
-pub fn start(
-    cfg: &MqttConfig,
-    audit_path: &Path,
-    gallery_path: &Path,
-    fingerprint: &str,
-    control: Control,
-) -> Result<Handle, LinkError> {
+/// Messages this side refused (too large, not signed by the site key). The first of each kind
+/// in a minute is handed to the door to record at once; the rest are counted and handed over
+/// as one count a minute: a flood costs the door a line a minute.
+#[derive(Debug, Default)]
+struct Refusals {
+    /// Kinds already recorded this minute.
+    seen: std::collections::BTreeSet<(bool, Refusal)>,
+    /// How many of each kind since, not yet recorded.
+    counts: BTreeMap<(bool, Refusal), u32>,
+}
+
+impl Refusals {
+    /// Counts one; `true` for the first of its kind this minute (to record at once).
+    fn count(&mut self, gallery: bool, why: Refusal) -> bool {
+        if self.seen.insert((gallery, why)) {
+            return true;
+        }
+        let n = self.counts.entry((gallery, why)).or_default();
+        *n = n.saturating_add(1);
+        false
+    }
+}
+
+/// Starts the link thread for the door whose audit log is at `audit_path` and whose control
+/// API listens on `socket`. Errors are in the settings (files, TLS); the broker and the door
+/// are only ever retried.
+pub fn start(cfg: &MqttConfig, audit_path: &Path, socket: &Path) -> Result<Handle, LinkError> {
     let topics = Topics::new(&cfg.site, &cfg.door);
     let id = cfg
         .client_id
@@ -282,40 +312,28 @@ pub fn start(
         p.push(".mqtt-cursor");
         PathBuf::from(p)
     });
-    let state_path = {
-        let mut p = gallery_path.as_os_str().to_owned();
-        p.push(".site.json");
-        PathBuf::from(p)
-    };
-    let state: SiteState = std::fs::read(&state_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    if cfg.commands {
-        if let Some(by) = &state.lockdown_by {
-            tracing::warn!("lockdown (asked by {by}) still in force from before the restart");
-            control.set_lockdown(true);
-        }
-    }
     let stop = Arc::new(AtomicBool::new(false));
+    let alive = Arc::new(AtomicU64::new(now_ms()));
     let link = Link {
         cfg: cfg.clone(),
         topics,
         opts,
         follower: Follower::new(audit_path, &cursor),
         trusted,
-        gallery_path: gallery_path.to_owned(),
-        fingerprint: fingerprint.to_owned(),
-        control,
+        socket: socket.to_owned(),
         stop: stop.clone(),
-        state_path,
-        state,
+        alive: alive.clone(),
         states: States {
             lock: "LOCKED",
             contact: None,
             alarm: None,
         },
         published_states: None,
+        refusals: Refusals::default(),
+        head: None,
+        head_published: true,
+        lockdown_news: false,
+        last_report: Instant::now(),
     };
     let thread = std::thread::Builder::new()
         .name("mqtt".into())
@@ -323,6 +341,7 @@ pub fn start(
         .map_err(|e| LinkError::Config(format!("cannot start the link thread: {e}")))?;
     Ok(Handle {
         stop,
+        alive,
         thread: Some(thread),
     })
 }
@@ -345,6 +364,14 @@ impl Link {
         let mut down_since: Option<Instant> = None;
         let mut drain_until: Option<Instant> = None;
         loop {
+            self.alive.store(now_ms(), Ordering::SeqCst);
+            if self.last_report.elapsed() >= REPORT_EVERY {
+                self.last_report = Instant::now();
+                self.report_refusals();
+                if let Some(s) = session.as_mut().filter(|s| s.connected) {
+                    self.publish_head(s);
+                }
+            }
             if self.stop.load(Ordering::SeqCst) && drain_until.is_none() {
                 drain_until = Some(Instant::now() + Duration::from_secs(2));
             }
@@ -395,10 +422,17 @@ impl Link {
                             if let Err(e) = self.follower.acknowledge(seq) {
                                 tracing::warn!("cannot save the mqtt cursor: {e}");
                             }
+                            self.head = Some(seq);
+                            self.head_published = false;
                         }
                     }
                 }
-                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => self.incoming(&p.topic, &p.payload),
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                    self.incoming(&p.topic, &p.payload);
+                    if let Some(state) = self.take_lockdown_news() {
+                        self.send(s, &self.topics.lockdown_state.clone(), true, state);
+                    }
+                }
                 Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
                 Ok(Err(e)) => {
                     if down_since.is_none() {
@@ -459,13 +493,61 @@ impl Link {
                 .try_subscribe(&self.topics.gallery, QoS::AtLeastOnce);
         }
         if self.cfg.commands {
-            let _ = s
-                .client
-                .try_subscribe(&self.topics.command, QoS::AtLeastOnce);
-            let _ = s
-                .client
-                .try_subscribe(&self.topics.site_command, QoS::AtLeastOnce);
+            for topic in [
+                &self.topics.command,
+                &self.topics.site_command,
+                &self.topics.lockdown,
+                &self.topics.site_lockdown,
+            ] {
+                let _ = s.client.try_subscribe(topic, QoS::AtLeastOnce);
+            }
+            // What the door holds now, for the admin's `--wait` and for doors' dashboards.
+            if let Some(state) = self.door_lockdown() {
+                self.send(s, &self.topics.lockdown_state.clone(), true, state);
+            }
         }
+        self.head_published = false;
+        self.publish_head(s);
+    }
+
+    /// The audit chain's head as the broker has it, retained: an anchor outside the device
+    /// (`facegate audit verify --head`): a log cut or rebuilt afterwards no longer holds it.
+    fn publish_head(&mut self, s: &mut Session) {
+        if self.head_published {
+            return;
+        }
+        let Some(seq) = self.head else { return };
+        let Some(line) = self.follower.acknowledged_head().filter(|l| l.seq == seq) else {
+            return;
+        };
+        let head = serde_json::json!({
+            "seq": line.seq,
+            "hash": line.hash,
+            "time": line.json.get("time"),
+        });
+        self.send(s, &self.topics.audit_head.clone(), true, head.to_string());
+        self.head_published = true;
+    }
+
+    /// The door's lockdown state as the retained JSON of `lockdown/state`.
+    fn door_lockdown(&self) -> Option<String> {
+        let status = match control_api::ask(&self.socket, "status") {
+            Ok(Ok(text)) => text,
+            Ok(Err(e)) => {
+                tracing::warn!("the door's status: {e}");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!("the door's control API {}: {e}", self.socket.display());
+                return None;
+            }
+        };
+        let json: serde_json::Value = serde_json::from_str(&status).ok()?;
+        let state = serde_json::json!({
+            "lockdown": json["door"]["lockdown"].as_bool().unwrap_or(false),
+            "version": json["site"]["lockdown_version"].as_u64().unwrap_or(0),
+        });
+        Some(state.to_string())
     }
 
     /// Publishes the next lines of the log (and the states they leave) as one batch.
@@ -546,140 +628,103 @@ impl Link {
         }
     }
 
+    /// A message from the broker: dropped here if too large or not signed by the site key
+    /// (counted), else handed to the door, which judges it.
     fn incoming(&mut self, topic: &str, payload: &[u8]) {
-        if topic == self.topics.gallery {
-            match self.take_gallery(payload) {
-                Ok(Some(msg)) => tracing::info!("{msg}"),
-                Ok(None) => {}
-                Err(why) => {
-                    tracing::error!("site gallery refused: {why}");
-                    self.control.note(
-                        EventKind::GalleryRefused,
-                        None,
-                        format!(
-                            "site gallery from the broker refused: {why}; the gallery in use stays"
-                        ),
-                    );
+        let Some(key) = &self.trusted else { return };
+        let gallery = topic == self.topics.gallery;
+        let command = self.cfg.commands
+            && [
+                &self.topics.command,
+                &self.topics.site_command,
+                &self.topics.lockdown,
+                &self.topics.site_lockdown,
+            ]
+            .iter()
+            .any(|t| *t == topic);
+        if !gallery && !command {
+            return;
+        }
+        if payload.is_empty() {
+            return; // a retained message cleared
+        }
+        let max = if gallery {
+            max_gallery_bytes(self.cfg.max_people)
+        } else {
+            MAX_COMMAND_BYTES
+        };
+        if payload.len() > max {
+            return self.refused_here(gallery, Refusal::TooLarge);
+        }
+        let envelope = match Envelope::open(payload, key) {
+            Ok(e) => e,
+            Err(SignError::BadSignature) => {
+                return self.refused_here(gallery, Refusal::BadSignature)
+            }
+            Err(_) => return self.refused_here(gallery, Refusal::Malformed),
+        };
+        // One line, whatever the sender's formatting: the signature covers the fields.
+        let json = envelope.to_json();
+        let answer = if gallery {
+            control_api::ask_with_payload(
+                &self.socket,
+                &format!("site gallery {}", json.len()),
+                json.as_bytes(),
+            )
+        } else {
+            control_api::ask(&self.socket, &format!("site command {json}"))
+        };
+        match answer {
+            Ok(Ok(text)) => {
+                tracing::info!("site message taken by the door: {text}");
+                if text.starts_with("taken: lockdown") {
+                    self.lockdown_news = true;
                 }
             }
-        } else if self.cfg.commands
-            && (topic == self.topics.command || topic == self.topics.site_command)
+            // The door recorded it (within its own budget).
+            Ok(Err(text)) => tracing::warn!("site message refused by the door: {text}"),
+            Err(e) => tracing::error!(
+                "the door's control API {}: {e}; the message waits for the broker's next copy",
+                self.socket.display()
+            ),
+        }
+    }
+
+    fn refused_here(&mut self, gallery: bool, why: Refusal) {
+        if self.refusals.count(gallery, why) {
+            let what = if gallery { "gallery" } else { "command" };
+            tracing::warn!(
+                "site {what} message refused: {why} (more this minute are counted, reported once)"
+            );
+            self.tell_door(gallery, why, 1);
+        }
+    }
+
+    /// Hands the refusals counted this minute to the door to record (one line each kind).
+    fn report_refusals(&mut self) {
+        self.refusals.seen.clear();
+        for ((gallery, why), count) in std::mem::take(&mut self.refusals.counts) {
+            self.tell_door(gallery, why, count);
+        }
+    }
+
+    fn tell_door(&self, gallery: bool, why: Refusal, count: u32) {
+        let what = if gallery { "gallery" } else { "command" };
+        let line = format!("site refused {what} {why} {count}");
+        if let Err(e) = control_api::ask(&self.socket, &line)
+            .map_err(|e| e.to_string())
+            .and_then(|a| a)
         {
-            if let Err(why) = self.take_command(payload) {
-                tracing::error!("command refused: {why}");
-                self.control.note(
-                    EventKind::CommandRefused,
-                    None,
-                    format!("command refused: {why}"),
-                );
-            }
+            tracing::warn!("{count} refused site {what} messages ({why}) not recorded: {e}");
         }
     }
 
-    fn open(&self, payload: &[u8], kind: &str) -> Result<Option<Envelope>, String> {
-        let Some(key) = &self.trusted else {
-            return Ok(None);
-        };
-        let e = Envelope::open(payload, key).map_err(|e| e.to_string())?;
-        if e.kind != kind {
-            return Err(format!(
-                "a {:?} message where a {kind} was expected",
-                e.kind
-            ));
+    /// The lockdown state to publish after the door took a lockdown change.
+    fn take_lockdown_news(&mut self) -> Option<String> {
+        if !std::mem::take(&mut self.lockdown_news) {
+            return None;
         }
-        if e.site != self.cfg.site {
-            return Err(format!(
-                "for site {:?}, this is {:?}",
-                e.site, self.cfg.site
-            ));
-        }
-        Ok((e.door == "*" || e.door == self.cfg.door).then_some(e))
-    }
-
-    fn save_state(&self) {
-        let bytes = serde_json::to_vec(&self.state).unwrap_or_default();
-        if let Err(e) = crate::people::gallery::write_atomic(&self.state_path, &bytes) {
-            tracing::warn!("cannot save the site state: {e}");
-        }
-    }
-
-    /// A signed gallery: checked, then saved atomically for the door's reloader.
-    fn take_gallery(&mut self, payload: &[u8]) -> Result<Option<String>, String> {
-        if payload.is_empty() {
-            return Ok(None); // the retained gallery was cleared
-        }
-        let Some(e) = self.open(payload, "gallery")? else {
-            return Ok(None);
-        };
-        if e.fingerprint != self.fingerprint {
-            return Err(format!(
-                "made with model {}, this door runs {}",
-                e.fingerprint, self.fingerprint
-            ));
-        }
-        if e.version == self.state.gallery_version {
-            return Ok(None); // the retained message again, after a reconnect
-        }
-        if e.version < self.state.gallery_version {
-            return Err(format!(
-                "older (version {}) than the site gallery in use (version {}): replayed?",
-                e.version, self.state.gallery_version
-            ));
-        }
-        let g = Gallery::parse(&e.payload, Path::new("site gallery"), &self.fingerprint)
-            .map_err(|e| e.to_string())?;
-        Locked::acquire(&self.gallery_path)
-            .and_then(|l| l.save(&g))
-            .map_err(|e| format!("cannot save it: {e}"))?;
-        self.state.gallery_version = e.version;
-        self.save_state();
-        Ok(Some(format!(
-            "site gallery version {} saved ({} people)",
-            e.version,
-            g.people.len()
-        )))
-    }
-
-    fn take_command(&mut self, payload: &[u8]) -> Result<(), String> {
-        let Some(e) = self.open(payload, "command")? else {
-            return Ok(());
-        };
-        if e.version <= self.state.command_version {
-            return Err(format!(
-                "not newer (version {}) than the last command taken ({}): replayed?",
-                e.version, self.state.command_version
-            ));
-        }
-        let c: Command = serde_json::from_str(&e.payload).map_err(|e| e.to_string())?;
-        let age = now_ms().saturating_sub(e.version);
-        match c.action.as_str() {
-            "lockdown" => {
-                self.control.set_lockdown(true);
-                self.state.lockdown_by = Some(c.by.clone());
-                self.control.note(
-                    EventKind::Lockdown,
-                    Some(c.by),
-                    "lockdown: no face unlocks until cleared".into(),
-                );
-            }
-            "clear_lockdown" => {
-                self.control.set_lockdown(false);
-                self.state.lockdown_by = None;
-                self.control.note(
-                    EventKind::LockdownCleared,
-                    Some(c.by),
-                    "lockdown cleared".into(),
-                );
-            }
-            "unlock" if age > UNLOCK_MAX_AGE_MS => {
-                return Err(format!("remote unlock by {} is {age} ms old", c.by));
-            }
-            "unlock" => self.control.request_remote_unlock(c.by),
-            other => return Err(format!("unknown action {other:?}")),
-        }
-        self.state.command_version = e.version;
-        self.save_state();
-        Ok(())
+        self.door_lockdown()
     }
 }
 

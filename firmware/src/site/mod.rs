@@ -1,17 +1,21 @@
-//! The site link (issue #15): a door's events out to an MQTT broker, Home Assistant discovery,
-//! the site's signed gallery and optional signed commands in. It runs on a thread of its own
-//! that follows the audit log (the source of truth), so recognition and relocking never wait
-//! for the network; it reaches the door loop only through [`crate::control::Control`].
+//! The site link: a door's events out to an MQTT broker, Home Assistant discovery, the site's
+//! signed gallery and optional signed commands in. It runs as a process of its own
+//! (`facegate-site`, with the network; the door's `facegated` has none): it follows the audit
+//! log (the source of truth) and hands signed messages to the door's control API, where
+//! [`trust`] judges them. Recognition and relocking never wait for the network.
 
+pub mod acks;
 pub mod discovery;
 pub mod follow;
 pub mod link;
 pub mod signing;
+pub mod trust;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub use link::{send_signed, start, Handle, LinkError};
+pub use trust::SiteTrust;
 
 /// `[mqtt]`: the broker and this door's place in the site. Absent: no network at all.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +55,9 @@ pub struct MqttConfig {
     pub discovery: bool,
     /// Home Assistant's discovery prefix.
     pub discovery_prefix: String,
+    /// The most people a signed site gallery may hold: it bounds the size of a gallery message
+    /// ([`trust::max_gallery_bytes`]), so the broker cannot make the door take any size.
+    pub max_people: usize,
 }
 
 impl Default for MqttConfig {
@@ -72,6 +79,7 @@ impl Default for MqttConfig {
             commands: false,
             discovery: true,
             discovery_prefix: "homeassistant".into(),
+            max_people: 2000,
         }
     }
 }
@@ -103,6 +111,9 @@ impl MqttConfig {
                 "commands must be signed: set mqtt.site_key".into(),
             ));
         }
+        if self.max_people == 0 {
+            return Some(("mqtt.max_people", "must be 1 or more".into()));
+        }
         None
     }
 }
@@ -132,6 +143,16 @@ pub struct Topics {
     pub site_command: String,
     /// The site's signed gallery, retained.
     pub gallery: String,
+    /// Signed lockdown state for this door, retained (a door that connects later takes it).
+    pub lockdown: String,
+    /// Signed lockdown state for every door of the site, retained.
+    pub site_lockdown: String,
+    /// The lockdown this door holds (`{"lockdown":bool,"version":N}`), retained: the admin's
+    /// acknowledgement.
+    pub lockdown_state: String,
+    /// The audit chain's head as the broker has it (`{"seq","hash","time"}`), retained: an
+    /// anchor outside the door for `facegate audit verify --head`.
+    pub audit_head: String,
 }
 
 impl Topics {
@@ -150,6 +171,10 @@ impl Topics {
             command: format!("{d}/command"),
             site_command: format!("facegate/{site}/command"),
             gallery: format!("facegate/{site}/gallery"),
+            lockdown: format!("{d}/lockdown"),
+            site_lockdown: format!("facegate/{site}/lockdown"),
+            lockdown_state: format!("{d}/lockdown/state"),
+            audit_head: format!("{d}/audit/head"),
         }
     }
 }
