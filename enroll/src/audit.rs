@@ -1,9 +1,11 @@
-//! `facegate audit verify`: checks the audit log's hash chain (across its rotated files) and
-//! names the first broken line; `facegate audit query`: who came in, when, denials, alarms, with
-//! filters, as a table, JSON lines or CSV.
+//! `facegate audit verify`: checks the audit log's hash chain (across its rotated files), names
+//! the first broken line, says when the log starts mid-chain, and checks it against a head kept
+//! elsewhere; `facegate audit head`: that head; `facegate audit query`: who came in, when,
+//! denials, alarms, with filters, as a table, JSON lines or CSV.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use facegate::records::audit::{Anchor, Head, Status};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,12 +13,32 @@ use std::process::ExitCode;
 /// `facegate audit ...`
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit log's sequence numbers and hash chain. Exit status 0 if every line checks
-    /// out (lines written before the chain existed are counted as "unchained"), 1 at the first
-    /// edited, inserted or removed line (named with its number), 2 if the log cannot be read.
+    /// Check the audit log's sequence numbers and hash chain, across its rotated files. Exit
+    /// status 0 if every line checks out from the start of the chain (lines written before the
+    /// chain existed are counted as "unchained"); 1 at the first edited, inserted or removed
+    /// line (named with its file and number), or when the log does not hold the head given with
+    /// --head (cut or rewritten); 2 if the log cannot be read; 3 if every line present checks
+    /// out but the log starts in the middle of its chain (earlier lines missing: nothing vouches
+    /// for its first line).
     Verify {
         /// The audit log (default: the door config's `[audit] path`).
         path: Option<PathBuf>,
+        /// A head kept from earlier (`facegate audit head`, or the site link's): the log must
+        /// still hold the line with this seq and hash. Without one, a cut tail does not show.
+        #[arg(long, value_name = "SEQ:HASH", conflicts_with = "head_file")]
+        head: Option<String>,
+        /// The same, from a file holding what `facegate audit head [--json]` printed.
+        #[arg(long, value_name = "FILE")]
+        head_file: Option<PathBuf>,
+    },
+    /// The log's head: the seq and hash of its last line, and its file. Keep it somewhere the
+    /// door cannot write, and give it to `verify --head` later.
+    Head {
+        /// The audit log (default: the door config's `[audit] path`).
+        path: Option<PathBuf>,
+        /// As a JSON object (`seq`, `hash`, `file`).
+        #[arg(long)]
+        json: bool,
     },
     /// Events of the log and its rotated files, oldest first: e.g. `--entries --person ada
     /// --since 2026-11-01`, `--denials --json`, `--alarms --csv`.
@@ -91,7 +113,19 @@ pub fn run(cmd: &AuditCommand, config: Option<&Path>) -> Result<ExitCode> {
         }
     };
     match cmd {
-        AuditCommand::Verify { path } => verify(&log(path.as_deref())?),
+        AuditCommand::Verify {
+            path,
+            head,
+            head_file,
+        } => {
+            let anchor = match (head, head_file) {
+                (Some(h), _) => Some(Head::parse(h)?),
+                (None, Some(f)) => Some(read_head(f)?),
+                (None, None) => None,
+            };
+            verify(&log(path.as_deref())?, anchor.as_ref())
+        }
+        AuditCommand::Head { path, json } => head(&log(path.as_deref())?, *json),
         AuditCommand::Query(q) => query(q, &log(q.log.as_deref())?),
     }
 }
@@ -203,38 +237,99 @@ fn query(q: &Query, path: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(path: &Path) -> Result<ExitCode> {
+/// A head from a file (`facegate audit head [--json] > FILE`).
+fn read_head(f: &Path) -> Result<Head> {
+    let mut text = String::new();
+    // A head is one short line: read no more than a few of them.
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            std::fs::File::open(f).with_context(|| f.display().to_string())?,
+            4096,
+        ),
+        &mut text,
+    )
+    .with_context(|| f.display().to_string())?;
+    Head::parse(&text).with_context(|| f.display().to_string())
+}
+
+fn head(path: &Path, json: bool) -> Result<ExitCode> {
+    let Some((h, file)) = facegate::records::audit::head_in(path)? else {
+        anyhow::bail!(
+            "{}: no chained line yet (an empty log, or only lines from before the chain)",
+            path.display()
+        );
+    };
+    if json {
+        let v = serde_json::json!({"seq": h.seq, "hash": h.hash, "file": file});
+        println!("{v}");
+    } else {
+        println!("{h} {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(path: &Path, anchor: Option<&Head>) -> Result<ExitCode> {
     // The active file and the files rotated away from it, as one chain.
     let files = facegate::records::rotation::all_files(path);
-    let r = if files.len() > 1 {
-        facegate::records::audit::verify_files(&files)?
-    } else {
-        facegate::records::audit::verify(path)?
-    };
+    if files.is_empty() {
+        anyhow::bail!("{}: no such audit log", path.display());
+    }
+    let r = facegate::records::audit::verify_anchored(&files, anchor)?;
+    let p = path.display();
     if files.len() > 1 {
         println!(
-            "{}: checked with its {} rotated file(s), lines counted across them",
-            path.display(),
+            "{p}: checked with its {} rotated file(s), lines counted across them",
             files.len() - 1
         );
     }
-    let p = path.display();
-    if let Some(seq) = r.continues_at {
-        println!(
-            "{p}: starts at seq {seq}: continues an earlier file, its first line taken on trust"
-        );
-    }
-    if let Some((line, why)) = &r.broken {
-        println!("{p}: line {line}: {why}");
+    if let Some(((line, why), (file, at))) = r.broken.as_ref().zip(r.broken_in.as_ref()) {
+        println!("{}: line {at}: {why}", file.display());
         println!(
             "{p}: BROKEN at line {line} ({} line(s) before it verified)",
             r.chained
         );
-        return Ok(ExitCode::from(1));
+    }
+    if let (Some(a), Some(anchor)) = (&r.anchor, anchor) {
+        let s = anchor.seq;
+        match a {
+            Anchor::Found => println!("{p}: holds the anchored head {anchor}"),
+            Anchor::Missing { last } => println!(
+                "{p}: CUT OR REWRITTEN: the anchored head seq {s} is not in the log ({})",
+                last.map_or("no chained line".into(), |l| format!("it ends at seq {l}"))
+            ),
+            Anchor::Differs { hash } => println!(
+                "{p}: CUT OR REWRITTEN: seq {s} has hash {hash}, the anchored head says {}",
+                anchor.hash
+            ),
+            Anchor::Gone { first } => println!(
+                "{p}: the anchored head seq {s} is before the first line present (seq {first}): \
+                 its file is gone, it cannot be checked"
+            ),
+            Anchor::NotReached => {
+                println!("{p}: the chain breaks before the anchored head seq {s}")
+            }
+        }
+    }
+    match r.status() {
+        Status::Broken => return Ok(ExitCode::from(1)),
+        Status::Unvouched => {
+            let seq = r.continues_at.unwrap_or_default();
+            println!(
+                "{p}: NOT VERIFIED: starts at seq {seq}: earlier lines missing, cannot vouch for \
+                 the first line ({} line(s) from it on check out; rotated files deleted by \
+                 audit.retention_days, or lines removed)",
+                r.chained
+            );
+            return Ok(ExitCode::from(3));
+        }
+        Status::Verified => {}
     }
     println!(
         "{p}: {} line(s) verified, {} unchained (written before the hash chain)",
         r.chained, r.unchained
     );
+    if let Some(h) = &r.head {
+        println!("{p}: head {h}");
+    }
     Ok(ExitCode::SUCCESS)
 }

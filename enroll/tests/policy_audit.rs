@@ -150,3 +150,71 @@ fn audit_query_filters_a_rotated_log_and_verify_checks_the_set() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("removed"), "{}", text(&o));
 }
+
+#[test]
+fn audit_verify_says_when_a_log_starts_mid_chain_and_checks_a_kept_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("g.toml");
+    let path = dir.path().join("audit.jsonl");
+    let p = path.to_str().unwrap();
+    let mut log = AuditLog::open(&path).unwrap();
+    for k in [
+        EventKind::Start,
+        EventKind::Grant,
+        EventKind::Deny,
+        EventKind::Exit,
+    ] {
+        log.record(&Event::new(k, SystemTime::now(), Duration::ZERO))
+            .unwrap();
+    }
+    drop(log);
+    // The head, as an admin keeps it: text and JSON.
+    let o = facegate(&g, &["audit", "head", p]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let head_text = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(head_text.starts_with("4:"), "{head_text}");
+    let anchor = head_text.split_whitespace().next().unwrap().to_owned();
+    let o = facegate(&g, &["audit", "head", "--json", p]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["seq"], 4, "{v}");
+    assert_eq!(v["file"], p, "{v}");
+    let head_file = dir.path().join("head.json");
+    std::fs::write(&head_file, &o.stdout).unwrap();
+    let o = facegate(&g, &["audit", "verify", "--head", &anchor, p]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("holds the anchored head 4:"),
+        "{}",
+        text(&o)
+    );
+    let all = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = all.split_inclusive('\n').collect();
+    // The last line cut off: the chain alone cannot tell, the kept head can.
+    std::fs::write(&path, lines[..3].concat()).unwrap();
+    let o = facegate(&g, &["audit", "verify", p]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let head_arg = head_file.to_str().unwrap();
+    let o = facegate(&g, &["audit", "verify", "--head-file", head_arg, p]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "CUT OR REWRITTEN: the anchored head seq 4 is not in the log (it ends at seq 3)"
+        ),
+        "{}",
+        text(&o)
+    );
+    // The first two lines removed and the new first one edited: not vouched for (exit 3).
+    let edited = lines[2..].concat().replacen("\"deny\"", "\"grant\"", 1);
+    std::fs::write(&path, edited).unwrap();
+    let o = facegate(&g, &["audit", "verify", p]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("starts at seq 3: earlier lines missing, cannot vouch for the first line"),
+        "{}",
+        text(&o)
+    );
+    // A head that is not one is an error, not a verdict.
+    let o = facegate(&g, &["audit", "verify", "--head", "4:xyz", p]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

@@ -22,6 +22,7 @@ fn rotation_child() {
         max_bytes: 600,
         daily: false,
         retention_days: 0,
+        keep_rotated: 0,
     });
     let mut n = log
         .previous_run()

@@ -185,6 +185,13 @@ pub fn audit(data: &[u8]) {
     let last = &body[body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)..];
     let back: Event = serde_json::from_slice(last).expect("the appended line is whole JSON");
     assert_eq!(back.event, EventKind::Start);
+    // The head (what the site link publishes) is the line just appended.
+    let v: serde_json::Value = serde_json::from_slice(last).expect("the appended line");
+    let head = audit::head(path)
+        .expect("read the head")
+        .expect("the appended line is chained");
+    assert_eq!(Some(head.seq), v["seq"].as_u64());
+    assert!(last.ends_with(format!(",\"hash\":\"{}\"}}", head.hash).as_bytes()));
     let after = audit::verify(path).expect("verify the scratch log");
     if before.broken.is_none() {
         // The daemon's append never breaks a log that verified.

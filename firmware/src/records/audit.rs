@@ -9,12 +9,18 @@
 //! Tamper evidence: every line the daemon writes carries `seq` (1, 2, ... continuing the file)
 //! and `hash`, the SHA-256 (hex) of the previous line's `hash` (hex text; 64 zeros before the
 //! first chained line) followed by this line's text without its `,"hash":"..."` ending. Editing,
-//! inserting or removing a line breaks the chain at that line ([`verify`]). Every line also says
-//! which boot it belongs to (`boot_id`) and whether the clock was synchronised (`clock_synced`):
-//! a Pi without a clock battery stamps the events before NTP with a wrong time.
+//! inserting or removing a line breaks the chain at that line ([`verify`]); a head kept outside
+//! the door ([`head`]) also shows a cut tail. Every line also says which boot it belongs to
+//! (`boot_id`) and whether the clock was synchronised (`clock_synced`): a Pi without a clock
+//! battery stamps the events before NTP with a wrong time.
+//!
+//! Text fields come from outside (names, reasons quoting a refused command): each is capped at
+//! [`MAX_TEXT`] characters and its control characters are escaped when it is recorded, so no
+//! event makes a giant line or a line that prints as something else.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -32,6 +38,9 @@ pub enum AuditError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// A head to check the log against could not be read.
+    #[error("{0}")]
+    Head(String),
 }
 
 /// What happened.
@@ -169,6 +178,76 @@ impl Event {
     }
 }
 
+/// The most characters of one text field of an event, as recorded.
+pub const MAX_TEXT: usize = 512;
+/// What ends a text field cut at [`MAX_TEXT`] characters.
+pub const TRUNCATED: &str = "…(truncated)";
+
+/// A text field as recorded: control characters (newlines too) and the characters that reorder
+/// or break lines on a terminal escaped as Rust writes them (`\n`, `\u{1b}`), then cut at
+/// [`MAX_TEXT`] characters.
+fn bounded_text(s: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) && s.chars().nth(MAX_TEXT).is_none() {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::new();
+    let mut n = 0;
+    for c in s.chars() {
+        let (escaped, plain) = match unsafe_char(c) {
+            true => (Some(c.escape_default()), None),
+            false => (None, Some(c)),
+        };
+        for e in escaped.into_iter().flatten().chain(plain) {
+            if n == MAX_TEXT {
+                out.push_str(TRUNCATED);
+                return Cow::Owned(out);
+            }
+            out.push(e);
+            n += 1;
+        }
+    }
+    Cow::Owned(out)
+}
+
+impl Event {
+    /// The event as [`AuditLog`] records it: every text field through [`MAX_TEXT`] and escaping
+    /// (borrowed when nothing needs it, the common case).
+    pub fn bounded(&self) -> Cow<'_, Event> {
+        fn field(f: &Option<String>) -> Option<Cow<'_, str>> {
+            f.as_deref().map(bounded_text)
+        }
+        let (time, identity, name, nearest, reason) = (
+            bounded_text(&self.time),
+            field(&self.identity),
+            field(&self.name),
+            field(&self.nearest),
+            field(&self.reason),
+        );
+        let owned = |f: &Option<Cow<'_, str>>| matches!(f, Some(Cow::Owned(_)));
+        if !matches!(time, Cow::Owned(_))
+            && !owned(&identity)
+            && !owned(&name)
+            && !owned(&nearest)
+            && !owned(&reason)
+        {
+            return Cow::Borrowed(self);
+        }
+        let text = |f: Option<Cow<'_, str>>| f.map(Cow::into_owned);
+        Cow::Owned(Event {
+            time: time.into_owned(),
+            identity: text(identity),
+            name: text(name),
+            nearest: text(nearest),
+            reason: text(reason),
+            ..self.clone()
+        })
+    }
+}
+
 /// What the log says about the run before this one, found when it was opened.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PreviousRun {
@@ -194,6 +273,9 @@ pub struct AuditConfig {
     pub rotate_daily: bool,
     /// Delete rotated files older than this many days (0: keep all).
     pub retention_days: u32,
+    /// Never delete the newest this many rotated files for their age: a clock set ahead makes
+    /// every file look old.
+    pub keep_rotated: u32,
 }
 
 impl AuditConfig {
@@ -203,6 +285,7 @@ impl AuditConfig {
             max_bytes: self.rotate_bytes,
             daily: self.rotate_daily,
             retention_days: self.retention_days,
+            keep_rotated: self.keep_rotated,
         }
     }
 }
@@ -215,6 +298,7 @@ impl Default for AuditConfig {
             rotate_bytes: 0,
             rotate_daily: false,
             retention_days: 0,
+            keep_rotated: 30,
         }
     }
 }
@@ -341,9 +425,13 @@ impl AuditLog {
     /// Rotates the log as `rotation` says (and deletes rotated files past their retention now).
     pub fn with_rotation(mut self, rotation: crate::records::rotation::Rotation) -> Self {
         self.rotation = rotation;
-        for f in
-            crate::records::rotation::expire(&self.path, rotation.retention_days, SystemTime::now())
-        {
+        let r = rotation;
+        for f in crate::records::rotation::expire(
+            &self.path,
+            r.retention_days,
+            r.keep_rotated,
+            SystemTime::now(),
+        ) {
             tracing::info!("deleted {} (older than the audit retention)", f.display());
         }
         self
@@ -368,7 +456,9 @@ impl AuditLog {
                 .open(&self.path)
                 .map_err(io)?,
         );
-        for f in crate::records::rotation::expire(&self.path, self.rotation.retention_days, now) {
+        let r = self.rotation;
+        for f in crate::records::rotation::expire(&self.path, r.retention_days, r.keep_rotated, now)
+        {
             tracing::info!("deleted {} (older than the audit retention)", f.display());
         }
         Ok(())
@@ -442,54 +532,47 @@ impl AuditLog {
     }
 }
 
-/// The last line of `file` (already repaired: it ends with a newline), if any.
-fn last_line(file: &mut File) -> std::io::Result<Option<String>> {
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(None);
-    }
-    // Audit lines are well under 64 KiB; a longer one is not ours and starts no chain.
-    let start = len.saturating_sub(64 * 1024);
-    let mut buf = Vec::with_capacity((len - start) as usize);
-    file.seek(SeekFrom::Start(start))?;
-    Read::by_ref(file).take(len - start).read_to_end(&mut buf)?;
-    let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
-    let from = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if from == 0 && start > 0 {
-        return Ok(None);
-    }
-    Ok(Some(String::from_utf8_lossy(&body[from..]).into_owned()))
-}
-
-/// Truncates `file` after its last newline; returns how many bytes were cut.
-fn repair(file: &mut File) -> std::io::Result<u64> {
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(0);
-    }
-    let mut end = len;
-    let mut buf = vec![0u8; 4096];
-    loop {
+/// The position of the last newline in `file` before `end`, read backwards in chunks.
+fn rfind_newline(file: &mut File, mut end: u64) -> std::io::Result<Option<u64>> {
+    let mut buf = vec![0u8; 8192];
+    while end > 0 {
         let start = end.saturating_sub(buf.len() as u64);
         let n = (end - start) as usize;
         file.seek(SeekFrom::Start(start))?;
         file.read_exact(&mut buf[..n])?;
         if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
-            let keep = start + i as u64 + 1;
-            if keep < len {
-                file.set_len(keep)?;
-                file.sync_all()?;
-            }
-            return Ok(len - keep);
-        }
-        if start == 0 {
-            // Not a single whole line: the file holds only a torn one.
-            file.set_len(0)?;
-            file.sync_all()?;
-            return Ok(len);
+            return Ok(Some(start + i as u64));
         }
         end = start;
     }
+    Ok(None)
+}
+
+/// The last whole line of `file` (a torn tail after its newline is not a line), if any. It is
+/// found by reading backwards as far as it goes: how long it is does not matter (a window of
+/// fixed size once made a long last line restart the chain at seq 1).
+fn last_line(file: &mut File) -> std::io::Result<Option<String>> {
+    let len = file.metadata()?.len();
+    let Some(end) = rfind_newline(file, len)? else {
+        return Ok(None);
+    };
+    let start = rfind_newline(file, end)?.map_or(0, |i| i + 1);
+    let mut buf = vec![0u8; (end - start) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut buf)?;
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+}
+
+/// Truncates `file` after its last newline; returns how many bytes were cut.
+fn repair(file: &mut File) -> std::io::Result<u64> {
+    let len = file.metadata()?.len();
+    // Not a single whole line: the file holds only a torn one (or nothing).
+    let keep = rfind_newline(file, len)?.map_or(0, |i| i + 1);
+    if keep < len {
+        file.set_len(keep)?;
+        file.sync_all()?;
+    }
+    Ok(len - keep)
 }
 
 impl AuditSink for AuditLog {
@@ -497,6 +580,7 @@ impl AuditSink for AuditLog {
         if self.file.is_none() {
             self.reopen()?;
         }
+        let event = &*event.bounded();
         let io = |source| AuditError::Io {
             path: self.path.clone(),
             source,
@@ -553,91 +637,6 @@ impl AuditSink for AuditLog {
     }
 }
 
-/// What [`verify`] found.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Verified {
-    /// Lines whose hash chain checked out.
-    pub chained: u64,
-    /// Lines without `seq`/`hash` (written before the chain existed), not checked.
-    pub unchained: u64,
-    /// The file starts in the middle of a chain (an earlier file, rotated away): its first
-    /// chained line's `seq`, taken on trust.
-    pub continues_at: Option<u64>,
-    /// The first broken line: its number (from 1) and what is wrong.
-    pub broken: Option<(u64, String)>,
-}
-
-/// Checks the hash chain of the log at `path`, stopping at the first broken line.
-pub fn verify(path: &Path) -> Result<Verified, AuditError> {
-    verify_files(&[path.to_owned()])
-}
-
-/// Checks the hash chain across `files` read in order as one log (the rotated files of a log
-/// then its active file: [`crate::records::rotation::all_files`]); line numbers count across them.
-pub fn verify_files(files: &[PathBuf]) -> Result<Verified, AuditError> {
-    let mut bytes = Vec::new();
-    for path in files {
-        let b = std::fs::read(path).map_err(|source| AuditError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        bytes.extend_from_slice(&b);
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let mut out = Verified::default();
-    let mut prev: Option<(u64, String)> = None;
-    for (i, line) in text.lines().enumerate() {
-        let n = i as u64 + 1;
-        let v: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                out.broken = Some((n, format!("not a JSON line ({e})")));
-                break;
-            }
-        };
-        let seq = v.get("seq").and_then(|s| s.as_u64());
-        let (Some(seq), Some((body, hash))) = (seq, split_hash(line)) else {
-            if prev.is_some() {
-                out.broken = Some((
-                    n,
-                    "no seq/hash after chained lines: inserted or edited".into(),
-                ));
-                break;
-            }
-            out.unchained += 1;
-            continue;
-        };
-        let ok = chain_hash(prev.as_ref().map_or(ZERO_HASH, |p| &p.1), &body) == hash;
-        match &prev {
-            None if !ok && seq != 1 => {
-                // The start of this file is not the start of the chain (rotated): trusted.
-                out.continues_at = Some(seq);
-            }
-            None if !ok => {
-                out.broken = Some((n, "hash does not match: the line was edited".into()));
-                break;
-            }
-            Some((pseq, _)) if !ok => {
-                let why = if seq != pseq + 1 {
-                    format!(
-                        "seq {seq} follows seq {pseq}: {} line(s) removed before it, or it was edited",
-                        seq.saturating_sub(pseq + 1)
-                    )
-                } else {
-                    "hash does not match: this line was edited, or the one before it replaced"
-                        .into()
-                };
-                out.broken = Some((n, why));
-                break;
-            }
-            _ => {}
-        }
-        out.chained += 1;
-        prev = Some((seq, hash.to_owned()));
-    }
-    Ok(out)
-}
-
 /// Reads every event of a log: its rotated files in order, then the active file.
 pub fn read_all(path: &Path) -> Result<Vec<Event>, AuditError> {
     let mut out = Vec::new();
@@ -661,6 +660,11 @@ pub fn read_log(path: &Path) -> Result<Vec<Event>, AuditError> {
         })
         .collect()
 }
+
+mod verify;
+pub use verify::{
+    head, head_in, verify, verify_anchored, verify_files, Anchor, Head, Status, Verified,
+};
 
 #[cfg(test)]
 mod tests;

@@ -151,7 +151,9 @@ fn old_unchained_lines_are_counted_not_errors_and_a_chain_follows() {
     let all = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, &all[text.len()..]).unwrap();
     let r = verify(&path).unwrap();
-    assert_eq!((r.chained, r.continues_at, r.broken), (2, Some(2), None));
+    assert_eq!((r.chained, r.continues_at, &r.broken), (2, Some(2), &None));
+    // Nothing vouches for that first line.
+    assert_eq!(r.status(), Status::Unvouched);
 }
 
 #[test]
@@ -277,4 +279,240 @@ fn an_unwritable_place_is_a_clear_error() {
         .unwrap()
         .to_string();
     assert!(err.contains("/nonexistent-dir/audit.jsonl"), "{err}");
+}
+
+#[test]
+fn the_chain_goes_on_after_a_last_line_longer_than_any_read_window() {
+    // Security review finding 1: only the last 64 KiB were read to continue the chain, so after
+    // a longer line the next event started again at seq 1 and `verify` said BROKEN.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut log = AuditLog::open(&path).unwrap();
+    log.record(&ev(EventKind::Start, 0)).unwrap();
+    drop(log);
+    // A chained line of 70 KB (as an older version wrote for a long reason): chain it by hand.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (_, prev) = split_hash(text.trim_end()).unwrap();
+    let body = format!(
+        "{{\"seq\":2,\"time\":\"1970-01-01T00:00:00.000Z\",\"t\":1.0,\"event\":\"deny\",\"reason\":\"{}\"}}",
+        "x".repeat(70_000)
+    );
+    let hash = chain_hash(prev, &body);
+    let long = format!("{},\"hash\":\"{hash}\"}}\n", &body[..body.len() - 1]);
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(long.as_bytes()).unwrap();
+    drop(f);
+    assert_eq!(verify(&path).unwrap().broken, None);
+    let mut log = AuditLog::open(&path).unwrap();
+    assert_eq!(
+        log.previous_run().unwrap().last_event,
+        Some(EventKind::Deny)
+    );
+    log.record(&ev(EventKind::Stop, 2)).unwrap();
+    let r = verify(&path).unwrap();
+    assert_eq!((r.chained, &r.broken), (3, &None), "{r:?}");
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .starts_with("{\"seq\":3,"));
+}
+
+#[test]
+fn text_fields_are_capped_and_control_characters_escaped_at_record_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut log = AuditLog::open(&path).unwrap();
+    let mut e = ev(EventKind::CommandRefused, 1);
+    // Attacker text: a giant reason, and a name that tries to end the line and start a forged one
+    // (or to move a terminal's cursor when `facegate audit query` prints it).
+    e.reason = Some("A".repeat(100_000));
+    e.identity = Some("mallory\n{\"seq\":99,\"event\":\"grant\"}\r\u{1b}[2K\u{202e}".into());
+    e.name = Some("Zoë".repeat(300));
+    e.nearest = Some("ok-id".into());
+    log.record(&e).unwrap();
+    log.record(&ev(EventKind::Stop, 2)).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert!(text.len() < 8 * 1024, "{} bytes", text.len());
+    let back = &read_log(&path).unwrap()[0];
+    let reason = back.reason.as_deref().unwrap();
+    assert!(
+        reason.ends_with(TRUNCATED),
+        "{}",
+        &reason[reason.len() - 40..]
+    );
+    assert_eq!(reason.chars().count(), MAX_TEXT + TRUNCATED.chars().count());
+    let who = back.identity.as_deref().unwrap();
+    assert!(!who.chars().any(|c| c.is_control()), "{who:?}");
+    assert!(who.starts_with("mallory\\n{\"seq\":99"), "{who}");
+    assert!(who.contains("\\r\\u{1b}[2K\\u{202e}"), "{who}");
+    let name = back.name.as_deref().unwrap();
+    assert!(
+        name.starts_with("ZoëZoë") && name.ends_with(TRUNCATED),
+        "{name}"
+    );
+    assert_eq!(back.nearest.as_deref(), Some("ok-id"));
+    assert_eq!(verify(&path).unwrap().chained, 2);
+    // Text that needs nothing is written as given.
+    assert_eq!(
+        Event::bounded(&e).identity.as_deref().map(str::len),
+        back.identity.as_deref().map(str::len)
+    );
+    let plain = ev(EventKind::Grant, 3);
+    assert!(matches!(plain.bounded(), std::borrow::Cow::Borrowed(_)));
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn a_log_cut_at_its_start_and_its_new_first_line_edited_is_not_vouched_for() {
+    // Security review finding 2: the first lines removed and the new first line edited was
+    // trusted from there ("continues an earlier file") and verified.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    log_of(
+        &path,
+        &[
+            EventKind::Start,
+            EventKind::Deny,
+            EventKind::Grant,
+            EventKind::Stop,
+        ],
+    );
+    assert_eq!(verify(&path).unwrap().status(), Status::Verified);
+    let lines = lines_of(&path);
+    let rest = lines[2..].concat().replacen("\"grant\"", "\"exit\"", 1);
+    std::fs::write(&path, rest).unwrap();
+    let r = verify(&path).unwrap();
+    assert_eq!((r.chained, r.continues_at, &r.broken), (2, Some(3), &None));
+    assert_eq!(r.status(), Status::Unvouched);
+}
+
+#[test]
+fn each_rotated_file_must_continue_the_one_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let rot = crate::records::rotation::Rotation {
+        max_bytes: 700,
+        ..Default::default()
+    };
+    let mut log = AuditLog::open(&path).unwrap().with_rotation(rot);
+    for i in 0..12 {
+        log.record(&ev(EventKind::Deny, i)).unwrap();
+    }
+    drop(log);
+    let files = crate::records::rotation::all_files(&path);
+    assert!(files.len() >= 4, "{files:?}");
+    let r = verify_files(&files).unwrap();
+    assert_eq!((r.chained, r.status()), (12, Status::Verified));
+    assert_eq!(r.head.as_ref().map(|h| h.seq), Some(12));
+    // The oldest file gone (as retention deletes it): nothing vouches for the new first line.
+    let r = verify_files(&files[1..]).unwrap();
+    assert_eq!(r.status(), Status::Unvouched);
+    assert!(r.continues_at.is_some_and(|s| s > 1), "{r:?}");
+    // A file gone from the middle: the next one does not continue the one before it.
+    let gap = [&files[..1], &files[2..]].concat();
+    let r = verify_files(&gap).unwrap();
+    assert_eq!(r.status(), Status::Broken);
+    let (_, why) = r.broken.unwrap();
+    assert!(why.starts_with("does not continue"), "{why}");
+    assert!(why.contains("removed before it"), "{why}");
+    assert_eq!(r.broken_in, Some((files[2].clone(), 1)));
+}
+
+#[test]
+fn the_head_is_the_last_whole_chained_line_of_the_newest_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    assert_eq!(head(&path).unwrap(), None);
+    log_of(&path, &[EventKind::Start, EventKind::Grant]);
+    let last = lines_of(&path).pop().unwrap();
+    let (_, hash) = split_hash(last.trim_end()).unwrap();
+    let h = head(&path).unwrap().unwrap();
+    assert_eq!(
+        h,
+        Head {
+            seq: 2,
+            hash: hash.to_owned()
+        }
+    );
+    // A torn tail (a write under way, or power loss) is not the head.
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"{\"seq\":3,\"ti").unwrap();
+    drop(f);
+    assert_eq!(head(&path).unwrap(), Some(h.clone()));
+    // Just rotated (the active file empty or not there yet): the newest rotated file's.
+    let to = crate::records::rotation::rotate(&path, SystemTime::now()).unwrap();
+    assert_eq!(head_in(&path).unwrap(), Some((h.clone(), to.clone())));
+    std::fs::write(&path, "").unwrap();
+    assert_eq!(head(&path).unwrap(), Some(h.clone()));
+    // What `facegate audit head` prints reads back, as text or JSON.
+    assert_eq!(Head::parse(&format!("{h} {}\n", to.display())).unwrap(), h);
+    let json = serde_json::json!({"seq": 2, "hash": h.hash.to_uppercase(), "file": "x"});
+    assert_eq!(Head::parse(&json.to_string()).unwrap(), h);
+    for bad in ["", "2", "2:abc", "x:{}", "{\"seq\":2}"] {
+        assert!(Head::parse(bad).is_err(), "{bad}");
+    }
+    let err = Head::parse(&"\u{1b}".repeat(10_000))
+        .unwrap_err()
+        .to_string();
+    assert!(err.len() < 400 && !err.contains('\u{1b}'), "{err}");
+}
+
+#[test]
+fn a_kept_head_shows_a_cut_tail_and_a_rebuilt_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let kinds = [
+        EventKind::Start,
+        EventKind::Grant,
+        EventKind::Deny,
+        EventKind::Stop,
+    ];
+    log_of(&path, &kinds);
+    let anchored = head(&path).unwrap().unwrap();
+    log_of(&path, &[EventKind::Start]);
+    let files = crate::records::rotation::all_files(&path);
+    // Lines after the head are what happened since: fine.
+    let r = verify_anchored(&files, Some(&anchored)).unwrap();
+    assert_eq!(
+        (r.anchor.clone(), r.status()),
+        (Some(Anchor::Found), Status::Verified)
+    );
+    // The last three lines cut off: the chain alone still verifies; the head does not.
+    let lines = lines_of(&path);
+    std::fs::write(&path, lines[..2].concat()).unwrap();
+    assert_eq!(verify(&path).unwrap().status(), Status::Verified);
+    let r = verify_anchored(&files, Some(&anchored)).unwrap();
+    assert_eq!(r.anchor, Some(Anchor::Missing { last: Some(2) }));
+    assert_eq!(r.status(), Status::Broken);
+    // Rebuilt from scratch with other events, as long or longer: a different hash at that seq.
+    std::fs::remove_file(&path).unwrap();
+    log_of(&path, &[EventKind::Start, EventKind::Deny, EventKind::Deny]);
+    log_of(&path, &[EventKind::Stop, EventKind::Start]);
+    assert_eq!(verify(&path).unwrap().status(), Status::Verified);
+    let r = verify_anchored(&files, Some(&anchored)).unwrap();
+    assert!(matches!(r.anchor, Some(Anchor::Differs { .. })), "{r:?}");
+    assert_eq!(r.status(), Status::Broken);
+    // Emptied.
+    std::fs::write(&path, "").unwrap();
+    let r = verify_anchored(&files, Some(&anchored)).unwrap();
+    assert_eq!(r.anchor, Some(Anchor::Missing { last: None }));
+    // A head older than the first line present (its file deleted): cannot be checked.
+    std::fs::remove_file(&path).unwrap();
+    log_of(&path, &kinds);
+    log_of(&path, &kinds);
+    let lines = lines_of(&path);
+    std::fs::write(&path, lines[5..].concat()).unwrap();
+    let r = verify_anchored(&files, Some(&anchored)).unwrap();
+    assert_eq!(r.anchor, Some(Anchor::Gone { first: 6 }));
+    assert_eq!(r.status(), Status::Unvouched);
 }
