@@ -5,6 +5,7 @@
 
 pub mod discovery;
 pub mod follow;
+pub mod for_ha;
 pub mod link;
 pub mod signing;
 
