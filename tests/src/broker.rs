@@ -26,8 +26,28 @@ pub struct Broker {
 pub const USERS: [&str; 4] = ["admin", "door1", "door2", "watcher"];
 
 impl Broker {
-    /// Starts `mosquitto` (from [`mosquitto`]) on a free port of 127.0.0.1.
+    /// Starts `mosquitto` (from [`mosquitto`]) on a free port of 127.0.0.1, with [`USERS`].
     pub fn start(bin: PathBuf) -> Self {
+        // Doors publish under their own topics and read the site's gallery and commands only.
+        let mut acl = String::from(
+            "user admin\ntopic readwrite facegate/#\n\nuser watcher\ntopic read #\n\n",
+        );
+        for door in ["door1", "door2"] {
+            acl.push_str(&format!(
+                "user {door}\ntopic readwrite facegate/hq/{door}/#\ntopic read facegate/hq/gallery\ntopic read facegate/hq/command\ntopic read facegate/hq/lockdown\ntopic write homeassistant/+/facegate_hq_{door}/#\n\n"
+            ));
+        }
+        Self::with_acl(bin, &acl)
+    }
+
+    /// Starts `mosquitto` with the ACL file `acl` (Mosquitto's format), a client certificate
+    /// for each of its `user` lines.
+    pub fn with_acl(bin: PathBuf, acl: &str) -> Self {
+        let users: Vec<&str> = acl
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("user "))
+            .map(str::trim)
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -47,17 +67,8 @@ impl Broker {
             std::fs::write(d.join(format!("{name}.key")), key.serialize_pem()).unwrap();
         };
         issue("server", vec!["localhost".into(), "127.0.0.1".into()]);
-        for u in USERS {
+        for u in users {
             issue(u, vec![]);
-        }
-        // Doors publish under their own topics and read the site's gallery and commands only.
-        let mut acl = String::from(
-            "user admin\ntopic readwrite facegate/#\n\nuser watcher\ntopic read #\n\n",
-        );
-        for door in ["door1", "door2"] {
-            acl.push_str(&format!(
-                "user {door}\ntopic readwrite facegate/hq/{door}/#\ntopic read facegate/hq/gallery\ntopic read facegate/hq/command\ntopic read facegate/hq/lockdown\ntopic write homeassistant/+/facegate_hq_{door}/#\n\n"
-            ));
         }
         std::fs::write(d.join("acl"), acl).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")

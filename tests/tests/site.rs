@@ -3,7 +3,8 @@
 //! the real daemon (the simulator, in real time) behind its control API: a signed site gallery
 //! reaches two doors and lets the new person in, forged, replayed, foreign and torn ones are
 //! refused and audited; a retained lockdown reaches a door that connects later; a broker
-//! restart loses no event; a door without its broker still works.
+//! restart loses no event; a door without its broker still works; the documented ACL keeps the
+//! gallery from Home Assistant.
 //! Skipped with a message only when `mosquitto` is not installed (CI installs it).
 
 use facegate::control::Control;
@@ -548,4 +549,185 @@ fn signed_commands_lock_down_and_unlock_a_door_and_forged_or_replayed_ones_are_r
     }
     door2.join().unwrap();
     door1.join().unwrap();
+}
+
+/// Publishes `messages` (topic, payload), retained, as `user`, and waits for the broker's
+/// acknowledgements (Mosquitto acknowledges a publish its ACL refuses too, and drops it).
+fn publish_as(b: &Broker, user: &str, messages: &[(&str, &str)]) {
+    let cfg = b.config(user);
+    let id = format!("test-publish-{user}");
+    let (client, mut conn) =
+        rumqttc::Client::new(site::link::options(&cfg, &id, None).unwrap(), 64);
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut acked = 0;
+    while acked < messages.len() {
+        assert!(
+            Instant::now() < end,
+            "{user}: {acked} of {messages:?} acknowledged"
+        );
+        match conn.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => {
+                for (topic, payload) in messages {
+                    client
+                        .try_publish(*topic, rumqttc::QoS::AtLeastOnce, true, *payload)
+                        .unwrap();
+                }
+            }
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))) => acked += 1,
+            Ok(Err(e)) => panic!("{user}: {e}"),
+            _ => {}
+        }
+    }
+    let _ = client.try_disconnect();
+}
+
+/// What `user` receives (topic, payload) in the second after subscribing to `filters`.
+fn received_by(b: &Broker, user: &str, filters: &[&str]) -> BTreeSet<(String, String)> {
+    let cfg = b.config(user);
+    let id = format!("test-read-{user}");
+    let (client, mut conn) =
+        rumqttc::Client::new(site::link::options(&cfg, &id, None).unwrap(), 64);
+    let mut got = BTreeSet::new();
+    let mut until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        match conn.recv_timeout(Duration::from_millis(50)) {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => {
+                for f in filters {
+                    client.try_subscribe(*f, rumqttc::QoS::AtLeastOnce).unwrap();
+                }
+            }
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))) => {
+                // Retained messages follow their subscription's acknowledgement at once.
+                until = Instant::now() + Duration::from_secs(1);
+            }
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) => {
+                got.insert((p.topic, String::from_utf8_lossy(&p.payload).into_owned()));
+            }
+            Ok(Err(e)) => panic!("{user}: {e}"),
+            _ => {}
+        }
+    }
+    let _ = client.try_disconnect();
+    got
+}
+
+/// Finding 13 of issue #24: with the documented ACL, Home Assistant received the retained site
+/// gallery (`topic read facegate/+/+/#` also matches `facegate/hq/gallery`). The ACL the docs
+/// ship (`docs/examples/mosquitto.acl`, loaded here as is): Home Assistant reads the doors'
+/// states, access events and availability and nothing else, and cannot write to a door; a door
+/// reads the gallery the admin published, and cannot write the gallery or another door's topics.
+#[test]
+fn the_documented_acl_keeps_the_gallery_from_home_assistant_and_its_writes_from_the_doors() {
+    let bin = need_mosquitto!();
+    let acl = include_str!("../../docs/examples/mosquitto.acl");
+    let b = Broker::with_acl(bin, acl);
+    let gallery = "facegate/hq/gallery";
+    publish_as(&b, "admin", &[(gallery, "the admin's gallery")]);
+    let door: &[(&str, &str)] = &[
+        ("facegate/hq/front/lock/state", "LOCKED"),
+        ("facegate/hq/front/contact/state", "OFF"),
+        ("facegate/hq/front/alarm/state", "OFF"),
+        ("facegate/hq/front/alarm/attributes", r#"{"cause":null}"#),
+        ("facegate/hq/front/access", r#"{"event_type":"grant"}"#),
+        ("facegate/hq/front/event", r#"{"event":"grant"}"#),
+        ("facegate/hq/front/availability", "online"),
+        (
+            "homeassistant/binary_sensor/facegate_hq_front/lock/config",
+            "{}",
+        ),
+    ];
+    publish_as(&b, "front", door);
+    // Refused by the ACL: a door writing the gallery or another door's state...
+    publish_as(
+        &b,
+        "front",
+        &[
+            (gallery, "a door's gallery"),
+            ("facegate/hq/back/lock/state", "UNLOCKED"),
+        ],
+    );
+    // ...and Home Assistant writing the gallery, a command, a lock command or a state.
+    publish_as(
+        &b,
+        "homeassistant",
+        &[
+            (gallery, "Home Assistant's gallery"),
+            ("facegate/hq/command", "lockdown"),
+            ("facegate/hq/front/command", "unlock"),
+            ("facegate/hq/front/lock/set", "UNLOCK"),
+            ("facegate/hq/front/lock/state", "UNLOCKED"),
+        ],
+    );
+
+    let ha = received_by(
+        &b,
+        "homeassistant",
+        &[
+            "#",
+            gallery,
+            "facegate/hq/+/event",
+            "facegate/+/+/access",
+            "facegate/+/+/availability",
+            "facegate/+/+/+/state",
+            "facegate/+/+/+/attributes",
+            "homeassistant/#",
+        ],
+    );
+    let for_ha: BTreeSet<(String, String)> = door
+        .iter()
+        .filter(|(t, _)| !t.ends_with("/event"))
+        .map(|(t, p)| (t.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(ha, for_ha, "Home Assistant reads the door's states only");
+
+    let front = received_by(
+        &b,
+        "front",
+        &[gallery, "facegate/hq/command", "facegate/hq/front/#"],
+    );
+    let front_in: BTreeSet<(String, String)> = front
+        .into_iter()
+        .filter(|(t, _)| !door.iter().any(|(d, _)| d == t))
+        .collect();
+    assert_eq!(
+        front_in,
+        BTreeSet::from([(gallery.to_owned(), "the admin's gallery".to_owned())]),
+        "the door reads the admin's gallery, nothing written by Home Assistant"
+    );
+    assert!(received_by(&b, "back", &["facegate/hq/back/#"]).is_empty());
+
+    let archive = received_by(&b, "archive", &["#", gallery, "facegate/+/+/event"]);
+    assert_eq!(
+        archive,
+        BTreeSet::from([(
+            "facegate/hq/front/event".to_owned(),
+            r#"{"event":"grant"}"#.to_owned()
+        )])
+    );
+    let admin = received_by(&b, "admin", &[gallery]);
+    assert_eq!(
+        admin,
+        BTreeSet::from([(gallery.to_owned(), "the admin's gallery".to_owned())])
+    );
+}
+
+/// The guide shows the ACL the test above loads, line for line (so the two cannot drift apart).
+#[test]
+fn the_guide_shows_the_tested_acl_as_it_is() {
+    let acl = include_str!("../../docs/examples/mosquitto.acl");
+    let guide = include_str!("../../docs/site-and-panels.md");
+    let shown: String = acl
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".into()
+            } else {
+                format!("   {l}\n")
+            }
+        })
+        .collect();
+    assert!(
+        guide.contains(&shown),
+        "docs/site-and-panels.md must show docs/examples/mosquitto.acl, indented by 3"
+    );
 }

@@ -1,5 +1,6 @@
 //! Home Assistant MQTT discovery: the retained config messages that make a door appear as a
-//! device with a lock, an access event entity and binary sensors for the door contact and alarms.
+//! device with an access event entity and binary sensors for the lock (read-only), the door
+//! contact and alarms.
 
 use super::Topics;
 use serde_json::json;
@@ -17,11 +18,14 @@ pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(St
         "model": "face-recognition door controller",
         "sw_version": env!("CARGO_PKG_VERSION"),
     });
-    // `default_entity_id` ("domain.slug") replaced `object_id` in Home Assistant 2025.10;
-    // its deprecation notice says `object_id` stops working in 2026.4.
+    // The entity id is set both ways: `object_id` ("slug") is what Home Assistant up to 2025.9
+    // reads (it drops `default_entity_id`, an unknown key, from discovery configs), and
+    // `default_entity_id` ("domain.slug") replaced it in 2025.10, which reads that one; both
+    // give the same id. The deprecation notice says `object_id` stops working in 2026.4.
     let common = |component: &str, id: &str| {
         json!({
             "unique_id": format!("{node}_{id}"),
+            "object_id": format!("{node}_{id}"),
             "default_entity_id": format!("{component}.{node}_{id}"),
             "availability_topic": topics.availability,
             "device": device,
@@ -34,18 +38,18 @@ pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(St
         a
     };
     let entities = [
+        // Read-only: the door takes no unsigned command, and Home Assistant cannot sign, so a
+        // `lock` entity showed buttons that did nothing (finding 15). For a binary sensor of
+        // class `lock`, on means unlocked.
         (
-            "lock",
+            "binary_sensor",
             "lock",
             json!({
                 "name": "Lock",
                 "state_topic": topics.lock_state,
-                // HA requires a command topic; the door ignores it (unsigned), see
-                // docs/site-and-panels.md (Home Assistant).
-                "command_topic": topics.lock_set,
-                "state_locked": "LOCKED",
-                "state_unlocked": "UNLOCKED",
-                "optimistic": false,
+                "device_class": "lock",
+                "payload_on": "UNLOCKED",
+                "payload_off": "LOCKED",
             }),
         ),
         (
@@ -78,20 +82,26 @@ pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(St
             }),
         ),
     ];
-    entities
-        .into_iter()
-        .map(|(component, id, extra)| {
+    // Earlier builds published a `lock` entity there: an empty retained config removes it
+    // from Home Assistant (and the broker), so existing installs lose the dead buttons.
+    let retired = (format!("{prefix}/lock/{node}/lock/config"), String::new());
+    std::iter::once(retired)
+        .chain(entities.into_iter().map(|(component, id, extra)| {
             (
                 format!("{prefix}/{component}/{node}/{id}/config"),
                 merge(common(component, id), extra).to_string(),
             )
-        })
+        }))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(body: &str) -> serde_json::Value {
+        serde_json::from_str(body).unwrap()
+    }
 
     #[test]
     fn each_entity_has_a_unique_id_the_device_and_availability() {
@@ -102,34 +112,80 @@ mod tests {
             topics,
             [
                 "homeassistant/lock/facegate_hq_front/lock/config",
+                "homeassistant/binary_sensor/facegate_hq_front/lock/config",
                 "homeassistant/event/facegate_hq_front/access/config",
                 "homeassistant/binary_sensor/facegate_hq_front/contact/config",
                 "homeassistant/binary_sensor/facegate_hq_front/alarm/config",
             ]
         );
-        let ids: Vec<String> = c
+        let entities = &c[1..];
+        let ids: Vec<String> = entities
             .iter()
-            .map(|(_, b)| serde_json::from_str::<serde_json::Value>(b).unwrap())
-            .map(|v| v["default_entity_id"].as_str().unwrap().to_owned())
+            .map(|(_, b)| parse(b)["default_entity_id"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(
             ids,
             [
-                "lock.facegate_hq_front_lock",
+                "binary_sensor.facegate_hq_front_lock",
                 "event.facegate_hq_front_access",
                 "binary_sensor.facegate_hq_front_contact",
                 "binary_sensor.facegate_hq_front_alarm",
             ]
         );
-        for (_, body) in &c {
-            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        for (_, body) in entities {
+            let v = parse(body);
             assert_eq!(v["availability_topic"], "facegate/hq/front/availability");
             assert_eq!(v["device"]["identifiers"][0], "facegate_hq_front");
-            assert!(v.get("object_id").is_none(), "deprecated by Home Assistant");
             assert!(v["state_topic"]
                 .as_str()
                 .unwrap()
                 .starts_with("facegate/hq/front/"));
         }
+    }
+
+    /// Finding 18: the entity ids depended on the Home Assistant version (`default_entity_id`
+    /// is read from 2025.10 only). Both keys name the same id.
+    #[test]
+    fn the_entity_id_is_the_same_for_home_assistant_before_and_after_2025_10() {
+        let t = Topics::new("hq", "front");
+        for (_, body) in &configs("homeassistant", &t, "hq", "front")[1..] {
+            let v = parse(body);
+            let (domain, slug) = v["default_entity_id"]
+                .as_str()
+                .unwrap()
+                .split_once('.')
+                .unwrap();
+            assert_eq!(v["object_id"], slug, "{body}");
+            assert!(["binary_sensor", "event"].contains(&domain));
+        }
+    }
+
+    /// Finding 15: Home Assistant showed a lock whose buttons did nothing (the door takes no
+    /// unsigned command). The lock is a read-only binary sensor now, and the old lock entity's
+    /// config is cleared so existing installs lose it.
+    #[test]
+    fn the_lock_is_read_only_and_the_old_lock_entity_is_removed() {
+        let t = Topics::new("hq", "front");
+        let c = configs("homeassistant", &t, "hq", "front");
+        assert!(c.iter().all(|(_, b)| !b.contains("command_topic")));
+        let removed: Vec<&str> = c
+            .iter()
+            .filter(|(_, b)| b.is_empty())
+            .map(|(t, _)| t.as_str())
+            .collect();
+        assert_eq!(
+            removed,
+            ["homeassistant/lock/facegate_hq_front/lock/config"]
+        );
+        let lock = c
+            .iter()
+            .find(|(t, _)| t == "homeassistant/binary_sensor/facegate_hq_front/lock/config")
+            .map(|(_, b)| parse(b))
+            .unwrap();
+        assert_eq!(lock["device_class"], "lock");
+        assert_eq!(lock["state_topic"], t.lock_state);
+        // Home Assistant's lock class: on means unlocked.
+        assert_eq!(lock["payload_on"], "UNLOCKED");
+        assert_eq!(lock["payload_off"], "LOCKED");
     }
 }

@@ -8,7 +8,7 @@
 use super::follow::{Follower, Line};
 use super::signing::{load_public, Envelope, SignError};
 use super::trust::{max_gallery_bytes, Refusal, MAX_COMMAND_BYTES};
-use super::{discovery, MqttConfig, Topics};
+use super::{discovery, for_ha, MqttConfig, Topics};
 use crate::door::control_api;
 use crate::hal::LockState;
 use crate::records::audit::EventKind;
@@ -474,9 +474,8 @@ impl Link {
         }
     }
 
-    /// After each connect: online, discovery, the current states, subscriptions.
+    /// After each connect: discovery, the current states, online, subscriptions.
     fn hello(&mut self, s: &mut Session) {
-        self.send(s, &self.topics.availability.clone(), true, "online".into());
         if self.cfg.discovery {
             for (topic, body) in discovery::configs(
                 &self.cfg.discovery_prefix,
@@ -487,6 +486,12 @@ impl Link {
                 self.send(s, &topic, true, body);
             }
         }
+        // The states now, retained, at every connect (finding 16: they used to wait for the
+        // next audit line, and Home Assistant showed "unknown" until then). They go before
+        // `online`, so an entity that becomes available shows the door as it is.
+        self.published_states = None;
+        self.publish_states(s);
+        self.send(s, &self.topics.availability.clone(), true, "online".into());
         if self.trusted.is_some() {
             let _ = s
                 .client
@@ -556,14 +561,8 @@ impl Link {
         if lines.is_empty() {
             return;
         }
-        let door = self.cfg.door.clone();
+        let (site, door) = (self.cfg.site.clone(), self.cfg.door.clone());
         for line in &lines {
-            let mut ev = line.json.clone();
-            if let Some(o) = ev.as_object_mut() {
-                o.insert("id".into(), line.id(&door).into());
-                o.insert("site".into(), self.cfg.site.clone().into());
-                o.insert("door".into(), door.clone().into());
-            }
             let kind: Option<EventKind> = line
                 .json
                 .get("event")
@@ -576,13 +575,11 @@ impl Link {
             if let Some(k) = kind {
                 self.states.apply(k, reason, lock);
             }
-            if matches!(kind, Some(EventKind::Grant | EventKind::Deny)) {
-                let mut access = ev.clone();
-                if let Some(o) = access.as_object_mut() {
-                    o.insert("event_type".into(), ev["event"].clone());
-                }
+            // What leaves the door is cut down in `for_ha` (issue #24 item 10, finding 14).
+            if let Some(access) = for_ha::access_event(line, &site, &door) {
                 self.send(s, &self.topics.access.clone(), false, access.to_string());
             }
+            let ev = for_ha::archive_event(line, &site, &door);
             self.send(s, &self.topics.event.clone(), false, ev.to_string());
         }
         self.publish_states(s);
@@ -595,15 +592,11 @@ impl Link {
             return;
         }
         let st = self.states.clone();
-        let t = self.topics.clone();
-        self.send(s, &t.lock_state, true, st.lock.into());
-        if let Some(c) = st.contact {
-            self.send(s, &t.contact_state, true, c.into());
+        let messages =
+            for_ha::state_messages(&self.topics, st.lock, st.contact, st.alarm.as_deref());
+        for (topic, payload) in messages {
+            self.send(s, &topic, true, payload);
         }
-        let on = if st.alarm.is_some() { "ON" } else { "OFF" };
-        self.send(s, &t.alarm_state, true, on.into());
-        let attrs = serde_json::json!({ "cause": st.alarm });
-        self.send(s, &t.alarm_attributes, true, attrs.to_string());
         self.published_states = Some(st);
     }
 

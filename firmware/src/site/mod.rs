@@ -7,6 +7,7 @@
 pub mod acks;
 pub mod discovery;
 pub mod follow;
+pub mod for_ha;
 pub mod link;
 pub mod signing;
 pub mod trust;
