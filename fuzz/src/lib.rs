@@ -30,6 +30,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("audit", audit),
     ("manifest", manifest),
     ("control", control),
+    ("site", site),
 ];
 
 /// libFuzzer's panic hook aborts on every panic, even one the code under test catches: the
@@ -207,16 +208,31 @@ pub fn audit(data: &[u8]) {
 /// console): what it accepts names a command whose `by` is safe to record (no separator,
 /// quote or control character can reach the audit log), and its errors are short and escaped.
 pub fn control(data: &[u8]) {
-    use facegate::door::control_api::{parse, Command, MAX_LINE};
+    use facegate::door::control_api::{parse, Command, MAX_LINE, MAX_SITE_LINE};
     match parse(data) {
         Ok(cmd) => {
-            assert!(data.len() <= MAX_LINE);
             let by = match &cmd {
-                Command::Unlock { by } | Command::Lockdown { by, .. } | Command::Reload { by } => {
-                    Some(by)
+                Command::SiteCommand(_) => {
+                    assert!(data.len() <= MAX_SITE_LINE);
+                    None
                 }
-                Command::Status | Command::Events | Command::Help => None,
+                Command::Unlock { by }
+                | Command::Lockdown { by, .. }
+                | Command::Reload { by }
+                | Command::SiteReset { by } => Some(by),
+                Command::Status
+                | Command::Events
+                | Command::Help
+                | Command::SiteGallery(_)
+                | Command::SiteRefused { .. } => None,
+                // Made by the server only: no line may ever parse to these.
+                Command::Checked { .. }
+                | Command::SiteStartup(_)
+                | Command::SiteWasReset { .. } => panic!("parsed a server-made request: {cmd:?}"),
             };
+            if !matches!(cmd, Command::SiteCommand(_)) {
+                assert!(data.len() <= MAX_LINE);
+            }
             if let Some(by) = by {
                 assert!((1..=64).contains(&by.len()));
                 assert!(by
@@ -229,4 +245,43 @@ pub fn control(data: &[u8]) {
             assert!(!e.chars().any(char::is_control), "{e:?}");
         }
     }
+}
+
+/// A site message as the door judges it (`site::trust`): any bytes, as a command and as a
+/// gallery, never panic; a refusal's text is the door's own words (no byte of the input
+/// longer than a few characters, no control characters), and nothing unsigned is taken.
+pub fn site(data: &[u8]) {
+    use facegate::site::trust::{Accepted, SiteTrust};
+    use facegate::site::MqttConfig;
+    thread_local! {
+        static DOOR: (tempfile::TempDir, MqttConfig) = {
+            let dir = tempfile::tempdir().unwrap();
+            let key = facegate::site::signing::SiteKey::generate().unwrap();
+            let public = dir.path().join("site.pub");
+            key.save(&dir.path().join("site.key"), &public).unwrap();
+            let cfg = MqttConfig {
+                site_key: Some(public),
+                commands: true,
+                max_people: 4,
+                ..MqttConfig::default()
+            };
+            (dir, cfg)
+        };
+    }
+    DOOR.with(|(dir, cfg)| {
+        let gallery = dir.path().join("gallery.toml");
+        let (mut trust, _) = SiteTrust::open(cfg, &gallery, "fp").unwrap().unwrap();
+        let now = 1_800_000_000_000;
+        for result in [trust.command(data, now), trust.gallery(data, now)] {
+            match result {
+                // No valid signature can come from random bytes: only "for another door".
+                Ok(a) => assert_eq!(a, Accepted::Nothing, "took unsigned input"),
+                Err(r) => {
+                    let text = r.to_string();
+                    assert!(text.len() <= 200, "{text}");
+                    assert!(!text.chars().any(char::is_control), "{text:?}");
+                }
+            }
+        }
+    });
 }
