@@ -70,7 +70,7 @@ pub struct Config {
     pub liveness: LivenessConfig,
     /// `[output]`: the relay, or reader mode (OSDP, Wiegand) for an access-control panel.
     pub output: crate::panel::reader::OutputConfig,
-    /// `[mqtt]`: the site link (absent: the door uses no network).
+    /// `[mqtt]`: the site link (absent: the daemon opens no network socket).
     pub mqtt: Option<crate::site::MqttConfig>,
     /// `[performance]`: threads per network run.
     pub performance: crate::cores::PerformanceConfig,
@@ -670,6 +670,43 @@ mod tests {
         ] {
             parse(text).unwrap();
         }
+    }
+
+    /// Issue #24 finding 4: without TLS, passwords, events and the site gallery would cross
+    /// the network in clear; only a broker on this machine may go without.
+    #[test]
+    fn mqtt_without_tls_is_refused_unless_the_broker_is_on_this_machine() {
+        let mqtt = |host: &str| {
+            format!(
+                "[mqtt]\nhost = \"{host}\"\ntls = false\nusername = \"door\"\npassword_file = \"/etc/facegate/mqtt.pass\"\n"
+            )
+        };
+        for host in [
+            "broker.example.com",
+            "192.168.1.10",
+            "fe80::1",
+            "10.0.0.1",
+            "localhost.example.com",
+        ] {
+            let err = parse(&mqtt(host)).unwrap_err();
+            assert!(
+                err.contains("mqtt.tls") && err.contains("in clear"),
+                "{host}: {err}"
+            );
+        }
+        for host in [
+            "localhost",
+            "LocalHost",
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "[::1]",
+            "::ffff:127.0.0.1",
+        ] {
+            parse(&mqtt(host)).unwrap_or_else(|e| panic!("{host}: {e}"));
+        }
+        // With TLS any host is fine (given the CA).
+        parse("[mqtt]\nhost = \"broker.example.com\"\nca = \"/etc/facegate/ca.pem\"\n").unwrap();
     }
 
     #[test]
