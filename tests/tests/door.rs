@@ -505,9 +505,9 @@ fn a_threshold_above_the_models_calibrated_range_needs_the_override_and_is_recor
         ) + "[[step]]\nshow = \"obama2.jpg\"\nseconds = 2\nexpect = \"unlock\"\nperson = \"obama\"\n"
     };
     let s = Scenario::parse(&text(""), Path::new("test.toml"), &fixtures_dir()).unwrap();
-    let err = run_scenario(&s, &RunOptions::default(), Control::default())
-        .err()
-        .expect("refused");
+    let Err(err) = run_scenario(&s, &RunOptions::default(), Control::default()) else {
+        panic!("a threshold of 1.5 without the override was accepted");
+    };
     let msg = err.to_string();
     assert!(
         msg.contains("recognition.threshold") && msg.contains("calibrated range (up to 0.660"),
