@@ -125,3 +125,31 @@ fn a_site_unlock_must_name_its_door() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(!text(&out).contains("which door"), "{}", text(&out));
 }
+
+/// The admin CLI's `command` and `publish` read the same `[mqtt]` as the door, with the same
+/// rule: no TLS only to a broker on this machine (issue #24 finding 4: the site password, the
+/// command and the gallery would cross the LAN in clear).
+#[test]
+fn the_cli_refuses_mqtt_in_clear_to_a_broker_off_this_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("admin.toml");
+    std::fs::write(
+        &cfg,
+        "[mqtt]\nhost = \"broker.example.com\"\ntls = false\nusername = \"admin\"\n\
+         password_file = \"/etc/facegate/mqtt.pass\"\n",
+    )
+    .unwrap();
+    let mqtt = cfg.to_str().unwrap();
+    for args in [
+        &["command", "lockdown", "--by", "guard", "--mqtt", mqtt][..],
+        &["publish", "--mqtt", mqtt][..],
+    ] {
+        let out = facegate(None, None, args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("mqtt.tls") && text(&out).contains("in clear"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+}

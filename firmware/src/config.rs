@@ -8,6 +8,7 @@ use crate::access::decision::DecisionParams;
 pub use crate::camera::{CameraConfig, CameraSource, PixelFormat};
 /// The lock's settings (`[lock]`) live with the lock pin.
 pub use crate::door::lockpin::LockConfig;
+use crate::problem::Problem;
 /// The audit trail's settings (`[audit]`) live with the audit log.
 pub use crate::records::audit::{AuditConfig, AuditFailure};
 use crate::vision::quality::QualityParams;
@@ -70,7 +71,7 @@ pub struct Config {
     pub liveness: LivenessConfig,
     /// `[output]`: the relay, or reader mode (OSDP, Wiegand) for an access-control panel.
     pub output: crate::panel::reader::OutputConfig,
-    /// `[mqtt]`: the site link (absent: the door uses no network).
+    /// `[mqtt]`: the site link (absent: the daemon opens no network socket).
     pub mqtt: Option<crate::site::MqttConfig>,
     /// `[performance]`: threads per network run.
     pub performance: crate::cores::PerformanceConfig,
@@ -147,8 +148,13 @@ pub struct RecognitionConfig {
     pub models: Option<PathBuf>,
     /// The embedder to use from the manifest (default: the manifest's default).
     pub embedder: Option<String>,
-    /// Largest distance that matches (default: the model's threshold from its manifest).
+    /// Largest distance that matches (default: the model's threshold from its manifest). Above
+    /// the model's calibrated range it is refused unless `threshold_override`
+    /// ([`Config::threshold_problem`]).
     pub threshold: Option<f32>,
+    /// Allows a `threshold` above the model's calibrated range: for a point the site measured
+    /// itself. Warned about, and recorded with the threshold in every `start` event.
+    pub threshold_override: bool,
     /// Smallest gap between the nearest and second-nearest person (default: the model's, from
     /// its manifest: distances of different networks have different scales).
     pub min_margin: Option<f32>,
@@ -175,6 +181,7 @@ impl Default for RecognitionConfig {
             models: None,
             embedder: None,
             threshold: None,
+            threshold_override: false,
             min_margin: None,
             min_face: 80.0,
             detector: DoorDetector::default(),
@@ -225,6 +232,18 @@ pub const UNIT_WATCHDOG_SECONDS: f64 = 10.0;
 /// distances run 0 to 2 and unrelated faces sit near 1.41; every shipped model's calibrated
 /// threshold is 0.6 to 0.7. Above 1.0 with no margin, nearly any face matches someone.
 pub const MAX_THRESHOLD_WITHOUT_MARGIN: f32 = 1.0;
+
+/// A model's calibrated range of thresholds ends at this factor times its manifest threshold:
+/// `facegate calibrate --open-set` measures up to there by default (its grid is 0.4 to 1.1 times
+/// the model's), so a point it can recommend is inside; above it nothing was measured, and with
+/// one person enrolled the margin rule cannot stop a stranger.
+pub const CALIBRATED_THRESHOLD_FACTOR: f32 = 1.1;
+
+/// The largest threshold in the calibrated range of a model whose manifest threshold is
+/// `model_threshold`.
+pub fn max_calibrated_threshold(model_threshold: f32) -> f32 {
+    model_threshold * CALIBRATED_THRESHOLD_FACTOR
+}
 
 fn seconds(path: &Path, key: &'static str, v: f64, min: f64, max: f64) -> Result<(), ConfigError> {
     if v.is_finite() && (min..=max).contains(&v) {
@@ -339,11 +358,11 @@ impl Config {
         if r.frames == 2 {
             w.push("recognition.frames = 2: the fewest agreeing frames allowed".into());
         }
-        if r.threshold.is_some_and(|t| t > 0.7) {
-            w.push(format!(
-                "recognition.threshold = {}: above every shipped model's calibrated threshold",
-                r.threshold.unwrap_or_default()
-            ));
+        if r.threshold_override {
+            w.push(
+                "recognition.threshold_override = true: a threshold above the model's calibrated range is allowed"
+                    .into(),
+            );
         }
         if self.lock.unlock_seconds > 30.0 {
             w.push(format!(
@@ -507,6 +526,37 @@ impl Config {
             3600.0,
         )?;
         Ok(())
+    }
+
+    /// `recognition.threshold` against the model in use (its manifest threshold
+    /// `model_threshold`): above the calibrated range ([`max_calibrated_threshold`]) it is a
+    /// problem unless `recognition.threshold_override`. Checked where the model is known: at
+    /// start, on reload and in `facegated --check`.
+    pub fn threshold_problem(&self, model_threshold: f32) -> Option<Problem> {
+        let r = &self.recognition;
+        let t = r.threshold?;
+        let max = max_calibrated_threshold(model_threshold);
+        // A hair of slack: calibrate writes its grid's top (rounded to 3 decimals) back.
+        if t <= max + 1e-4 || r.threshold_override {
+            return None;
+        }
+        Some(Problem::new(
+            "recognition.threshold",
+            format!(
+                "{t} is above the model's calibrated range (up to {max:.3}, its threshold {model_threshold} x {CALIBRATED_THRESHOLD_FACTOR}): strangers may be let in, and with one person enrolled the margin rule cannot stop them; lower it, or set recognition.threshold_override = true for a point you measured (facegate calibrate --open-set)"
+            ),
+        ))
+    }
+
+    /// What the `start` event says about the threshold: the one in effect, the model's
+    /// calibrated range and the override.
+    pub fn threshold_record(&self, model_threshold: f32) -> String {
+        let t = self.recognition.threshold.unwrap_or(model_threshold);
+        format!(
+            "threshold {t:.3} (calibrated up to {:.3}; recognition.threshold_override = {})",
+            max_calibrated_threshold(model_threshold),
+            self.recognition.threshold_override
+        )
     }
 
     /// The decision parameters, with the model's threshold and margin (from its manifest) where
@@ -678,6 +728,77 @@ mod tests {
         ] {
             parse(text).unwrap();
         }
+    }
+
+    /// Issue #24 finding 4: without TLS, passwords, events and the site gallery would cross
+    /// the network in clear; only a broker on this machine may go without.
+    #[test]
+    fn mqtt_without_tls_is_refused_unless_the_broker_is_on_this_machine() {
+        let mqtt = |host: &str| {
+            format!(
+                "[mqtt]\nhost = \"{host}\"\ntls = false\nusername = \"door\"\npassword_file = \"/etc/facegate/mqtt.pass\"\n"
+            )
+        };
+        for host in [
+            "broker.example.com",
+            "192.168.1.10",
+            "fe80::1",
+            "10.0.0.1",
+            "localhost.example.com",
+        ] {
+            let err = parse(&mqtt(host)).unwrap_err();
+            assert!(
+                err.contains("mqtt.tls") && err.contains("in clear"),
+                "{host}: {err}"
+            );
+        }
+        for host in [
+            "localhost",
+            "LocalHost",
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "[::1]",
+            "::ffff:127.0.0.1",
+        ] {
+            parse(&mqtt(host)).unwrap_or_else(|e| panic!("{host}: {e}"));
+        }
+        // With TLS any host is fine (given the CA).
+        parse("[mqtt]\nhost = \"broker.example.com\"\nca = \"/etc/facegate/ca.pem\"\n").unwrap();
+    }
+
+    /// Issue #24 finding 10: a threshold of 1.5 was only warned about, and with one person
+    /// enrolled the margin rule is void: a stranger got in at 0.916.
+    #[test]
+    fn a_threshold_above_the_models_calibrated_range_needs_the_override() {
+        let sface = 0.5;
+        assert!(parse("").unwrap().threshold_problem(sface).is_none());
+        for t in ["0.3", "0.5", "0.55"] {
+            let c = parse(&format!("[recognition]\nthreshold = {t}\n")).unwrap();
+            assert_eq!(c.threshold_problem(sface), None, "{t}");
+        }
+        for t in ["0.56", "0.7", "1.5"] {
+            let c = parse(&format!("[recognition]\nthreshold = {t}\n")).unwrap();
+            let p = c.threshold_problem(sface).expect(t);
+            assert_eq!(p.key, "recognition.threshold");
+            assert!(p.message.contains("calibrated range (up to 0.550"), "{p}");
+            // dlib's threshold is 0.6: its range is its own.
+            assert_eq!(c.threshold_problem(0.6).is_some(), t != "0.56", "{t}");
+        }
+        let c = parse("[recognition]\nthreshold = 1.5\nthreshold_override = true\n").unwrap();
+        assert_eq!(c.threshold_problem(sface), None);
+        assert!(c
+            .warnings()
+            .join("; ")
+            .contains("threshold_override = true"));
+        assert_eq!(
+            c.threshold_record(sface),
+            "threshold 1.500 (calibrated up to 0.550; recognition.threshold_override = true)"
+        );
+        assert_eq!(
+            parse("").unwrap().threshold_record(sface),
+            "threshold 0.500 (calibrated up to 0.550; recognition.threshold_override = false)"
+        );
     }
 
     #[test]

@@ -61,6 +61,59 @@ fn check_validates_the_config_and_loads_the_models() {
     );
 }
 
+/// `facegated --check` on `config`: exit code, stdout, stderr.
+fn check(config: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(BIN)
+        .args(["--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue #24 finding 4: `tls = false` to a broker on the LAN said `config OK`.
+#[test]
+fn check_refuses_mqtt_in_clear_to_a_broker_off_this_machine() {
+    let mqtt = |host: &str| {
+        format!("[mqtt]\nhost = \"{host}\"\ntls = false\nusername = \"door\"\npassword_file = \"/etc/facegate/mqtt.pass\"\n")
+    };
+    let (code, out, err) = check(&mqtt("broker.example.com"));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        err.contains("mqtt.tls") && err.contains("in clear"),
+        "{err}"
+    );
+    assert!(!out.contains("config OK"), "{out}");
+    let (code, out, err) = check(&mqtt("127.0.0.1"));
+    assert_eq!(code, Some(0), "{out} {err}");
+}
+
+/// Issue #24 finding 10: a threshold far above the model's was only a warning.
+#[test]
+fn check_refuses_a_threshold_above_the_models_range_without_the_override() {
+    let (code, out, err) = check("[recognition]\nthreshold = 1.5\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        err.contains("recognition.threshold") && err.contains("calibrated range"),
+        "{err}"
+    );
+    let (code, out, err) = check("[recognition]\nthreshold = 1.5\nthreshold_override = true\n");
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert!(
+        out.contains(
+            "threshold 1.500 (calibrated up to 0.550; recognition.threshold_override = true)"
+        ) && out.contains("warning (loosens security): recognition.threshold_override = true"),
+        "{out}"
+    );
+}
+
 #[test]
 fn a_missing_config_file_is_named() {
     let out = Command::new(BIN)

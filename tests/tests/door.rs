@@ -490,3 +490,58 @@ fn with_blazeface_at_the_door_the_enrolled_person_gets_in_and_strangers_do_not()
 fn with_mtcnn_at_the_door_the_enrolled_person_gets_in_and_strangers_do_not() {
     door_with_detector("mtcnn");
 }
+
+/// Issue #24 finding 10: with one person enrolled the margin rule is void, so a threshold far
+/// above the model's let a stranger in (at 0.916 with 1.5). The simulator runs the real daemon:
+/// it refuses such a threshold unless overridden, and the `start` event records both.
+#[test]
+fn a_threshold_above_the_models_calibrated_range_needs_the_override_and_is_recorded() {
+    let text = |extra: &str| {
+        // The head's [config.recognition] gets the threshold (before the [[enroll]] tables).
+        head(false).replacen(
+            "[config.recognition]\n",
+            &format!("[config.recognition]\nthreshold = 1.5\n{extra}"),
+            1,
+        ) + "[[step]]\nshow = \"obama2.jpg\"\nseconds = 2\nexpect = \"unlock\"\nperson = \"obama\"\n"
+    };
+    let s = Scenario::parse(&text(""), Path::new("test.toml"), &fixtures_dir()).unwrap();
+    let Err(err) = run_scenario(&s, &RunOptions::default(), Control::default()) else {
+        panic!("a threshold of 1.5 without the override was accepted");
+    };
+    let msg = err.to_string();
+    assert!(
+        msg.contains("recognition.threshold") && msg.contains("calibrated range (up to 0.660"),
+        "{msg}"
+    );
+    let r = run_text(&text("threshold_override = true\n"));
+    assert_ok(&r);
+    let start = r.of(EventKind::Start);
+    let reason = start[0].reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains(
+            "threshold 1.500 (calibrated up to 0.660; recognition.threshold_override = true)"
+        ) && reason.contains("loosened: recognition.threshold_override = true"),
+        "{reason}"
+    );
+}
+
+/// A reload cannot bring in what a start refuses: the threshold is checked against the running
+/// model's calibrated range, and the previous config stays in use.
+#[test]
+fn sighup_refuses_a_threshold_above_the_models_calibrated_range() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    let r = run(&format!(
+        "[[step]]\nconfig_text = \"[recognition]\\nmodels = '{manifest}'\\nembedder = 'dlib_resnet_v1_f32'\\nthreshold = 1.5\\n\"\n\n\
+         [[step]]\nsignal = \"hup\"\n\n\
+         [[step]]\nshow = \"biden.jpg\"\nseconds = 2\nexpect = \"no_unlock\"\n"
+    ));
+    assert_ok(&r);
+    assert!(r.of(EventKind::ConfigReloaded).is_empty());
+    let refused = r.of(EventKind::ConfigRefused);
+    assert_eq!(refused.len(), 1);
+    let why = refused[0].reason.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("recognition.threshold") && why.contains("calibrated range"),
+        "{why}"
+    );
+}

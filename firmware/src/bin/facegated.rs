@@ -120,9 +120,9 @@ fn run(args: Args) -> Result<()> {
         let config = load(path.as_deref())?;
         let pipeline = daemon::load_pipeline(&config)?;
         println!(
-            "config OK; model {} (threshold {:.3})",
+            "config OK; model {}, {}",
             pipeline.embedder_name(),
-            pipeline.embedder_spec().threshold
+            config.threshold_record(pipeline.embedder_spec().threshold)
         );
         for w in config.warnings() {
             println!("warning (loosens security): {w}");

@@ -2,6 +2,7 @@
 //! contact), the site link's requests, the panel link, reloads, the watchdog and the status.
 
 use super::*;
+use crate::panel::reader::LinkChange;
 
 impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     /// Everything that is due whether or not frames come: relock, inputs, reloads, watchdog.
@@ -111,18 +112,18 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         Ok(())
     }
 
-    /// Reader mode: audits the panel link's changes (OSDP online, offline).
+    /// Reader mode: audits the panel link's changes (OSDP online, offline, key set).
     pub(super) fn link_events(&mut self) {
         let links = match self.gate.output() {
             Some(out) => out.link_events(),
             None => return,
         };
         for l in links {
-            tracing::info!(online = l.online, "{}", l.detail);
-            let mut ev = self.event(if l.online {
-                EventKind::PanelOnline
-            } else {
-                EventKind::PanelOffline
+            tracing::info!(change = ?l.change, "{}", l.detail);
+            let mut ev = self.event(match l.change {
+                LinkChange::Online => EventKind::PanelOnline,
+                LinkChange::Offline => EventKind::PanelOffline,
+                LinkChange::Key => EventKind::PanelKey,
             });
             ev.reason = Some(l.detail);
             self.record(&ev);

@@ -80,6 +80,10 @@ pub enum DaemonError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A setting does not fit the model it is used with (e.g. a threshold above its
+    /// calibrated range).
+    #[error(transparent)]
+    Setting(#[from] crate::problem::Problem),
 }
 
 /// The daemon's devices.
@@ -162,6 +166,10 @@ pub fn load_pipeline(config: &Config) -> Result<Pipeline, DaemonError> {
         &config.gallery.path,
     )?;
     let mut pipeline = Pipeline::new(&models, embedder.as_deref(), Some(params))?;
+    // The threshold's range is the model's: only checkable once it is known (`--check` too).
+    if let Some(p) = config.threshold_problem(pipeline.embedder_spec().threshold) {
+        return Err(p.into());
+    }
     if config.recognition.detector == crate::config::DoorDetector::Blazeface {
         pipeline.use_fast_detector(&models)?;
     }
@@ -262,6 +270,11 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
             hold: Duration::from_secs_f64(config.lock.unlock_seconds),
         },
     )?;
+    // Again here, for callers that built the pipeline themselves: never a door on a threshold
+    // outside the model's calibrated range without the override.
+    if let Some(p) = config.threshold_problem(pipeline.embedder_spec().threshold) {
+        return Err(p.into());
+    }
     let fingerprint = pipeline.embedder_spec().fingerprint.clone();
     let scoring = Scoring::of(pipeline.embedder_spec());
     let (gallery, gallery_error) =
@@ -332,10 +345,10 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);
     let mut reason = format!(
-        "model {}, {} people enrolled, threshold {:.3}",
+        "model {}, {} people enrolled, {}",
         pipeline.embedder_name(),
         lp.gallery.gallery().people.len(),
-        lp.decider.params().threshold
+        lp.config.threshold_record(lp.spec.threshold)
     );
     let warnings = lp.config.warnings();
     for w in &warnings {

@@ -37,11 +37,25 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         }
     }
 
+    /// The config at `path`, checked, and its threshold against the running model's calibrated
+    /// range (the model itself only changes with a restart).
+    fn load_config(&self, path: &std::path::Path) -> Result<Config, ConfigError> {
+        let c = Config::load(path)?;
+        match c.threshold_problem(self.spec.threshold) {
+            Some(p) => Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key: p.key,
+                problem: p.message,
+            }),
+            None => Ok(c),
+        }
+    }
+
     pub(super) fn reload_config(&mut self) {
         let Some(path) = self.reload.config_path.clone() else {
             return;
         };
-        let new = match Config::load(&path) {
+        let new = match self.load_config(&path) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("config refused, the previous one stays in use: {e}");

@@ -28,6 +28,8 @@ pub struct OsdpConfig {
     pub key_file: PathBuf,
     /// Pairing: accept one Secure Channel session with the well-known install key (SCBK-D),
     /// in which the panel sets this reader's own key (saved to `key_file`). Off after pairing.
+    /// Only while no key file exists: with one, it is ignored and a panel's key set refused, so
+    /// a rogue panel on the line cannot replace the paired key.
     pub install_mode: bool,
     /// IEEE OUI this reader reports (`osdp_PDID`), 24 bits.
     pub vendor_code: u32,

@@ -4,7 +4,7 @@
 //! only queues card reads and collects link changes.
 
 use crate::panel::osdp::{read_key, write_key, KeyError, OsdpConfig, PanelCommand, StatusOutput};
-use crate::panel::reader::{CredentialOutput, LinkEvent, OutputError};
+use crate::panel::reader::{CredentialOutput, LinkChange, LinkEvent, OutputError};
 use crate::people::credential::{pack_bits, Credential};
 use libosdp::{
     Channel, ChannelError, OsdpCardFormats, OsdpCommand, OsdpEvent, OsdpEventCardRead, OsdpFlag,
@@ -185,8 +185,85 @@ fn panel_command(cmd: &OsdpCommand) -> Option<PanelCommand> {
     })
 }
 
+/// Whether a key the panel sets (KEYSET) may be saved; `Err` says why not. The key is what a
+/// device on the line could take over, so:
+/// - with Secure Channel off, never: LibOSDP then runs in install mode (it has no key), so any
+///   panel could open an SCBK-D session and set one, and nothing here would use it;
+/// - in install mode, only while no key file exists: pairing sets the first key, and a rogue
+///   panel on the line cannot replace it afterwards.
+///
+/// Out of install mode the session was opened with the saved key, so the panel that holds it
+/// may change it.
+fn key_set_allowed(
+    secure_channel: bool,
+    install_mode: bool,
+    key_file_exists: bool,
+) -> Result<(), &'static str> {
+    if !secure_channel {
+        return Err("Secure Channel is off (output.osdp.secure_channel = false): a panel's key is never saved");
+    }
+    if install_mode && key_file_exists {
+        return Err("a key is already paired, and install mode (output.osdp.install_mode) must not replace it: turn install mode off");
+    }
+    Ok(())
+}
+
+/// Whether LibOSDP runs in install mode (accepts SCBK-D): only when asked and no key is paired.
+fn install_mode_on(c: &OsdpConfig, key: Option<&[u8; 16]>) -> bool {
+    c.secure_channel && c.install_mode && key.is_none()
+}
+
+/// What the PD thread needs to decide on a panel's key, and where its verdict is audited.
+struct KeyPolicy {
+    file: PathBuf,
+    secure_channel: bool,
+    install_mode: bool,
+    /// The door's loop drains this queue (`link_events`) into the audit log.
+    audit: Sender<LinkEvent>,
+}
+
+impl KeyPolicy {
+    /// Decides on `key`, saves it if allowed, audits the outcome; 0 acknowledges, -1 refuses.
+    fn set(&self, key: &[u8]) -> i32 {
+        let (code, detail) = match self.verdict(key) {
+            Ok(()) => {
+                tracing::warn!(
+                    "the panel set a new Secure Channel key, saved to {}",
+                    self.file.display()
+                );
+                (
+                    0,
+                    format!(
+                        "the panel set this reader's Secure Channel key: saved to {}",
+                        self.file.display()
+                    ),
+                )
+            }
+            Err(why) => {
+                tracing::error!("the panel's Secure Channel key refused: {why}");
+                (-1, format!("the panel's Secure Channel key refused: {why}"))
+            }
+        };
+        // The loop may be gone (shutting down): the journal above has it then.
+        let _ = self.audit.send(LinkEvent {
+            change: LinkChange::Key,
+            detail,
+        });
+        code
+    }
+
+    fn verdict(&self, key: &[u8]) -> Result<(), String> {
+        // A file that cannot be looked at counts as there: refusing is the safe side.
+        let exists = self.file.try_exists().unwrap_or(true);
+        key_set_allowed(self.secure_channel, self.install_mode, exists)?;
+        let key = <[u8; 16]>::try_from(key)
+            .map_err(|_| format!("a key of {} bytes (16 expected)", key.len()))?;
+        write_key(&self.file, &key).map_err(|e| e.to_string())
+    }
+}
+
 /// Handles one command of the panel (on the PD thread): 0 acknowledges it, -1 refuses it.
-fn on_command(cmd: &OsdpCommand, status: &mut dyn StatusOutput, key_file: &Path) -> i32 {
+fn on_command(cmd: &OsdpCommand, status: &mut dyn StatusOutput, keys: &KeyPolicy) -> i32 {
     if let Some(pc) = panel_command(cmd) {
         return match status.apply(&pc) {
             Ok(()) => 0,
@@ -197,26 +274,8 @@ fn on_command(cmd: &OsdpCommand, status: &mut dyn StatusOutput, key_file: &Path)
         };
     }
     match cmd {
-        OsdpCommand::KeySet(k) => {
-            // Pairing: the panel gives this reader its own key; kept for the next start.
-            let Ok(key) = <[u8; 16]>::try_from(k.data.as_slice()) else {
-                tracing::warn!("panel sent a key of {} bytes: refused", k.data.len());
-                return -1;
-            };
-            match write_key(key_file, &key) {
-                Ok(()) => {
-                    tracing::warn!(
-                        "the panel set a new Secure Channel key, saved to {}",
-                        key_file.display()
-                    );
-                    0
-                }
-                Err(e) => {
-                    tracing::error!("{e}");
-                    -1
-                }
-            }
-        }
+        // Pairing or a key change: kept for the next start if allowed, audited either way.
+        OsdpCommand::KeySet(k) => keys.set(&k.data),
         other => {
             // Speed or address changes (COMSET) stay in the config file, under the admin's
             // control: refused.
@@ -267,9 +326,15 @@ fn pd_info(c: &OsdpConfig, key: Option<[u8; 16]>) -> Result<PdInfoBuilder, OsdpE
         .id(&id);
     if c.secure_channel {
         caps.push(PdCapability::CommunicationSecurity(PdCapEntity::new(1, 1)));
-        if c.install_mode {
+        if install_mode_on(c, key.as_ref()) {
             info = info.flag(OsdpFlag::InstallMode);
         } else {
+            if c.install_mode {
+                tracing::warn!(
+                    "output.osdp.install_mode is ignored: {} already holds a key (pairing is over; turn install mode off)",
+                    c.key_file.display()
+                );
+            }
             // Never the well-known install key, never a clear session.
             info = info.flag(OsdpFlag::EnforceSecure);
         }
@@ -311,10 +376,16 @@ impl OsdpOutput {
             })?;
         let mut pd = PeripheralDevice::new(pd_info(c, key)?, Box::new(serial))
             .map_err(|e| OsdpError::Setup(e.to_string()))?;
-        let (key_file, mut status) = (c.key_file.clone(), status);
-        pd.set_command_callback(move |cmd| on_command(cmd, status.as_mut(), &key_file));
         let (cards, card_rx) = mpsc::channel();
         let (link_tx, links) = mpsc::channel();
+        let keys = KeyPolicy {
+            file: c.key_file.clone(),
+            secure_channel: c.secure_channel,
+            install_mode: c.install_mode,
+            audit: link_tx.clone(),
+        };
+        let mut status = status;
+        pd.set_command_callback(move |cmd| on_command(cmd, status.as_mut(), &keys));
         let state = Arc::new(AtomicU8::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
@@ -368,7 +439,11 @@ fn pd_loop(
                 pd.flush_events();
             }
             let _ = links.send(LinkEvent {
-                online: now & ONLINE != 0,
+                change: if now & ONLINE != 0 {
+                    LinkChange::Online
+                } else {
+                    LinkChange::Offline
+                },
                 detail: match (now & ONLINE != 0, now & SECURE != 0) {
                     (true, true) => "the panel polls this reader over Secure Channel".into(),
                     (true, false) => "the panel polls this reader (no Secure Channel)".into(),
@@ -485,15 +560,105 @@ mod tests {
         });
         let mut status = crate::panel::osdp::LoggedStatus::default();
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(on_command(&beep, &mut status, &dir.path().join("k")), 0);
-        assert_eq!(on_command(&led, &mut status, &dir.path().join("k")), 0);
+        let (keys, audit) = policy(&dir.path().join("k"), true, true);
+        assert_eq!(on_command(&beep, &mut status, &keys), 0);
+        assert_eq!(on_command(&led, &mut status, &keys), 0);
         assert_eq!(status.counts.buzzer.load(Ordering::Relaxed), 1);
         assert_eq!(status.counts.led.load(Ordering::Relaxed), 1);
-        // The panel's new key is kept, private, for the next start.
+        // Pairing: the panel's new key is kept, private, for the next start, and audited.
         let key = *b"0123456789abcdef";
         let set = OsdpCommand::KeySet(libosdp::OsdpCommandKeyset::new_scbk(key));
-        assert_eq!(on_command(&set, &mut status, &dir.path().join("k")), 0);
+        assert_eq!(on_command(&set, &mut status, &keys), 0);
         assert_eq!(read_key(&dir.path().join("k")).unwrap(), key);
+        let ev = audit.try_recv().unwrap();
+        assert_eq!(ev.change, LinkChange::Key);
+        assert!(ev.detail.contains("saved to"), "{}", ev.detail);
+    }
+
+    fn policy(
+        file: &Path,
+        secure_channel: bool,
+        install_mode: bool,
+    ) -> (KeyPolicy, Receiver<LinkEvent>) {
+        let (audit, rx) = mpsc::channel();
+        let keys = KeyPolicy {
+            file: file.to_owned(),
+            secure_channel,
+            install_mode,
+            audit,
+        };
+        (keys, rx)
+    }
+
+    /// Issue #24 finding 7: with a key file present and install mode on, a rogue panel on the
+    /// line replaced the real key; with Secure Channel off, a panel's key was saved.
+    #[test]
+    fn a_panels_key_is_saved_only_over_secure_channel_and_install_mode_never_replaces_one() {
+        // (secure channel, install mode, key file exists) -> saved?
+        for (sc, install, exists, saved) in [
+            (false, false, false, false),
+            (false, false, true, false),
+            (false, true, false, false),
+            (false, true, true, false),
+            (true, true, false, true),  // pairing
+            (true, true, true, false),  // a rogue panel in install mode
+            (true, false, true, true),  // the panel holding the key changes it
+            (true, false, false, true), // (open() refuses to start without the file)
+        ] {
+            assert_eq!(
+                key_set_allowed(sc, install, exists).is_ok(),
+                saved,
+                "sc {sc} install {install} exists {exists}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("osdp.key");
+        let (real, rogue) = ([1u8; 16], [2u8; 16]);
+        // Secure Channel off: never saved, audited.
+        let (keys, audit) = policy(&file, false, false);
+        assert_eq!(keys.set(&rogue), -1);
+        assert!(!file.exists());
+        let ev = audit.try_recv().unwrap();
+        assert_eq!(ev.change, LinkChange::Key);
+        assert!(
+            ev.detail.contains("refused") && ev.detail.contains("never saved"),
+            "{}",
+            ev.detail
+        );
+        // Install mode: the first key pairs; a second one, from anyone, is refused.
+        let (keys, audit) = policy(&file, true, true);
+        assert_eq!(keys.set(&real), 0);
+        assert_eq!(keys.set(&rogue), -1);
+        assert_eq!(read_key(&file).unwrap(), real);
+        let details: Vec<String> = audit.try_iter().map(|e| e.detail).collect();
+        assert!(
+            details[0].contains("saved") && details[1].contains("already paired"),
+            "{details:?}"
+        );
+        // A key of the wrong size is refused and audited too.
+        let (keys, audit) = policy(&file, true, false);
+        assert_eq!(keys.set(&[3; 8]), -1);
+        assert!(audit.try_recv().unwrap().detail.contains("8 bytes"));
+        assert_eq!(read_key(&file).unwrap(), real);
+        // Out of install mode (the session used the saved key) the panel may change it.
+        assert_eq!(keys.set(&rogue), 0);
+        assert_eq!(read_key(&file).unwrap(), rogue);
+    }
+
+    #[test]
+    fn install_mode_runs_only_while_no_key_is_paired() {
+        let c = OsdpConfig {
+            install_mode: true,
+            ..OsdpConfig::default()
+        };
+        assert!(install_mode_on(&c, None));
+        assert!(!install_mode_on(&c, Some(&[1; 16])));
+        let off = OsdpConfig {
+            secure_channel: false,
+            ..c.clone()
+        };
+        assert!(!install_mode_on(&off, None));
+        assert!(!install_mode_on(&OsdpConfig::default(), None));
     }
 
     #[test]

@@ -133,13 +133,26 @@ pub enum OutputError {
     Device(String),
 }
 
-/// A change of the link to the panel (OSDP: the panel started or stopped polling), audited.
+/// A change of the link to the panel (OSDP: the panel started or stopped polling, or set this
+/// reader's key), audited.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkEvent {
-    /// The panel polls this reader.
-    pub online: bool,
+    /// What changed.
+    pub change: LinkChange,
     /// What changed, for the audit.
     pub detail: String,
+}
+
+/// The kinds of [`LinkEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkChange {
+    /// The panel polls this reader.
+    Online,
+    /// The panel stopped polling this reader.
+    Offline,
+    /// The panel set (or tried to set) this reader's Secure Channel key: `detail` says whether
+    /// it was saved, and why not.
+    Key,
 }
 
 /// Where a grant's credential goes (Wiegand lines, an OSDP link).

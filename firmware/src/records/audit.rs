@@ -111,6 +111,9 @@ pub enum EventKind {
     PanelOnline,
     /// Reader mode: the panel stopped polling this reader.
     PanelOffline,
+    /// Reader mode: the panel set this reader's Secure Channel key, or tried to (`reason`: saved,
+    /// or refused and why).
+    PanelKey,
     /// A signed remote command unlocked the door (`identity`: who asked).
     RemoteUnlock,
     /// A signed command put the door in lockdown: no face unlocks until cleared.

@@ -18,7 +18,8 @@ use std::path::PathBuf;
 pub use link::{send_signed, start, Handle, LinkError};
 pub use trust::SiteTrust;
 
-/// `[mqtt]`: the broker and this door's place in the site. Absent: no network at all.
+/// `[mqtt]`: the broker and this door's place in the site. Absent: the daemon opens no network
+/// socket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttConfig {
@@ -26,7 +27,9 @@ pub struct MqttConfig {
     pub host: String,
     /// Broker port (8883: MQTT over TLS).
     pub port: u16,
-    /// TLS to the broker (rustls). Off only for a broker on the same machine.
+    /// TLS to the broker (rustls). May be off only for a broker on the same machine
+    /// (`localhost`, 127.0.0.0/8, `::1`): [`MqttConfig::problem`] refuses it otherwise, since
+    /// passwords, events and the site gallery would cross the network in clear.
     pub tls: bool,
     /// CA certificate(s) (PEM) that signed the broker's certificate; required with TLS.
     pub ca: Option<PathBuf>,
@@ -97,6 +100,15 @@ impl MqttConfig {
         if !level(&self.door) || self.door == "*" {
             return Some(("mqtt.door", "must be one topic level (no / + # *)".into()));
         }
+        if !self.tls && !Self::is_loopback(&self.host) {
+            return Some((
+                "mqtt.tls",
+                format!(
+                    "TLS may be off only for a broker on this machine (localhost, 127.0.0.0/8, ::1), not {:?}: passwords, events and the site gallery would cross the network in clear",
+                    self.host
+                ),
+            ));
+        }
         if self.tls && self.ca.is_none() {
             return Some((
                 "mqtt.ca",
@@ -116,6 +128,16 @@ impl MqttConfig {
             return Some(("mqtt.max_people", "must be 1 or more".into()));
         }
         None
+    }
+    /// Whether `host` names this machine: `localhost`, 127.0.0.0/8 or `::1` (bracketed or not,
+    /// or IPv4-mapped). Any other name may resolve off the machine, so it is not trusted.
+    fn is_loopback(host: &str) -> bool {
+        let h = host.trim_start_matches('[').trim_end_matches(']');
+        if h.eq_ignore_ascii_case("localhost") || h.eq_ignore_ascii_case("localhost.") {
+            return true;
+        }
+        h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
     }
 }
 
