@@ -49,6 +49,14 @@ pub enum DoorCommand {
         #[arg(long, value_name = "NAME")]
         by: Option<String>,
     },
+    /// Every stored site version back to the door's clock: the recovery after the door took a
+    /// message signed on a clock that ran ahead, so that correctly dated galleries and commands
+    /// are taken again. Audited; a lockdown in force stays.
+    SiteReset {
+        /// Who asks, for the audit log (default: your login name).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
 }
 
 /// Runs `cmd` against the door whose socket is `socket`, or the one the door's config names
@@ -65,6 +73,7 @@ pub fn run(cmd: &DoorCommand, socket: Option<&Path>, config: Option<&Path>) -> R
         DoorCommand::Unlock { by: b } => format!("unlock by {}", by(b)),
         DoorCommand::Lockdown { state, by: b } => format!("lockdown {state} by {}", by(b)),
         DoorCommand::Reload { by: b } => format!("reload by {}", by(b)),
+        DoorCommand::SiteReset { by: b } => format!("site reset by {}", by(b)),
     };
     let answer = control_api::ask(&socket, &request).with_context(|| connect_hint(&socket))?;
     match answer {
@@ -88,7 +97,7 @@ pub fn run(cmd: &DoorCommand, socket: Option<&Path>, config: Option<&Path>) -> R
 
 fn connect_hint(socket: &Path) -> String {
     format!(
-        "cannot reach the door's control API at {} (is facegated running? are you in group facegate, or root?)",
+        "cannot reach the door's control API at {} (is facegated running? are you root, or in group facegate? unlock, lockdown and reload are for root and the door's user only)",
         socket.display()
     )
 }

@@ -224,7 +224,26 @@ struct States {
     alarm: Option<String>,
 }
 
+/// The retained JSON of `lockdown/state` from the door's status.
+fn lockdown_state(status: &serde_json::Value) -> String {
+    serde_json::json!({
+        "lockdown": status["door"]["lockdown"].as_bool().unwrap_or(false),
+        "version": status["site"]["lockdown_version"].as_u64().unwrap_or(0),
+    })
+    .to_string()
+}
+
 impl States {
+    /// The states as the door's `status` reports them now.
+    fn seed(&mut self, status: &serde_json::Value) {
+        match status["door"]["lock"].as_str() {
+            Some("unlocked") => self.lock = "UNLOCKED",
+            Some("locked") => self.lock = "LOCKED",
+            _ => {}
+        }
+        self.alarm = status["alarm"].as_str().map(str::to_owned);
+    }
+
     /// The states after an event. `lock`, written by the gate on every line it writes, is
     /// the relay's state: it wins (reader mode's grants leave the relay locked, office hours
     /// hold it unlocked). Lines without it (older logs) are read by their kind.
@@ -489,6 +508,12 @@ impl Link {
         // The states now, retained, at every connect (finding 16: they used to wait for the
         // next audit line, and Home Assistant showed "unknown" until then). They go before
         // `online`, so an entity that becomes available shows the door as it is.
+        // What the door holds now (a link restarted beside a running door starts from the
+        // door's own status, not from defaults: an alarm stays on).
+        let status = self.door_status();
+        if let Some(st) = &status {
+            self.states.seed(st);
+        }
         self.published_states = None;
         self.publish_states(s);
         self.send(s, &self.topics.availability.clone(), true, "online".into());
@@ -507,7 +532,7 @@ impl Link {
                 let _ = s.client.try_subscribe(topic, QoS::AtLeastOnce);
             }
             // What the door holds now, for the admin's `--wait` and for doors' dashboards.
-            if let Some(state) = self.door_lockdown() {
+            if let Some(state) = status.as_ref().map(lockdown_state) {
                 self.send(s, &self.topics.lockdown_state.clone(), true, state);
             }
         }
@@ -534,8 +559,8 @@ impl Link {
         self.head_published = true;
     }
 
-    /// The door's lockdown state as the retained JSON of `lockdown/state`.
-    fn door_lockdown(&self) -> Option<String> {
+    /// The door's status (its control API), if it answers.
+    fn door_status(&self) -> Option<serde_json::Value> {
         let status = match control_api::ask(&self.socket, "status") {
             Ok(Ok(text)) => text,
             Ok(Err(e)) => {
@@ -547,14 +572,13 @@ impl Link {
                 return None;
             }
         };
-        let json: serde_json::Value = serde_json::from_str(&status).ok()?;
-        let state = serde_json::json!({
-            "lockdown": json["door"]["lockdown"].as_bool().unwrap_or(false),
-            "version": json["site"]["lockdown_version"].as_u64().unwrap_or(0),
-        });
-        Some(state.to_string())
+        serde_json::from_str(&status).ok()
     }
 
+    /// The door's lockdown state as the retained JSON of `lockdown/state`.
+    fn door_lockdown(&self) -> Option<String> {
+        self.door_status().as_ref().map(lockdown_state)
+    }
     /// Publishes the next lines of the log (and the states they leave) as one batch.
     fn publish_batch(&mut self, s: &mut Session) {
         let lines: Vec<Line> = self.follower.poll().iter().take(BATCH).cloned().collect();
@@ -735,6 +759,27 @@ mod tests {
 
     /// Defect of c8d23fe: Home Assistant was told LOCKED while office hours held the door open,
     /// and UNLOCKED for a reader-mode grant that never moved the relay.
+    /// A link restarted beside a running door published its defaults (locked, no alarm) until
+    /// the next audit line: an alarm in force showed as off.
+    #[test]
+    fn a_link_that_connects_starts_from_the_doors_status_not_from_defaults() {
+        let mut s = states();
+        let status = serde_json::json!({
+            "door": {"lock": "unlocked", "lockdown": true},
+            "alarm": "ALARM: the audit log cannot be written",
+            "site": {"lockdown_version": 42},
+        });
+        s.seed(&status);
+        assert_eq!(s.lock, "UNLOCKED");
+        assert_eq!(
+            s.alarm.as_deref(),
+            Some("ALARM: the audit log cannot be written")
+        );
+        assert_eq!(lockdown_state(&status), r#"{"lockdown":true,"version":42}"#);
+        s.seed(&serde_json::json!({"door": {"lock": "locked"}, "alarm": null}));
+        assert_eq!((s.lock, s.alarm), ("LOCKED", None));
+    }
+
     #[test]
     fn the_lock_state_published_is_the_relays_as_the_gate_recorded_it() {
         let mut s = states();
