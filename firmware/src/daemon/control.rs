@@ -35,27 +35,10 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 self.control.request_reload();
                 Answer::Ok("reload requested".into())
             }
-            Command::Lockdown { on, by } => {
-                let mut ev = self.event(if on {
-                    EventKind::Lockdown
-                } else {
-                    EventKind::LockdownCleared
-                });
-                ev.identity = Some(by);
-                ev.reason = Some(peer.describe());
-                let recorded = self.record(&ev);
-                // A lockdown always holds (it fails towards locked); lifting one is a loosening
-                // and, under on_failure = "deny", needs its record.
-                if !on && !recorded && self.config.audit.on_failure == AuditFailure::Deny {
-                    return Ok(Answer::Err(format!(
-                        "lockdown not lifted: {}",
-                        Refusal::NotRecorded.as_str()
-                    )));
-                }
-                self.control.set_lockdown(on);
-                self.sync_lockdown(at)?;
-                Answer::Ok(format!("lockdown {}", if on { "on" } else { "off" }))
-            }
+            Command::Lockdown { on, by } => match self.lockdown(on, by, peer.describe(), at)? {
+                Ok(state) => Answer::Ok(format!("lockdown {state}")),
+                Err(e) => Answer::Err(e),
+            },
             Command::Unlock { by } => {
                 let via = peer.describe();
                 match self.open(Request::Remote { by, via }, at)? {
@@ -147,29 +130,45 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 }
             }
             Ok(Accepted::Lockdown { on, by, version }) => {
-                let mut ev = self.event(if on {
-                    EventKind::Lockdown
-                } else {
-                    EventKind::LockdownCleared
-                });
-                ev.identity = Some(by);
-                ev.reason = Some(format!(
+                let why = format!(
                     "signed site command, version {version}; {}",
                     peer.describe()
-                ));
-                let recorded = self.record(&ev);
-                if !on && !recorded && self.config.audit.on_failure == AuditFailure::Deny {
-                    return Ok(Answer::Err(format!(
-                        "lockdown not lifted: {}",
-                        Refusal::NotRecorded.as_str()
-                    )));
+                );
+                match self.lockdown(on, by, why, at)? {
+                    Ok(state) => Answer::Ok(format!("taken: lockdown {state} version {version}")),
+                    Err(e) => Answer::Err(e),
                 }
-                self.control.set_lockdown(on);
-                self.sync_lockdown(at)?;
-                let state = if on { "on" } else { "off" };
-                Answer::Ok(format!("taken: lockdown {state} version {version}"))
             }
         })
+    }
+
+    /// Lockdown on or off, recorded with who asked and why; `Ok("on"|"off")`, or why not. A
+    /// lockdown always holds (it fails towards locked); lifting one is a loosening and, under
+    /// `on_failure = "deny"`, needs its record.
+    fn lockdown(
+        &mut self,
+        on: bool,
+        by: String,
+        why: String,
+        at: At,
+    ) -> Result<Result<&'static str, String>, DaemonError> {
+        let mut ev = self.event(if on {
+            EventKind::Lockdown
+        } else {
+            EventKind::LockdownCleared
+        });
+        ev.identity = Some(by);
+        ev.reason = Some(why);
+        let recorded = self.record(&ev);
+        if !on && !recorded && self.config.audit.on_failure == AuditFailure::Deny {
+            return Ok(Err(format!(
+                "lockdown not lifted: {}",
+                Refusal::NotRecorded.as_str()
+            )));
+        }
+        self.control.set_lockdown(on);
+        self.sync_lockdown(at)?;
+        Ok(Ok(if on { "on" } else { "off" }))
     }
 
     /// Records a site refusal, at most [`REFUSALS_PER_MINUTE`] a minute; the rest are counted

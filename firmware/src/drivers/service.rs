@@ -43,3 +43,20 @@ impl Supervisor for SdNotify {
         self.send(&[NotifyState::Stopping]);
     }
 }
+
+/// Logging for the daemons: to stderr at `info` (`-v` debug, `-vv` trace; `RUST_LOG` wins),
+/// without timestamps under journald (it stamps lines itself).
+pub fn init_logging(verbose: u8) {
+    let level = ["info", "debug", "trace"][usize::from(verbose.min(2))];
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
