@@ -274,11 +274,42 @@ fn two_doors_take_the_published_site_gallery_within_two_seconds_and_let_the_new_
         );
     }
     // Each door, with the gallery it received, let the new person in.
-    for (_, door) in doors {
+    let mut dirs = Vec::new();
+    for (dir, door) in doors {
         let r = door.join().unwrap();
         let grants = r.grants();
         assert_eq!(grants.len(), 1, "{:?}", r.events);
         assert_eq!(grants[0].identity.as_deref(), Some("obama"));
+        dirs.push(dir);
+    }
+
+    // The audit chain's head, as each link left it on the broker, anchors the door's log: it
+    // holds that line; the log cut before it no longer does.
+    for (name, dir) in ["door1", "door2"].iter().zip(&dirs) {
+        let topic = Topics::new("hq", name).audit_head;
+        let got = received_by(&b, "admin", &[topic.as_str()]);
+        let (_, payload) = got.iter().next().expect("a head on the broker");
+        let head = facegate::records::audit::Head::parse(payload).unwrap();
+        let audit = dir.path().join("audit.jsonl");
+        let files = [audit.clone()];
+        let v = facegate::records::audit::verify_anchored(&files, Some(&head)).unwrap();
+        assert_eq!(
+            v.anchor,
+            Some(facegate::records::audit::Anchor::Found),
+            "{payload}"
+        );
+        let text = std::fs::read_to_string(&audit).unwrap();
+        let kept: Vec<&str> = text.lines().take(head.seq as usize - 1).collect();
+        std::fs::write(&audit, kept.join("\n") + "\n").unwrap();
+        let v = facegate::records::audit::verify_anchored(&files, Some(&head)).unwrap();
+        assert!(
+            matches!(
+                v.anchor,
+                Some(facegate::records::audit::Anchor::Missing { .. })
+            ),
+            "{:?}",
+            v.anchor
+        );
     }
 }
 

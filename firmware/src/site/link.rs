@@ -287,6 +287,8 @@ struct Link {
     /// The last line the broker has (seq, hash), and whether it is published as the head.
     head: Option<u64>,
     head_published: bool,
+    /// When the head was last published (at most once every [`REPORT_EVERY`]).
+    head_at: Option<Instant>,
     /// The door took a lockdown change: its state is to be published.
     lockdown_news: bool,
     last_report: Instant,
@@ -351,6 +353,7 @@ pub fn start(cfg: &MqttConfig, audit_path: &Path, socket: &Path) -> Result<Handl
         refusals: Refusals::default(),
         head: None,
         head_published: true,
+        head_at: None,
         lockdown_news: false,
         last_report: Instant::now(),
     };
@@ -443,6 +446,9 @@ impl Link {
                             }
                             self.head = Some(seq);
                             self.head_published = false;
+                            if self.head_at.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+                                self.publish_head(s);
+                            }
                         }
                     }
                 }
@@ -557,6 +563,7 @@ impl Link {
         });
         self.send(s, &self.topics.audit_head.clone(), true, head.to_string());
         self.head_published = true;
+        self.head_at = Some(Instant::now());
     }
 
     /// The door's status (its control API), if it answers.
@@ -628,6 +635,8 @@ impl Link {
         if !s.connected {
             return;
         }
+        // The last head the broker has, so the anchor is as new as the published log.
+        self.publish_head(&mut s);
         self.send(
             &mut s,
             &self.topics.availability.clone(),
