@@ -762,3 +762,59 @@ fn the_guide_shows_the_tested_acl_as_it_is() {
         "docs/site-and-panels.md must show docs/examples/mosquitto.acl, indented by 3"
     );
 }
+
+/// A lockdown the door took before a restart holds from the first frame after it, and a site
+/// state that cannot be read starts the door in lockdown, audited (finding 9 of #24: both were
+/// dropped silently at restart).
+#[test]
+fn a_kept_or_unreadable_site_state_locks_the_door_down_from_its_first_frame() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = site_key(keys.path());
+    let cfg = MqttConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: false,
+        site: "hq".into(),
+        door: "front".into(),
+        site_key: Some(public),
+        commands: true,
+        ..MqttConfig::default()
+    };
+    fixture("obama.jpg");
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    let text = format!(
+        "[config]\ncontrol = {{ socket = \"control.sock\" }}\n\
+         [config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\
+         [config.mqtt]\n{}\n\
+         [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"obama.jpg\"]\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nseconds = 2\nexpect = \"no_unlock\"\n",
+        toml::to_string(&cfg).unwrap()
+    );
+    let s = Scenario::parse(&text, Path::new("door.toml"), &fixtures_dir()).unwrap();
+    for (state, why) in [
+        (
+            r#"{"lockdown_version":5,"lockdown_by":"ada"}"#,
+            "in force from before the restart",
+        ),
+        (r#"{"lockdown_by": tor"#, "cannot be read"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gallery.toml.site.json"), state).unwrap();
+        let opts = RunOptions {
+            workdir: Some(dir.path().to_owned()),
+            ..RunOptions::default()
+        };
+        let r = run_scenario(&s, &opts, Control::default()).unwrap();
+        assert!(r.failures.is_empty(), "{state}: {:?}", r.failures);
+        assert!(r.grants().is_empty(), "{state}");
+        let lockdowns = audited(&dir.path().join("audit.jsonl"), "lockdown");
+        assert_eq!(lockdowns.len(), 1, "{state}: {lockdowns:?}");
+        let reason = lockdowns[0]["reason"].as_str().unwrap();
+        assert!(reason.contains(why), "{reason}");
+    }
+}
