@@ -111,7 +111,6 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     ) -> Result<Answer, DaemonError> {
         Ok(match result {
             Err(r) => {
-                tracing::warn!("site message refused: {r}");
                 self.site_refusal(gallery, format!("site message refused: {r}"), at.now);
                 Answer::Err(format!("refused: {r}"))
             }
@@ -174,9 +173,12 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     /// Records a site refusal, at most [`REFUSALS_PER_MINUTE`] a minute; the rest are counted
     /// and recorded as one summary ([`Self::site_refusal_summary`]).
     fn site_refusal(&mut self, gallery: bool, reason: String, now: Duration) {
+        // The journal gets the same bound as the audit log.
         if !self.site_refusals.admit(now) {
+            tracing::debug!("{reason}");
             return;
         }
+        tracing::warn!("{reason}");
         let mut ev = self.event(if gallery {
             EventKind::GalleryRefused
         } else {

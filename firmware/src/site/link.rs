@@ -30,6 +30,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often refusals counted here are handed to the door to record, and the audit chain's
 /// head is published.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
+/// Door refusals logged one by one each minute (the rest are counted in one line).
+const LOGGED_PER_MINUTE: u32 = 10;
 /// Largest message sent (an admin's signed gallery; a door's events are far smaller).
 const MAX_SEND: usize = 64 << 20;
 
@@ -291,6 +293,8 @@ struct Link {
     head_at: Option<Instant>,
     /// The door took a lockdown change: its state is to be published.
     lockdown_news: bool,
+    /// Messages the door refused since the last report (the first few are logged).
+    door_refusals: u32,
     last_report: Instant,
 }
 
@@ -355,6 +359,7 @@ pub fn start(cfg: &MqttConfig, audit_path: &Path, socket: &Path) -> Result<Handl
         head_published: true,
         head_at: None,
         lockdown_news: false,
+        door_refusals: 0,
         last_report: Instant::now(),
     };
     let thread = std::thread::Builder::new()
@@ -708,7 +713,15 @@ impl Link {
                 }
             }
             // The door recorded it (within its own budget).
-            Ok(Err(text)) => tracing::warn!("site message refused by the door: {text}"),
+            Ok(Err(text)) => {
+                // A flood of replays would be a flood of log lines: the first few a minute.
+                self.door_refusals = self.door_refusals.saturating_add(1);
+                if self.door_refusals <= LOGGED_PER_MINUTE {
+                    tracing::warn!("site message refused by the door: {text}");
+                } else {
+                    tracing::debug!("site message refused by the door: {text}");
+                }
+            }
             Err(e) => tracing::error!(
                 "the door's control API {}: {e}; the message waits for the broker's next copy",
                 self.socket.display()
@@ -728,6 +741,13 @@ impl Link {
 
     /// Hands the refusals counted this minute to the door to record (one line each kind).
     fn report_refusals(&mut self) {
+        let door = std::mem::take(&mut self.door_refusals);
+        if door > LOGGED_PER_MINUTE {
+            tracing::warn!(
+                "{} more site messages refused by the door in the last minute (not logged one by one)",
+                door - LOGGED_PER_MINUTE
+            );
+        }
         self.refusals.seen.clear();
         for ((gallery, why), count) in std::mem::take(&mut self.refusals.counts) {
             self.tell_door(gallery, why, count);
