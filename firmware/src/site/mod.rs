@@ -150,8 +150,6 @@ pub struct Topics {
     pub access: String,
     /// `LOCKED` / `UNLOCKED`, retained.
     pub lock_state: String,
-    /// Home Assistant's lock command topic (ignored: commands are signed, see `command`).
-    pub lock_set: String,
     /// Door contact `ON` (open) / `OFF`, retained.
     pub contact_state: String,
     /// `ON` while a camera, lock or audit fault is unresolved, retained.
@@ -186,7 +184,6 @@ impl Topics {
             event: format!("{d}/event"),
             access: format!("{d}/access"),
             lock_state: format!("{d}/lock/state"),
-            lock_set: format!("{d}/lock/set"),
             contact_state: format!("{d}/contact/state"),
             alarm_state: format!("{d}/alarm/state"),
             alarm_attributes: format!("{d}/alarm/attributes"),
