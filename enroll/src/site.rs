@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use facegate::door::control_api::is_name_char;
+use facegate::door::control_api::is_name;
 use facegate::people::gallery::Gallery;
 use facegate::site::acks::Acks;
 use facegate::site::signing::{Envelope, SiteKey};
@@ -99,7 +99,7 @@ pub fn command(
     mqtt: &MqttConfig,
     wait: Option<Duration>,
 ) -> Result<ExitCode> {
-    if by.is_empty() || by.len() > 64 || !by.chars().all(is_name_char) {
+    if !is_name(by) {
         bail!("--by: who asks, 1 to 64 of A-Z a-z 0-9 . _ - @ (it is recorded in each door's audit log)");
     }
     let (word, retained) = match action {

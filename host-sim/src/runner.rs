@@ -570,11 +570,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                 let trust = facegate::site::SiteTrust::open(m, &gallery_path, &fingerprint)
                     .map_err(|e| SimError::Site(e.to_string()))?;
                 if let Some((trust, startup)) = trust {
-                    // As facegated: in force before the first frame.
-                    if startup != facegate::site::trust::Startup::Normal {
-                        control.set_lockdown(true);
-                    }
-                    bound = bound.with_site(trust, startup);
+                    bound = bound.with_site(trust, startup, &control);
                 }
             }
             let (server, rx) = bound.serve(api_stop.clone());

@@ -111,12 +111,13 @@ fn people(path: &Path, fp: &str) -> usize {
 
 /// A door run by the simulator in real time for `seconds` of blank frames (then `obama2.jpg`
 /// for 3 s if `face_at` is set), with the site link on `mqtt` and its control API in `dir`.
+/// The control stops it earlier (tests that need a door only as long as they run).
 fn site_door(
     dir: &Path,
     mqtt: &MqttConfig,
     face_at: Option<f64>,
     seconds: f64,
-) -> std::thread::JoinHandle<facegate_sim::Report> {
+) -> (std::thread::JoinHandle<facegate_sim::Report>, Control) {
     fixture("obama2.jpg");
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
     let mqtt = toml::to_string(mqtt).unwrap();
@@ -140,7 +141,12 @@ fn site_door(
         realtime: true,
         workdir: Some(dir.to_owned()),
     };
-    std::thread::spawn(move || run_scenario(&s, &opts, Control::default()).unwrap())
+    let control = Control::default();
+    let c = control.clone();
+    (
+        std::thread::spawn(move || run_scenario(&s, &opts, c).unwrap()),
+        control,
+    )
 }
 
 /// The door's audit lines of `kind`, with their reasons.
@@ -197,9 +203,12 @@ fn two_doors_take_the_published_site_gallery_within_two_seconds_and_let_the_new_
             let door = site_door(
                 dir.path(),
                 &with_key(b.config(name), &public),
-                Some(8.0),
-                14.0,
-            );
+                // The face comes once the gallery is in use: the doors' clocks start when each
+                // has loaded its models, so a wide margin for one starting later than the other.
+                Some(12.0),
+                18.0,
+            )
+            .0;
             (dir, door)
         })
         .collect();
@@ -516,7 +525,8 @@ fn signed_commands_lock_down_and_unlock_a_door_and_forged_or_replayed_ones_are_r
         d1.path().join("control.sock"),
         d1.path().join("audit.jsonl"),
     );
-    let door1 = site_door(d1.path(), &config("door1"), None, 30.0);
+    // Long enough for any machine; stopped when the test is done.
+    let (door1, stop1) = site_door(d1.path(), &config("door1"), None, 600.0);
     wait_for("door1's control API", Duration::from_secs(30), || {
         door_status(&sock1).is_some()
     });
@@ -564,7 +574,7 @@ fn signed_commands_lock_down_and_unlock_a_door_and_forged_or_replayed_ones_are_r
     // A door that connects after the lockdown was sent takes it from the retained state.
     let d2 = tempfile::tempdir().unwrap();
     let sock2 = d2.path().join("control.sock");
-    let door2 = site_door(d2.path(), &config("door2"), None, 12.0);
+    let (door2, stop2) = site_door(d2.path(), &config("door2"), None, 600.0);
     wait_for("door2 in lockdown", Duration::from_secs(30), || {
         door_status(&sock2).is_some_and(|s| s["door"]["lockdown"] == true)
     });
@@ -578,6 +588,8 @@ fn signed_commands_lock_down_and_unlock_a_door_and_forged_or_replayed_ones_are_r
     for sock in [&sock1, &sock2] {
         assert_eq!(door_status(sock).unwrap()["door"]["lockdown"], false);
     }
+    stop2.request_stop();
+    stop1.request_stop();
     door2.join().unwrap();
     door1.join().unwrap();
 }

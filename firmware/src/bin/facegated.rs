@@ -183,13 +183,7 @@ fn run(args: Args) -> Result<()> {
             Ok(bound) => {
                 tracing::info!("control API on {}", path.display());
                 let bound = match site {
-                    Some((trust, startup)) => {
-                        // In force before the first frame; the loop records it at its first turn.
-                        if startup != facegate::site::trust::Startup::Normal {
-                            control.set_lockdown(true);
-                        }
-                        bound.with_site(trust, startup)
-                    }
+                    Some((trust, startup)) => bound.with_site(trust, startup, &control),
                     None => bound,
                 };
                 let (server, rx) = bound.serve(api_stop.clone());

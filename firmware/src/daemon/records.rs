@@ -54,10 +54,14 @@ pub(super) const RECENT_DECISIONS: usize = 10;
 impl Records<'_> {
     /// Hands a recorded event to the control API's followers and the recent decisions.
     fn share(&mut self, event: &Event) {
+        let decision = matches!(event.event, EventKind::Grant | EventKind::Deny);
+        if !decision && self.readers.is_empty() {
+            return;
+        }
         // As the log has it: long texts cut, control characters escaped.
         let bounded = event.bounded();
         let event: &Event = &bounded;
-        if matches!(event.event, EventKind::Grant | EventKind::Deny) {
+        if decision {
             if self.recent.len() == RECENT_DECISIONS {
                 self.recent.pop_front();
             }

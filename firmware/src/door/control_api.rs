@@ -33,6 +33,7 @@
 //! second per connection, an idle connection closed after [`IDLE`]; the loop takes at most
 //! [`PER_TICK`] requests per turn and never waits for a client (a slow event reader is dropped).
 
+use crate::control::Control;
 use crate::site::trust::{Accepted, Refusal, Refused, SiteTrust, Startup};
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -269,9 +270,13 @@ pub fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "._-@".contains(c)
 }
 
+/// Whether `name` may be recorded as who asks: 1 to 64 [`is_name_char`]s.
+pub fn is_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.chars().all(is_name_char)
+}
+
 fn check_name(name: &str) -> Result<String, String> {
-    let ok = (1..=64).contains(&name.len()) && name.chars().all(is_name_char);
-    if ok {
+    if is_name(name) {
         Ok(name.to_owned())
     } else {
         Err("NAME must be 1 to 64 of A-Z a-z 0-9 . _ - @".into())
@@ -365,9 +370,13 @@ impl ControlApi {
         })
     }
 
-    /// Takes signed site messages, judged by `trust` (see [`crate::site::trust`]); what it
-    /// found at start (a lockdown in force, an unreadable state) reaches the loop first.
-    pub fn with_site(mut self, trust: SiteTrust, startup: Startup) -> Self {
+    /// Takes signed site messages, judged by `trust` (see [`crate::site::trust`]). What it
+    /// found at start (a lockdown in force, an unreadable state) holds at once, through
+    /// `control`, before the door's first frame; the loop records it at its first turn.
+    pub fn with_site(mut self, trust: SiteTrust, startup: Startup, control: &Control) -> Self {
+        if startup != Startup::Normal {
+            control.set_lockdown(true);
+        }
         self.site = Some((trust, startup));
         self
     }
@@ -537,7 +546,7 @@ fn judge(shared: &Shared, command: Command, payload: Option<Vec<u8>>) -> Command
             result,
         };
     };
-    let now = crate::site::link::now_ms();
+    let now = crate::site::now_ms();
     let mut trust = site.lock().unwrap_or_else(|p| p.into_inner());
     match (command, payload) {
         (Command::SiteCommand(bytes), _) => Command::Checked {

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Lines published per batch before waiting for the broker's acknowledgements.
 const BATCH: usize = 50;
@@ -140,12 +140,7 @@ pub fn options(
     Ok(o)
 }
 
-/// Milliseconds since the Unix epoch now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use super::now_ms;
 
 /// Sends one message (QoS 1) and waits for the broker's acknowledgement: the admin's
 /// `facegate publish` and `facegate command`.

@@ -14,9 +14,18 @@ pub mod trust;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use link::{send_signed, start, Handle, LinkError};
 pub use trust::SiteTrust;
+
+/// Milliseconds since the Unix epoch now: a site message's version, and the door's clock it is
+/// judged by.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// `[mqtt]`: the broker and this door's place in the site. Absent: the daemon opens no network
 /// socket.

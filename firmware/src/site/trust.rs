@@ -9,6 +9,7 @@
 
 use super::signing::{load_public, Envelope, SignError};
 use super::{Command, MqttConfig};
+use crate::door::control_api::is_name;
 use crate::people::gallery::{write_atomic, Gallery, Locked};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -232,11 +233,6 @@ pub fn state_path(gallery: &Path) -> PathBuf {
     let mut p = gallery.as_os_str().to_owned();
     p.push(".site.json");
     PathBuf::from(p)
-}
-
-/// Whether `name` may be recorded as who asked (the control API's NAME rule).
-fn is_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.chars().all(crate::door::control_api::is_name_char)
 }
 
 impl SiteTrust {
