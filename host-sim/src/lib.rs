@@ -5,6 +5,7 @@
 //! unplugged cameras, gallery edits, signals) and states what the door must do; [`runner`] runs
 //! it and checks those expectations.
 
+pub mod at_work;
 pub mod attack;
 pub mod clock;
 pub mod devices;
