@@ -299,6 +299,19 @@ pub struct CalibrateArgs {
     /// (created if missing; the rest of the file and its comments are kept).
     #[arg(long, value_name = "PATH", requires = "open_set")]
     pub write_config: Option<PathBuf>,
+    /// Gallery sizes to give the door a threshold for (--write-points): sizes beyond the
+    /// people enrolled are estimated from the measured distances.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,100,1000,5000",
+        requires = "open_set"
+    )]
+    pub point_sizes: Vec<usize>,
+    /// Write the door's threshold for each of --point-sizes (the site's calibration; point
+    /// `recognition.calibration` at it). The model's margin is kept.
+    #[arg(long, value_name = "PATH", requires = "open_set")]
+    pub write_points: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -47,6 +47,8 @@ fn open_set(
         thresholds,
         margins,
         write_config,
+        write_points,
+        point_sizes,
         flip,
         strict,
         ..
@@ -64,10 +66,26 @@ fn open_set(
         current: rule,
         quality: config.recognition.quality,
         flip,
+        point_sizes,
         checks: enrol::checks(strict),
         output,
     };
-    let recommended = openset::run(pipeline, &options)?;
+    let outcome = openset::run(pipeline, &options)?;
+    let recommended = outcome.recommended;
+    if let Some(path) = write_points {
+        let Some(c) = outcome.calibration else {
+            anyhow::bail!(
+                "no threshold meets --target-fpir {target_fpir} at any size; {} not written",
+                path.display()
+            );
+        };
+        facegate::people::gallery::write_atomic(&path, c.to_toml().as_bytes())?;
+        eprintln!(
+            "wrote {} operating points into {} (set recognition.calibration to use them)",
+            c.point.len(),
+            path.display()
+        );
+    }
     if let Some(path) = write_config {
         let Some(r) = recommended else {
             anyhow::bail!(

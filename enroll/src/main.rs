@@ -216,17 +216,26 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
         .context("loading the face models")?;
     // The door's rule, from the same function the daemon takes it from (read only by the
     // commands that judge faces, so a broken config does not stop `embed`).
-    let (model_threshold, model_margin) = (
-        pipeline.embedder_spec().threshold,
-        pipeline.embedder_spec().min_margin,
-    );
+    let spec = pipeline.embedder_spec().clone();
+    // The door's threshold follows its gallery's size (access::operating_point): the same here.
+    let gallery_size = || -> usize {
+        shared
+            .gallery()
+            .ok()
+            .and_then(|p| Gallery::load_any_model(p).ok().flatten())
+            .map_or(0, |g| g.people.len())
+    };
     let door = || -> Result<(Config, Rule)> {
         let config = shared
             .config
             .as_ref()
             .map_err(|e| anyhow::anyhow!("{e:#}"))?
             .clone();
-        let mut rule = config.decision_params(model_threshold, model_margin).rule();
+        let point = facegate::access::operating_point::for_config(&config, &spec, gallery_size())?;
+        tracing::info!("{}", point.describe());
+        let mut rule = config
+            .decision_params(point.threshold, spec.min_margin)
+            .rule();
         // A photo is not a presentation at a camera: liveness is the door's check alone.
         rule.min_liveness = None;
         rule.cues = false;

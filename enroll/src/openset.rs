@@ -6,6 +6,7 @@ use crate::output::Output;
 use anyhow::{bail, Context, Result};
 use facegate::access::acceptance::{FaceFacts, Nearest, QualityIssue, Rule};
 use facegate::access::enrolment::{enrolment, enrolment_face_with, Checks};
+use facegate::access::operating_point::{Calibration, OperatingPoint};
 use facegate::people::gallery::{Gallery, Person, Scoring};
 use facegate::vision::models::EmbedderManifest;
 use facegate::vision::quality::{measure, QualityParams};
@@ -44,6 +45,8 @@ pub struct Options {
     pub quality: QualityParams,
     /// Embed each chip and its mirror image, averaged.
     pub flip: bool,
+    /// Gallery sizes to give the door a threshold for (beyond the people enrolled: estimated).
+    pub point_sizes: Vec<usize>,
     /// Text or JSON.
     pub output: Output,
 }
@@ -214,7 +217,176 @@ struct Report {
     target_fpir: f64,
     current: Point,
     recommended: Option<Point>,
+    /// The door's threshold by gallery size for `target_fpir` (the model's margin kept).
+    by_size: Vec<SizePoint>,
     grid: Vec<Point>,
+}
+
+/// The threshold for one gallery size, with what it is expected to do there.
+#[derive(Serialize, Clone, Copy)]
+struct SizePoint {
+    gallery: usize,
+    threshold: f32,
+    /// Expected FPIR: 1 - (1 - FMR)^N, FMR the share of stranger-to-enrolled comparisons
+    /// within the threshold, extrapolated by a tail fit where too few are (see [`fmr`]); the
+    /// margin rule is left out, so it is an upper bound as far as the fit holds.
+    fpir: f64,
+    /// Expected FNIR: each employee's own distance within the threshold and none of N - 1
+    /// others within it plus the margin.
+    fnir: f64,
+    /// Measured at this size (a size the evaluation ran), for comparison.
+    measured: Option<Rates>,
+}
+
+/// Distances of each probe to every enrolled person (nearest enrolment), for the estimates of
+/// [`by_size`].
+struct Distances {
+    /// Impostor probes' distances to everyone, pooled and sorted.
+    impostor: Vec<f32>,
+    /// Genuine probes: own distance, and the others' distances sorted (`None`: no usable face).
+    genuine: Vec<Option<(f32, Vec<f32>)>>,
+}
+
+fn distances(people: &[Person], probes: &[Probe], spec: &EmbedderManifest) -> Distances {
+    let to = |e: &Embedding, p: &Person| {
+        p.enrolments
+            .iter()
+            .map(|x| e.distance(&Embedding(x.embedding.clone()), spec.metric))
+            .fold(f32::INFINITY, f32::min)
+    };
+    let mut impostor = Vec::new();
+    let mut genuine = Vec::new();
+    for probe in probes {
+        let e = probe.face.as_ref().and_then(|f| f.2.as_ref());
+        match probe.person {
+            None => {
+                if let Some(e) = e {
+                    impostor.extend(people.iter().map(|p| to(e, p)));
+                }
+            }
+            Some(own) => genuine.push(e.map(|e| {
+                let mut others: Vec<f32> = people
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != own)
+                    .map(|(_, p)| to(e, p))
+                    .collect();
+                others.sort_by(f32::total_cmp);
+                (to(e, &people[own]), others)
+            })),
+        }
+    }
+    impostor.sort_by(f32::total_cmp);
+    Distances { impostor, genuine }
+}
+
+/// Share of the sorted `v` below `x`.
+fn below(v: &[f32], x: f32) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.partition_point(|&d| d < x) as f64 / v.len() as f64
+}
+
+/// Comparisons within a threshold below which the false-match rate is read off the tail fit.
+const FEW: usize = 20;
+/// The closest stranger comparisons the tail is fitted on.
+const TAIL: usize = 200;
+
+/// The false-match rate at `threshold`: the share of the sorted stranger comparisons `v`
+/// within it, or, where fewer than [`FEW`] are (a gallery of thousands needs rates far below
+/// what a few hundred thousand comparisons resolve), an exponential tail fitted on the
+/// [`TAIL`] closest: log FMR linear in the distance, least squares. Zero comparisons within a
+/// threshold is never read as a rate of zero.
+fn fmr(v: &[f32], threshold: f32) -> f64 {
+    let k = v.partition_point(|&d| d < threshold);
+    if k >= FEW || v.len() < TAIL {
+        return below(v, threshold);
+    }
+    let m = v.len() as f64;
+    let pts: Vec<(f64, f64)> = v[..TAIL]
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| (f64::from(d), ((i + 1) as f64 / m).ln()))
+        .collect();
+    let (mx, my) = pts.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + x / TAIL as f64, b + y / TAIL as f64)
+    });
+    let (sxy, sxx) = pts.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+    });
+    if sxx <= 0.0 || sxy <= 0.0 {
+        return below(v, threshold).max(1.0 / m);
+    }
+    let slope = sxy / sxx;
+    (my + slope * (f64::from(threshold) - mx)).exp().min(1.0)
+}
+
+/// Expected FPIR and FNIR at a gallery of `n` people for `threshold` and `margin` (see
+/// [`SizePoint`]): N-fold chances for a stranger, and for an employee N - 1 others who must all
+/// stay a margin further away than their own enrolment.
+fn expected(d: &Distances, n: usize, threshold: f32, margin: f32) -> (f64, f64) {
+    let fmr = fmr(&d.impostor, threshold);
+    let fpir = 1.0 - (1.0 - fmr).powf(n as f64);
+    let accepted: f64 = d
+        .genuine
+        .iter()
+        .map(|g| match g {
+            Some((own, others)) if *own < threshold => {
+                (1.0 - below(others, own + margin)).powf(n.saturating_sub(1) as f64)
+            }
+            _ => 0.0,
+        })
+        .sum();
+    let fnir = if d.genuine.is_empty() {
+        f64::NAN
+    } else {
+        1.0 - accepted / d.genuine.len() as f64
+    };
+    (fpir, fnir)
+}
+
+/// For each size, the largest threshold of `thresholds` (the fewest employees refused) whose
+/// expected FPIR is within `target`, never above `ceiling` (the model's calibrated range).
+fn by_size(
+    d: &Distances,
+    sizes: &[usize],
+    thresholds: &[f32],
+    margin: f32,
+    target: f64,
+    ceiling: f32,
+) -> Vec<SizePoint> {
+    let mut ts: Vec<f32> = thresholds
+        .iter()
+        .copied()
+        .filter(|&t| t <= ceiling)
+        .collect();
+    ts.sort_by(f32::total_cmp);
+    let mut out: Vec<SizePoint> = Vec::new();
+    for &n in sizes {
+        let best = ts
+            .iter()
+            .rev()
+            .map(|&t| (t, expected(d, n, t, margin)))
+            .find(|(_, (fpir, _))| *fpir <= target);
+        if let Some((threshold, (fpir, fnir))) = best {
+            // Never looser for a larger gallery than for a smaller one.
+            let threshold = out.last().map_or(threshold, |p| threshold.min(p.threshold));
+            let (fpir, fnir) = if out.last().is_some_and(|p| p.threshold == threshold) {
+                expected(d, n, threshold, margin)
+            } else {
+                (fpir, fnir)
+            };
+            out.push(SizePoint {
+                gallery: n,
+                threshold,
+                fpir,
+                fnir,
+                measured: None,
+            });
+        }
+    }
+    out
 }
 
 /// The nearest enrolled person of each usable probe, for one sub-gallery.
@@ -335,7 +507,7 @@ pub struct Recommendation {
 }
 
 /// `facegate calibrate --open-set`.
-pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation>> {
+pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Outcome> {
     if !(0.0..=1.0).contains(&o.target_fpir) {
         bail!("--target-fpir must be in [0, 1] (got {})", o.target_fpir);
     }
@@ -486,6 +658,24 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
         .flat_map(|&t| margins.iter().map(move |&m| (t, m)))
         .map(|(t, m)| point(t, m))
         .collect();
+    let dist = distances(&people, &probes, &spec);
+    let mut by_size = by_size(
+        &dist,
+        &o.point_sizes,
+        &thresholds,
+        o.current.min_margin,
+        o.target_fpir,
+        facegate::config::max_calibrated_threshold(spec.threshold),
+    );
+    for p in &mut by_size {
+        if let Some(r) = point(p.threshold, o.current.min_margin)
+            .rates
+            .into_iter()
+            .find(|r| r.size == p.gallery)
+        {
+            p.measured = Some(r);
+        }
+    }
     let report = Report {
         model: pipeline.embedder_name().to_owned(),
         metric: format!("{:?}", spec.metric).to_lowercase(),
@@ -506,6 +696,7 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
         target_fpir: o.target_fpir,
         current: point(o.current.threshold, o.current.min_margin),
         recommended: recommend(&grid, o.target_fpir),
+        by_size,
         grid,
     };
     match o.output {
@@ -516,10 +707,47 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Option<Recommendation
             print_text(&report);
         }
     }
-    Ok(report.recommended.map(|p| Recommendation {
-        threshold: p.threshold,
-        min_margin: p.min_margin,
-    }))
+    Ok(Outcome {
+        recommended: report.recommended.map(|p| Recommendation {
+            threshold: p.threshold,
+            min_margin: p.min_margin,
+        }),
+        calibration: (!report.by_size.is_empty()).then(|| Calibration {
+            model: spec.fingerprint.clone(),
+            target_fpir: o.target_fpir,
+            source: format!(
+                "{}: {} people enrolled, {} genuine and {} impostor probes, margin {:.3}",
+                report.source,
+                report.enrolled_people,
+                report.genuine_probes,
+                report.impostor_probes,
+                o.current.min_margin
+            ),
+            point: report
+                .by_size
+                .iter()
+                .map(|p| OperatingPoint {
+                    gallery: p.gallery,
+                    threshold: (f64::from(p.threshold) * 1e4).round() / 1e4,
+                    fpir: round(p.fpir),
+                    fnir: round(p.fnir),
+                })
+                .collect(),
+        }),
+    })
+}
+
+/// Six decimals: what a written file says.
+fn round(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// What [`run`] found: the point recommended at the largest size, and the thresholds by size.
+pub struct Outcome {
+    /// At the largest size evaluated, if any point meets the target.
+    pub recommended: Option<Recommendation>,
+    /// By gallery size (`--write-points`).
+    pub calibration: Option<Calibration>,
 }
 
 /// The probe's largest face as the door would see it: its size and, when at least `min_face`,
@@ -618,6 +846,22 @@ fn print_text(r: &Report) {
         println!("{}", row(p));
     }
     println!("current config:\n{}", row(&r.current));
+    println!(
+        "the door's threshold by gallery size for FPIR <= {} per photo (margin {:.3} kept; \
+         expected FPIR = 1 - (1 - FMR)^N, FMR fitted on the closest stranger comparisons where fewer than 20 are within, margin left out; expected FNIR from each employee's own \
+         and N - 1 others' distances; measured where the size was evaluated):",
+        r.target_fpir, r.current.min_margin
+    );
+    println!("  gallery  threshold | expected FPIR  FNIR | measured FPIR  FNIR");
+    for p in &r.by_size {
+        let measured = p.measured.map_or("           -       -".to_owned(), |m| {
+            format!("      {:>7.4}  {:>6.4}", m.fpir, m.fnir)
+        });
+        println!(
+            "  {:>7}  {:>9.3} |      {:>7.4}  {:>6.4} |{measured}",
+            p.gallery, p.threshold, p.fpir, p.fnir
+        );
+    }
     match &r.recommended {
         Some(p) => println!(
             "recommended for FPIR <= {} at {} enrolled: threshold {:.3}, min_margin {:.3}\n{}",

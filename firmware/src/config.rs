@@ -155,6 +155,10 @@ pub struct RecognitionConfig {
     /// Allows a `threshold` above the model's calibrated range: for a point the site measured
     /// itself. Warned about, and recorded with the threshold in every `start` event.
     pub threshold_override: bool,
+    /// The site's own operating points by gallery size (a file written by `facegate calibrate
+    /// --open-set --write-points`); without it the model's manifest gives them. A `threshold`
+    /// set here wins over both (see `access::operating_point`).
+    pub calibration: Option<PathBuf>,
     /// Smallest gap between the nearest and second-nearest person (default: the model's, from
     /// its manifest: distances of different networks have different scales).
     pub min_margin: Option<f32>,
@@ -182,6 +186,7 @@ impl Default for RecognitionConfig {
             embedder: None,
             threshold: None,
             threshold_override: false,
+            calibration: None,
             min_margin: None,
             min_face: 80.0,
             detector: DoorDetector::default(),

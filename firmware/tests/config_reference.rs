@@ -17,6 +17,7 @@ models = "/usr/share/facegate/models/manifest.toml"
 embedder = "sface_2021dec_int8"
 threshold = 0.5
 min_margin = 0.05
+calibration = "/var/lib/facegate/calibration.toml"
 
 [door]
 exit_gpio = 22

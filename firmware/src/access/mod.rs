@@ -13,6 +13,7 @@ pub mod decision;
 pub mod enrolment;
 pub mod gate;
 pub mod guard;
+pub mod operating_point;
 pub mod supervision;
 pub mod tamper;
 

@@ -84,6 +84,9 @@ pub enum DaemonError {
     /// calibrated range).
     #[error(transparent)]
     Setting(#[from] crate::problem::Problem),
+    /// The site's calibration (`recognition.calibration`) cannot be used.
+    #[error(transparent)]
+    Calibration(#[from] crate::access::operating_point::CalibrationError),
 }
 
 /// The daemon's devices.
@@ -279,10 +282,16 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
     let scoring = Scoring::of(pipeline.embedder_spec());
     let (gallery, gallery_error) =
         Reloader::new_or_empty(&config.gallery.path, &fingerprint, scoring);
-    let params = config.decision_params(
-        pipeline.embedder_spec().threshold,
-        pipeline.embedder_spec().min_margin,
+    // The threshold for this gallery's size (see access::operating_point); again at every
+    // reload of the gallery or the config.
+    let calibration = reload::site_calibration(&config, pipeline.embedder_spec())?;
+    let point = reload::operating_point(
+        &config,
+        calibration.as_ref(),
+        pipeline.embedder_spec(),
+        gallery.gallery().people.len(),
     );
+    let params = config.decision_params(point.threshold, pipeline.embedder_spec().min_margin);
     let guard = Guard::new(&config.access, &config.door, &config.tamper);
     // Off (the default): the networks are loaded only if a reload turns the check on.
     let models = config.recognition.models.as_deref();
@@ -303,6 +312,8 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
             config_path,
             next_poll: Duration::ZERO,
             count: 0,
+            calibration,
+            point,
         },
         spec: pipeline.embedder_spec().clone(),
         gate,
@@ -344,11 +355,13 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);
+    tracing::info!("{}", lp.reload.point.describe());
     let mut reason = format!(
-        "model {}, {} people enrolled, {}",
+        "model {}, {} people enrolled, {}; {}",
         pipeline.embedder_name(),
         lp.gallery.gallery().people.len(),
-        lp.config.threshold_record(lp.spec.threshold)
+        lp.config.threshold_record(lp.spec.threshold),
+        lp.reload.point.describe()
     );
     let warnings = lp.config.warnings();
     for w in &warnings {

@@ -2,6 +2,7 @@
 //! `config::RESTART_ONLY`).
 
 use super::*;
+use crate::access::operating_point::{self, Calibration, CalibrationError, Chosen};
 
 impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     pub(super) fn gallery_refused(&mut self, e: &GalleryError) {
@@ -26,15 +27,36 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 let people = &self.gallery.gallery().people;
                 let held = held.and_then(|id| people.iter().position(|p| p.id == id));
                 self.decider.forget(held);
+                self.follow_gallery_size();
                 let mut ev = self.event(EventKind::GalleryReloaded);
                 ev.reason = Some(format!(
-                    "{} people enrolled",
-                    self.gallery.gallery().people.len()
+                    "{} people enrolled; {}",
+                    self.gallery.gallery().people.len(),
+                    self.reload.point.describe()
                 ));
                 self.record(&ev);
             }
             Err(e) => self.gallery_refused(&e),
         }
+    }
+
+    /// The threshold for the gallery's size now: decided again, and handed to the decision
+    /// (and through it to recognition) when it changed.
+    fn follow_gallery_size(&mut self) {
+        let point = operating_point(
+            &self.config,
+            self.reload.calibration.as_ref(),
+            &self.spec,
+            self.gallery.gallery().people.len(),
+        );
+        if point.threshold != self.reload.point.threshold {
+            tracing::info!("{}", point.describe());
+            self.decider.set_params(
+                self.config
+                    .decision_params(point.threshold, self.spec.min_margin),
+            );
+        }
+        self.reload.point = point;
     }
 
     /// The config at `path`, checked, and its threshold against the running model's calibrated
@@ -65,6 +87,18 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 return;
             }
         };
+        // A site calibration that cannot be used refuses the whole config: never a silent
+        // fall back to a looser threshold.
+        let calibration = match site_calibration(&new, &self.spec) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("config refused, the previous one stays in use: {e}");
+                let mut ev = self.event(EventKind::ConfigRefused);
+                ev.reason = Some(e.to_string());
+                self.record(&ev);
+                return;
+            }
+        };
         let old = &self.config;
         let (applied, restart) = old.reloaded(new);
         if applied.gallery.path != old.gallery.path {
@@ -76,20 +110,31 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 self.gallery_refused(&e);
             }
         }
-        self.decider
-            .set_params(applied.decision_params(self.spec.threshold, self.spec.min_margin));
         self.config = applied;
+        self.reload.calibration = calibration;
+        self.reload.point = operating_point(
+            &self.config,
+            self.reload.calibration.as_ref(),
+            &self.spec,
+            self.gallery.gallery().people.len(),
+        );
+        self.decider.set_params(
+            self.config
+                .decision_params(self.reload.point.threshold, self.spec.min_margin),
+        );
         self.gate.set_hold(self.unlock_hold());
         self.reload.count += 1;
         let mut ev = self.event(EventKind::ConfigReloaded);
+        let mut msg = self.reload.point.describe();
         if !restart.is_empty() {
-            let msg = format!(
+            let later = format!(
                 "changed but only applied after a restart: {}",
                 restart.join(", ")
             );
-            tracing::warn!("{msg}");
-            ev.reason = Some(msg);
+            tracing::warn!("{later}");
+            msg = format!("{later}; {msg}");
         }
+        ev.reason = Some(msg);
         self.record(&ev);
     }
 }
@@ -102,4 +147,37 @@ pub(super) struct ReloadState {
     pub(super) next_poll: Duration,
     /// Config and gallery reloads so far: what recognition uses is handed over after each.
     pub(super) count: u64,
+    /// The site's calibration (`recognition.calibration`), as loaded with the config.
+    pub(super) calibration: Option<(PathBuf, Calibration)>,
+    /// The threshold in use for the gallery's size, and why.
+    pub(super) point: Chosen,
+}
+
+/// The site's calibration of `config` for the model `spec`, if it names one.
+pub(super) fn site_calibration(
+    config: &Config,
+    spec: &EmbedderManifest,
+) -> Result<Option<(PathBuf, Calibration)>, CalibrationError> {
+    config
+        .recognition
+        .calibration
+        .as_ref()
+        .map(|p| Calibration::load(p, &spec.fingerprint).map(|c| (p.clone(), c)))
+        .transpose()
+}
+
+/// The threshold for a gallery of `people` (see [`operating_point::choose`]).
+pub(super) fn operating_point(
+    config: &Config,
+    calibration: Option<&(PathBuf, Calibration)>,
+    spec: &EmbedderManifest,
+    people: usize,
+) -> Chosen {
+    operating_point::choose(
+        people,
+        config.recognition.threshold,
+        calibration.map(|(p, c)| (p.as_path(), c)),
+        &spec.operating_points,
+        spec.threshold,
+    )
 }

@@ -281,6 +281,27 @@ pub struct EmbedderManifest {
     pub license: String,
     /// Where the weights came from.
     pub source: String,
+    /// The threshold by gallery size (`[[embedders.NAME.operating_points]]`, growing sizes),
+    /// from an open-set calibration; empty: `threshold` at every size. See
+    /// `access::operating_point`.
+    #[serde(default)]
+    pub operating_points: Vec<OperatingPoint>,
+}
+
+/// One calibrated point: at a gallery of `gallery` people, this threshold keeps FPIR within the
+/// calibration's target; `fpir` and `fnir` are what it expects there.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatingPoint {
+    /// People enrolled.
+    pub gallery: usize,
+    /// Largest distance that matches (f64 so that a written file reads 0.465, not
+    /// 0.4650000035762787).
+    pub threshold: f64,
+    /// Strangers accepted as anybody, expected (per probe photo, one frame).
+    pub fpir: f64,
+    /// Employees not accepted as themselves, expected (per probe photo, one frame).
+    pub fnir: f64,
 }
 
 impl Manifest {
@@ -358,9 +379,51 @@ impl Manifest {
                     "embedders.{name}.threshold must be a positive number"
                 )));
             }
+            check_points(&e.operating_points)
+                .or_else(|m| {
+                    if e.operating_points.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(m)
+                    }
+                })
+                .map_err(|m| invalid(format!("embedders.{name}.operating_points: {m}")))?;
         }
         Ok(())
     }
+}
+
+/// Points must be for distinct, growing gallery sizes, with finite positive thresholds and
+/// rates in [0, 1].
+pub fn check_points(points: &[OperatingPoint]) -> Result<(), String> {
+    if points.is_empty() {
+        return Err("no point".into());
+    }
+    for w in points.windows(2) {
+        if w[1].gallery <= w[0].gallery {
+            return Err("points must be in growing gallery sizes, each size once".into());
+        }
+    }
+    for p in points {
+        if p.gallery == 0 {
+            return Err("a point for a gallery of 0 people".into());
+        }
+        if !(p.threshold.is_finite() && p.threshold > 0.0 && p.threshold <= 4.0) {
+            return Err(format!(
+                "gallery {}: threshold {} is not a positive number",
+                p.gallery, p.threshold
+            ));
+        }
+        for (what, v) in [("fpir", p.fpir), ("fnir", p.fnir)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!(
+                    "gallery {}: {what} {v} is not in [0, 1]",
+                    p.gallery
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where model files are read from.

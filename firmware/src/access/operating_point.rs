@@ -1,0 +1,291 @@
+//! The operating point follows the gallery: which threshold the door uses for the number of
+//! people enrolled. A stranger's chance of being nearest to *someone* within the threshold grows
+//! with the gallery, so one threshold for 10 people and for 1,000 lets strangers in at a big
+//! site. A calibration (`facegate calibrate --open-set --write-points`) gives a threshold per
+//! gallery size for a target FPIR, with the FPIR/FNIR expected there; the door takes the point
+//! for the smallest calibrated size at least as large as its gallery, and again at every reload.
+//!
+//! Who wins: the config's own `recognition.threshold` (a site's fixed choice), then the site's
+//! calibration file (`recognition.calibration`), then the model's manifest, then the model's
+//! single threshold. The margin is the config's or the model's throughout (the calibration
+//! chooses thresholds only).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub use crate::vision::models::{check_points, OperatingPoint};
+
+/// A calibration file: the points for one model, from `facegate calibrate --open-set
+/// --write-points`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// The model's fingerprint: points of another model mean nothing.
+    pub model: String,
+    /// The FPIR each point keeps to.
+    pub target_fpir: f64,
+    /// What was measured (photos, protocol).
+    pub source: String,
+    /// By gallery size.
+    pub point: Vec<OperatingPoint>,
+}
+
+/// Why a calibration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationError {
+    /// Unreadable.
+    #[error("reading the calibration {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a calibration.
+    #[error("the calibration {path} is not valid: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Calibration {
+    /// Reads and checks a calibration file for the model `fingerprint`.
+    pub fn load(path: &Path, fingerprint: &str) -> Result<Self, CalibrationError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, fingerprint).map_err(|message| CalibrationError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses and checks a calibration for the model `fingerprint`.
+    pub fn parse(text: &str, fingerprint: &str) -> Result<Self, String> {
+        let c: Calibration = toml::from_str(text).map_err(|e| e.to_string())?;
+        if c.model != fingerprint {
+            return Err(format!(
+                "it was made for the model {:?}, the door runs {fingerprint:?}",
+                c.model
+            ));
+        }
+        check_points(&c.point)?;
+        Ok(c)
+    }
+
+    /// As TOML, with a comment saying where it came from.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# facegate operating points: the door's threshold by gallery size (recognition.calibration).\n\
+             # Made by `facegate calibrate --open-set --write-points`; edit by re-running it.\n{}",
+            toml::to_string(self).unwrap_or_default()
+        )
+    }
+}
+
+/// Where the threshold in use comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// `recognition.threshold` in the config.
+    Config,
+    /// The site's calibration file.
+    Site(PathBuf),
+    /// The model's manifest.
+    Manifest,
+    /// The model's single threshold (its manifest has no points).
+    Model,
+}
+
+/// The threshold the door uses for its gallery now, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chosen {
+    /// The threshold.
+    pub threshold: f32,
+    /// People enrolled when chosen.
+    pub gallery: usize,
+    /// Where it comes from.
+    pub source: Source,
+    /// The calibrated point used (none for a threshold from the config or the model).
+    pub point: Option<OperatingPoint>,
+    /// The gallery is larger than the largest calibrated size: that point's figures are
+    /// optimistic for it.
+    pub beyond: bool,
+}
+
+impl Chosen {
+    /// One line for the log and the audit: threshold, source, expected rates.
+    pub fn describe(&self) -> String {
+        let from = match &self.source {
+            Source::Config => "recognition.threshold".to_owned(),
+            Source::Site(p) => format!("the site's calibration {}", p.display()),
+            Source::Manifest => "the model's calibration".to_owned(),
+            Source::Model => "the model's threshold (no calibration by gallery size)".to_owned(),
+        };
+        let mut s = format!(
+            "operating point for {} people: threshold {:.3} from {from}",
+            self.gallery, self.threshold
+        );
+        if let Some(p) = self.point {
+            s += &format!(
+                " (calibrated at {} people: expected FPIR {:.2}%, FNIR {:.1}% per photo",
+                p.gallery,
+                p.fpir * 100.0,
+                p.fnir * 100.0
+            );
+            if self.beyond {
+                s += "; the gallery is larger than any calibrated size: expect more strangers matched";
+            }
+            s += ")";
+        }
+        s
+    }
+}
+
+/// The point of `points` (growing sizes) for a gallery of `people`: the smallest calibrated size
+/// at least as large (never a looser threshold than the size calls for), else the largest.
+pub fn point_for(points: &[OperatingPoint], people: usize) -> Option<(OperatingPoint, bool)> {
+    match points.iter().find(|p| p.gallery >= people) {
+        Some(p) => Some((*p, false)),
+        None => points.last().map(|p| (*p, true)),
+    }
+}
+
+/// The threshold for a gallery of `people`: the config's own threshold wins, then the site's
+/// calibration, then the manifest's points, then the model's threshold.
+pub fn choose(
+    people: usize,
+    config_threshold: Option<f32>,
+    site: Option<(&Path, &Calibration)>,
+    manifest: &[OperatingPoint],
+    model_threshold: f32,
+) -> Chosen {
+    let at = |threshold, source, point: Option<(OperatingPoint, bool)>| Chosen {
+        threshold,
+        gallery: people,
+        source,
+        point: point.map(|p| p.0),
+        beyond: point.is_some_and(|p| p.1),
+    };
+    if let Some(t) = config_threshold {
+        return at(t, Source::Config, None);
+    }
+    if let Some((path, c)) = site {
+        if let Some(p) = point_for(&c.point, people) {
+            return at(p.0.threshold as f32, Source::Site(path.to_owned()), Some(p));
+        }
+    }
+    match point_for(manifest, people) {
+        Some(p) => at(p.0.threshold as f32, Source::Manifest, Some(p)),
+        None => at(model_threshold, Source::Model, None),
+    }
+}
+
+/// The threshold a door with `config`, running the model `spec`, uses for a gallery of
+/// `people`: what the daemon decides at start and the CLI's judging commands use too.
+pub fn for_config(
+    config: &crate::config::Config,
+    spec: &crate::vision::models::EmbedderManifest,
+    people: usize,
+) -> Result<Chosen, CalibrationError> {
+    let site = config
+        .recognition
+        .calibration
+        .as_ref()
+        .map(|p| Calibration::load(p, &spec.fingerprint).map(|c| (p.clone(), c)))
+        .transpose()?;
+    Ok(choose(
+        people,
+        config.recognition.threshold,
+        site.as_ref().map(|(p, c)| (p.as_path(), c)),
+        &spec.operating_points,
+        spec.threshold,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pts() -> Vec<OperatingPoint> {
+        [(10, 0.55), (100, 0.5), (1000, 0.45)]
+            .iter()
+            .map(|&(gallery, threshold)| OperatingPoint {
+                gallery,
+                threshold,
+                fpir: 0.001,
+                fnir: 0.05,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_gallery_takes_the_point_of_the_smallest_calibrated_size_at_least_as_large() {
+        let p = pts();
+        assert_eq!(point_for(&p, 1).unwrap().0.threshold, 0.55);
+        assert_eq!(point_for(&p, 10).unwrap().0.threshold, 0.55);
+        assert_eq!(point_for(&p, 11).unwrap().0.threshold, 0.5);
+        assert_eq!(point_for(&p, 1000).unwrap().0.threshold, 0.45);
+        let (beyond, is_beyond) = point_for(&p, 5000).unwrap();
+        assert_eq!((beyond.threshold, is_beyond), (0.45, true));
+        assert!(point_for(&[], 10).is_none());
+    }
+
+    #[test]
+    fn the_configs_threshold_wins_then_the_sites_calibration_then_the_manifest() {
+        let manifest = pts();
+        let site = Calibration {
+            model: "m".into(),
+            target_fpir: 0.001,
+            source: "site".into(),
+            point: vec![OperatingPoint {
+                gallery: 2000,
+                threshold: 0.4,
+                fpir: 0.001,
+                fnir: 0.1,
+            }],
+        };
+        let path = Path::new("/var/lib/facegate/calibration.toml");
+        assert_eq!(
+            choose(500, Some(0.6), Some((path, &site)), &manifest, 0.5).source,
+            Source::Config
+        );
+        let c = choose(500, None, Some((path, &site)), &manifest, 0.5);
+        assert_eq!((c.threshold, c.source), (0.4, Source::Site(path.into())));
+        let c = choose(500, None, None, &manifest, 0.5);
+        assert_eq!((c.threshold, c.source.clone()), (0.45, Source::Manifest));
+        assert!(
+            c.describe().contains("500 people: threshold 0.450"),
+            "{}",
+            c.describe()
+        );
+        let c = choose(500, None, None, &[], 0.5);
+        assert_eq!((c.threshold, c.source), (0.5, Source::Model));
+    }
+
+    #[test]
+    fn a_calibration_of_another_model_or_with_disordered_points_is_refused() {
+        let good = Calibration {
+            model: "sface/1".into(),
+            target_fpir: 0.001,
+            source: "lfw_dev".into(),
+            point: pts(),
+        };
+        let text = good.to_toml();
+        assert_eq!(Calibration::parse(&text, "sface/1").unwrap(), good);
+        assert!(Calibration::parse(&text, "dlib/2")
+            .unwrap_err()
+            .contains("made for the model"));
+        let mut bad = good.clone();
+        bad.point.swap(0, 1);
+        assert!(Calibration::parse(&bad.to_toml(), "sface/1")
+            .unwrap_err()
+            .contains("growing"));
+        let mut bad = good;
+        bad.point[1].fpir = 2.0;
+        assert!(Calibration::parse(&bad.to_toml(), "sface/1").is_err());
+    }
+}
