@@ -531,6 +531,10 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
         "--json",
         "--write-config",
         s(&config),
+        "--point-sizes",
+        "1,2,1000",
+        "--write-points",
+        s(&dir.path().join("points.toml")),
     ]);
     let text = succeeded(&out);
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -539,6 +543,7 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
     assert_eq!(
         keys,
         [
+            "by_size",
             "current",
             "enrol_skipped",
             "enrolled_people",
@@ -607,6 +612,24 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
     let as_f32 = |v: &Value| v.as_f64().unwrap() as f32;
     assert_eq!(c.recognition.threshold, Some(as_f32(&rec["threshold"])));
     assert_eq!(c.recognition.min_margin, Some(as_f32(&rec["min_margin"])));
+    // The thresholds by size went into a calibration the door accepts for this model, never
+    // looser for a larger gallery.
+    let points = std::fs::read_to_string(dir.path().join("points.toml")).unwrap();
+    let fingerprint = v["model"].as_str().unwrap();
+    let spec = facegate::vision::models::ModelSet::builtin()
+        .unwrap()
+        .manifest
+        .embedders[fingerprint]
+        .clone();
+    let cal = facegate::access::operating_point::Calibration::parse(&points, &spec.fingerprint)
+        .unwrap_or_else(|e| panic!("{e}: {points}"));
+    let sizes: Vec<usize> = cal.point.iter().map(|p| p.gallery).collect();
+    assert_eq!(sizes, [1, 2, 1000], "{points}");
+    assert!(cal
+        .point
+        .windows(2)
+        .all(|w| w[1].threshold <= w[0].threshold));
+    assert_eq!(by_size_json(&v).len(), 3);
 
     // Flip augmentation is said in the output and keeps the verdicts on these photos.
     let out = facegate(&[
@@ -624,6 +647,10 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
     assert_eq!(v["flip"], true);
     assert_eq!(v["current"]["rates"][0]["fnir"], 0.0, "{}", v["current"]);
     assert_eq!(v["current"]["rates"][0]["fpir"], 0.0, "{}", v["current"]);
+}
+
+fn by_size_json(v: &Value) -> Vec<Value> {
+    v["by_size"].as_array().unwrap().clone()
 }
 
 #[test]
