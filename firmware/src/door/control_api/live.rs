@@ -189,22 +189,29 @@ pub fn scale_factor(width: u32) -> u32 {
 /// for the common 1280 and 1920 wide cameras.
 fn shrink(image: &RgbImage, k: u32) -> RgbImage {
     let (w, h) = (image.width() / k, image.height() / k);
-    let mut out = RgbImage::new(w, h);
-    let n = k * k;
-    for (x, y, px) in out.enumerate_pixels_mut() {
-        let mut sum = [0u32; 3];
-        for dy in 0..k {
-            for dx in 0..k {
-                let p = image.get_pixel(x * k + dx, y * k + dy);
-                for c in 0..3 {
-                    sum[c] += u32::from(p.0[c]);
+    let stride = image.width() as usize * 3;
+    let k = k as usize;
+    let n = (k * k) as u32;
+    let mut out = Vec::with_capacity(w as usize * h as usize * 3);
+    let mut sums = vec![0u32; w as usize * 3];
+    for y in 0..h as usize {
+        sums.fill(0);
+        for line in image.as_raw()[y * k * stride..]
+            .chunks_exact(stride)
+            .take(k)
+        {
+            for (x, acc) in sums.chunks_exact_mut(3).enumerate() {
+                for px in line[x * k * 3..(x + 1) * k * 3].chunks_exact(3) {
+                    for (a, &v) in acc.iter_mut().zip(px) {
+                        *a += u32::from(v);
+                    }
                 }
             }
         }
         // The mean of u8 values fits a u8.
-        px.0 = sum.map(|s| ((s + n / 2) / n) as u8);
+        out.extend(sums.iter().map(|&s| ((s + n / 2) / n) as u8));
     }
-    out
+    RgbImage::from_raw(w, h, out).unwrap_or_else(|| RgbImage::new(w, h))
 }
 
 /// `image` as a JPEG of `quality`.
@@ -316,6 +323,15 @@ mod tests {
         assert_eq!(scale_factor(0), 1);
         let (meta, _) = encode_shot(&shot(1920, 1080), &encoded).unwrap();
         assert_eq!(meta.width, 640);
+    }
+
+    #[test]
+    fn shrinking_averages_blocks() {
+        let img = RgbImage::from_fn(4, 2, |x, _| image::Rgb([(x * 10) as u8, 200, 0]));
+        let small = shrink(&img, 2);
+        assert_eq!(small.dimensions(), (2, 1));
+        assert_eq!(small.get_pixel(0, 0).0, [5, 200, 0]);
+        assert_eq!(small.get_pixel(1, 0).0, [25, 200, 0]);
     }
 
     #[test]
