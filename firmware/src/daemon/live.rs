@@ -83,6 +83,7 @@ impl LiveState {
             at_ms,
             image: Arc::clone(image),
             faces,
+            encoded: Arc::default(),
         };
         for v in &self.viewers {
             v.shots.put(shot.clone());

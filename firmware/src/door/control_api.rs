@@ -796,7 +796,7 @@ fn with_site_state(status: String, shared: &Shared) -> String {
     json.to_string()
 }
 
-/// Sends a viewer the frames its mailbox gets (encoded here, on the client's thread) until it
+/// Sends a viewer the frames its mailbox gets (encoded on a viewer's thread, once for all) until it
 /// goes, the door stops or the server stops. A slow viewer only delays itself: the loop
 /// replaces a frame not yet taken.
 fn stream_view(stream: &mut UnixStream, slot: &ViewerSlot, stop: &AtomicBool) -> io::Result<()> {
@@ -805,13 +805,10 @@ fn stream_view(stream: &mut UnixStream, slot: &ViewerSlot, stop: &AtomicBool) ->
     let mut ignored = [0u8; 256];
     while !stop.load(Ordering::SeqCst) && !slot.shots.is_closed() {
         if let Some(shot) = slot.shots.take(STEP) {
-            match live::encode_shot(&shot, &slot.encoded) {
-                Ok((meta, bytes)) => {
-                    let json = serde_json::to_string(&meta).map_err(io::Error::other)?;
-                    stream.write_all(format!("frame {json}\n").as_bytes())?;
-                    stream.write_all(&bytes)?;
-                }
-                Err(e) => tracing::warn!("live view: cannot encode a frame: {e}"),
+            if let Some((meta, bytes)) = live::shared_record(&shot, &slot.encoded) {
+                let json = serde_json::to_string(meta).map_err(io::Error::other)?;
+                stream.write_all(format!("frame {json}\n").as_bytes())?;
+                stream.write_all(bytes)?;
             }
         }
         match stream.read(&mut ignored) {

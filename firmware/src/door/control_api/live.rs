@@ -11,7 +11,7 @@ use crate::vision::detect::BBox;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Viewers at once; a third `view` is answered `ERR busy: 2 viewers`.
@@ -100,7 +100,13 @@ pub struct LiveShot {
     pub image: Arc<RgbImage>,
     /// Its faces, the judged (largest) one first.
     pub faces: Vec<LiveFace>,
+    /// The wire record, made by the first viewer's thread that sends this shot and shared
+    /// with the others (one encoding a frame however many watch).
+    pub encoded: Arc<OnceLock<Option<Encoded>>>,
 }
+
+/// A shot's wire record: its JSON line's object and its JPEG.
+pub type Encoded = (FrameMeta, Arc<[u8]>);
 
 impl std::fmt::Debug for LiveShot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -221,8 +227,22 @@ pub fn jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError>
     Ok(out)
 }
 
+/// The wire record of `shot` ([`encode_shot`]), made once for all viewers; `None` if the frame
+/// cannot be encoded.
+pub fn shared_record<'a>(shot: &'a LiveShot, encoded: &AtomicU64) -> Option<&'a Encoded> {
+    shot.encoded
+        .get_or_init(|| match encode_shot(shot, encoded) {
+            Ok((meta, bytes)) => Some((meta, bytes.into())),
+            Err(e) => {
+                tracing::warn!("live view: cannot encode a frame: {e}");
+                None
+            }
+        })
+        .as_ref()
+}
+
 /// The wire record of `shot`: its JSON (with the JPEG's size) and the JPEG, downscaled to at most
-/// [`MAX_WIDTH`] wide, the boxes scaled with it. Counted in the slot's `encoded`.
+/// [`MAX_WIDTH`] wide, the boxes scaled with it. Counted in `encoded`.
 pub fn encode_shot(
     shot: &LiveShot,
     encoded: &AtomicU64,
@@ -299,6 +319,7 @@ mod tests {
                 name: Some("obama".into()),
                 distance: Some(0.312_345),
             }],
+            encoded: Arc::default(),
         }
     }
 
@@ -323,6 +344,13 @@ mod tests {
         assert_eq!(scale_factor(0), 1);
         let (meta, _) = encode_shot(&shot(1920, 1080), &encoded).unwrap();
         assert_eq!(meta.width, 640);
+        // Viewers of one shot share one encoding.
+        let (s, count) = (shot(1280, 720), AtomicU64::new(0));
+        let (a, b) = (s.clone(), s.clone());
+        let first = shared_record(&a, &count).unwrap();
+        let second = shared_record(&b, &count).unwrap();
+        assert!(Arc::ptr_eq(&first.1, &second.1));
+        assert_eq!(count.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -104,6 +104,7 @@ fn test_shot() -> live::LiveShot {
             name: Some("ada".into()),
             distance: Some(0.3),
         }],
+        encoded: Arc::default(),
     }
 }
 
