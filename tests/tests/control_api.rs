@@ -148,19 +148,22 @@ fn the_control_api_reports_streams_locks_down_and_unlocks_through_the_gate() {
 const KEY: &str = "console-operator-key-for-the-end-to-end-test";
 
 /// The door of the live view's test: 1280 x 720, the operator key in the run's directory; the
-/// employee comes after 2 s of an empty scene and stays 8 s.
+/// employee comes after 2 s of an empty scene and stays 8 s, then a stranger stands beside him
+/// (anti-tailgating on, so every face is detected: the smaller one is shown `detected`).
 fn live_scenario() -> Scenario {
-    for f in ["obama.jpg", "obama2.jpg"] {
+    for f in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
         fixture(f);
     }
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
     let text = format!(
         "[config]\ncontrol = {{ socket = \"control.sock\", operator_key = \"console.key\" }}\n\
          lock = {{ unlock_seconds = 1 }}\ncamera = {{ width = 1280, height = 720 }}\n\
+         access = {{ max_faces = 2 }}\n\
          [config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\n\
          [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"obama.jpg\"]\n\n\
          [[step]]\nshow = \"blank\"\nseconds = 2\n\n\
          [[step]]\nshow = \"obama2.jpg\"\nseconds = 8\n\n\
+         [[step]]\nshow = [\"obama2.jpg\", \"biden.jpg\"]\nseconds = 8\n\n\
          [[step]]\nshow = \"blank\"\nseconds = 1\n"
     );
     Scenario::parse(&text, Path::new("live.toml"), &fixtures_dir()).unwrap()
@@ -247,6 +250,20 @@ fn the_live_view_shows_who_would_be_let_in_and_costs_nothing_unwatched() {
         frames < 3 || rate < 4.5,
         "{frames} frames, {rate:.1} a second"
     );
+    // Two people: the larger judged, the other only detected.
+    let two = loop {
+        let frame = view.next().unwrap().unwrap();
+        if frame.meta.faces.len() == 2 {
+            break frame.meta;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never two faces"
+        );
+    };
+    assert_ne!(two.faces[0].verdict, Verdict::Detected, "{two:?}");
+    assert_eq!(two.faces[1].verdict, Verdict::Detected, "{two:?}");
+    assert_eq!(two.faces[1].name, None, "{two:?}");
     let st = door_client.status().unwrap();
     assert_eq!(st["live"]["viewers"], 2, "{st}");
     assert!(
