@@ -114,6 +114,31 @@ fn check_refuses_a_threshold_above_the_models_range_without_the_override() {
     );
 }
 
+/// A configured operator key that cannot be used is a config error (the console would be locked
+/// out), named without showing the key.
+#[test]
+fn check_refuses_a_missing_or_short_operator_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("console.key");
+    let config = format!("[control]\noperator_key = \"{}\"\n", key.display());
+    let (code, out, err) = check(&config);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        err.contains("[control] operator_key") && err.contains("console.key"),
+        "{err}"
+    );
+    std::fs::write(&key, "short-secret\n").unwrap();
+    let (code, _, err) = check(&config);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("at least 32") && !err.contains("short-secret"),
+        "{err}"
+    );
+    std::fs::write(&key, format!("{}\n", "k".repeat(40))).unwrap();
+    let (code, out, err) = check(&config);
+    assert_eq!(code, Some(0), "{out} {err}");
+}
+
 #[test]
 fn a_missing_config_file_is_named() {
     let out = Command::new(BIN)

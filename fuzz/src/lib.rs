@@ -224,11 +224,17 @@ pub fn control(data: &[u8]) {
                 | Command::Events
                 | Command::Help
                 | Command::SiteGallery(_)
-                | Command::SiteRefused { .. } => None,
+                | Command::SiteRefused { .. }
+                | Command::Operator(_)
+                | Command::View
+                | Command::Snapshot => None,
                 // Made by the server only: no line may ever parse to these.
                 Command::Checked { .. }
                 | Command::SiteStartup(_)
-                | Command::SiteWasReset { .. } => panic!("parsed a server-made request: {cmd:?}"),
+                | Command::SiteWasReset { .. }
+                | Command::OperatorRefused { .. } => {
+                    panic!("parsed a server-made request: {cmd:?}")
+                }
             };
             if !matches!(cmd, Command::SiteCommand(_)) {
                 assert!(data.len() <= MAX_LINE);

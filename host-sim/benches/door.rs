@@ -21,6 +21,10 @@
 //! supervision, lockout, anti-tailgating, tamper, audit rotation every few KB, and the MQTT
 //! site link publishing every event to a real Mosquitto over TLS (needs `mosquitto`). The two
 //! arms alternate, REPS times each (FACEGATE_BENCH_REPS, default 3).
+//! FACEGATE_BENCH_LIVE=1: instead, the door's frame time with nobody watching, then with the
+//! control API's live view open (two viewers, the most the door takes, reading every frame
+//! through `DoorClient`): a 1280x720 camera at 15 fps, the daemon's threads, the arms
+//! alternating REPS times each; frame time, frames judged, unlock latency, the process's CPU.
 
 use facegate::control::Control;
 use facegate::memory;
@@ -515,6 +519,197 @@ fn site_child(embedder: &str, gallery: &Path, site: bool, realtime: bool) {
     .unwrap();
 }
 
+/// The process's CPU time so far (user + system), from /proc (clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command's closing parenthesis: fields 3.. of proc(5); utime and stime are 14, 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
+const LIVE_KEY: &str = "bench-operator-key-bench-operator-key";
+
+/// One arm of the live-view comparison in this process (`viewers`: 0 or 2); writes its
+/// figures as JSON to FACEGATE_BENCH_RESULT.
+fn live_child(embedder: &str, gallery: &Path, viewers: usize) {
+    use facegate::door::control_api::client::DoorClient;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("console.key"), LIVE_KEY).unwrap();
+    let fx = facegate_sim::runner::fixtures_dir();
+    let text = format!(
+        "fps = 15\ngallery = \"{}\"\n[config.recognition]\n{}embedder = \"{embedder}\"\ndetector = \"{}\"\n\
+         [config.control]\nsocket = \"control.sock\"\noperator_key = \"console.key\"\n\
+         [config.camera]\nfps = 15\nwidth = 1280\nheight = 720\n\
+         [config.lock]\nunlock_seconds = 600\n[config.performance]\nthreads = {}\nworkers = {}\n\
+         [[step]]\nshow = \"blank\"\nframes = 30\n\
+         [[step]]\nshow = \"{}\"\nframes = 150\nexpect = \"unlock\"\nperson = \"obama\"\n",
+        gallery.display(),
+        models_line(embedder),
+        detector(),
+        toml::Value::try_from(threads()).unwrap(),
+        toml::Value::try_from(workers()).unwrap(),
+        fx.join("obama2.jpg").display()
+    );
+    let s = Scenario::parse(&text, Path::new("live.toml"), dir.path()).unwrap();
+    let socket = dir.path().join("control.sock");
+    let received = Arc::new(AtomicU64::new(0));
+    let watchers: Vec<_> = (0..viewers)
+        .map(|_| {
+            let (socket, received) = (socket.clone(), Arc::clone(&received));
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let view = loop {
+                    match DoorClient::connect(&socket, Some(LIVE_KEY)).and_then(|c| c.view()) {
+                        Ok(v) => break v,
+                        Err(_) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(5))
+                        }
+                        Err(e) => panic!("no live view: {e}"),
+                    }
+                };
+                // Until the door stops (the connection closes).
+                for frame in view {
+                    let Ok(frame) = frame else { break };
+                    std::hint::black_box(&frame.jpeg);
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let opts = RunOptions {
+        realtime: true,
+        workdir: Some(dir.path().to_owned()),
+    };
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let r = run_scenario(&s, &opts, Control::default()).unwrap();
+    let (cpu, wall) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
+    for w in watchers {
+        w.join().unwrap();
+    }
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    let sm = &r.summary;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let out = serde_json::json!({
+        "frame_ms": ms(sm.busy) / sm.frames as f64,
+        "recognition_p50_ms": ms(sm.recognition.percentile(50.0)),
+        "recognition_p95_ms": ms(sm.recognition.percentile(95.0)),
+        "decision_lag_p95_ms": ms(sm.decision_lag.percentile(95.0)),
+        "frames": sm.frames,
+        "delivered": sm.delivered,
+        "unlock_latency_ms": r.unlock_latencies().iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+        "cpu_percent": 100.0 * cpu / wall,
+        "live_frames_received": received.load(Ordering::Relaxed),
+    });
+    std::fs::write(
+        std::env::var("FACEGATE_BENCH_RESULT").unwrap(),
+        out.to_string(),
+    )
+    .unwrap();
+}
+
+/// The live-view comparison (FACEGATE_BENCH_LIVE=1) for `embedder`: nobody watching, then two
+/// viewers, alternating in child processes.
+fn live_comparison(embedder: &str, gallery: &Path) {
+    use facegate::door::control_api::live;
+    // What one live frame and one snapshot cost a viewer's thread, on a 1280x720 photo.
+    let photo = image::open(facegate_sim::runner::fixtures_dir().join("obama2.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let frame = Arc::new(image::imageops::resize(
+        &photo,
+        1280,
+        720,
+        image::imageops::FilterType::Triangle,
+    ));
+    let time = |f: &dyn Fn()| {
+        median(
+            (0..21)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect(),
+        )
+    };
+    let shot = live::LiveShot {
+        seq: 1,
+        at_ms: 0,
+        image: Arc::clone(&frame),
+        faces: Vec::new(),
+        encoded: Arc::default(),
+    };
+    let counter = AtomicU64::new(0);
+    let view_ms = time(&|| {
+        std::hint::black_box(live::encode_shot(&shot, &counter).unwrap());
+    });
+    let snap_ms = time(&|| {
+        std::hint::black_box(live::jpeg(&frame, live::SNAPSHOT_QUALITY).unwrap());
+    });
+    println!(
+        "{embedder} | on a viewer's thread: a live frame (1280x720 -> 640x360, JPEG {}) {view_ms:.1} ms, a snapshot (1280x720, JPEG {}) {snap_ms:.1} ms",
+        live::VIEW_QUALITY,
+        live::SNAPSHOT_QUALITY
+    );
+    let reps: usize = std::env::var("FACEGATE_BENCH_REPS").map_or(3, |r| r.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut arms: [Vec<serde_json::Value>; 2] = Default::default();
+    for rep in 0..reps * 2 {
+        let watched = rep % 2 == 1;
+        let result = dir.path().join("result.json");
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .env("FACEGATE_BENCH_CHILD", embedder)
+            .env("FACEGATE_BENCH_GALLERY", gallery)
+            .env(
+                "FACEGATE_BENCH_MODE",
+                if watched { "live_on" } else { "live_off" },
+            )
+            .env("FACEGATE_BENCH_RESULT", &result)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
+        println!(
+            "{embedder} live view {}: {v}",
+            if watched { "on " } else { "off" }
+        );
+        arms[watched as usize].push(v);
+    }
+    for (watched, runs) in arms.iter().enumerate() {
+        let med = |key: &str| {
+            median(
+                runs.iter()
+                    .flat_map(|v| match &v[key] {
+                        serde_json::Value::Array(a) => a.clone(),
+                        x => vec![x.clone()],
+                    })
+                    .filter_map(|x| x.as_f64())
+                    .collect(),
+            )
+        };
+        println!(
+            "{embedder} | 1280x720 at 15 fps, daemon threads | {}: median frame {:.2} ms (recognition p50 {:.1} ms, p95 {:.1} ms), {:.0} of {:.0} frames judged, decision lag p95 {:.1} ms, first frame -> unlocked {:.0} ms, CPU {:.0}% of a core, {:.0} live frames received",
+            if watched == 1 { "2 viewers" } else { "nobody watching" },
+            med("frame_ms"),
+            med("recognition_p50_ms"),
+            med("recognition_p95_ms"),
+            med("frames"),
+            med("delivered"),
+            med("decision_lag_p95_ms"),
+            med("unlock_latency_ms"),
+            med("cpu_percent"),
+            med("live_frames_received"),
+        );
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -598,6 +793,8 @@ fn main() {
         match std::env::var("FACEGATE_BENCH_MODE").as_deref() {
             Ok("site_on") => site_child(&which, &gallery, true, realtime),
             Ok("site_off") => site_child(&which, &gallery, false, realtime),
+            Ok("live_on") => live_child(&which, &gallery, 2),
+            Ok("live_off") => live_child(&which, &gallery, 0),
             Ok("stages") => stages(&which, &gallery),
             Ok(mode) => child(&which, &gallery, mode),
             Err(_) => child(&which, &gallery, "throughput"),
@@ -623,6 +820,10 @@ fn main() {
         big_gallery(&gallery, w);
         if std::env::var("FACEGATE_BENCH_SITE").is_ok_and(|v| v == "1") {
             site_comparison(w, &gallery);
+            continue;
+        }
+        if std::env::var("FACEGATE_BENCH_LIVE").is_ok_and(|v| v == "1") {
+            live_comparison(w, &gallery);
             continue;
         }
         for mode in ["throughput", "threaded", "capacity", "stages"] {

@@ -55,6 +55,9 @@ pub enum SimError {
     /// The site link's settings (`[mqtt]`) cannot be used.
     #[error("[mqtt]: {0}")]
     Site(String),
+    /// The operator key file cannot be used.
+    #[error("[control] operator_key: {0}")]
+    OperatorKey(#[from] facegate::door::control_api::operator::KeyError),
     /// A file of the run could not be handled.
     #[error("{}: {source}", path.display())]
     Io {
@@ -566,6 +569,12 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                         source,
                     }
                 })?;
+            // A relative key file is in the run's directory, as the socket.
+            let mut keyed = config.control.clone();
+            if !keyed.operator_key.as_os_str().is_empty() {
+                keyed.operator_key = workdir.join(&keyed.operator_key);
+            }
+            bound = bound.with_operator_key(keyed.operator_key()?);
             if let Some(m) = &config.mqtt {
                 let trust = facegate::site::SiteTrust::open(m, &gallery_path, &fingerprint)
                     .map_err(|e| SimError::Site(e.to_string()))?;

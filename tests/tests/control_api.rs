@@ -1,9 +1,11 @@
 //! The door's local control API end to end: the real daemon (simulated camera and relay, in
 //! real time) serving its Unix socket, asked as `facegate door` asks: status, the event stream,
 //! lockdown (a recognised face is then refused), a remote unlock through the gate, each audited
-//! with who asked and from which process.
+//! with who asked and from which process. The live view and snapshots, with the operator key.
 
 use facegate::control::Control;
+use facegate::door::control_api::client::DoorClient;
+use facegate::door::control_api::live::Verdict;
 use facegate::door::control_api::{ask, follow_events};
 use facegate::hal::LockState;
 use facegate::records::audit::EventKind;
@@ -140,5 +142,149 @@ fn the_control_api_reports_streams_locks_down_and_unlocks_through_the_gate() {
     assert!(
         kinds.iter().any(|k| k == "\"lockdown_cleared\""),
         "{kinds:?}"
+    );
+}
+
+const KEY: &str = "console-operator-key-for-the-end-to-end-test";
+
+/// The door of the live view's test: 1280 x 720, the operator key in the run's directory; the
+/// employee comes after 2 s of an empty scene and stays 8 s, then a stranger stands beside him
+/// (anti-tailgating on, so every face is detected: the smaller one is shown `detected`).
+fn live_scenario() -> Scenario {
+    for f in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
+        fixture(f);
+    }
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    let text = format!(
+        "[config]\ncontrol = {{ socket = \"control.sock\", operator_key = \"console.key\" }}\n\
+         lock = {{ unlock_seconds = 1 }}\ncamera = {{ width = 1280, height = 720 }}\n\
+         access = {{ max_faces = 2 }}\n\
+         [config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\n\
+         [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"obama.jpg\"]\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 2\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nseconds = 8\n\n\
+         [[step]]\nshow = [\"obama2.jpg\", \"biden.jpg\"]\nseconds = 8\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 1\n"
+    );
+    Scenario::parse(&text, Path::new("live.toml"), &fixtures_dir()).unwrap()
+}
+
+#[test]
+fn the_live_view_shows_who_would_be_let_in_and_costs_nothing_unwatched() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    std::fs::write(dir.path().join("console.key"), format!("{KEY}\n")).unwrap();
+    let s = live_scenario();
+    let opts = RunOptions {
+        realtime: true,
+        workdir: Some(dir.path().to_owned()),
+    };
+    let door = std::thread::spawn(move || run_scenario(&s, &opts, Control::default()).unwrap());
+    wait_for("the socket", || {
+        socket.exists() && ask(&socket, "help").is_ok()
+    });
+
+    // Frames go by, nobody watches: nothing is encoded.
+    wait_for("a few frames", || {
+        status(&socket)["frames"].as_u64() > Some(3)
+    });
+    let st = status(&socket);
+    assert_eq!(st["live"]["viewers"], 0, "{st}");
+    assert_eq!(st["live"]["frames_encoded"], 0, "{st}");
+    // Without the key (as another user would be without it): a wrong key is refused.
+    let e = DoorClient::connect(&socket, Some("a-wrong-key-a-wrong-key-a-wrong-key")).unwrap_err();
+    assert!(e.to_string().contains("wrong operator key"), "{e}");
+
+    // A snapshot: the camera's frame, full size; still nothing encoded for a viewer.
+    let mut door_client = DoorClient::connect(&socket, Some(KEY)).unwrap();
+    let jpeg = door_client.snapshot().unwrap();
+    let img = image::load_from_memory(&jpeg).unwrap();
+    assert_eq!((img.width(), img.height()), (1280, 720));
+    assert_eq!(door_client.status().unwrap()["live"]["frames_encoded"], 0);
+
+    // The live view: frames that parse and decode, until the employee is shown as let in.
+    let mut view = DoorClient::connect(&socket, Some(KEY))
+        .unwrap()
+        .view()
+        .unwrap();
+    let second = DoorClient::connect(&socket, Some(KEY))
+        .unwrap()
+        .view()
+        .unwrap();
+    // A third viewer is turned away.
+    let third = DoorClient::connect(&socket, Some(KEY))
+        .unwrap()
+        .view()
+        .unwrap_err();
+    assert!(third.to_string().contains("busy: 2 viewers"), "{third}");
+    let started = Instant::now();
+    let (mut frames, mut last_seq) = (0u32, 0);
+    let seen = loop {
+        let frame = view.next().unwrap().unwrap();
+        frames += 1;
+        let m = &frame.meta;
+        assert!(m.seq > last_seq, "{m:?}");
+        last_seq = m.seq;
+        let img = image::load_from_memory(&frame.jpeg).unwrap();
+        assert_eq!((img.width(), img.height()), (m.width, m.height), "{m:?}");
+        assert_eq!((m.width, m.height), (640, 360), "{m:?}");
+        for f in &m.faces {
+            assert!(f.x + f.w <= m.width && f.y + f.h <= m.height, "{m:?}");
+        }
+        if let Some(f) = m.faces.iter().find(|f| f.verdict == Verdict::LetIn) {
+            break f.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no let_in: {m:?}"
+        );
+    };
+    eprintln!("after {frames} live frames: {seen:?}");
+    assert_eq!(seen.name.as_deref(), Some("obama"), "{seen:?}");
+    assert!(seen.distance.is_some_and(|d| d > 0.0), "{seen:?}");
+    // The face's size is in the camera's pixels, its box in the JPEG's (half).
+    assert!(seen.size_px + 2 >= seen.w.min(seen.h) * 2, "{seen:?}");
+    // At most 4 frames a second.
+    let rate = f64::from(frames) / started.elapsed().as_secs_f64();
+    assert!(
+        frames < 3 || rate < 4.5,
+        "{frames} frames, {rate:.1} a second"
+    );
+    // Two people: the larger judged, the other only detected.
+    let two = loop {
+        let frame = view.next().unwrap().unwrap();
+        if frame.meta.faces.len() == 2 {
+            break frame.meta;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never two faces"
+        );
+    };
+    assert_ne!(two.faces[0].verdict, Verdict::Detected, "{two:?}");
+    assert_eq!(two.faces[1].verdict, Verdict::Detected, "{two:?}");
+    assert_eq!(two.faces[1].name, None, "{two:?}");
+    let st = door_client.status().unwrap();
+    assert_eq!(st["live"]["viewers"], 2, "{st}");
+    assert!(
+        st["live"]["frames_encoded"].as_u64() >= Some(u64::from(frames)),
+        "{st}"
+    );
+    drop((view, second));
+    wait_for("the viewers gone", || {
+        status(&socket)["live"]["viewers"] == 0
+    });
+
+    let r = door.join().unwrap();
+    let refused = r.of(EventKind::OperatorRefused);
+    assert_eq!(refused.len(), 1, "{:#?}", r.json_lines());
+    let why = refused[0].reason.as_deref().unwrap();
+    assert!(
+        why.starts_with("wrong operator key (1 on this connection); control API, uid "),
+        "{why}"
+    );
+    assert!(
+        !why.contains("a-wrong-key"),
+        "the key offered is never recorded: {why}"
     );
 }

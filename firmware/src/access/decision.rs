@@ -128,7 +128,8 @@ impl Observation<'_> {
 }
 
 impl Seen<'_> {
-    fn facts(&self) -> FaceFacts {
+    /// What the acceptance rule looks at.
+    pub fn facts(&self) -> FaceFacts {
         FaceFacts {
             size: self.bbox.size(),
             quality: self.quality,

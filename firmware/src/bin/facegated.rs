@@ -105,6 +105,10 @@ fn run(args: Args) -> Result<()> {
     }
     if args.check {
         let config = load(path.as_deref())?;
+        config
+            .control
+            .operator_key()
+            .context("[control] operator_key")?;
         let pipeline = daemon::load_pipeline(&config)?;
         println!(
             "config OK; model {}, {}",
@@ -178,6 +182,11 @@ fn run(args: Args) -> Result<()> {
         .context("[mqtt] site_key")?,
         None => None,
     };
+    // A configured key that cannot be used stops the start: the console would be locked out.
+    let operator_key = config
+        .control
+        .operator_key()
+        .context("[control] operator_key")?;
     let (api_server, api) = match config.control.socket() {
         Some(path) => match ControlApi::bind(path) {
             Ok(bound) => {
@@ -185,7 +194,8 @@ fn run(args: Args) -> Result<()> {
                 let bound = match site {
                     Some((trust, startup)) => bound.with_site(trust, startup, &control),
                     None => bound,
-                };
+                }
+                .with_operator_key(operator_key);
                 let (server, rx) = bound.serve(api_stop.clone());
                 (Some(server), Some(rx))
             }

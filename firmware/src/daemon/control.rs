@@ -30,6 +30,21 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 self.records.readers.push(tx);
                 Answer::Events(rx)
             }
+            Command::View => match self.live.add_viewer() {
+                Some(slot) => {
+                    tracing::info!(via = %peer.describe(), "live view opened");
+                    Answer::View(slot)
+                }
+                None => Answer::Err(format!("busy: {} viewers", control_api::live::MAX_VIEWERS)),
+            },
+            Command::Snapshot => match self.live.snapshot() {
+                Some(picture) => Answer::Snapshot(picture),
+                None => Answer::Err("no frame yet".into()),
+            },
+            Command::OperatorRefused { n } => {
+                self.operator_refused(n, peer, at.now);
+                Answer::Err("not allowed: wrong operator key".into())
+            }
             Command::Reload { by } => {
                 tracing::info!(%by, via = %peer.describe(), "reload requested");
                 self.control.request_reload();
@@ -94,9 +109,10 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 Answer::Ok("site versions reset".into())
             }
             // The server judges these before they reach the loop.
-            Command::SiteCommand(_) | Command::SiteGallery(_) | Command::SiteReset { .. } => {
-                Answer::Err("not judged".into())
-            }
+            Command::SiteCommand(_)
+            | Command::SiteGallery(_)
+            | Command::SiteReset { .. }
+            | Command::Operator(_) => Answer::Err("not judged".into()),
         })
     }
 
@@ -188,6 +204,35 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         self.record(&ev);
     }
 
+    /// Records a wrong operator key, at most [`REFUSALS_PER_MINUTE`] a minute one by one (the
+    /// rest are counted, [`Self::operator_refusal_summary`]): a guessing client cannot flood the
+    /// audit log or the journal.
+    fn operator_refused(&mut self, n: u32, peer: Peer, now: Duration) {
+        let reason = format!(
+            "wrong operator key ({n} on this connection); {}",
+            peer.describe()
+        );
+        if !self.operator_refusals.admit(now) {
+            tracing::debug!("{reason}");
+            return;
+        }
+        tracing::warn!("{reason}");
+        let mut ev = self.event(EventKind::OperatorRefused);
+        ev.reason = Some(reason);
+        self.record(&ev);
+    }
+
+    /// The summary of the wrong operator keys not recorded one by one in the last minute.
+    pub(super) fn operator_refusal_summary(&mut self, now: Duration) {
+        if let Some(n) = self.operator_refusals.summary_due(now) {
+            let mut ev = self.event(EventKind::OperatorRefused);
+            ev.reason = Some(format!(
+                "{n} more wrong operator keys in the last minute (over {REFUSALS_PER_MINUTE} a minute: counted, not recorded one by one)"
+            ));
+            self.record(&ev);
+        }
+    }
+
     /// The summary of the site refusals not recorded one by one in the last minute.
     pub(super) fn site_refusal_summary(&mut self, now: Duration) {
         if let Some(n) = self.site_refusals.summary_due(now) {
@@ -209,6 +254,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             "alarm": self.status.alarm,
             "people": self.gallery.gallery().people.len(),
             "frames": self.summary.frames,
+            "live": self.live.status(),
             "recent": self.records.recent,
         });
         status.to_string()

@@ -6,20 +6,27 @@ use super::*;
 impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     /// Decides on a recognised frame taken at `taken` (its face's embedding, if any, in
     /// `self.embedding`): matches it, and unlocks, records or waits. The unlock hold counts from
-    /// now, the decision's time, not from the frame's.
+    /// now, the decision's time, not from the frame's. `image` is kept as the newest frame.
     pub(super) fn frame(
         &mut self,
         observed: Result<Observation<'static>, PipelineError>,
         facts: FrameFacts,
         taken: Duration,
+        image: Arc<RgbImage>,
     ) -> Result<(), DaemonError> {
         let started = Instant::now();
+        self.live.newest = Some(image);
+        let largest = match &observed {
+            Ok(Observation::Face(s)) => Some(s.bbox),
+            _ => None,
+        };
         self.summary.frames += 1;
         self.summary.liveness_runs += facts.liveness_runs;
         let now = self.clock.now();
         self.guard.frame_facts(now, facts.blind, &mut self.notes);
         self.flush();
         if self.guard.locked_out(now) {
+            self.show_live(None, largest, &facts.others);
             return Ok(());
         }
         let obs = match observed {
@@ -58,6 +65,11 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             }
             o => o,
         };
+        let judged = match &obs {
+            Observation::Face(seen) => Some(seen),
+            _ => None,
+        };
+        self.show_live(judged, largest, &facts.others);
         let normalize = self.spec.normalize;
         let (gallery, fused) = (&self.gallery, &mut self.fused);
         // The mean of a run's embeddings, matched the way each frame's embedding is.

@@ -53,6 +53,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     /// summary of site refusals not recorded one by one.
     pub(super) fn site_requests(&mut self, now: Duration) -> Result<(), DaemonError> {
         self.site_refusal_summary(now);
+        self.operator_refusal_summary(now);
         if let Some(by) = self.control.take_remote_unlock() {
             let at = At {
                 now,

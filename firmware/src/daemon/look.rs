@@ -37,7 +37,7 @@ pub(super) struct LookParams {
 }
 
 /// What recognition saw in a frame besides its face, for the guards on the control side.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct FrameFacts {
     /// Faces at least `min_face` large (counted only for anti-tailgating).
     pub(super) large_faces: usize,
@@ -45,6 +45,8 @@ pub(super) struct FrameFacts {
     pub(super) blind: Option<Blind>,
     /// Liveness runs for this frame (0 or 1).
     pub(super) liveness_runs: u64,
+    /// The other faces' boxes (found only when anti-tailgating counts faces), for the live view.
+    pub(super) others: Vec<crate::vision::detect::BBox>,
 }
 
 /// What recognition looks with: the face pipeline, the liveness networks and the presentation
@@ -92,8 +94,9 @@ pub(super) fn look(
     let t0 = Instant::now();
     // Anti-tailgating needs every face counted; otherwise the largest is enough.
     let detection = if p.count_faces {
-        let (largest, large) = pipeline.detect_counting(frame, p.min_face)?;
+        let (largest, large, others) = pipeline.detect_counting(frame, p.min_face)?;
         facts.large_faces = large;
+        facts.others = others;
         largest
     } else {
         pipeline.detect_largest(frame)?

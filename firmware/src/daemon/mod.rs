@@ -7,8 +7,8 @@
 //! recognition workers and control in real time), `look.rs` (what recognition makes of a frame),
 //! `decide.rs` (a recognised frame to a decision, a grant to the gate), `inputs.rs` (relock,
 //! office hours, exit button and contact, site requests, watchdog), `control.rs` (the local
-//! control API's requests), `camera.rs` (camera health), `reload.rs` (config and gallery) and
-//! `records.rs` (the audit trail). The door itself opens only in `access::gate`.
+//! control API's requests), `live.rs` (the live view and snapshots), `camera.rs` (camera
+//! health), `reload.rs` (config and gallery) and `records.rs` (the audit trail). The door itself opens only in `access::gate`.
 
 use crate::access::cues::{Cues, NirHealth, NirNews};
 use crate::access::decision::{Decider, Decision, Nearest, Observation, Seen};
@@ -45,6 +45,7 @@ mod camera;
 mod control;
 mod decide;
 mod inputs;
+mod live;
 mod look;
 mod records;
 mod reload;
@@ -222,6 +223,10 @@ struct Loop<'a, L: LockOutput, S> {
     api: Option<Receiver<ApiRequest>>,
     /// Site refusals recorded one by one this minute (the rest are counted).
     site_refusals: crate::site::trust::RefusalBudget,
+    /// Wrong operator keys recorded one by one this minute (the rest are counted).
+    operator_refusals: crate::site::trust::RefusalBudget,
+    /// The live view's viewers and the newest frame (`live.rs`).
+    live: live::LiveState,
 }
 
 /// Everything the door runs with, besides its stop signal: what travels together.
@@ -352,6 +357,8 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         status: StatusLine::default(),
         api,
         site_refusals: Default::default(),
+        operator_refusals: Default::default(),
+        live: Default::default(),
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);

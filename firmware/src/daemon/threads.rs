@@ -14,6 +14,11 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         let mut frozen = FrozenWatch::default();
         while !self.control.stop_requested() {
             self.housekeeping()?;
+            // The buffer the newest frame is kept in (for `snapshot` and the live view), unless
+            // a client still holds it.
+            if let Some(buffer) = self.live.reclaim() {
+                frame = buffer;
+            }
             let read = camera
                 .next_frame(&mut frame)
                 .and_then(|()| frozen.check(self.clock.now(), camera.sequence(), &frame));
@@ -42,7 +47,8 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     };
                     let obs = look::look(eyes, &frame, now, self.gallery.index(), &params, out);
                     self.summary.busy += started.elapsed();
-                    self.frame(obs, facts, now)?;
+                    let image = Arc::new(std::mem::take(&mut frame));
+                    self.frame(obs, facts, now, image)?;
                 }
                 Err(e) => {
                     if e.kind != CameraErrorKind::BadFrame {
@@ -223,7 +229,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     st.matching += r.stages.matching;
                     st.liveness += r.stages.liveness;
                     self.embedding = r.embedding;
-                    self.frame(r.observation, r.facts, r.taken)?;
+                    self.frame(r.observation, r.facts, r.taken, r.image)?;
                 }
             }
         }
@@ -252,6 +258,8 @@ pub(super) struct Recognised {
     pub(super) observation: Result<Observation<'static>, PipelineError>,
     pub(super) facts: FrameFacts,
     pub(super) embedding: Embedding,
+    /// The frame (moved, not copied: for `snapshot` and the live view).
+    pub(super) image: Arc<RgbImage>,
     pub(super) taken: Duration,
     /// How old the frame was when recognition started on it.
     pub(super) age: Duration,
@@ -338,6 +346,7 @@ pub(super) fn recognise(
             observation,
             facts,
             embedding,
+            image: Arc::new(frame.image),
             taken: frame.taken,
             age,
             busy: started.elapsed(),

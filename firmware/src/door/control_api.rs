@@ -16,6 +16,9 @@
 //! site command ENVELOPE       -> OK taken | OK nothing | ERR refused: WORD ...
 //! site gallery LEN            -> (then LEN bytes: a signed gallery) OK taken ... | ERR refused: ...
 //! site refused command|gallery WORD COUNT -> OK recorded
+//! operator KEY                -> OK operator | ERR not allowed: wrong operator key
+//! view                        -> OK view, then records `frame JSON\n` + JSON.jpeg bytes of JPEG
+//! snapshot                    -> OK snapshot LEN\n + LEN bytes of JPEG | ERR no frame yet
 //! help                        -> OK the commands
 //! anything else               -> ERR what is wrong (the connection stays open)
 //! ```
@@ -27,14 +30,27 @@
 //! its [`Role`]: root and the door's own user may do everything; anyone else (the site link's
 //! user) may read the status and events and hand over signed site messages, which the door
 //! checks itself ([`crate::site::trust`]): no unsigned unlock, lockdown change or reload.
+//! A connection that sends the operator key (`[control] operator_key`, [`operator`]) is
+//! [`Role::Admin`] for the rest of it whoever connected (the web console: inside the unit's
+//! user namespace its uid cannot tell it apart); [`operator::WRONG_KEYS`] wrong keys close it.
+//!
+//! `view` (the live view, [`live`]) and `snapshot` are for admins; at most
+//! [`live::MAX_VIEWERS`] viewers at once, each sent only the newest frame: the door's loop
+//! never waits for a viewer, and encodes nothing while nobody watches.
 //!
 //! Bounds: [`MAX_CLIENTS`] connections at once (more are answered `ERR busy`), [`MAX_LINE`]
 //! bytes a line (a longer one is answered and the connection closed), [`MAX_RATE`] requests a
 //! second per connection, an idle connection closed after [`IDLE`]; the loop takes at most
 //! [`PER_TICK`] requests per turn and never waits for a client (a slow event reader is dropped).
 
+pub mod client;
+pub mod live;
+pub mod operator;
+
 use crate::control::Control;
 use crate::site::trust::{Accepted, Refusal, Refused, SiteTrust, Startup};
+use live::{Picture, ViewerSlot};
+use operator::{Offered, OperatorKey};
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -74,12 +90,15 @@ pub use crate::paths::DEFAULT_SOCKET;
 pub struct ControlConfig {
     /// The socket's path; empty: no control API.
     pub socket: PathBuf,
+    /// A file holding the operator key ([`operator`]); empty: none.
+    pub operator_key: PathBuf,
 }
 
 impl Default for ControlConfig {
     fn default() -> Self {
         Self {
             socket: PathBuf::from(DEFAULT_SOCKET),
+            operator_key: PathBuf::new(),
         }
     }
 }
@@ -88,6 +107,15 @@ impl ControlConfig {
     /// The socket, unless the API is off.
     pub fn socket(&self) -> Option<&Path> {
         (!self.socket.as_os_str().is_empty()).then_some(self.socket.as_path())
+    }
+
+    /// The operator key, read from its file (`Ok(None)`: none configured). Read at start: a
+    /// configured key that cannot be read or is too short stops the door's start.
+    pub fn operator_key(&self) -> Result<Option<OperatorKey>, operator::KeyError> {
+        if self.operator_key.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        OperatorKey::load(&self.operator_key).map(Some)
     }
 }
 
@@ -117,6 +145,17 @@ pub enum Command {
     },
     /// The commands.
     Help,
+    /// The operator key: the connection becomes [`Role::Admin`] if it is right.
+    Operator(Offered),
+    /// The live view: frames with what the door made of their faces, until the client goes.
+    View,
+    /// The newest camera frame, full resolution, as a JPEG.
+    Snapshot,
+    /// Made by the server, never parsed: a wrong operator key (the `n`th on its connection).
+    OperatorRefused {
+        /// How many wrong keys this connection has sent.
+        n: u32,
+    },
     /// A signed site command (lockdown, clear_lockdown, unlock), checked by the door.
     SiteCommand(Vec<u8>),
     /// A signed site gallery of this many bytes follows the line.
@@ -164,6 +203,7 @@ impl Command {
                 Self::Status
                     | Self::Events
                     | Self::Help
+                    | Self::Operator(_)
                     | Self::SiteCommand(_)
                     | Self::SiteGallery(_)
                     | Self::SiteRefused { .. }
@@ -194,7 +234,7 @@ impl Role {
 }
 
 /// What `help` answers.
-pub const HELP: &str = "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | site reset by NAME | site command ENVELOPE | site gallery LEN | site refused command|gallery WORD COUNT | help";
+pub const HELP: &str = "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | site reset by NAME | site command ENVELOPE | site gallery LEN | site refused command|gallery WORD COUNT | operator KEY | view | snapshot | help";
 
 /// Parses one request line (without its newline). The error says what is wrong without
 /// repeating more than a few escaped characters of the input.
@@ -221,6 +261,11 @@ pub fn parse(line: &[u8]) -> Result<Command, String> {
         ["status"] => Ok(Command::Status),
         ["events"] => Ok(Command::Events),
         ["help"] => Ok(Command::Help),
+        ["view"] => Ok(Command::View),
+        ["snapshot"] => Ok(Command::Snapshot),
+        ["operator", key] => Ok(Command::Operator(Offered(key.as_bytes().to_vec()))),
+        // Never echoed: it may be a key with a space typed into it.
+        ["operator", ..] => Err("operator takes the key, one word".into()),
         ["unlock", rest @ ..] => Ok(Command::Unlock { by: by(rest)? }),
         ["reload", rest @ ..] => Ok(Command::Reload { by: by(rest)? }),
         ["lockdown", "on", rest @ ..] => Ok(Command::Lockdown {
@@ -291,6 +336,8 @@ pub struct Peer {
     pub uid: u32,
     /// Process id.
     pub pid: i32,
+    /// The connection sent the operator key.
+    pub operator: bool,
 }
 
 impl Peer {
@@ -299,12 +346,15 @@ impl Peer {
         Some(Self {
             uid: cred.uid.as_raw(),
             pid: cred.pid.as_raw_nonzero().get(),
+            operator: false,
         })
     }
 
-    /// "control API, uid U, pid P": the `via` of the audit line.
+    /// "control API, uid U, pid P" (or "control API, operator key, uid U, pid P"): the `via`
+    /// of the audit line.
     pub fn describe(&self) -> String {
-        format!("control API, uid {}, pid {}", self.uid, self.pid)
+        let key = if self.operator { "operator key, " } else { "" };
+        format!("control API, {key}uid {}, pid {}", self.uid, self.pid)
     }
 }
 
@@ -328,6 +378,10 @@ pub enum Answer {
     Err(String),
     /// `events`: the audit lines to forward, until the client goes or the door stops.
     Events(Receiver<String>),
+    /// `view`: the viewer's mailbox, which the loop fills while the client stays.
+    View(Arc<ViewerSlot>),
+    /// `snapshot`: the newest camera frame, to encode on the client's thread.
+    Snapshot(Picture),
 }
 
 /// The bound socket, not yet served.
@@ -336,13 +390,16 @@ pub struct ControlApi {
     listener: UnixListener,
     path: PathBuf,
     site: Option<(SiteTrust, Startup)>,
+    operator: Option<OperatorKey>,
 }
 
-/// What a client thread shares: where requests go, the site judge, the door's own uid.
+/// What a client thread shares: where requests go, the site judge, the door's own uid, the
+/// operator key.
 struct Shared {
     tx: Sender<ApiRequest>,
     site: Option<Arc<Mutex<SiteTrust>>>,
     own_uid: u32,
+    operator: Option<OperatorKey>,
 }
 
 impl ControlApi {
@@ -367,7 +424,15 @@ impl ControlApi {
             listener,
             path: path.to_owned(),
             site: None,
+            operator: None,
         })
+    }
+
+    /// Takes the operator key ([`ControlConfig::operator_key`]): a connection that sends it is
+    /// an admin whoever it is.
+    pub fn with_operator_key(mut self, key: Option<OperatorKey>) -> Self {
+        self.operator = key;
+        self
     }
 
     /// Takes signed site messages, judged by `trust` (see [`crate::site::trust`]). What it
@@ -399,13 +464,20 @@ impl ControlApi {
                     peer: Peer {
                         uid: own_uid,
                         pid: std::process::id() as i32,
+                        operator: false,
                     },
                     reply,
                 });
             }
             Arc::new(Mutex::new(trust))
         });
-        let shared = Arc::new(Shared { tx, site, own_uid });
+        let operator = self.operator.take();
+        let shared = Arc::new(Shared {
+            tx,
+            site,
+            own_uid,
+            operator,
+        });
         let thread = std::thread::Builder::new()
             .name("control-api".into())
             .spawn(move || self.accept_loop(&stop, &shared))
@@ -572,10 +644,11 @@ fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> i
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(STEP))?;
     stream.set_write_timeout(Some(ANSWER))?;
-    let Some(peer) = Peer::of(&stream) else {
+    let Some(mut peer) = Peer::of(&stream) else {
         stream.write_all(b"ERR who are you? (no peer credentials)\n")?;
         return Ok(());
     };
+    let mut wrong_keys = 0;
     let mut line = Vec::with_capacity(MAX_LINE);
     let mut window = (Instant::now(), 0u32);
     loop {
@@ -605,11 +678,39 @@ fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> i
                 continue;
             }
         };
-        let role = Role::of(peer.uid, shared.own_uid);
+        let role = if peer.operator {
+            Role::Admin
+        } else {
+            Role::of(peer.uid, shared.own_uid)
+        };
         if !command.allowed(role) {
             stream.write_all(
-                b"ERR not allowed: only root or the door's own user may ask that (others: status, events, signed site messages)\n",
+                b"ERR not allowed: only root, the door's own user or a connection with the operator key may ask that (others: status, events, signed site messages)\n",
             )?;
+            continue;
+        }
+        if let Command::Operator(offered) = &command {
+            if shared
+                .operator
+                .as_ref()
+                .is_some_and(|k| k.matches(&offered.0))
+            {
+                peer.operator = true;
+                stream.write_all(b"OK operator\n")?;
+                continue;
+            }
+            wrong_keys += 1;
+            // The loop records it within its budget; this client does not wait for that.
+            let (reply, _) = mpsc::channel();
+            let _ = shared.tx.send(ApiRequest {
+                command: Command::OperatorRefused { n: wrong_keys },
+                peer,
+                reply,
+            });
+            stream.write_all(b"ERR not allowed: wrong operator key\n")?;
+            if wrong_keys >= operator::WRONG_KEYS {
+                return Ok(());
+            }
             continue;
         }
         let command = match command {
@@ -657,6 +758,20 @@ fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> i
                 stream.write_all(b"OK events\n")?;
                 return forward(&mut stream, &events, stop);
             }
+            Ok(Answer::View(slot)) => {
+                stream.write_all(b"OK view\n")?;
+                return stream_view(&mut stream, &slot, stop);
+            }
+            Ok(Answer::Snapshot(picture)) => match live::jpeg(&picture.0, live::SNAPSHOT_QUALITY) {
+                Ok(bytes) => {
+                    stream.write_all(format!("OK snapshot {}\n", bytes.len()).as_bytes())?;
+                    stream.write_all(&bytes)?;
+                }
+                Err(e) => {
+                    tracing::warn!("snapshot: cannot encode the frame: {e}");
+                    stream.write_all(b"ERR cannot encode the frame\n")?;
+                }
+            },
             Err(_) => stream.write_all(b"ERR the door did not answer in time\n")?,
         }
     }
@@ -679,6 +794,37 @@ fn with_site_state(status: String, shared: &Shared) -> String {
         o.insert("site".into(), v);
     }
     json.to_string()
+}
+
+/// Sends a viewer the frames its mailbox gets (encoded on a viewer's thread, once for all) until it
+/// goes, the door stops or the server stops. A slow viewer only delays itself: the loop
+/// replaces a frame not yet taken.
+fn stream_view(stream: &mut UnixStream, slot: &ViewerSlot, stop: &AtomicBool) -> io::Result<()> {
+    // A viewer sends nothing more: reading only notices that it went.
+    stream.set_read_timeout(Some(Duration::from_millis(1)))?;
+    let mut ignored = [0u8; 256];
+    while !stop.load(Ordering::SeqCst) && !slot.shots.is_closed() {
+        if let Some(shot) = slot.shots.take(STEP) {
+            if let Some((meta, bytes)) = live::shared_record(&shot, &slot.encoded) {
+                let json = serde_json::to_string(meta).map_err(io::Error::other)?;
+                stream.write_all(format!("frame {json}\n").as_bytes())?;
+                stream.write_all(bytes)?;
+            }
+        }
+        match stream.read(&mut ignored) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Forwards audit lines to an `events` client until it goes or the server stops.

@@ -90,6 +90,11 @@ impl<T> Mailbox<T> {
         self.ready.notify_all();
     }
 
+    /// Whether [`Mailbox::close`] was called (a taker then stops waiting).
+    pub fn is_closed(&self) -> bool {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).closed
+    }
+
     /// Items replaced before they were taken.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

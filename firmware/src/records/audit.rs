@@ -124,6 +124,9 @@ pub enum EventKind {
     CommandRefused,
     /// The stored site versions were reset to the door's clock (`facegate door site-reset`).
     SiteReset,
+    /// A wrong operator key on the control API (`reason`: which connection; at most 10 a minute
+    /// one by one, then a count).
+    OperatorRefused,
 }
 
 /// One audit line.

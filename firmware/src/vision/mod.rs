@@ -135,16 +135,18 @@ impl Pipeline {
     /// The largest face, as [`Pipeline::detect_largest`], and how many faces of at least
     /// `min_face` pixels the image holds (anti-tailgating). With the fast detector each of its
     /// faces is confirmed by O-Net (about a millisecond a face), instead of the whole MTCNN
-    /// cascade over the frame, which made the door's frame several times slower.
+    /// cascade over the frame, which made the door's frame several times slower. Third: the
+    /// boxes of the other faces found (for the live view; found anyway, so free).
     pub fn detect_counting(
         &mut self,
         img: &RgbImage,
         min_face: f32,
-    ) -> Result<(Option<Detection>, usize), PipelineError> {
+    ) -> Result<(Option<Detection>, usize, Vec<detect::BBox>), PipelineError> {
         let Some(fast) = self.fast.as_mut() else {
             let all = self.detector.detect(img)?;
             let large = all.iter().filter(|d| d.bbox.size() >= min_face).count();
-            return Ok((all.into_iter().next(), large));
+            let others = all.iter().skip(1).map(|d| d.bbox).collect();
+            return Ok((all.into_iter().next(), large, others));
         };
         let mut found = fast.detect(img)?;
         found.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
@@ -163,7 +165,8 @@ impl Pipeline {
             }
         }
         let large = faces.iter().filter(|d| d.bbox.size() >= min_face).count();
-        Ok((faces.into_iter().next(), large))
+        let others = faces.iter().skip(1).map(|d| d.bbox).collect();
+        Ok((faces.into_iter().next(), large, others))
     }
 
     /// The aligned chip of a detected face; `None` if its landmarks are degenerate.

@@ -1,0 +1,278 @@
+//! A client of the door's control API that keeps its connection: for the web console, which
+//! sends the operator key once and then asks for the status, the live view, snapshots and
+//! gallery changes. Every read is bounded: an answer line to [`MAX_ANSWER`] bytes, a `frame`
+//! line to [`live::MAX_META`], bytes after an `OK WORD LEN` answer to [`MAX_PAYLOAD`] (a larger
+//! LEN is refused before anything is read), and each wait to the client's timeout.
+//!
+//! ```text
+//! let mut door = DoorClient::connect(socket, Some(key))?;   // `operator KEY` -> OK operator
+//! let status = door.status()?;                               // serde_json::Value
+//! let jpeg = door.snapshot()?;                               // full resolution, quality 90
+//! for frame in door.view()? { let frame = frame?; ... }      // the connection is the view's
+//! ```
+
+use super::live::{self, FrameMeta};
+use super::{read_answer, split_answer, ANSWER, PAYLOAD_TIME};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Longest answer line (a status with its recent decisions is a few KB).
+pub const MAX_ANSWER: usize = 1 << 20;
+/// Most bytes an `OK WORD LEN` answer may announce (a JPEG, a PNG).
+pub const MAX_PAYLOAD: usize = live::MAX_JPEG;
+/// Most lines an `OK WORD N` answer may announce ([`DoorClient::request_lines`]).
+pub const MAX_LINES: usize = 10_000;
+/// How long a client waits for an answer, or for the next live frame, by default.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What went wrong talking to the door.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket cannot be reached (door not running, no permission).
+    #[error("cannot reach the door's control API at {path}: {source}")]
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The connection failed or timed out.
+    #[error("talking to the door: {0}")]
+    Io(#[from] io::Error),
+    /// The door answered `ERR ...` (the text after `ERR `).
+    #[error("the door refused: {0}")]
+    Refused(String),
+    /// The door's answer is not what the request expects (or is over a bound).
+    #[error("unexpected answer from the door: {0}")]
+    Protocol(String),
+}
+
+/// What the client's functions return.
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// One live frame: its JSON and the JPEG.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveFrame {
+    /// The record's JSON (sizes, faces, verdicts).
+    pub meta: FrameMeta,
+    /// The JPEG (`meta.width` x `meta.height`).
+    pub jpeg: Vec<u8>,
+}
+
+/// A connection to the door's control API.
+#[derive(Debug)]
+pub struct DoorClient {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl DoorClient {
+    /// Connects to `socket`; with `operator_key`, sends it first (the connection is then an
+    /// admin's; a wrong key is [`ClientError::Refused`]).
+    pub fn connect(socket: &Path, operator_key: Option<&str>) -> Result<Self> {
+        let stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
+            path: socket.to_owned(),
+            source,
+        })?;
+        let writer = stream.try_clone()?;
+        let mut client = Self {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        client.set_timeout(TIMEOUT)?;
+        if let Some(key) = operator_key {
+            let key = key.trim();
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                return Err(ClientError::Protocol(
+                    "an operator key is one word".to_owned(),
+                ));
+            }
+            let answer = client.request(&format!("operator {key}"))?;
+            if answer != "operator" {
+                return Err(ClientError::Protocol(shown(&answer)));
+            }
+        }
+        Ok(client)
+    }
+
+    /// How long each read and write may wait (default [`TIMEOUT`]).
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<()> {
+        self.writer.set_read_timeout(Some(timeout))?;
+        self.writer.set_write_timeout(Some(timeout))?;
+        Ok(())
+    }
+
+    /// Sends one request line; the answer's text after `OK ` (an `ERR` answer is
+    /// [`ClientError::Refused`]).
+    pub fn request(&mut self, line: &str) -> Result<String> {
+        self.send(line)?;
+        self.answer()
+    }
+
+    /// Sends a request line announcing a payload (`site gallery LEN`, `people add LEN by NAME`)
+    /// and the payload; the answer as [`DoorClient::request`]'s. A door that refuses the
+    /// length answers without reading the bytes: its answer is returned.
+    pub fn request_with_payload(&mut self, line: &str, payload: &[u8]) -> Result<String> {
+        self.send(line)?;
+        self.writer.set_write_timeout(Some(ANSWER + PAYLOAD_TIME))?;
+        let sent = self.writer.write_all(payload);
+        let answer = self.answer();
+        if matches!(
+            answer,
+            Err(ClientError::Protocol(_)) | Err(ClientError::Io(_))
+        ) {
+            sent?;
+        }
+        answer
+    }
+
+    /// Sends a request answered `OK WORD LEN` and LEN bytes (`snapshot`, `picture SEQ`); the
+    /// bytes. LEN over [`MAX_PAYLOAD`] is refused unread (the connection is then unusable).
+    pub fn request_bytes(&mut self, line: &str) -> Result<Vec<u8>> {
+        let answer = self.request(line)?;
+        let len = last_number(&answer)?;
+        if len > MAX_PAYLOAD {
+            return Err(ClientError::Protocol(format!(
+                "the door announced {len} bytes, more than {MAX_PAYLOAD}"
+            )));
+        }
+        let mut bytes = vec![0; len];
+        self.reader.read_exact(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Sends a request answered `OK WORD N` and N lines (`pictures unknown`); the lines.
+    /// N over [`MAX_LINES`] is refused.
+    pub fn request_lines(&mut self, line: &str) -> Result<Vec<String>> {
+        let answer = self.request(line)?;
+        let n = last_number(&answer)?;
+        if n > MAX_LINES {
+            return Err(ClientError::Protocol(format!(
+                "the door announced {n} lines, more than {MAX_LINES}"
+            )));
+        }
+        (0..n).map(|_| self.line(MAX_ANSWER)).collect()
+    }
+
+    /// The door's `status` (JSON).
+    pub fn status(&mut self) -> Result<serde_json::Value> {
+        let text = self.request("status")?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Protocol(format!("status: {e}")))
+    }
+
+    /// The newest camera frame as a JPEG (full resolution, quality 90). Needs an admin.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>> {
+        self.request_bytes("snapshot")
+    }
+
+    /// The live view (needs an admin): the frames as the door sends them, at most 4 a second,
+    /// until the door goes, the iterator is dropped, or no frame comes within the timeout
+    /// (an `Err`; a door whose camera is down sends none). The connection is the view's.
+    pub fn view(mut self) -> Result<LiveFrames> {
+        let answer = self.request("view")?;
+        if answer != "view" {
+            return Err(ClientError::Protocol(shown(&answer)));
+        }
+        Ok(LiveFrames {
+            client: self,
+            done: false,
+        })
+    }
+
+    fn send(&mut self, line: &str) -> Result<()> {
+        if line.contains('\n') {
+            return Err(ClientError::Protocol("a request is one line".to_owned()));
+        }
+        self.writer.write_all(line.as_bytes())?;
+        self.writer.write_all(b"\n")?;
+        Ok(())
+    }
+
+    fn answer(&mut self) -> Result<String> {
+        let line = read_answer(&mut self.reader)?;
+        match split_answer(&line) {
+            Ok(text) => Ok(text),
+            Err(_) if line.is_empty() => Err(ClientError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the door closed the connection",
+            ))),
+            Err(e) if line.starts_with("ERR") => Err(ClientError::Refused(e)),
+            Err(e) => Err(ClientError::Protocol(e)),
+        }
+    }
+
+    /// One line of at most `max` bytes (without its newline).
+    fn line(&mut self, max: usize) -> Result<String> {
+        let mut out = Vec::new();
+        (&mut self.reader)
+            .take(max as u64 + 1)
+            .read_until(b'\n', &mut out)?;
+        if out.last() != Some(&b'\n') {
+            return Err(if out.is_empty() {
+                io::Error::from(io::ErrorKind::UnexpectedEof).into()
+            } else {
+                ClientError::Protocol(format!("a line longer than {max} bytes"))
+            });
+        }
+        out.pop();
+        String::from_utf8(out).map_err(|_| ClientError::Protocol("not UTF-8".to_owned()))
+    }
+}
+
+/// The frames of a live view ([`DoorClient::view`]); ends after the first error.
+#[derive(Debug)]
+pub struct LiveFrames {
+    client: DoorClient,
+    done: bool,
+}
+
+impl LiveFrames {
+    fn next_frame(&mut self) -> Result<LiveFrame> {
+        let line = self.client.line(live::MAX_META)?;
+        let json = line
+            .strip_prefix("frame ")
+            .ok_or_else(|| ClientError::Protocol(shown(&line)))?;
+        let meta: FrameMeta =
+            serde_json::from_str(json).map_err(|e| ClientError::Protocol(format!("frame: {e}")))?;
+        if meta.jpeg > live::MAX_JPEG {
+            return Err(ClientError::Protocol(format!(
+                "a frame of {} bytes, more than {}",
+                meta.jpeg,
+                live::MAX_JPEG
+            )));
+        }
+        let mut jpeg = vec![0; meta.jpeg];
+        self.client.reader.read_exact(&mut jpeg)?;
+        Ok(LiveFrame { meta, jpeg })
+    }
+}
+
+impl Iterator for LiveFrames {
+    type Item = Result<LiveFrame>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let frame = self.next_frame();
+        self.done = frame.is_err();
+        Some(frame)
+    }
+}
+
+/// The last word of `answer` as a count (`snapshot 1234` -> 1234).
+fn last_number(answer: &str) -> Result<usize> {
+    answer
+        .split_ascii_whitespace()
+        .last()
+        .and_then(|w| w.parse().ok())
+        .ok_or_else(|| ClientError::Protocol(format!("no length in {}", shown(answer))))
+}
+
+/// At most a few escaped characters of what the door said.
+fn shown(s: &str) -> String {
+    super::shown(s)
+}
