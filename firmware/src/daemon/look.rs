@@ -15,8 +15,14 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             liveness: self.config.liveness.level != Level::Off,
             threshold: d.threshold,
             min_margin: d.min_margin,
+            keep_crop: self.pictures.on,
         }
     }
+}
+
+thread_local! {
+    /// Each recognition worker's aligner for decision pictures' crops (its buffers reused).
+    static CROP_ALIGNER: std::cell::RefCell<crate::vision::align::Aligner> = Default::default();
 }
 
 /// What recognition needs besides the pipeline; copied to the recognition thread, refreshed by
@@ -34,6 +40,8 @@ pub(super) struct LookParams {
     /// What "would be let in" means: nearest person within `threshold`, `min_margin` ahead.
     pub(super) threshold: f32,
     pub(super) min_margin: f32,
+    /// `[audit] faces`: each judged face's crop is cut for its decision picture.
+    pub(super) keep_crop: bool,
 }
 
 /// What recognition saw in a frame besides its face, for the guards on the control side.
@@ -61,6 +69,8 @@ pub(super) struct Looked<'a> {
     pub(super) stages: &'a mut Stages,
     pub(super) embedding: &'a mut Embedding,
     pub(super) facts: &'a mut FrameFacts,
+    /// `[audit] faces`: the face's crop (the gallery's crop format), for a decision picture.
+    pub(super) crop: &'a mut Option<FaceCrop>,
 }
 
 /// What the frame shows: its largest face, how large, its liveness score; the face's embedding
@@ -84,8 +94,10 @@ pub(super) fn look(
         stages,
         embedding,
         facts,
+        crop,
     } = out;
     embedding.0.clear();
+    *crop = None;
     if p.watch_blind {
         facts.blind = blind(frame);
     }
@@ -118,6 +130,10 @@ pub(super) fn look(
     let Some(chip) = pipeline.align(frame, det) else {
         return Ok(Observation::Lost);
     };
+    if p.keep_crop {
+        // A 240 px warp, on the recognition worker: the control loop only hands it on.
+        *crop = CROP_ALIGNER.with(|a| FaceCrop::cut(&mut a.borrow_mut(), frame, &det.landmarks));
+    }
     // A poor face is not embedded: it cannot agree, and it saves the embedding's time.
     let template = &pipeline.embedder_spec().template;
     let measures = quality::measure(&chip, template, &det.landmarks);

@@ -26,6 +26,7 @@ use crate::hal::{
     LockOutput, Supervisor,
 };
 use crate::panel::reader::CredentialOutput;
+use crate::people::crops::FaceCrop;
 use crate::people::gallery::{GalleryError, Index, Reloader, Scoring};
 use crate::records::audit::{AuditSink, Event, EventKind};
 use crate::vision::detect::DetectorParams;
@@ -53,7 +54,7 @@ mod threads;
 use camera::CameraState;
 use inputs::DoorIo;
 use look::{FrameFacts, LookParams};
-use records::Records;
+use records::{Pictures, Records};
 use reload::ReloadState;
 
 /// Faces down to this fraction of `min_face` are detected, so a face just too small is recorded
@@ -219,6 +220,8 @@ struct Loop<'a, L: LockOutput, S> {
     api: Option<Receiver<ApiRequest>>,
     /// Site refusals recorded one by one this minute (the rest are counted).
     site_refusals: crate::site::trust::RefusalBudget,
+    /// `[audit] faces`: the decision pictures (`records.rs`).
+    pictures: Pictures,
 }
 
 /// Everything the door runs with, besides its stop signal: what travels together.
@@ -297,6 +300,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         tracing::error!("[liveness.nir] is on but no NIR camera was given: no face is let in");
     }
     let config_alarm = config.audit.on_failure == AuditFailure::GrantAndAlarm;
+    let config_audit = config.audit.clone();
     let mut lp = Loop {
         config,
         reload: ReloadState {
@@ -320,6 +324,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
             alarm: None,
             readers: Vec::new(),
             recent: VecDeque::new(),
+            pictured: None,
         },
         gallery,
         decider: Decider::new(params),
@@ -341,6 +346,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         status: StatusLine::default(),
         api,
         site_refusals: Default::default(),
+        pictures: Pictures::start(&config_audit),
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);

@@ -30,6 +30,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     let started = Instant::now();
                     let params = self.look_params();
                     let mut facts = FrameFacts::default();
+                    let mut crop = None;
                     let eyes = look::Eyes {
                         pipeline,
                         liveness: self.liveness.as_mut(),
@@ -39,9 +40,11 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                         stages: &mut self.summary.stages,
                         embedding: &mut self.embedding,
                         facts: &mut facts,
+                        crop: &mut crop,
                     };
                     let obs = look::look(eyes, &frame, now, self.gallery.index(), &params, out);
                     self.summary.busy += started.elapsed();
+                    self.pictures.seen(crop, now);
                     self.frame(obs, facts, now)?;
                 }
                 Err(e) => {
@@ -223,6 +226,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     st.matching += r.stages.matching;
                     st.liveness += r.stages.liveness;
                     self.embedding = r.embedding;
+                    self.pictures.seen(r.crop, r.taken);
                     self.frame(r.observation, r.facts, r.taken)?;
                 }
             }
@@ -257,6 +261,8 @@ pub(super) struct Recognised {
     pub(super) age: Duration,
     pub(super) busy: Duration,
     pub(super) stages: Stages,
+    /// `[audit] faces`: the face's crop.
+    pub(super) crop: Option<FaceCrop>,
 }
 
 /// What a recognition worker made of the frame it took.
@@ -315,6 +321,7 @@ pub(super) fn recognise(
         let mut stages = Stages::default();
         let mut embedding = Embedding(Vec::new());
         let mut facts = FrameFacts::default();
+        let mut crop = None;
         // The newest NIR frame, kept until a newer one comes.
         if cues.nir_on() {
             if let Some(nir) = sh.nir_frames.take(Duration::ZERO) {
@@ -330,6 +337,7 @@ pub(super) fn recognise(
             stages: &mut stages,
             embedding: &mut embedding,
             facts: &mut facts,
+            crop: &mut crop,
         };
         let observation = look::look(eyes, &frame.image, frame.taken, &index, &p, out);
         // A simulated slower machine takes longer (nothing on a real clock).
@@ -342,6 +350,7 @@ pub(super) fn recognise(
             age,
             busy: started.elapsed(),
             stages,
+            crop,
         };
         let answer = Done {
             ticket,
