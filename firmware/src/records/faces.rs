@@ -253,22 +253,30 @@ pub struct PictureBudget {
 }
 
 impl PictureBudget {
+    /// Ends the minute once it is over: the pictures not kept in it are logged (one line),
+    /// and a new minute starts with the next picture. Called by [`Self::admit`] and by the
+    /// door's loop, so the count is logged once its minute is over.
+    pub fn roll(&mut self, now: Duration) {
+        let Some(start) = self.window else {
+            return;
+        };
+        if now.saturating_sub(start) < Duration::from_secs(60) {
+            return;
+        }
+        if self.over > 0 {
+            tracing::warn!(
+                "{} decision picture(s) not kept in the last minute (over {PER_MINUTE} a minute)",
+                self.over
+            );
+        }
+        *self = Self::default();
+    }
+
     /// Whether a picture at `now` (monotonic) may be kept; if not it is counted.
     pub fn admit(&mut self, now: Duration) -> bool {
-        if self
-            .window
-            .is_none_or(|w| now.saturating_sub(w) >= Duration::from_secs(60))
-        {
-            if self.over > 0 {
-                tracing::warn!(
-                    "{} decision picture(s) not kept in the last minute (over {PER_MINUTE} a minute)",
-                    self.over
-                );
-            }
-            *self = Self {
-                window: Some(now),
-                ..Self::default()
-            };
+        self.roll(now);
+        if self.window.is_none() {
+            self.window = Some(now);
         }
         if self.kept < PER_MINUTE {
             self.kept += 1;

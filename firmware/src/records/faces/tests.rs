@@ -114,7 +114,11 @@ fn at_most_twenty_pictures_a_minute_are_kept_the_rest_counted() {
         .count();
     assert_eq!(kept, PER_MINUTE as usize);
     assert_eq!(b.over(), 10);
-    // A new minute: kept again, the count starts over.
+    // The minute ends (the loop rolls it): the count is logged and starts over.
+    b.roll(t0 + Duration::from_secs(59));
+    assert_eq!(b.over(), 10, "not over yet");
+    b.roll(t0 + Duration::from_secs(61));
+    assert_eq!(b.over(), 0);
     assert!(b.admit(t0 + Duration::from_secs(61)));
     assert_eq!(b.over(), 0);
 }

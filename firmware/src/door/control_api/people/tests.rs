@@ -284,3 +284,79 @@ fn faces_enrolled_from_pictures_take_those_pictures_away() {
     assert!(matches!(&change, PeopleChange::Added { pictures, .. } if pictures == &vec![7]));
     assert_eq!(a.faces.unknown(10).unwrap(), vec![8]);
 }
+
+/// Over the socket: pictures come back as bytes after their line, a payload over the bound is
+/// refused unread (and the connection closed), and a change done reaches the loop once.
+#[test]
+fn over_the_socket_pictures_come_back_and_an_oversized_payload_is_refused_unread() {
+    use crate::door::control_api::{ask, ask_with_payload, Answer, ControlApi};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let a = access(dir.path());
+    a.faces.write(12, UNKNOWN, b"\x89PNG\r\n\x1a\n12").unwrap();
+    a.faces.write(14, UNKNOWN, b"\x89PNG\r\n\x1a\n14").unwrap();
+    a.faces.write(13, "ada", b"\x89PNG\r\n\x1a\n13").unwrap();
+    let socket = dir.path().join("control.sock");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server, rx) = ControlApi::bind(&socket)
+        .unwrap()
+        .with_gallery(a.clone())
+        .serve(Arc::clone(&stop));
+    // The door's loop, standing in: every change it is handed.
+    let looped = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut changes = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(req) = rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                    let answer = match req.command {
+                        Command::PeopleChanged { change, by } => {
+                            changes.push((change, by));
+                            Answer::Ok("changed".into())
+                        }
+                        c => Answer::Err(format!("{c:?}")),
+                    };
+                    let _ = req.reply.send(answer);
+                }
+            }
+            changes
+        })
+    };
+    assert_eq!(
+        ask_picture(&socket, 13).unwrap(),
+        Ok(b"\x89PNG\r\n\x1a\n13".to_vec())
+    );
+    assert_eq!(
+        ask_picture(&socket, 15).unwrap(),
+        Err("no picture for 15".into())
+    );
+    assert_eq!(ask_unknown(&socket).unwrap(), Ok(vec![14, 12]));
+    let big = format!("people add {} by admin", MAX_PAYLOAD + 1);
+    let answer = ask_with_payload(&socket, &big, &[b'{'; 64]).unwrap();
+    assert!(answer.unwrap_err().starts_with("too large"));
+    let answer = ask_with_payload(&socket, "people add 5 by admin", b"{\"x\":").unwrap();
+    assert!(answer.unwrap_err().starts_with("bad request"));
+    assert_eq!(
+        ask(&socket, "pictures dismiss 12,13 by admin").unwrap(),
+        Ok("changed".into())
+    );
+    assert_eq!(ask_unknown(&socket).unwrap(), Ok(vec![14]));
+    assert!(
+        a.faces.read(13).unwrap().is_some(),
+        "only unknown faces are dismissed"
+    );
+    stop.store(true, Ordering::SeqCst);
+    drop(server);
+    let changes = looped.join().unwrap();
+    assert_eq!(
+        changes,
+        vec![(
+            PeopleChange::Dismissed {
+                seqs: vec![12, 13],
+                deleted: 1
+            },
+            "admin".to_owned()
+        )]
+    );
+}
