@@ -206,12 +206,14 @@ pub fn show(g: &Gallery, id: &str, output: Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `facegate remove` and `facegate rename`: a locked read-modify-write.
+/// `facegate remove` and `facegate rename`: a locked read-modify-write. A person removed loses
+/// their decision pictures in `faces` too (the door's `[audit] faces`), where this user may.
 pub fn modify(
     gallery: &Path,
     fingerprint: &str,
     id: &str,
     new_name: Option<&str>,
+    faces: Option<&facegate::records::faces::FaceStore>,
 ) -> Result<ExitCode> {
     let lock = Locked::acquire(gallery)?;
     let mut g = lock.load(fingerprint)?;
@@ -225,6 +227,13 @@ pub fn modify(
                 p.id,
                 p.enrolments.len()
             );
+            match faces.map(|f| f.remove_person(&p.id)) {
+                Some(Ok(n)) if n > 0 => println!("deleted their {n} decision picture(s)"),
+                Some(Err(e)) => eprintln!(
+                    "warning: their decision pictures were not deleted ({e}); run as root, or they go after [audit] faces_days"
+                ),
+                _ => {}
+            }
         }
         Some(name) => {
             validate_name(name).map_err(|e| anyhow::anyhow!("the new name: {e}"))?;
