@@ -15,14 +15,9 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             liveness: self.config.liveness.level != Level::Off,
             threshold: d.threshold,
             min_margin: d.min_margin,
-            keep_crop: self.pictures.on,
+            keep_face: self.pictures.on,
         }
     }
-}
-
-thread_local! {
-    /// Each recognition worker's aligner for decision pictures' crops (its buffers reused).
-    static CROP_ALIGNER: std::cell::RefCell<crate::vision::align::Aligner> = Default::default();
 }
 
 /// What recognition needs besides the pipeline; copied to the recognition thread, refreshed by
@@ -40,8 +35,8 @@ pub(super) struct LookParams {
     /// What "would be let in" means: nearest person within `threshold`, `min_margin` ahead.
     pub(super) threshold: f32,
     pub(super) min_margin: f32,
-    /// `[audit] faces`: each judged face's crop is cut for its decision picture.
-    pub(super) keep_crop: bool,
+    /// `[audit] faces`: each judged face's landmarks are kept for its decision picture.
+    pub(super) keep_face: bool,
 }
 
 /// What recognition saw in a frame besides its face, for the guards on the control side.
@@ -69,8 +64,9 @@ pub(super) struct Looked<'a> {
     pub(super) stages: &'a mut Stages,
     pub(super) embedding: &'a mut Embedding,
     pub(super) facts: &'a mut FrameFacts,
-    /// `[audit] faces`: the face's crop (the gallery's crop format), for a decision picture.
-    pub(super) crop: &'a mut Option<FaceCrop>,
+    /// `[audit] faces`: the judged face's landmarks, for a decision picture (the crop is cut
+    /// from the frame by the picture writer, off the door's path).
+    pub(super) face: &'a mut Option<[[f32; 2]; 5]>,
 }
 
 /// What the frame shows: its largest face, how large, its liveness score; the face's embedding
@@ -94,10 +90,10 @@ pub(super) fn look(
         stages,
         embedding,
         facts,
-        crop,
+        face,
     } = out;
     embedding.0.clear();
-    *crop = None;
+    *face = None;
     if p.watch_blind {
         facts.blind = blind(frame);
     }
@@ -130,9 +126,8 @@ pub(super) fn look(
     let Some(chip) = pipeline.align(frame, det) else {
         return Ok(Observation::Lost);
     };
-    if p.keep_crop {
-        // A 240 px warp, on the recognition worker: the control loop only hands it on.
-        *crop = CROP_ALIGNER.with(|a| FaceCrop::cut(&mut a.borrow_mut(), frame, &det.landmarks));
+    if p.keep_face {
+        *face = Some(det.landmarks);
     }
     // A poor face is not embedded: it cannot agree, and it saves the embedding's time.
     let template = &pipeline.embedder_spec().template;

@@ -26,7 +26,6 @@ use crate::hal::{
     LockOutput, Supervisor,
 };
 use crate::panel::reader::CredentialOutput;
-use crate::people::crops::FaceCrop;
 use crate::people::gallery::{GalleryError, Index, Reloader, Scoring};
 use crate::records::audit::{AuditSink, Event, EventKind};
 use crate::vision::detect::DetectorParams;

@@ -36,7 +36,8 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
 
 impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     /// `"picture": true` for a decision line about to be recorded, when its face's picture
-    /// will be kept: pictures are on, the face has a crop, and this minute's budget allows.
+    /// will be kept: pictures are on, a face was judged just now, and this minute's budget
+    /// allows.
     pub(super) fn picture_wanted(&mut self) -> Option<bool> {
         let now = self.clock.now();
         let p = &mut self.pictures;
@@ -45,27 +46,27 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         (p.on && p.writer.is_some() && p.crop.is_some() && p.budget.admit(now)).then_some(true)
     }
 
-    /// After a decision's line is recorded (and the door opened): hands its face's crop to the
-    /// picture writer, off the loop. The crop is used once, whatever became of it.
+    /// After a decision's line is recorded (and the door opened): hands its face's frame to the
+    /// picture writer, which cuts and encodes the crop off the loop. The crop is used once, whatever became of it.
     pub(super) fn keep_picture(&mut self) {
         let crop = self.pictures.crop.take();
         let Some((seq, id)) = self.records.pictured.take() else {
             return;
         };
-        if let (Some(w), Some((crop, _))) = (&self.pictures.writer, crop) {
-            w.keep(seq, &id, crop);
+        if let (Some(w), Some(((frame, landmarks), _))) = (&self.pictures.writer, crop) {
+            w.keep(seq, &id, frame, landmarks);
         }
     }
 }
 
 /// `[audit] faces`: the decision pictures' writer (also started, to sweep, when pictures are off
-/// but some are left from before), this minute's budget, and the newest face's crop.
+/// but some are left from before), this minute's budget, and the newest judged face.
 pub(super) struct Pictures {
     pub(super) on: bool,
     pub(super) writer: Option<faces::PictureWriter>,
     pub(super) budget: faces::PictureBudget,
-    /// The newest face's crop and when its frame was taken.
-    pub(super) crop: Option<(FaceCrop, Duration)>,
+    /// The newest judged face (its frame and landmarks) and when its frame was taken.
+    pub(super) crop: Option<((RgbImage, [[f32; 2]; 5]), Duration)>,
 }
 
 /// How old the newest crop may be to stand for the face decided on.
@@ -89,9 +90,9 @@ impl Pictures {
         }
     }
 
-    /// The crop of the newest recognised frame's face: kept for the run's decision (a run can
-    /// end on a frame without a face).
-    pub(super) fn seen(&mut self, crop: Option<FaceCrop>, taken: Duration) {
+    /// The newest recognised frame's face: kept for the run's decision (a run can end on a
+    /// frame without a face).
+    pub(super) fn seen(&mut self, crop: Option<(RgbImage, [[f32; 2]; 5])>, taken: Duration) {
         if let Some(c) = crop {
             self.crop = Some((c, taken));
         }

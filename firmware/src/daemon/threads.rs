@@ -30,7 +30,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     let started = Instant::now();
                     let params = self.look_params();
                     let mut facts = FrameFacts::default();
-                    let mut crop = None;
+                    let mut face = None;
                     let eyes = look::Eyes {
                         pipeline,
                         liveness: self.liveness.as_mut(),
@@ -40,11 +40,12 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                         stages: &mut self.summary.stages,
                         embedding: &mut self.embedding,
                         facts: &mut facts,
-                        crop: &mut crop,
+                        face: &mut face,
                     };
                     let obs = look::look(eyes, &frame, now, self.gallery.index(), &params, out);
                     self.summary.busy += started.elapsed();
-                    self.pictures.seen(crop, now);
+                    // One thread in simulated time: the frame buffer is reused, so copied.
+                    self.pictures.seen(face.map(|f| (frame.clone(), f)), now);
                     self.frame(obs, facts, now)?;
                 }
                 Err(e) => {
@@ -226,7 +227,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     st.matching += r.stages.matching;
                     st.liveness += r.stages.liveness;
                     self.embedding = r.embedding;
-                    self.pictures.seen(r.crop, r.taken);
+                    self.pictures.seen(r.face, r.taken);
                     self.frame(r.observation, r.facts, r.taken)?;
                 }
             }
@@ -261,8 +262,8 @@ pub(super) struct Recognised {
     pub(super) age: Duration,
     pub(super) busy: Duration,
     pub(super) stages: Stages,
-    /// `[audit] faces`: the face's crop.
-    pub(super) crop: Option<FaceCrop>,
+    /// `[audit] faces`: the frame and its judged face's landmarks (the frame moved, not copied).
+    pub(super) face: Option<(RgbImage, [[f32; 2]; 5])>,
 }
 
 /// What a recognition worker made of the frame it took.
@@ -321,7 +322,7 @@ pub(super) fn recognise(
         let mut stages = Stages::default();
         let mut embedding = Embedding(Vec::new());
         let mut facts = FrameFacts::default();
-        let mut crop = None;
+        let mut face = None;
         // The newest NIR frame, kept until a newer one comes.
         if cues.nir_on() {
             if let Some(nir) = sh.nir_frames.take(Duration::ZERO) {
@@ -337,7 +338,7 @@ pub(super) fn recognise(
             stages: &mut stages,
             embedding: &mut embedding,
             facts: &mut facts,
-            crop: &mut crop,
+            face: &mut face,
         };
         let observation = look::look(eyes, &frame.image, frame.taken, &index, &p, out);
         // A simulated slower machine takes longer (nothing on a real clock).
@@ -350,7 +351,7 @@ pub(super) fn recognise(
             age,
             busy: started.elapsed(),
             stages,
-            crop,
+            face: face.map(|f| (frame.image, f)),
         };
         let answer = Done {
             ticket,

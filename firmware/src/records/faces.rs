@@ -5,9 +5,9 @@
 //! These are biometric data: off by default, files 0600 in a directory 0700, each written
 //! atomically, deleted after `faces_days` (swept at start and hourly), with the person
 //! (`people remove`), and oldest first past a total size cap. At most [`PER_MINUTE`] are kept a
-//! minute; more are counted, not kept. The PNG is encoded and written on a thread of its own
-//! ([`PictureWriter`]): the door's loop only hands over the chip after the audit line is
-//! written, so a picture never delays an unlock.
+//! minute; more are counted, not kept. The crop is cut, encoded and written on a thread of its
+//! own ([`PictureWriter`]): the door's loop only hands over the frame (moved, not copied) and
+//! the face's landmarks after the audit line is written, so a picture never delays an unlock.
 
 use crate::fs::{write_atomic, FileError};
 use crate::people::crops::FaceCrop;
@@ -293,11 +293,12 @@ impl PictureBudget {
     }
 }
 
-/// A picture for the writer.
+/// A picture for the writer: the frame and its face's landmarks.
 struct Job {
     seq: u64,
     id: String,
-    crop: FaceCrop,
+    frame: image::RgbImage,
+    landmarks: [[f32; 2]; 5],
 }
 
 /// Encodes and writes the pictures on a thread of its own, and sweeps the store at start and
@@ -330,14 +331,19 @@ impl PictureWriter {
                         0
                     }
                 };
+                let mut aligner = crate::vision::align::Aligner::default();
                 let mut total = sweep(&store);
                 let mut next = Instant::now() + SWEEP_EVERY;
                 loop {
                     let wait = next.saturating_duration_since(Instant::now());
                     match rx.recv_timeout(wait) {
                         Ok(job) => {
-                            let written =
-                                job.crop.encode().map_err(|e| e.to_string()).and_then(|c| {
+                            // The crop (a few ms) and its PNG (about 1 ms) are made here, off
+                            // the door's path.
+                            let written = FaceCrop::cut(&mut aligner, &job.frame, &job.landmarks)
+                                .ok_or_else(|| "degenerate landmarks".to_owned())
+                                .and_then(|c| c.encode().map_err(|e| e.to_string()))
+                                .and_then(|c| {
                                     store
                                         .write(job.seq, &job.id, c.png())
                                         .map(|_| c.png().len() as u64)
@@ -367,13 +373,15 @@ impl PictureWriter {
         })
     }
 
-    /// Hands the chip of audit line `seq` (naming `id`) to the thread; never waits.
-    pub fn keep(&self, seq: u64, id: &str, crop: FaceCrop) {
+    /// Hands the face of audit line `seq` (naming `id`), at `landmarks` in `frame`, to the
+    /// thread; never waits. The queue is bounded by [`PictureBudget`]: [`PER_MINUTE`] a minute.
+    pub fn keep(&self, seq: u64, id: &str, frame: image::RgbImage, landmarks: [[f32; 2]; 5]) {
         if let Some(tx) = &self.tx {
             let job = Job {
                 seq,
                 id: id.to_owned(),
-                crop,
+                frame,
+                landmarks,
             };
             if tx.send(job).is_err() {
                 tracing::error!("decision picture {seq} not kept: the writer is gone");

@@ -124,22 +124,22 @@ fn at_most_twenty_pictures_a_minute_are_kept_the_rest_counted() {
 }
 
 #[test]
-fn the_writer_encodes_the_chip_as_png_and_writes_it_off_the_callers_thread() {
+fn the_writer_cuts_the_crop_encodes_it_as_png_and_writes_it_off_the_callers_thread() {
     let (_dir, s) = store();
-    let crop = FaceCrop {
-        image: image::RgbImage::from_pixel(
-            crate::people::crops::CROP_SIZE,
-            crate::people::crops::CROP_SIZE,
-            image::Rgb([90, 120, 150]),
-        ),
-        landmarks: crate::people::crops::CROP_TEMPLATE,
-    };
+    let frame = image::RgbImage::from_pixel(640, 480, image::Rgb([90, 120, 150]));
+    let landmarks = [
+        [300.0, 200.0],
+        [340.0, 200.0],
+        [320.0, 225.0],
+        [305.0, 245.0],
+        [335.0, 245.0],
+    ];
     let retention = Retention {
         days: 30,
         max_bytes: u64::MAX,
     };
     let w = PictureWriter::start(s.clone(), retention).unwrap();
-    w.keep(42, UNKNOWN, crop);
+    w.keep(42, UNKNOWN, frame, landmarks);
     drop(w);
     let png = s
         .read(42)
