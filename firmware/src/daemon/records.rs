@@ -41,19 +41,20 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     pub(super) fn picture_wanted(&mut self) -> Option<bool> {
         let now = self.clock.now();
         let p = &mut self.pictures;
-        // A crop older than this is another face's (a run that ended without a decision).
-        p.crop.take_if(|c| now.saturating_sub(c.1) > CROP_FRESH);
-        (p.on && p.writer.is_some() && p.crop.is_some() && p.budget.admit(now)).then_some(true)
+        // A face older than this is another's (a run that ended without a decision).
+        p.face.take_if(|f| now.saturating_sub(f.1) > FACE_FRESH);
+        (p.on && p.writer.is_some() && p.face.is_some() && p.budget.admit(now)).then_some(true)
     }
 
     /// After a decision's line is recorded (and the door opened): hands its face's frame to the
-    /// picture writer, which cuts and encodes the crop off the loop. The crop is used once, whatever became of it.
+    /// picture writer, which cuts and encodes the crop off the loop. The face is used once,
+    /// whatever became of it.
     pub(super) fn keep_picture(&mut self) {
-        let crop = self.pictures.crop.take();
+        let face = self.pictures.face.take();
         let Some((seq, id)) = self.records.pictured.take() else {
             return;
         };
-        if let (Some(w), Some(((frame, landmarks), _))) = (&self.pictures.writer, crop) {
+        if let (Some(w), Some(((frame, landmarks), _))) = (&self.pictures.writer, face) {
             w.keep(seq, &id, frame, landmarks);
         }
     }
@@ -65,12 +66,15 @@ pub(super) struct Pictures {
     pub(super) on: bool,
     pub(super) writer: Option<faces::PictureWriter>,
     pub(super) budget: faces::PictureBudget,
-    /// The newest judged face (its frame and landmarks) and when its frame was taken.
-    pub(super) crop: Option<((RgbImage, [[f32; 2]; 5]), Duration)>,
+    /// The newest judged face and when its frame was taken.
+    pub(super) face: Option<(JudgedFace, Duration)>,
 }
 
-/// How old the newest crop may be to stand for the face decided on.
-const CROP_FRESH: Duration = Duration::from_secs(2);
+/// A judged face for its decision picture: the frame and the face's landmarks in it.
+pub(super) type JudgedFace = (RgbImage, [[f32; 2]; 5]);
+
+/// How old the newest judged face may be to stand for the face decided on.
+const FACE_FRESH: Duration = Duration::from_secs(2);
 
 impl Pictures {
     pub(super) fn start(audit: &crate::config::AuditConfig) -> Self {
@@ -86,15 +90,15 @@ impl Pictures {
             on: audit.faces,
             writer,
             budget: Default::default(),
-            crop: None,
+            face: None,
         }
     }
 
     /// The newest recognised frame's face: kept for the run's decision (a run can end on a
     /// frame without a face).
-    pub(super) fn seen(&mut self, crop: Option<(RgbImage, [[f32; 2]; 5])>, taken: Duration) {
-        if let Some(c) = crop {
-            self.crop = Some((c, taken));
+    pub(super) fn seen(&mut self, face: Option<JudgedFace>, taken: Duration) {
+        if let Some(f) = face {
+            self.face = Some((f, taken));
         }
     }
 }

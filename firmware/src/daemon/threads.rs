@@ -263,7 +263,7 @@ pub(super) struct Recognised {
     pub(super) busy: Duration,
     pub(super) stages: Stages,
     /// `[audit] faces`: the frame and its judged face's landmarks (the frame moved, not copied).
-    pub(super) face: Option<(RgbImage, [[f32; 2]; 5])>,
+    pub(super) face: Option<records::JudgedFace>,
 }
 
 /// What a recognition worker made of the frame it took.
