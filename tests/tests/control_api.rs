@@ -320,3 +320,62 @@ fn decision_pictures_and_gallery_changes_through_the_control_api() {
     assert_eq!(line["event"], "deny", "{line}");
     assert_eq!(line["picture"], true, "{line}");
 }
+
+/// In simulated time too (one thread, the frame buffer reused): each decision's line says
+/// `"picture": true` and its picture is `faces/<seq>-<id>.png`; a picture past `faces_days`
+/// left from before is swept at start.
+#[test]
+fn each_decision_keeps_its_picture_and_old_ones_are_swept_at_start() {
+    for f in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
+        fixture(f);
+    }
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    let text = format!(
+        "[config]\nlock = {{ unlock_seconds = 1 }}\naudit = {{ faces = true, faces_days = 30 }}\n\
+         [config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\n\
+         [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"obama.jpg\"]\n\n\
+         [[step]]\nshow = \"biden.jpg\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 2\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 2\n"
+    );
+    let s = Scenario::parse(&text, Path::new("sim.toml"), &fixtures_dir()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let faces = dir.path().join("faces");
+    std::fs::create_dir(&faces).unwrap();
+    let old = faces.join("1-someone.png");
+    std::fs::write(&old, b"\x89PNG\r\n\x1a\nold").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(31 * 86_400))
+        .unwrap();
+    let opts = RunOptions {
+        realtime: false,
+        workdir: Some(dir.path().to_owned()),
+    };
+    let r = run_scenario(&s, &opts, Control::default()).unwrap();
+    let lines = r.json_lines();
+    assert!(!old.exists(), "swept at start");
+    let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let pictured: Vec<(u64, String)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["picture"] == true)
+        .map(|v| {
+            (
+                v["seq"].as_u64().unwrap(),
+                v["identity"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(pictured.iter().any(|p| p.1 == "unknown"), "{lines:#?}");
+    assert!(pictured.iter().any(|p| p.1 == "obama"), "{lines:#?}");
+    for (seq, id) in &pictured {
+        let png = std::fs::read(faces.join(format!("{seq}-{id}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    }
+    let kept = std::fs::read_dir(&faces).unwrap().count();
+    assert_eq!(kept, pictured.len(), "one picture per line that says so");
+}
