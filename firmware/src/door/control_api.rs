@@ -747,6 +747,10 @@ fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> i
             stream.write_all(
                 b"ERR not allowed: only root or the door's own user may ask that (others: status, events, signed site messages)\n",
             )?;
+            // Its payload, left unread, would be read as request lines: the connection ends.
+            if people::has_payload(&command) {
+                return Ok(());
+            }
             continue;
         }
         let command = match command {

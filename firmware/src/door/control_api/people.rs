@@ -345,6 +345,14 @@ pub(super) fn rename(
     })
 }
 
+/// Whether `command` is followed by a payload of its own (`people add`, `people rename`).
+pub(super) fn has_payload(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::PeopleAdd { .. } | Command::PeopleRename { .. }
+    )
+}
+
 /// What became of one of these requests on the client's thread.
 pub(super) enum Served {
     /// Answered here (pictures, refusals).
