@@ -101,7 +101,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &id,
             Output::json_if(json),
         ),
-        Command::Remove { id } => people::modify(gallery()?, fingerprint, &id, None),
+        Command::Remove { id } => {
+            // The door's decision pictures beside its audit log go with the person.
+            let faces = config
+                .as_ref()
+                .ok()
+                .map(|c| facegate::records::faces::FaceStore::for_audit(&c.audit.path));
+            people::modify(gallery()?, fingerprint, &id, None, faces.as_ref())
+        }
         Command::Policy(a) => {
             let access = config
                 .as_ref()
@@ -110,7 +117,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             policy::run(gallery()?, fingerprint, &access, &a)
         }
         Command::Credential(a) => credential::run(gallery()?, fingerprint, &a),
-        Command::Rename { id, name } => people::modify(gallery()?, fingerprint, &id, Some(&name)),
+        Command::Rename { id, name } => {
+            people::modify(gallery()?, fingerprint, &id, Some(&name), None)
+        }
         Command::Bench(a) => bench::run(models, g.embedder.as_deref(), g.min_face, &a),
         Command::Reembed { json } => reembed::run(
             models,

@@ -3,8 +3,10 @@
 use crate::output::Output;
 use anyhow::{bail, Result};
 use facegate::access::acceptance::{FaceFacts, Nearest, Refusal, Rule};
-use facegate::access::enrolment::{enrol_photo_with, enrolment, enrolment_face_with, Checks};
-use facegate::people::gallery::{validate_id, Gallery, Locked, Person, Scoring};
+use facegate::access::enrolment::{
+    duplicate, enrol_photo_with, enrolment, enrolment_face_with, Checks,
+};
+use facegate::people::gallery::{validate_id, validate_name, Gallery, Locked, Person, Scoring};
 use facegate::vision::quality::{measure, QualityParams};
 use facegate::{decode_file, Pipeline};
 use serde::Serialize;
@@ -36,9 +38,7 @@ pub fn enroll(
         force,
         threshold,
     } = checks;
-    if name.trim().is_empty() {
-        bail!("--name must not be empty");
-    }
+    validate_name(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
     if let Some(id) = id {
         validate_id(id)?;
     }
@@ -62,23 +62,21 @@ pub fn enroll(
     let target = id.map(str::to_owned).unwrap_or_else(|| g.new_id(name));
     let index = g.index(Scoring::of(spec));
     for (e, photo) in new.iter().zip(photos) {
-        if let Some(m) = index.best(&facegate::Embedding(e.enrolment.embedding.clone())) {
-            let other = &g.people[m.person];
-            if m.distance <= threshold && other.id != target {
-                let msg = format!(
-                    "{}: this face matches {:?} (id {}) at distance {:.3} (threshold {threshold:.3}); \
-                     if it is the same person add the photo with --id {}, otherwise use --force",
-                    photo.display(),
-                    other.name,
-                    other.id,
-                    m.distance,
-                    other.id
-                );
-                if !force {
-                    bail!("refusing to enrol: {msg}");
-                }
-                tracing::warn!("{msg} (enrolling anyway: --force)");
+        let face = facegate::Embedding(e.enrolment.embedding.clone());
+        if let Some(other) = duplicate(&g, &index, &face, &target, threshold) {
+            let msg = format!(
+                "{}: this face matches {:?} (id {}) at distance {:.3} (threshold {threshold:.3}); \
+                 if it is the same person add the photo with --id {}, otherwise use --force",
+                photo.display(),
+                other.name,
+                other.id,
+                other.distance,
+                other.id
+            );
+            if !force {
+                bail!("refusing to enrol: {msg}");
             }
+            tracing::warn!("{msg} (enrolling anyway: --force)");
         }
     }
     let count = new.len();
@@ -208,12 +206,14 @@ pub fn show(g: &Gallery, id: &str, output: Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `facegate remove` and `facegate rename`: a locked read-modify-write.
+/// `facegate remove` and `facegate rename`: a locked read-modify-write. A person removed loses
+/// their decision pictures in `faces` too (the door's `[audit] faces`), where this user may.
 pub fn modify(
     gallery: &Path,
     fingerprint: &str,
     id: &str,
     new_name: Option<&str>,
+    faces: Option<&facegate::records::faces::FaceStore>,
 ) -> Result<ExitCode> {
     let lock = Locked::acquire(gallery)?;
     let mut g = lock.load(fingerprint)?;
@@ -227,11 +227,16 @@ pub fn modify(
                 p.id,
                 p.enrolments.len()
             );
+            match faces.map(|f| f.remove_person(&p.id)) {
+                Some(Ok(n)) if n > 0 => println!("deleted their {n} decision picture(s)"),
+                Some(Err(e)) => eprintln!(
+                    "warning: their decision pictures were not deleted ({e}); run as root, or they go after [audit] faces_days"
+                ),
+                _ => {}
+            }
         }
         Some(name) => {
-            if name.trim().is_empty() {
-                bail!("the new name must not be empty");
-            }
+            validate_name(name).map_err(|e| anyhow::anyhow!("the new name: {e}"))?;
             let p = g
                 .get_mut(id)
                 .ok_or_else(|| facegate::people::gallery::GalleryError::UnknownId(id.to_owned()))?;
@@ -408,15 +413,15 @@ pub fn import(
                 Some(p) => p.id.clone(),
                 None => g.new_id(name),
             };
-            if let Some(m) = g.index(Scoring::of(&spec)).best(&face.face.embedding) {
-                let other = &g.people[m.person];
-                if m.distance <= threshold && other.id != id && !force {
+            let index = g.index(Scoring::of(&spec));
+            if let Some(other) = duplicate(&g, &index, &face.face.embedding, &id, threshold) {
+                if !force {
                     bail!(
                         "{}: matches {:?} (id {}) at distance {:.3}",
                         photo.display(),
                         other.name,
                         other.id,
-                        m.distance
+                        other.distance
                     );
                 }
             }

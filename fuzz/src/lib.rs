@@ -208,7 +208,7 @@ pub fn audit(data: &[u8]) {
 /// console): what it accepts names a command whose `by` is safe to record (no separator,
 /// quote or control character can reach the audit log), and its errors are short and escaped.
 pub fn control(data: &[u8]) {
-    use facegate::door::control_api::{parse, Command, MAX_LINE, MAX_SITE_LINE};
+    use facegate::door::control_api::{parse, Command, MAX_DISMISS_LINE, MAX_LINE, MAX_SITE_LINE};
     match parse(data) {
         Ok(cmd) => {
             let by = match &cmd {
@@ -219,7 +219,16 @@ pub fn control(data: &[u8]) {
                 Command::Unlock { by }
                 | Command::Lockdown { by, .. }
                 | Command::Reload { by }
-                | Command::SiteReset { by } => Some(by),
+                | Command::SiteReset { by }
+                | Command::PeopleAdd { by, .. }
+                | Command::PeopleRemove { by, .. }
+                | Command::PeopleRename { by, .. } => Some(by),
+                Command::PicturesDismiss { seqs, by } => {
+                    assert!(data.len() <= MAX_DISMISS_LINE);
+                    assert!((1..=100).contains(&seqs.len()));
+                    Some(by)
+                }
+                Command::Picture(_) | Command::PicturesUnknown => None,
                 Command::Status
                 | Command::Events
                 | Command::Help
@@ -232,11 +241,13 @@ pub fn control(data: &[u8]) {
                 Command::Checked { .. }
                 | Command::SiteStartup(_)
                 | Command::SiteWasReset { .. }
-                | Command::OperatorRefused { .. } => {
-                    panic!("parsed a server-made request: {cmd:?}")
-                }
+                | Command::OperatorRefused { .. }
+                | Command::PeopleChanged { .. } => panic!("parsed a server-made request: {cmd:?}"),
             };
-            if !matches!(cmd, Command::SiteCommand(_)) {
+            if !matches!(
+                cmd,
+                Command::SiteCommand(_) | Command::PicturesDismiss { .. }
+            ) {
                 assert!(data.len() <= MAX_LINE);
             }
             if let Some(by) = by {

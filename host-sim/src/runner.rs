@@ -190,6 +190,10 @@ impl AuditSink for Tee {
         self.events.push(event.clone());
         self.log.record(event)
     }
+
+    fn last_seq(&self) -> Option<u64> {
+        self.log.last_seq()
+    }
 }
 
 pub use facegate::bench::{compose, DEFAULT_FACE_PX};
@@ -582,7 +586,12 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                     bound = bound.with_site(trust, startup, &control);
                 }
             }
-            let (server, rx) = bound.serve(api_stop.clone());
+            // The decision pictures and gallery changes, as facegated serves them.
+            let access = facegate::door::control_api::people::GalleryAccess::new(
+                &config,
+                pipeline.embedder_spec(),
+            );
+            let (server, rx) = bound.with_gallery(access).serve(api_stop.clone());
             (Some(server), Some(rx))
         }
         None => (None, None),

@@ -288,3 +288,240 @@ fn the_live_view_shows_who_would_be_let_in_and_costs_nothing_unwatched() {
         "the key offered is never recorded: {why}"
     );
 }
+
+/// `people add`'s payload for the face of `photo`, as the console makes it: the embedding and
+/// the crop the library's enrolment makes.
+fn add_payload(pipeline: &mut facegate::Pipeline, name: &str, photo: &str) -> Vec<u8> {
+    use base64::Engine;
+    let new = facegate::access::enrolment::enrol_photo(pipeline, &fixture(photo)).unwrap();
+    let crop = base64::engine::general_purpose::STANDARD.encode(new.crop.png());
+    serde_json::to_vec(&serde_json::json!({
+        "name": name,
+        "id": null,
+        "faces": [{"embedding": new.enrolment.embedding, "crop_png": crop}],
+        "force": false,
+        "from_pictures": [],
+    }))
+    .unwrap()
+}
+
+/// `[audit] faces`: a stranger's denial leaves a picture (0600, a PNG) that `picture SEQ` returns
+/// and `pictures unknown` lists; `people add` enrols them (the door lets them in at once, and a
+/// face already enrolled as someone else is refused); `people remove` takes them and their
+/// pictures away. Each change audited with who asked.
+#[test]
+fn decision_pictures_and_gallery_changes_through_the_control_api() {
+    use facegate::door::control_api::ask_with_payload;
+    use facegate::door::control_api::people::{ask_picture, ask_unknown};
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
+        fixture(f);
+    }
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    let models = facegate::vision::models::ModelSet::from_manifest(Path::new(manifest)).unwrap();
+    let mut pipeline = facegate::Pipeline::new(&models, Some("dlib_resnet_v1_f32"), None).unwrap();
+    let biden = add_payload(&mut pipeline, "Joe Biden", "biden.jpg");
+    let obama_again = add_payload(&mut pipeline, "Not Obama", "obama2.jpg");
+
+    let text = format!(
+        "[config]\ncontrol = {{ socket = \"control.sock\" }}\nlock = {{ unlock_seconds = 1 }}\n\
+         audit = {{ faces = true }}\n\
+         [config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\n\
+         [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"obama.jpg\"]\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 1.5\n\n\
+         [[step]]\nshow = \"biden.jpg\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 10\n\n\
+         [[step]]\nshow = \"biden.jpg\"\nseconds = 4\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 6\n"
+    );
+    let s = Scenario::parse(&text, Path::new("pictures.toml"), &fixtures_dir()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let faces = dir.path().join("faces");
+    let opts = RunOptions {
+        realtime: true,
+        workdir: Some(dir.path().to_owned()),
+    };
+    let door = std::thread::spawn(move || run_scenario(&s, &opts, Control::default()).unwrap());
+    wait_for("the socket", || {
+        socket.exists() && ask(&socket, "help").is_ok()
+    });
+
+    // The stranger is refused; their face is kept.
+    let mut unknown = Vec::new();
+    wait_for("a picture of the unknown face", || {
+        unknown = ask_unknown(&socket).unwrap().unwrap();
+        !unknown.is_empty()
+    });
+    let seq = unknown[0];
+    let png = ask_picture(&socket, seq).unwrap().unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    let img = image::load_from_memory(&png).unwrap();
+    assert_eq!(img.width(), facegate::people::crops::CROP_SIZE);
+    let file = faces.join(format!("{seq}-unknown.png"));
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", file.display());
+    assert_eq!(
+        ask(&socket, "picture 999999").unwrap(),
+        Err("no picture for 999999".into())
+    );
+    assert!(ask(&socket, "picture ../unknown").unwrap().is_err());
+
+    // Obama's face under another name: refused as the duplicate it is.
+    let refused = ask_with_payload(
+        &socket,
+        &format!("people add {} by admin", obama_again.len()),
+        &obama_again,
+    )
+    .unwrap();
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.starts_with("duplicate: looks like obama (distance ")),
+        "{refused:?}"
+    );
+    // The stranger enrolled: let in when they come back.
+    let added = ask_with_payload(
+        &socket,
+        &format!("people add {} by admin", biden.len()),
+        &biden,
+    )
+    .unwrap();
+    assert_eq!(added, Ok("added joe-biden".into()));
+    assert_eq!(status(&socket)["people"], 2);
+    wait_for("Biden let in", || {
+        status(&socket)["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["event"] == "grant" && d["identity"] == "joe-biden")
+    });
+    let pictures_of = |id: &str| {
+        std::fs::read_dir(&faces)
+            .unwrap()
+            .filter(|e| {
+                let e = e.as_ref().unwrap();
+                e.file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!("-{id}.png"))
+            })
+            .count()
+    };
+    wait_for("the grant's picture", || pictures_of("joe-biden") > 0);
+
+    // Removed: gone from the gallery with their pictures.
+    assert_eq!(
+        ask(&socket, "people remove joe-biden by admin").unwrap(),
+        Ok("removed joe-biden".into())
+    );
+    assert_eq!(pictures_of("joe-biden"), 0);
+    assert_eq!(status(&socket)["people"], 1);
+    assert_eq!(
+        ask(&socket, &format!("pictures dismiss {seq} by admin")).unwrap(),
+        Ok("dismissed 1".into())
+    );
+    assert!(!file.exists());
+
+    let r = door.join().unwrap();
+    let lines = r.json_lines();
+    let denied = r
+        .events
+        .iter()
+        .find(|e| e.event == EventKind::Deny && e.picture == Some(true));
+    assert!(denied.is_some(), "{lines:#?}");
+    let granted = r.grants();
+    assert!(
+        granted
+            .iter()
+            .any(|g| g.identity.as_deref() == Some("joe-biden") && g.picture == Some(true)),
+        "{lines:#?}"
+    );
+    for (kind, id) in [
+        (EventKind::PersonAdded, Some("joe-biden")),
+        (EventKind::PersonRemoved, Some("joe-biden")),
+        (EventKind::PicturesDismissed, None),
+    ] {
+        let ev = r.of(kind);
+        assert_eq!(ev.len(), 1, "{kind:?}: {lines:#?}");
+        assert_eq!(ev[0].identity.as_deref(), id);
+        assert!(
+            ev[0].reason.as_deref().unwrap().starts_with("by admin;"),
+            "{lines:#?}"
+        );
+    }
+    // The chain holds over the new lines, and the picture's seq is its denial's line.
+    let log = dir.path().join("audit.jsonl");
+    let verified = facegate::records::audit::verify(&log).unwrap();
+    assert_eq!(
+        verified.status(),
+        facegate::records::audit::Status::Verified,
+        "{verified:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["seq"] == seq)
+        .unwrap();
+    assert_eq!(line["event"], "deny", "{line}");
+    assert_eq!(line["picture"], true, "{line}");
+}
+
+/// In simulated time too (one thread, the frame buffer reused): each decision's line says
+/// `"picture": true` and its picture is `faces/<seq>-<id>.png`; a picture past `faces_days`
+/// left from before is swept at start.
+#[test]
+fn each_decision_keeps_its_picture_and_old_ones_are_swept_at_start() {
+    for f in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
+        fixture(f);
+    }
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    let text = format!(
+        "[config]\nlock = {{ unlock_seconds = 1 }}\naudit = {{ faces = true, faces_days = 30 }}\n\
+         [config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\n\
+         [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"obama.jpg\"]\n\n\
+         [[step]]\nshow = \"biden.jpg\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 2\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 2\n"
+    );
+    let s = Scenario::parse(&text, Path::new("sim.toml"), &fixtures_dir()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let faces = dir.path().join("faces");
+    std::fs::create_dir(&faces).unwrap();
+    let old = faces.join("1-someone.png");
+    std::fs::write(&old, b"\x89PNG\r\n\x1a\nold").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(31 * 86_400))
+        .unwrap();
+    let opts = RunOptions {
+        realtime: false,
+        workdir: Some(dir.path().to_owned()),
+    };
+    let r = run_scenario(&s, &opts, Control::default()).unwrap();
+    let lines = r.json_lines();
+    assert!(!old.exists(), "swept at start");
+    let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let pictured: Vec<(u64, String)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["picture"] == true)
+        .map(|v| {
+            (
+                v["seq"].as_u64().unwrap(),
+                v["identity"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(pictured.iter().any(|p| p.1 == "unknown"), "{lines:#?}");
+    assert!(pictured.iter().any(|p| p.1 == "obama"), "{lines:#?}");
+    for (seq, id) in &pictured {
+        let png = std::fs::read(faces.join(format!("{seq}-{id}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    }
+    let kept = std::fs::read_dir(&faces).unwrap().count();
+    assert_eq!(kept, pictured.len(), "one picture per line that says so");
+}

@@ -366,3 +366,34 @@ pub fn enrol_photo_with(
     let face = enrolment_face_with(pipeline, photo, checks)?;
     enrolment(photo, face)
 }
+
+/// An enrolled person a new face already matches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Duplicate {
+    /// Their id.
+    pub id: String,
+    /// Their display name.
+    pub name: String,
+    /// The face's distance to them.
+    pub distance: f32,
+}
+
+/// The one duplicate check of every enrolment (`facegate enroll`, `facegate import`, the door's
+/// `people add`): the enrolled person nearest `embedding` in `index` (made from `gallery`) when
+/// nearer than `threshold` (the door's: the door would let them in with this face) and not
+/// `target`, the person the face is being enrolled for.
+pub fn duplicate(
+    gallery: &crate::people::gallery::Gallery,
+    index: &crate::people::gallery::Index,
+    embedding: &crate::Embedding,
+    target: &str,
+    threshold: f32,
+) -> Option<Duplicate> {
+    let m = index.best(embedding)?;
+    let other = gallery.people.get(m.person)?;
+    (m.distance <= threshold && other.id != target).then(|| Duplicate {
+        id: other.id.clone(),
+        name: other.name.clone(),
+        distance: m.distance,
+    })
+}

@@ -7,6 +7,7 @@ use clap::Parser;
 use facegate::config::{CameraSource, Config, DEFAULT_CONFIG};
 use facegate::control::Control;
 use facegate::daemon::{self, Devices};
+use facegate::door::control_api::people::GalleryAccess;
 use facegate::door::control_api::ControlApi;
 use facegate::door::lockpin::{self, LockPin};
 use facegate::drivers::hw::{GpioRelay, V4l2Camera};
@@ -194,8 +195,11 @@ fn run(args: Args) -> Result<()> {
                 let bound = match site {
                     Some((trust, startup)) => bound.with_site(trust, startup, &control),
                     None => bound,
-                }
-                .with_operator_key(operator_key);
+                };
+                // Decision pictures and gallery changes (`people add`, ...), admin only.
+                let bound = bound
+                    .with_gallery(GalleryAccess::new(&config, pipeline.embedder_spec()))
+                    .with_operator_key(operator_key);
                 let (server, rx) = bound.serve(api_stop.clone());
                 (Some(server), Some(rx))
             }

@@ -2,7 +2,16 @@
 //! (through the gate) and reload.
 
 use super::*;
+use crate::door::control_api::people::PeopleChange;
 use crate::site::trust::{Accepted, Refused, Startup, REFUSALS_PER_MINUTE};
+
+/// SEQs as `1,2,3`.
+fn seq_list(seqs: &[u64]) -> String {
+    seqs.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     /// What the local control API asked (at most a few requests a turn: the door never waits).
@@ -113,7 +122,81 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             | Command::SiteGallery(_)
             | Command::SiteReset { .. }
             | Command::Operator(_) => Answer::Err("not judged".into()),
+            Command::PeopleChanged { change, by } => self.people_changed(change, by, peer),
+            // The server serves these on the client's thread.
+            Command::Picture(_)
+            | Command::PicturesUnknown
+            | Command::PicturesDismiss { .. }
+            | Command::PeopleAdd { .. }
+            | Command::PeopleRemove { .. }
+            | Command::PeopleRename { .. } => Answer::Err("not served".into()),
         })
+    }
+
+    /// A gallery change the control API made (on its client's thread, under the gallery's
+    /// lock): the gallery reloaded now, and the change audited with who asked.
+    fn people_changed(&mut self, change: PeopleChange, by: String, peer: Peer) -> Answer {
+        let via = peer.describe();
+        let (mut ev, answer) = match &change {
+            PeopleChange::Added {
+                id,
+                name,
+                faces,
+                new,
+                pictures,
+                forced,
+            } => {
+                let mut ev = self.event(if *new {
+                    EventKind::PersonAdded
+                } else {
+                    EventKind::FacesAdded
+                });
+                ev.identity = Some(id.clone());
+                ev.name = Some(name.clone());
+                let mut why = format!("by {by}; {faces} face(s)");
+                if !pictures.is_empty() {
+                    why.push_str(&format!(" from pictures {}", seq_list(pictures)));
+                }
+                if let Some(f) = forced {
+                    why.push_str(&format!("; forced although it {f}"));
+                }
+                ev.reason = Some(why);
+                (ev, format!("added {id}"))
+            }
+            PeopleChange::Removed { id, name, pictures } => {
+                let mut ev = self.event(EventKind::PersonRemoved);
+                ev.identity = Some(id.clone());
+                ev.name = Some(name.clone());
+                ev.reason = Some(format!(
+                    "by {by}; with their face crops and {pictures} decision picture(s)"
+                ));
+                (ev, format!("removed {id}"))
+            }
+            PeopleChange::Renamed { id, from, to } => {
+                let mut ev = self.event(EventKind::PersonRenamed);
+                ev.identity = Some(id.clone());
+                ev.name = Some(to.clone());
+                ev.reason = Some(format!("by {by}; was {from:?}"));
+                (ev, format!("renamed {id}"))
+            }
+            PeopleChange::Dismissed { seqs, deleted } => {
+                let mut ev = self.event(EventKind::PicturesDismissed);
+                ev.reason = Some(format!(
+                    "by {by}; {deleted} picture(s) of unknown faces deleted (asked: {})",
+                    seq_list(seqs)
+                ));
+                (ev, format!("dismissed {deleted}"))
+            }
+        };
+        if let Some(r) = ev.reason.as_mut() {
+            r.push_str(&format!("; {via}"));
+        }
+        tracing::info!(%by, %via, "{}", answer);
+        self.record(&ev);
+        if !matches!(change, PeopleChange::Dismissed { .. }) {
+            self.poll_gallery(true);
+        }
+        Answer::Ok(answer)
     }
 
     /// A site message the door judged (on the API's thread): acted on through the gate, or

@@ -111,9 +111,11 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     ev.reason = Some(refusal.as_str().to_owned());
                     ev.distance = Some(fused.distance);
                     ev.frames = Some(frames);
+                    ev.picture = self.picture_wanted();
                     tracing::info!(%id, %name, reason = refusal.as_str(), "access denied by policy");
                     self.summary.denials += 1;
                     self.record(&ev);
+                    self.keep_picture();
                     self.guard.denied(now, &mut self.notes);
                     self.flush();
                     return Ok(());
@@ -127,6 +129,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 // Infinite with a single person enrolled: left out.
                 ev.margin = fused.margin.is_finite().then_some(fused.margin);
                 ev.frames = Some(frames);
+                ev.picture = self.picture_wanted();
                 let at = self.at();
                 self.sync_lockdown(at)?;
                 let grant = Request::Face {
@@ -134,6 +137,8 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     credential,
                 };
                 let outcome = self.open(grant, at)?;
+                // Audit line first, the door opened, then the picture (off the loop).
+                self.keep_picture();
                 let said = match outcome {
                     Outcome::Opened | Outcome::CredentialSent | Outcome::CredentialFailed => {
                         self.summary.grants += 1;
@@ -172,10 +177,12 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     ev.distance = Some(n.distance);
                     ev.margin = n.margin.is_finite().then_some(n.margin);
                 }
+                ev.picture = self.picture_wanted();
                 tracing::info!(?reason, frames, "access denied");
                 self.status.last_decision = Some((now, format!("denied ({})", reason.as_str())));
                 self.summary.denials += 1;
                 self.record(&ev);
+                self.keep_picture();
                 self.guard.denied(now, &mut self.notes);
                 self.flush();
             }

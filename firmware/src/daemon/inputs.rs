@@ -24,6 +24,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             self.guard.camera_failed(now, &mut self.notes);
         }
         self.flush();
+        self.pictures.budget.roll(now);
         self.link_events();
         if self.control.take_reload() {
             self.reload_config();

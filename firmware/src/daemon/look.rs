@@ -15,6 +15,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             liveness: self.config.liveness.level != Level::Off,
             threshold: d.threshold,
             min_margin: d.min_margin,
+            keep_face: self.pictures.on,
         }
     }
 }
@@ -34,6 +35,8 @@ pub(super) struct LookParams {
     /// What "would be let in" means: nearest person within `threshold`, `min_margin` ahead.
     pub(super) threshold: f32,
     pub(super) min_margin: f32,
+    /// `[audit] faces`: each judged face's landmarks are kept for its decision picture.
+    pub(super) keep_face: bool,
 }
 
 /// What recognition saw in a frame besides its face, for the guards on the control side.
@@ -63,6 +66,9 @@ pub(super) struct Looked<'a> {
     pub(super) stages: &'a mut Stages,
     pub(super) embedding: &'a mut Embedding,
     pub(super) facts: &'a mut FrameFacts,
+    /// `[audit] faces`: the judged face's landmarks, for a decision picture (the crop is cut
+    /// from the frame by the picture writer, off the door's path).
+    pub(super) face: &'a mut Option<[[f32; 2]; 5]>,
 }
 
 /// What the frame shows: its largest face, how large, its liveness score; the face's embedding
@@ -86,8 +92,10 @@ pub(super) fn look(
         stages,
         embedding,
         facts,
+        face,
     } = out;
     embedding.0.clear();
+    *face = None;
     if p.watch_blind {
         facts.blind = blind(frame);
     }
@@ -121,6 +129,9 @@ pub(super) fn look(
     let Some(chip) = pipeline.align(frame, det) else {
         return Ok(Observation::Lost);
     };
+    if p.keep_face {
+        *face = Some(det.landmarks);
+    }
     // A poor face is not embedded: it cannot agree, and it saves the embedding's time.
     let template = &pipeline.embedder_spec().template;
     let measures = quality::measure(&chip, template, &det.landmarks);

@@ -54,7 +54,7 @@ mod threads;
 use camera::CameraState;
 use inputs::DoorIo;
 use look::{FrameFacts, LookParams};
-use records::Records;
+use records::{Pictures, Records};
 use reload::ReloadState;
 
 /// Faces down to this fraction of `min_face` are detected, so a face just too small is recorded
@@ -227,6 +227,8 @@ struct Loop<'a, L: LockOutput, S> {
     operator_refusals: crate::site::trust::RefusalBudget,
     /// The live view's viewers and the newest frame (`live.rs`).
     live: live::LiveState,
+    /// `[audit] faces`: the decision pictures (`records.rs`).
+    pictures: Pictures,
 }
 
 /// Everything the door runs with, besides its stop signal: what travels together.
@@ -311,6 +313,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         tracing::error!("[liveness.nir] is on but no NIR camera was given: no face is let in");
     }
     let config_alarm = config.audit.on_failure == AuditFailure::GrantAndAlarm;
+    let config_audit = config.audit.clone();
     let mut lp = Loop {
         config,
         reload: ReloadState {
@@ -336,6 +339,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
             alarm: None,
             readers: Vec::new(),
             recent: VecDeque::new(),
+            pictured: None,
         },
         gallery,
         decider: Decider::new(params),
@@ -359,6 +363,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         site_refusals: Default::default(),
         operator_refusals: Default::default(),
         live: Default::default(),
+        pictures: Pictures::start(&config_audit),
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);

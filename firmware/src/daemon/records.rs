@@ -2,6 +2,7 @@
 //! which also hands it to the control API's followers and keeps the latest decisions.
 
 use super::*;
+use crate::records::faces;
 
 impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     /// At start: what the log says about the previous run (a crash, a repaired tail).
@@ -33,6 +34,75 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     }
 }
 
+impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
+    /// `"picture": true` for a decision line about to be recorded, when its face's picture
+    /// will be kept: pictures are on, a face was judged just now, and this minute's budget
+    /// allows.
+    pub(super) fn picture_wanted(&mut self) -> Option<bool> {
+        let now = self.clock.now();
+        let p = &mut self.pictures;
+        // A face older than this is another's (a run that ended without a decision).
+        p.face.take_if(|f| now.saturating_sub(f.1) > FACE_FRESH);
+        (p.on && p.writer.is_some() && p.face.is_some() && p.budget.admit(now)).then_some(true)
+    }
+
+    /// After a decision's line is recorded (and the door opened): hands its face's frame to the
+    /// picture writer, which cuts and encodes the crop off the loop. The face is used once,
+    /// whatever became of it.
+    pub(super) fn keep_picture(&mut self) {
+        let face = self.pictures.face.take();
+        let Some((seq, id)) = self.records.pictured.take() else {
+            return;
+        };
+        if let (Some(w), Some(((frame, landmarks), _))) = (&self.pictures.writer, face) {
+            w.keep(seq, &id, frame, landmarks);
+        }
+    }
+}
+
+/// `[audit] faces`: the decision pictures' writer (also started, to sweep, when pictures are off
+/// but some are left from before), this minute's budget, and the newest judged face.
+pub(super) struct Pictures {
+    pub(super) on: bool,
+    pub(super) writer: Option<faces::PictureWriter>,
+    pub(super) budget: faces::PictureBudget,
+    /// The newest judged face and when its frame was taken.
+    pub(super) face: Option<(JudgedFace, Duration)>,
+}
+
+/// A judged face for its decision picture: the frame and the face's landmarks in it.
+pub(super) type JudgedFace = (std::sync::Arc<RgbImage>, [[f32; 2]; 5]);
+
+/// How old the newest judged face may be to stand for the face decided on.
+const FACE_FRESH: Duration = Duration::from_secs(2);
+
+impl Pictures {
+    pub(super) fn start(audit: &crate::config::AuditConfig) -> Self {
+        let store = faces::FaceStore::for_audit(&audit.path);
+        let writer = if audit.faces || store.dir().is_dir() {
+            faces::PictureWriter::start(store, audit.faces_retention())
+                .inspect_err(|e| tracing::error!("no decision pictures: {e}"))
+                .ok()
+        } else {
+            None
+        };
+        Self {
+            on: audit.faces,
+            writer,
+            budget: Default::default(),
+            face: None,
+        }
+    }
+
+    /// The newest recognised frame's face: kept for the run's decision (a run can end on a
+    /// frame without a face).
+    pub(super) fn seen(&mut self, face: Option<JudgedFace>, taken: Duration) {
+        if let Some(f) = face {
+            self.face = Some((f, taken));
+        }
+    }
+}
+
 /// The audit trail as the loop and the gate write it. A failure goes to the journal, and one
 /// attempt is made to leave an `audit_failed` line (it may work when only that event failed,
 /// e.g. a transient I/O error); with `on_failure = "grant_and_alarm"` it raises an alarm.
@@ -46,6 +116,9 @@ pub(super) struct Records<'a> {
     pub(super) readers: Vec<SyncSender<String>>,
     /// The latest decisions (grants, denials), newest last, for `status`.
     pub(super) recent: VecDeque<Event>,
+    /// The seq and identity of the last line recorded with `"picture": true` (its picture not
+    /// yet handed to the writer).
+    pub(super) pictured: Option<(u64, String)>,
 }
 
 /// Decisions kept for the control API's `status`.
@@ -81,6 +154,10 @@ impl Records<'_> {
 impl Recorder for Records<'_> {
     fn record(&mut self, event: &Event) -> bool {
         let Err(e) = self.sink.record(event) else {
+            if event.picture == Some(true) {
+                let id = event.identity.as_deref().unwrap_or(faces::UNKNOWN);
+                self.pictured = self.sink.last_seq().map(|seq| (seq, id.to_owned()));
+            }
             self.share(event);
             return true;
         };

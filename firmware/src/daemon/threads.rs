@@ -35,6 +35,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     let started = Instant::now();
                     let params = self.look_params();
                     let mut facts = FrameFacts::default();
+                    let mut face = None;
                     let eyes = look::Eyes {
                         pipeline,
                         liveness: self.liveness.as_mut(),
@@ -44,10 +45,14 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                         stages: &mut self.summary.stages,
                         embedding: &mut self.embedding,
                         facts: &mut facts,
+                        face: &mut face,
                     };
                     let obs = look::look(eyes, &frame, now, self.gallery.index(), &params, out);
                     self.summary.busy += started.elapsed();
                     let image = Arc::new(std::mem::take(&mut frame));
+                    // One thread in simulated time: the frame is shared, not copied.
+                    self.pictures
+                        .seen(face.map(|f| (Arc::clone(&image), f)), now);
                     self.frame(obs, facts, now, image)?;
                 }
                 Err(e) => {
@@ -229,6 +234,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                     st.matching += r.stages.matching;
                     st.liveness += r.stages.liveness;
                     self.embedding = r.embedding;
+                    self.pictures.seen(r.face, r.taken);
                     self.frame(r.observation, r.facts, r.taken, r.image)?;
                 }
             }
@@ -265,6 +271,8 @@ pub(super) struct Recognised {
     pub(super) age: Duration,
     pub(super) busy: Duration,
     pub(super) stages: Stages,
+    /// `[audit] faces`: the frame and its judged face's landmarks (the frame moved, not copied).
+    pub(super) face: Option<records::JudgedFace>,
 }
 
 /// What a recognition worker made of the frame it took.
@@ -323,6 +331,7 @@ pub(super) fn recognise(
         let mut stages = Stages::default();
         let mut embedding = Embedding(Vec::new());
         let mut facts = FrameFacts::default();
+        let mut face = None;
         // The newest NIR frame, kept until a newer one comes.
         if cues.nir_on() {
             if let Some(nir) = sh.nir_frames.take(Duration::ZERO) {
@@ -338,15 +347,18 @@ pub(super) fn recognise(
             stages: &mut stages,
             embedding: &mut embedding,
             facts: &mut facts,
+            face: &mut face,
         };
         let observation = look::look(eyes, &frame.image, frame.taken, &index, &p, out);
         // A simulated slower machine takes longer (nothing on a real clock).
         clock.worked(started.elapsed());
+        let image = Arc::new(frame.image);
         let r = Recognised {
             observation,
             facts,
             embedding,
-            image: Arc::new(frame.image),
+            face: face.map(|f| (Arc::clone(&image), f)),
+            image,
             taken: frame.taken,
             age,
             busy: started.elapsed(),

@@ -19,6 +19,12 @@
 //! operator KEY                -> OK operator | ERR not allowed: wrong operator key
 //! view                        -> OK view, then records `frame JSON\n` + JSON.jpeg bytes of JPEG
 //! snapshot                    -> OK snapshot LEN\n + LEN bytes of JPEG | ERR no frame yet
+//! picture SEQ                 -> OK picture LEN, then LEN bytes (PNG) | ERR no picture for SEQ
+//! pictures unknown            -> OK pictures N, then N lines: SEQ (newest first, at most 500)
+//! pictures dismiss SEQ[,SEQ..] by NAME -> OK dismissed N   (at most 100 SEQs)
+//! people add LEN by NAME      -> (then LEN bytes of JSON, <= 1 MiB) OK added ID | ERR duplicate: ...
+//! people remove ID by NAME    -> OK removed ID
+//! people rename ID LEN by NAME -> (then LEN bytes: the new name, UTF-8) OK renamed ID
 //! help                        -> OK the commands
 //! anything else               -> ERR what is wrong (the connection stays open)
 //! ```
@@ -37,6 +43,10 @@
 //! `view` (the live view, [`live`]) and `snapshot` are for admins; at most
 //! [`live::MAX_VIEWERS`] viewers at once, each sent only the newest frame: the door's loop
 //! never waits for a viewer, and encodes nothing while nobody watches.
+//!
+//! The decision pictures and gallery changes (admin only) are served in [`people`]: `people add`
+//! takes `{"name":..,"id":null|..,"faces":[{"embedding":[..],"crop_png":"BASE64"}],"force":false,
+//! "from_pictures":[SEQ..]}`.
 //!
 //! Bounds: [`MAX_CLIENTS`] connections at once (more are answered `ERR busy`), [`MAX_LINE`]
 //! bytes a line (a longer one is answered and the connection closed), [`MAX_RATE`] requests a
@@ -191,6 +201,49 @@ pub enum Command {
         /// The versions before.
         before: crate::site::trust::SiteState,
     },
+    // Decision pictures and gallery changes ([`people`]): admin only, served on the client's
+    // thread; a change done reaches the loop as `PeopleChanged`.
+    /// The PNG kept for audit line SEQ.
+    Picture(u64),
+    /// The SEQs of the kept pictures of unknown faces.
+    PicturesUnknown,
+    /// Delete these unknown faces' pictures.
+    PicturesDismiss {
+        /// Their audit lines' seqs (at most [`people::MAX_DISMISS`]).
+        seqs: Vec<u64>,
+        /// Who asks.
+        by: String,
+    },
+    /// Enrol a person, or add faces to one: a JSON payload of this many bytes follows.
+    PeopleAdd {
+        /// The payload's length.
+        len: usize,
+        /// Who asks.
+        by: String,
+    },
+    /// Remove a person with their crops and decision pictures.
+    PeopleRemove {
+        /// Their id.
+        id: String,
+        /// Who asks.
+        by: String,
+    },
+    /// Change a person's display name: the new name (UTF-8, this many bytes) follows.
+    PeopleRename {
+        /// Their id.
+        id: String,
+        /// The payload's length.
+        len: usize,
+        /// Who asks.
+        by: String,
+    },
+    /// Made by the server, never parsed: a gallery change done, to reload and audit.
+    PeopleChanged {
+        /// What changed.
+        change: people::PeopleChange,
+        /// Who asked.
+        by: String,
+    },
 }
 
 impl Command {
@@ -234,7 +287,7 @@ impl Role {
 }
 
 /// What `help` answers.
-pub const HELP: &str = "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | site reset by NAME | site command ENVELOPE | site gallery LEN | site refused command|gallery WORD COUNT | operator KEY | view | snapshot | help";
+pub const HELP: &str = "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | site reset by NAME | site command ENVELOPE | site gallery LEN | site refused command|gallery WORD COUNT | operator KEY | view | snapshot | picture SEQ | pictures unknown | pictures dismiss SEQ[,SEQ..] by NAME | people add LEN by NAME | people remove ID by NAME | people rename ID LEN by NAME | help";
 
 /// Parses one request line (without its newline). The error says what is wrong without
 /// repeating more than a few escaped characters of the input.
@@ -244,6 +297,9 @@ pub fn parse(line: &[u8]) -> Result<Command, String> {
             return Err(format!("line too long (at most {MAX_SITE_LINE} bytes)"));
         }
         return Ok(Command::SiteCommand(envelope.to_vec()));
+    }
+    if line.starts_with(b"pictures dismiss ") {
+        return parse_dismiss(line);
     }
     if line.len() > MAX_LINE {
         return Err(format!("line too long (at most {MAX_LINE} bytes)"));
@@ -294,6 +350,24 @@ pub fn parse(line: &[u8]) -> Result<Command, String> {
                 count,
             })
         }
+        ["picture", seq] => parse_seq(seq).map(Command::Picture),
+        ["picture", ..] => Err("picture takes one SEQ".into()),
+        ["pictures", "unknown"] => Ok(Command::PicturesUnknown),
+        ["pictures", ..] => Err("pictures takes `unknown` or `dismiss SEQ[,SEQ..] by NAME`".into()),
+        ["people", "add", len, rest @ ..] => Ok(Command::PeopleAdd {
+            len: parse_len(len)?,
+            by: by(rest)?,
+        }),
+        ["people", "remove", id, rest @ ..] => Ok(Command::PeopleRemove {
+            id: parse_id(id)?,
+            by: by(rest)?,
+        }),
+        ["people", "rename", id, len, rest @ ..] => Ok(Command::PeopleRename {
+            id: parse_id(id)?,
+            len: parse_len(len)?,
+            by: by(rest)?,
+        }),
+        ["people", ..] => Err("people takes `add LEN by NAME`, `remove ID by NAME` or `rename ID LEN by NAME`".into()),
         ["site", ..] => Err("site takes `reset by NAME`, `command ENVELOPE`, `gallery LEN` or `refused command|gallery WORD COUNT`".into()),
         [] => Err("empty request; `help` lists the commands".into()),
         [word, ..] => Err(format!(
@@ -301,6 +375,53 @@ pub fn parse(line: &[u8]) -> Result<Command, String> {
             shown(word)
         )),
     }
+}
+
+/// The longest `pictures dismiss` line: [`people::MAX_DISMISS`] SEQs of up to 20 digits.
+pub const MAX_DISMISS_LINE: usize = 32 + people::MAX_DISMISS * 21 + 80;
+const _: () = assert!(MAX_DISMISS_LINE <= MAX_SITE_LINE);
+
+/// A SEQ: a u64 in decimal digits, nothing else (no path from a client reaches a file name).
+fn parse_seq(s: &str) -> Result<u64, String> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("SEQ must be a number, not {}", shown(s)));
+    }
+    s.parse()
+        .map_err(|_| format!("SEQ must be a number, not {}", shown(s)))
+}
+
+fn parse_len(s: &str) -> Result<usize, String> {
+    s.parse()
+        .map_err(|_| format!("LEN must be a number of bytes, not {}", shown(s)))
+}
+
+fn parse_id(s: &str) -> Result<String, String> {
+    crate::people::gallery::validate_id(s)
+        .map(|()| s.to_owned())
+        .map_err(|_| format!("bad id {}", shown(s)))
+}
+
+/// `pictures dismiss SEQ[,SEQ..] by NAME`, up to [`MAX_DISMISS_LINE`] bytes.
+fn parse_dismiss(line: &[u8]) -> Result<Command, String> {
+    if line.len() > MAX_DISMISS_LINE {
+        return Err(format!("line too long (at most {MAX_DISMISS_LINE} bytes)"));
+    }
+    let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
+    let words: Vec<&str> = text.split_ascii_whitespace().collect();
+    let ["pictures", "dismiss", list, "by", name] = words.as_slice() else {
+        return Err("expected `pictures dismiss SEQ[,SEQ..] by NAME`".into());
+    };
+    let seqs = list
+        .split(',')
+        .map(parse_seq)
+        .collect::<Result<Vec<u64>, String>>()?;
+    if seqs.len() > people::MAX_DISMISS {
+        return Err(format!("at most {} SEQs", people::MAX_DISMISS));
+    }
+    Ok(Command::PicturesDismiss {
+        seqs,
+        by: check_name(name)?,
+    })
 }
 
 /// At most 24 characters of `s`, escaped: safe to put in an answer or a log line.
@@ -391,6 +512,7 @@ pub struct ControlApi {
     path: PathBuf,
     site: Option<(SiteTrust, Startup)>,
     operator: Option<OperatorKey>,
+    gallery: Option<people::GalleryAccess>,
 }
 
 /// What a client thread shares: where requests go, the site judge, the door's own uid, the
@@ -400,6 +522,8 @@ struct Shared {
     site: Option<Arc<Mutex<SiteTrust>>>,
     own_uid: u32,
     operator: Option<OperatorKey>,
+    /// The gallery changes and decision pictures ([`people`]).
+    gallery: Option<people::GalleryAccess>,
 }
 
 impl ControlApi {
@@ -425,6 +549,7 @@ impl ControlApi {
             path: path.to_owned(),
             site: None,
             operator: None,
+            gallery: None,
         })
     }
 
@@ -432,6 +557,12 @@ impl ControlApi {
     /// an admin whoever it is.
     pub fn with_operator_key(mut self, key: Option<OperatorKey>) -> Self {
         self.operator = key;
+        self
+    }
+
+    /// Serves the decision pictures and gallery changes ([`people`]) with `access`.
+    pub fn with_gallery(mut self, access: people::GalleryAccess) -> Self {
+        self.gallery = Some(access);
         self
     }
 
@@ -472,11 +603,13 @@ impl ControlApi {
             Arc::new(Mutex::new(trust))
         });
         let operator = self.operator.take();
+        let gallery = self.gallery.take();
         let shared = Arc::new(Shared {
             tx,
             site,
             own_uid,
             operator,
+            gallery,
         });
         let thread = std::thread::Builder::new()
             .name("control-api".into())
@@ -544,7 +677,7 @@ impl Drop for Server {
 }
 
 /// Reads one line of at most [`MAX_SITE_LINE`] bytes into `line` ([`parse`] holds every
-/// request but `site command` to [`MAX_LINE`]). `Ok(false)`: the client went, or
+/// request but `site command` and `pictures dismiss` to [`MAX_LINE`]). `Ok(false)`: the client went, or
 /// the server stops, or the client was idle too long.
 fn read_line(stream: &mut UnixStream, line: &mut Vec<u8>, stop: &AtomicBool) -> io::Result<bool> {
     line.clear();
@@ -687,6 +820,10 @@ fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> i
             stream.write_all(
                 b"ERR not allowed: only root, the door's own user or a connection with the operator key may ask that (others: status, events, signed site messages)\n",
             )?;
+            // Its payload, left unread, would be read as request lines: the connection ends.
+            if people::has_payload(&command) {
+                return Ok(());
+            }
             continue;
         }
         if let Command::Operator(offered) = &command {
@@ -733,6 +870,18 @@ fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> i
                 judge(shared, Command::SiteGallery(len), Some(bytes))
             }
             c @ (Command::SiteCommand(_) | Command::SiteReset { .. }) => judge(shared, c, None),
+            c @ (Command::Picture(_)
+            | Command::PicturesUnknown
+            | Command::PicturesDismiss { .. }
+            | Command::PeopleAdd { .. }
+            | Command::PeopleRemove { .. }
+            | Command::PeopleRename { .. }) => {
+                match people::serve(shared.gallery.as_ref(), c, &mut stream, stop)? {
+                    people::Served::Loop(c) => c,
+                    people::Served::Answered => continue,
+                    people::Served::Close => return Ok(()),
+                }
+            }
             c => c,
         };
         let tx = &shared.tx;
@@ -915,6 +1064,8 @@ fn split_answer(line: &str) -> Result<String, String> {
         Err(format!("not an answer: {}", shown(line)))
     }
 }
+
+pub mod people;
 
 #[cfg(test)]
 mod tests;

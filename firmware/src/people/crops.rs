@@ -197,6 +197,20 @@ pub struct EncodedCrop {
 }
 
 impl EncodedCrop {
+    /// A crop made elsewhere (the console, from a photo or a decision picture) as its PNG
+    /// bytes: in this module's format, so its landmarks are taken as [`CROP_TEMPLATE`], where
+    /// the format puts them. The bytes are not decoded here (the door never decodes a client's
+    /// image); the caller checks their size and signature.
+    pub fn from_png(png: Vec<u8>) -> Self {
+        Self {
+            reference: CropRef {
+                sha256: crate::vision::models::sha256_hex(&png),
+                landmarks: CROP_TEMPLATE,
+            },
+            png,
+        }
+    }
+
     /// The PNG file's bytes.
     pub fn png(&self) -> &[u8] {
         &self.png

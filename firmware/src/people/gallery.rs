@@ -610,6 +610,25 @@ pub fn validate_id(id: &str) -> Result<(), GalleryError> {
     }
 }
 
+/// The most characters of a display name.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// Checks a display name (`facegate enroll --name`, `facegate rename`, the door's `people add`
+/// and `people rename`): not blank, at most [`MAX_NAME_CHARS`] characters, no control
+/// characters (it is shown in logs, on the console and on a display).
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("a name must not be empty".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("a name has at most {MAX_NAME_CHARS} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("a name must not contain control characters".into());
+    }
+    Ok(())
+}
+
 /// Exclusive access to a gallery file for a read-modify-write; released on drop.
 pub struct Locked {
     path: PathBuf,

@@ -127,6 +127,17 @@ pub enum EventKind {
     /// A wrong operator key on the control API (`reason`: which connection; at most 10 a minute
     /// one by one, then a count).
     OperatorRefused,
+    /// A person was enrolled through the control API (`identity`: their id; `reason`: who
+    /// asked, `by NAME`, and how many faces).
+    PersonAdded,
+    /// Faces were added to an enrolled person through the control API.
+    FacesAdded,
+    /// A person was removed through the control API, with their crops and decision pictures.
+    PersonRemoved,
+    /// A person's display name was changed through the control API.
+    PersonRenamed,
+    /// Decision pictures of unknown faces were deleted (`reason`: who asked and their seqs).
+    PicturesDismissed,
 }
 
 /// One audit line.
@@ -163,6 +174,10 @@ pub struct Event {
     /// (`access::gate`) on every line it writes, so what a display shows is what the relay does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<crate::hal::LockState>,
+    /// `[audit] faces`: the face's picture is kept as `faces/<seq>-<identity>.png`
+    /// ([`crate::records::faces`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<bool>,
 }
 
 impl Event {
@@ -180,6 +195,7 @@ impl Event {
             frames: None,
             reason: None,
             lock: None,
+            picture: None,
         }
     }
 }
@@ -282,6 +298,12 @@ pub struct AuditConfig {
     /// Never delete the newest this many rotated files for their age: a clock set ahead makes
     /// every file look old.
     pub keep_rotated: u32,
+    /// Keep the face picture of every decision (biometric data: off by default).
+    pub faces: bool,
+    /// Delete decision pictures older than this many days (0: no age limit, only the cap).
+    pub faces_days: u32,
+    /// The decision pictures' total size cap in MiB (the oldest are deleted first).
+    pub faces_max_mb: u64,
 }
 
 impl AuditConfig {
@@ -292,6 +314,14 @@ impl AuditConfig {
             daily: self.rotate_daily,
             retention_days: self.retention_days,
             keep_rotated: self.keep_rotated,
+        }
+    }
+
+    /// How long decision pictures are kept and how much room they may take.
+    pub fn faces_retention(&self) -> crate::records::faces::Retention {
+        crate::records::faces::Retention {
+            days: self.faces_days,
+            max_bytes: self.faces_max_mb.saturating_mul(1 << 20),
         }
     }
 }
@@ -305,6 +335,9 @@ impl Default for AuditConfig {
             rotate_daily: false,
             retention_days: 0,
             keep_rotated: 30,
+            faces: false,
+            faces_days: crate::records::faces::DEFAULT_DAYS,
+            faces_max_mb: crate::records::faces::DEFAULT_MAX_MB,
         }
     }
 }
@@ -328,6 +361,11 @@ pub trait AuditSink {
 
     /// What the log held before this run (sinks without history: nothing).
     fn previous_run(&self) -> Option<PreviousRun> {
+        None
+    }
+
+    /// The `seq` of the last line recorded (sinks without sequence numbers: none).
+    fn last_seq(&self) -> Option<u64> {
         None
     }
 }
@@ -640,6 +678,10 @@ impl AuditSink for AuditLog {
 
     fn previous_run(&self) -> Option<PreviousRun> {
         self.previous.clone()
+    }
+
+    fn last_seq(&self) -> Option<u64> {
+        (self.seq > 0).then_some(self.seq)
     }
 }
 

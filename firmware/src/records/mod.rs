@@ -2,4 +2,5 @@
 //! fsynced, append-only) and its rotation.
 
 pub mod audit;
+pub mod faces;
 pub mod rotation;
