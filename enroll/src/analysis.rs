@@ -225,7 +225,9 @@ pub fn cluster(
             }
         }
     }
-    let groups = facegate::people::cluster::cluster_embeddings(&embeddings, threshold, |a, b| pipeline.distance(a, b));
+    let groups = facegate::people::cluster::cluster_embeddings(&embeddings, threshold, |a, b| {
+        pipeline.distance(a, b)
+    });
     match output {
         Output::Json => {
             let v: Vec<Vec<&ClusterFace>> = groups

@@ -281,6 +281,7 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
         | Command::Reembed { .. }
         | Command::Audit { .. }
         | Command::Door { .. }
+        | Command::Console { .. }
         | Command::Keygen { .. }
         | Command::Publish { .. }
         | Command::Remote { .. } => unreachable!("handled in run"),

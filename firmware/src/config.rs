@@ -122,7 +122,10 @@ impl ConsoleConfig {
         let addr: std::net::SocketAddr = self.listen.parse().map_err(|_| {
             (
                 "console.listen",
-                format!("{:?} is not ADDRESS:PORT (e.g. \"0.0.0.0:8443\")", self.listen),
+                format!(
+                    "{:?} is not ADDRESS:PORT (e.g. \"0.0.0.0:8443\")",
+                    self.listen
+                ),
             )
         })?;
         if !self.tls && !addr.ip().is_loopback() {
@@ -393,7 +396,9 @@ impl Config {
         if let Err((key, problem)) = self.console.listen_addr() {
             return bad(key, problem);
         }
-        if self.console.tls_cert.as_os_str().is_empty() != self.console.tls_key.as_os_str().is_empty() {
+        if self.console.tls_cert.as_os_str().is_empty()
+            != self.console.tls_key.as_os_str().is_empty()
+        {
             return bad(
                 "console.tls_cert with console.tls_key",
                 "give both (your own certificate) or neither (a self-signed one)".into(),

@@ -76,7 +76,8 @@ fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
 }
 
 fn post(path: &str, cookie: Option<&str>, form: &str) -> Request<Body> {
-    let mut b = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let mut b =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(c) = cookie {
         b = b.header(header::COOKIE, format!("__Host-facegate={c}"));
     }
@@ -87,7 +88,11 @@ fn post(path: &str, cookie: Option<&str>, form: &str) -> Request<Body> {
 async fn login(c: &Console, name: &str, password: &str) -> (String, String) {
     let r = send(
         c,
-        post("/login", None, &format!("name={name}&password={}", password.replace(' ', "+"))),
+        post(
+            "/login",
+            None,
+            &format!("name={name}&password={}", password.replace(' ', "+")),
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -146,7 +151,10 @@ fn assert_headers(r: &Reply, what: &str) {
     assert_eq!(h("x-content-type-options"), "nosniff", "{what}");
     assert_eq!(h("referrer-policy"), "no-referrer", "{what}");
     assert_eq!(h("cache-control"), "no-store", "{what}");
-    assert!(h("strict-transport-security").starts_with("max-age="), "{what}");
+    assert!(
+        h("strict-transport-security").starts_with("max-age="),
+        "{what}"
+    );
 }
 
 #[tokio::test]
@@ -182,17 +190,31 @@ async fn a_viewer_is_refused_admin_pages_and_actions() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "GET {path}");
     }
     for path in ADMIN_POSTS {
-        let r = send(&c, post(path, Some(&token), &format!("csrf={csrf}&state=on&name=x&seqs=1&confirm=yes"))).await;
+        let r = send(
+            &c,
+            post(
+                path,
+                Some(&token),
+                &format!("csrf={csrf}&state=on&name=x&seqs=1&confirm=yes"),
+            ),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "POST {path}");
         assert_headers(&r, path);
     }
     // What a viewer may see.
     let r = send(&c, get("/audit", Some(&token))).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(!r.body.contains("/people"), "a viewer's menu has no admin pages");
+    assert!(
+        !r.body.contains("/people"),
+        "a viewer's menu has no admin pages"
+    );
     let r = send(&c, get("/", Some(&token))).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(!r.body.contains("/door/unlock"), "a viewer has no door controls");
+    assert!(
+        !r.body.contains("/door/unlock"),
+        "a viewer has no door controls"
+    );
 }
 
 #[tokio::test]
@@ -200,18 +222,31 @@ async fn posts_without_the_right_csrf_token_are_refused() {
     let c = console();
     let (token, csrf) = login(&c, "ada", ADMIN_PW).await;
     for path in ADMIN_POSTS.iter().chain(&["/logout"]) {
-        for form in ["state=on".to_owned(), format!("csrf={}&state=on", "0".repeat(64)), "csrf=&state=on".into(), format!("csrf={}", &csrf[..63])] {
+        for form in [
+            "state=on".to_owned(),
+            format!("csrf={}&state=on", "0".repeat(64)),
+            "csrf=&state=on".into(),
+            format!("csrf={}", &csrf[..63]),
+        ] {
             let r = send(&c, post(path, Some(&token), &form)).await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "POST {path} {form}");
         }
     }
     // With the token the action goes through to the door (absent here: 502, not 403).
-    let r = send(&c, post("/door/unlock", Some(&token), &format!("csrf={csrf}"))).await;
+    let r = send(
+        &c,
+        post("/door/unlock", Some(&token), &format!("csrf={csrf}")),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
     // Another session's token is not this one's.
     let (_, other) = login(&c, "ada", ADMIN_PW).await;
     assert_ne!(other, csrf);
-    let r = send(&c, post("/door/unlock", Some(&token), &format!("csrf={other}"))).await;
+    let r = send(
+        &c,
+        post("/door/unlock", Some(&token), &format!("csrf={other}")),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Logout ends the session.
     let r = send(&c, post("/logout", Some(&token), &format!("csrf={csrf}"))).await;
@@ -226,7 +261,11 @@ async fn wrong_passwords_are_refused_and_rate_limited() {
     let r = send(&c, post("/login", None, "name=ada&password=wrong+password")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.headers.get(header::SET_COOKIE).is_none());
-    let r = send(&c, post("/login", None, "name=nobody&password=wrong+password")).await;
+    let r = send(
+        &c,
+        post("/login", None, "name=nobody&password=wrong+password"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     for _ in 2..MAX_FAILURES {
         let r = send(&c, post("/login", None, "name=ada&password=wrong+password")).await;
@@ -247,17 +286,28 @@ async fn login_is_limited_per_user_across_addresses() {
     for i in 0..MAX_FAILURES {
         let mut req = post("/login", None, "name=bob&password=wrong+password");
         let addr: std::net::SocketAddr = format!("10.0.0.{}:5000", i + 1).parse().unwrap();
-        req.extensions_mut().insert(facegate::console::server::ClientAddr(addr));
+        req.extensions_mut()
+            .insert(facegate::console::server::ClientAddr(addr));
         assert_eq!(send(&c, req).await.status, StatusCode::UNAUTHORIZED);
     }
-    let mut req = post("/login", None, &format!("name=bob&password={}", VIEWER_PW.replace(' ', "+")));
+    let mut req = post(
+        "/login",
+        None,
+        &format!("name=bob&password={}", VIEWER_PW.replace(' ', "+")),
+    );
     let addr: std::net::SocketAddr = "10.0.0.99:5000".parse().unwrap();
-    req.extensions_mut().insert(facegate::console::server::ClientAddr(addr));
+    req.extensions_mut()
+        .insert(facegate::console::server::ClientAddr(addr));
     assert_eq!(send(&c, req).await.status, StatusCode::TOO_MANY_REQUESTS);
     // Another user from another address still logs in.
-    let mut req = post("/login", None, &format!("name=ada&password={}", ADMIN_PW.replace(' ', "+")));
+    let mut req = post(
+        "/login",
+        None,
+        &format!("name=ada&password={}", ADMIN_PW.replace(' ', "+")),
+    );
     let addr: std::net::SocketAddr = "10.0.1.1:5000".parse().unwrap();
-    req.extensions_mut().insert(facegate::console::server::ClientAddr(addr));
+    req.extensions_mut()
+        .insert(facegate::console::server::ClientAddr(addr));
     assert_eq!(send(&c, req).await.status, StatusCode::SEE_OTHER);
 }
 
@@ -282,8 +332,16 @@ async fn security_headers_on_every_response() {
         get("/picture/abc", Some(&token)),
         post("/login", None, "name=ada&password=x"),
         post("/door/unlock", Some(&token), &format!("csrf={csrf}")),
-        post("/door/lockdown", Some(&token), &format!("csrf={csrf}&state=maybe")),
-        post("/people/ada-1/rename", Some(&token), &format!("csrf={csrf}&name=")),
+        post(
+            "/door/lockdown",
+            Some(&token),
+            &format!("csrf={csrf}&state=maybe"),
+        ),
+        post(
+            "/people/ada-1/rename",
+            Some(&token),
+            &format!("csrf={csrf}&name="),
+        ),
         post("/door/unlock", Some(&token), &"x".repeat(64 * 1024)),
     ];
     for req in reqs {
@@ -297,7 +355,13 @@ async fn security_headers_on_every_response() {
 async fn picture_takes_a_number_only_and_bodies_are_bounded() {
     let c = console();
     let (token, csrf) = login(&c, "bob", VIEWER_PW).await;
-    for path in ["/picture/abc", "/picture/-1", "/picture/1.0", "/picture/%2E%2E", "/picture/99999999999999999999999"] {
+    for path in [
+        "/picture/abc",
+        "/picture/-1",
+        "/picture/1.0",
+        "/picture/%2E%2E",
+        "/picture/99999999999999999999999",
+    ] {
         let r = send(&c, get(path, Some(&token))).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
     }
@@ -333,19 +397,36 @@ async fn audit_page_filters_shows_pictures_escapes_and_exports_safe_csv() {
     assert!(!r.body.contains("<script>alert"), "escaped");
     assert!(r.body.contains("&lt;script&gt;"));
     let r = send(&c, get("/audit?event=grant&person=ada-1", Some(&token))).await;
-    assert!(r.body.contains("Ada") && !r.body.contains("eve-1"), "{}", r.body);
-    let r = send(&c, get("/audit?from=2026-12-02&to=2026-12-03", Some(&token))).await;
-    assert!(r.body.contains("/picture/2") && !r.body.contains("ada-1") && !r.body.contains("eve-1"));
+    assert!(
+        r.body.contains("Ada") && !r.body.contains("eve-1"),
+        "{}",
+        r.body
+    );
+    let r = send(
+        &c,
+        get("/audit?from=2026-12-02&to=2026-12-03", Some(&token)),
+    )
+    .await;
+    assert!(
+        r.body.contains("/picture/2") && !r.body.contains("ada-1") && !r.body.contains("eve-1")
+    );
     let r = send(&c, get("/audit?from=yesterday", Some(&token))).await;
     assert!(r.body.contains("is not a time"));
     let r = send(&c, get("/audit.csv", Some(&token))).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
+    assert!(r.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let rows: Vec<&str> = r.body.lines().collect();
     assert_eq!(rows.len(), 4, "{}", r.body);
     assert!(rows[0].starts_with("seq,time,event"));
     assert!(rows[1].starts_with("1,"), "oldest first: {}", r.body);
-    assert!(rows[2].contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "{}", rows[2]);
+    assert!(
+        rows[2].contains("\"'=HYPERLINK(\"\"http://x\"\")\""),
+        "{}",
+        rows[2]
+    );
     assert!(!r.body.contains(",=HYPERLINK"));
 }
 
@@ -362,21 +443,40 @@ async fn door_actions_reach_the_door_as_login_at_console() {
             let mut line = String::new();
             r.read_line(&mut line).unwrap();
             seen.push(line.trim_end().to_owned());
-            let answer = if line.starts_with("unlock") { "OK opened\n" } else { "OK lockdown on\n" };
+            let answer = if line.starts_with("unlock") {
+                "OK opened\n"
+            } else {
+                "OK lockdown on\n"
+            };
             r.get_mut().write_all(answer.as_bytes()).unwrap();
         }
         seen
     });
     let c = console_with(dir, &socket);
     let (token, csrf) = login(&c, "ada", ADMIN_PW).await;
-    let r = send(&c, post("/door/unlock", Some(&token), &format!("csrf={csrf}"))).await;
+    let r = send(
+        &c,
+        post("/door/unlock", Some(&token), &format!("csrf={csrf}")),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("opened"));
-    let r = send(&c, post("/door/lockdown", Some(&token), &format!("csrf={csrf}&state=on"))).await;
+    let r = send(
+        &c,
+        post(
+            "/door/lockdown",
+            Some(&token),
+            &format!("csrf={csrf}&state=on"),
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
         door.join().unwrap(),
-        vec!["unlock by ada@console".to_string(), "lockdown on by ada@console".to_string()]
+        vec![
+            "unlock by ada@console".to_string(),
+            "lockdown on by ada@console".to_string()
+        ]
     );
 }
 
@@ -387,10 +487,100 @@ async fn a_removed_account_loses_its_session_and_a_changed_role_applies() {
     let mut users = Users::load(&c.config.console.users).unwrap();
     users.set("ada", Role::Viewer, ADMIN_PW).unwrap();
     users.save(&c.config.console.users).unwrap();
-    let r = send(&c, post("/door/unlock", Some(&token), &format!("csrf={csrf}"))).await;
+    let r = send(
+        &c,
+        post("/door/unlock", Some(&token), &format!("csrf={csrf}")),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     users.remove("ada");
     users.save(&c.config.console.users).unwrap();
     let r = send(&c, get("/audit", Some(&token))).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
+
+/// The console served for real: TLS on a bound port (the self-signed certificate it makes),
+/// a TLS client that trusts that certificate, one request.
+#[tokio::test]
+async fn served_over_tls_with_its_self_signed_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = console();
+    let tls = facegate::console::tls::server_config(&c.config.console).unwrap();
+    let (cert, _) = c.config.console.tls_files();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = App::new(c.config.clone(), None);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(facegate::console::server::serve(
+        listener,
+        app,
+        Some(tls),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for der in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = connector.connect(name, tcp).await.unwrap();
+    stream
+        .write_all(b"GET /audit HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap_or_default();
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 303"), "{answer}");
+    assert!(answer.contains("location: /login"), "{answer}");
+    assert!(
+        answer.contains("strict-transport-security: max-age="),
+        "{answer}"
+    );
+
+    // Plain TCP to the TLS port gets no page.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    plain
+        .write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        plain.read_to_end(&mut got),
+    )
+    .await;
+    assert!(!String::from_utf8_lossy(&got).contains("HTTP/1.1 200"));
+
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[test]
+fn plain_http_only_on_loopback() {
+    let path = Path::new("config.toml");
+    let ok = Config::parse(
+        "[console]\nlisten = \"127.0.0.1:8080\"\ntls = false\n",
+        path,
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    let err =
+        Config::parse("[console]\nlisten = \"0.0.0.0:8080\"\ntls = false\n", path).unwrap_err();
+    assert!(err.to_string().contains("console.tls"), "{err}");
+    let err = Config::parse("[console]\nlisten = \"nowhere\"\n", path).unwrap_err();
+    assert!(err.to_string().contains("console.listen"), "{err}");
+    let err = Config::parse("[console]\ntls_cert = \"/x.pem\"\n", path).unwrap_err();
+    assert!(err.to_string().contains("tls_key"), "{err}");
 }

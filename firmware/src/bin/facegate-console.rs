@@ -69,7 +69,11 @@ fn run(args: Args) -> Result<()> {
             "{}: console settings OK ({} account(s), {})",
             args.config.display(),
             users.users.len(),
-            if c.tls { "HTTPS" } else { "plain HTTP on loopback" }
+            if c.tls {
+                "HTTPS"
+            } else {
+                "plain HTTP on loopback"
+            }
         );
         return Ok(());
     }
@@ -88,13 +92,18 @@ fn run(args: Args) -> Result<()> {
         notify.ready();
         tracing::info!(
             "console on {}://{addr}",
-            if tls_config.is_some() { "https" } else { "http" }
+            if tls_config.is_some() {
+                "https"
+            } else {
+                "http"
+            }
         );
         let stop = async {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return std::future::pending().await,
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => return std::future::pending().await,
+                };
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}

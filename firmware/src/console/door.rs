@@ -103,7 +103,8 @@ impl Door {
         stream.set_write_timeout(Some(ANSWER))?;
         let mut conn = BufReader::new(stream);
         if let Some(key) = &self.operator_key {
-            conn.get_mut().write_all(format!("operator {key}\n").as_bytes())?;
+            conn.get_mut()
+                .write_all(format!("operator {key}\n").as_bytes())?;
             let answer = ok(&read_line(&mut conn)?)?;
             if answer != "operator" {
                 return Err(protocol(answer));
@@ -130,7 +131,8 @@ impl Door {
         let mut conn = self.connect()?;
         send(&mut conn, "events", None)?;
         ok(&read_line(&mut conn)?)?;
-        conn.get_ref().set_read_timeout(Some(Duration::from_secs(30)))?;
+        conn.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(30)))?;
         loop {
             match read_line(&mut conn) {
                 Ok(line) if line.is_empty() => return Ok(()),
@@ -141,7 +143,10 @@ impl Door {
                 }
                 // Quiet for a while: ask the caller whether anyone still listens.
                 Err(DoorError::Io(e))
-                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
                 {
                     if !each("") {
                         return Ok(());
@@ -233,10 +238,7 @@ impl Door {
     /// `people add`: the id the person has.
     pub fn add_person(&self, person: &AddPerson, by: &str) -> Result<String, DoorError> {
         let json = serde_json::to_vec(person).map_err(|e| protocol(e.to_string()))?;
-        let answer = self.ask(
-            &format!("people add {} by {by}", json.len()),
-            Some(&json),
-        )?;
+        let answer = self.ask(&format!("people add {} by {by}", json.len()), Some(&json))?;
         answer
             .strip_prefix("added ")
             .map(str::to_owned)
@@ -265,7 +267,10 @@ impl Door {
             if batch.is_empty() {
                 return Ok(());
             }
-            let answer = self.ask(&format!("pictures dismiss {} by {by}", batch.join(",")), None)?;
+            let answer = self.ask(
+                &format!("pictures dismiss {} by {by}", batch.join(",")),
+                None,
+            )?;
             *done += answer
                 .strip_prefix("dismissed ")
                 .and_then(|n| n.parse::<usize>().ok())
@@ -326,9 +331,7 @@ fn ok(line: &str) -> Result<String, DoorError> {
     if let Some(rest) = line.strip_prefix("OK") {
         Ok(rest.trim_start().to_owned())
     } else if let Some(rest) = line.strip_prefix("ERR") {
-        Err(DoorError::Refused(
-            super::clean(rest.trim_start()),
-        ))
+        Err(DoorError::Refused(super::clean(rest.trim_start())))
     } else if line.is_empty() {
         Err(DoorError::Protocol("the door closed the connection".into()))
     } else {
@@ -342,7 +345,13 @@ mod tests {
     use std::os::unix::net::UnixListener;
 
     /// A door that answers each connection's lines with `answers` in turn and records them.
-    fn fake(answers: Vec<Vec<u8>>) -> (tempfile::TempDir, PathBuf, std::thread::JoinHandle<Vec<String>>) {
+    fn fake(
+        answers: Vec<Vec<u8>>,
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        std::thread::JoinHandle<Vec<String>>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sock");
         let listener = UnixListener::bind(&path).unwrap();
@@ -369,14 +378,19 @@ mod tests {
         let door = Door::new(&path, Some("k".repeat(32)));
         assert_eq!(door.picture(7).unwrap(), b"\x89PNG");
         let seen = t.join().unwrap();
-        assert_eq!(seen, vec![format!("operator {}", "k".repeat(32)), "picture 7".into()]);
+        assert_eq!(
+            seen,
+            vec![format!("operator {}", "k".repeat(32)), "picture 7".into()]
+        );
     }
 
     #[test]
     fn refusal_and_unknown_pictures() {
         let (_d, path, t) = fake(vec![b"ERR not allowed: wrong operator key\n".to_vec()]);
         let door = Door::new(&path, Some("x".repeat(32)));
-        assert!(matches!(door.status(), Err(DoorError::Refused(r)) if r.contains("wrong operator key")));
+        assert!(
+            matches!(door.status(), Err(DoorError::Refused(r)) if r.contains("wrong operator key"))
+        );
         t.join().unwrap();
         let (_d, path, t) = fake(vec![b"OK pictures 2\n9\n4\n".to_vec()]);
         let door = Door::new(&path, None);

@@ -44,6 +44,9 @@ pub struct Picture {
     pub embedding: Embedding,
 }
 
+/// Pictures embedded, and those that could not be, with why.
+pub type Embedded = (Vec<Picture>, Vec<(u64, String)>);
+
 /// The networks, loaded on first use.
 pub struct Faces {
     models: Option<PathBuf>,
@@ -55,7 +58,9 @@ pub struct Faces {
 
 impl std::fmt::Debug for Faces {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Faces").field("models", &self.models).finish()
+        f.debug_struct("Faces")
+            .field("models", &self.models)
+            .finish()
     }
 }
 
@@ -75,7 +80,10 @@ impl Faces {
     fn with<T>(&self, f: impl FnOnce(&mut Pipeline) -> T) -> Result<T, String> {
         let mut slot = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
-            *slot = Some(self.load().map_err(|e| format!("loading the face models: {e}"))?);
+            *slot = Some(
+                self.load()
+                    .map_err(|e| format!("loading the face models: {e}"))?,
+            );
         }
         let pipeline = slot.as_mut().ok_or("no pipeline")?;
         Ok(f(pipeline))
@@ -112,10 +120,7 @@ impl Faces {
 
     /// The embeddings of the door's pictures (aligned crops, PNG); a picture that cannot be
     /// read is left out with why.
-    pub fn embed_pictures(
-        &self,
-        pictures: &[(u64, Vec<u8>)],
-    ) -> Result<(Vec<Picture>, Vec<(u64, String)>), String> {
+    pub fn embed_pictures(&self, pictures: &[(u64, Vec<u8>)]) -> Result<Embedded, String> {
         self.with(|pipeline| {
             let mut ok = Vec::new();
             let mut failed = Vec::new();

@@ -146,11 +146,26 @@ mod tests {
         assert_eq!(parse_form(b"a=%zz"), Err(FormError::Invalid));
         assert_eq!(parse_form(b"a=%ff"), Err(FormError::Invalid));
         assert_eq!(parse_form(b"a=%4"), Err(FormError::Invalid));
-        assert_eq!(parse_form(&vec![b'a'; MAX_FORM + 1]), Err(FormError::TooLarge));
-        assert_eq!(cookie("x=1; __Host-facegate=abc ; y=2", "__Host-facegate"), Some("abc"));
+        assert_eq!(
+            parse_form(&vec![b'a'; MAX_FORM + 1]),
+            Err(FormError::TooLarge)
+        );
+        assert_eq!(
+            cookie("x=1; __Host-facegate=abc ; y=2", "__Host-facegate"),
+            Some("abc")
+        );
         assert_eq!(cookie("x=1", "__Host-facegate"), None);
         assert_eq!(seq("42"), Some(42));
-        for bad in ["", "..", "../x", "abc", "-1", "+1", "1.0", "99999999999999999999999"] {
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "abc",
+            "-1",
+            "+1",
+            "1.0",
+            "99999999999999999999999",
+        ] {
             assert_eq!(seq(bad), None, "{bad}");
         }
         assert_eq!(seqs("1,2,3", 3), Some(vec![1, 2, 3]));

@@ -131,7 +131,13 @@ pub struct PersonRow {
 }
 
 /// The people list with its search box.
-pub fn people(s: &Session, q: &str, rows: &[PersonRow], total: usize, error: Option<&str>) -> Markup {
+pub fn people(
+    s: &Session,
+    q: &str,
+    rows: &[PersonRow],
+    total: usize,
+    error: Option<&str>,
+) -> Markup {
     layout(
         "People",
         Some(s),
@@ -340,12 +346,7 @@ pub fn audit(
 }
 
 /// The review page: groups of unknown faces.
-pub fn review(
-    s: &Session,
-    groups: &[Vec<u64>],
-    people: &[PersonRow],
-    notes: &[String],
-) -> Markup {
+pub fn review(s: &Session, groups: &[Vec<u64>], people: &[PersonRow], notes: &[String]) -> Markup {
     layout(
         "Review unknown faces",
         Some(s),

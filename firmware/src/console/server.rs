@@ -115,10 +115,7 @@ pub struct App {
 impl App {
     /// The console for the door `config` describes, showing `operator_key` to the door.
     pub fn new(config: Config, operator_key: Option<String>) -> Arc<Self> {
-        let door = config
-            .control
-            .socket()
-            .map(|s| Door::new(s, operator_key));
+        let door = config.control.socket().map(|s| Door::new(s, operator_key));
         Arc::new(Self {
             users_path: config.console.users.clone(),
             users: Mutex::new(UsersCache {
@@ -244,7 +241,8 @@ fn status_page(code: StatusCode, text: &str) -> Response {
 
 /// The form of a POST, refused unless it carries the session's CSRF token.
 fn checked_form(s: &Session, body: &[u8]) -> Result<Form, Response> {
-    let form = forms::parse_form(body).map_err(|e| status_page(StatusCode::BAD_REQUEST, &e.to_string()))?;
+    let form = forms::parse_form(body)
+        .map_err(|e| status_page(StatusCode::BAD_REQUEST, &e.to_string()))?;
     csrf_ok(s, form.get("csrf"))?;
     Ok(form)
 }
@@ -301,10 +299,7 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// The headers every response carries.
-async fn security_headers(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
@@ -320,11 +315,19 @@ async fn security_headers(
 }
 
 async fn static_js() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], CONSOLE_JS).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        CONSOLE_JS,
+    )
+        .into_response()
 }
 
 async fn static_css() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CONSOLE_CSS).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        CONSOLE_CSS,
+    )
+        .into_response()
 }
 
 async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
@@ -340,12 +343,10 @@ struct Client(String);
 impl FromRequestParts<Arc<App>> for Client {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &Arc<App>) -> Result<Self, Self::Rejection> {
-        Ok(Client(
-            parts
-                .extensions
-                .get::<ClientAddr>()
-                .map_or_else(|| "unknown".to_owned(), |a| a.0.ip().to_string()),
-        ))
+        Ok(Client(parts.extensions.get::<ClientAddr>().map_or_else(
+            || "unknown".to_owned(),
+            |a| a.0.ip().to_string(),
+        )))
     }
 }
 
@@ -363,7 +364,10 @@ async fn login(State(app): State<Arc<App>>, Client(addr): Client, body: Bytes) -
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, "300")],
-            Html(pages::login(Some("Too many failed logins: try again in a few minutes.")).into_string()),
+            Html(
+                pages::login(Some("Too many failed logins: try again in a few minutes."))
+                    .into_string(),
+            ),
         )
             .into_response();
     }
@@ -379,13 +383,19 @@ async fn login(State(app): State<Arc<App>>, Client(addr): Client, body: Bytes) -
         Ok(Some(role)) => {
             app.limits.succeeded(&name);
             let Ok(token) = app.sessions.start(&name, role) else {
-                return status_page(StatusCode::INTERNAL_SERVER_ERROR, "no session could be made");
+                return status_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "no session could be made",
+                );
             };
             tracing::info!("{name} logged in from {addr}");
             let cookie = format!("{COOKIE}={token}; Secure; HttpOnly; SameSite=Strict; Path=/");
             (
                 StatusCode::SEE_OTHER,
-                [(header::LOCATION, "/".to_owned()), (header::SET_COOKIE, cookie)],
+                [
+                    (header::LOCATION, "/".to_owned()),
+                    (header::SET_COOKIE, cookie),
+                ],
             )
                 .into_response()
         }
@@ -401,7 +411,12 @@ async fn login(State(app): State<Arc<App>>, Client(addr): Client, body: Bytes) -
     }
 }
 
-async fn logout(State(app): State<Arc<App>>, Viewer(s): Viewer, headers: HeaderMap, body: Bytes) -> Response {
+async fn logout(
+    State(app): State<Arc<App>>,
+    Viewer(s): Viewer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = checked_form(&s, &body) {
         return r;
     }
@@ -416,7 +431,10 @@ async fn logout(State(app): State<Arc<App>>, Viewer(s): Viewer, headers: HeaderM
     let cookie = format!("{COOKIE}=; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     (
         StatusCode::SEE_OTHER,
-        [(header::LOCATION, "/login".to_owned()), (header::SET_COOKIE, cookie)],
+        [
+            (header::LOCATION, "/login".to_owned()),
+            (header::SET_COOKIE, cookie),
+        ],
     )
         .into_response()
 }
@@ -455,9 +473,7 @@ async fn api_events(State(app): State<Arc<App>>, Viewer(_): Viewer) -> Response 
             tx.blocking_send(line.to_owned()).is_ok()
         });
         if let Err(e) = result {
-            let _ = tx.blocking_send(
-                serde_json::json!({ "error": e.to_string() }).to_string(),
-            );
+            let _ = tx.blocking_send(serde_json::json!({ "error": e.to_string() }).to_string());
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
@@ -513,7 +529,12 @@ async fn api_live(State(app): State<Arc<App>>, Viewer(_): Viewer) -> Response {
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
         .map(|f| f.json.clone());
-    let error = app.live.error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let error = app
+        .live
+        .error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let frame: serde_json::Value = frame
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or(serde_json::Value::Null);
@@ -683,7 +704,11 @@ async fn rename(
     if crate::people::gallery::validate_id(&id).is_err() {
         return status_page(StatusCode::NOT_FOUND, "no such person");
     }
-    let Some(name) = form.get("name").and_then(forms::display_name).map(str::to_owned) else {
+    let Some(name) = form
+        .get("name")
+        .and_then(forms::display_name)
+        .map(str::to_owned)
+    else {
         return status_page(StatusCode::BAD_REQUEST, "a name has 1 to 100 characters");
     };
     let who = by(&s);
@@ -714,12 +739,21 @@ async fn remove(
 }
 
 async fn new_person_page(State(app): State<Arc<App>>, Admin(s): Admin) -> Response {
-    let people = gallery(&app).await.ok().flatten().map(|g| rows(&g)).unwrap_or_default();
+    let people = gallery(&app)
+        .await
+        .ok()
+        .flatten()
+        .map(|g| rows(&g))
+        .unwrap_or_default();
     Html(pages::new_person(&s, &people).into_string()).into_response()
 }
 
 /// The name and target of an enrolment form: a new person (a name), or an existing id.
-fn target(form_name: Option<&str>, form_id: Option<&str>, g: Option<&Gallery>) -> Result<(String, Option<String>), String> {
+fn target(
+    form_name: Option<&str>,
+    form_id: Option<&str>,
+    g: Option<&Gallery>,
+) -> Result<(String, Option<String>), String> {
     match form_id.filter(|i| !i.is_empty()) {
         Some(id) => {
             let p = g
@@ -744,11 +778,12 @@ async fn enrol_images(
     force: bool,
 ) -> Response {
     let faces = app.faces.clone();
-    let checked: Vec<Checked> = match tokio::task::spawn_blocking(move || faces.check(&images)).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return status_page(StatusCode::INTERNAL_SERVER_ERROR, &e),
-        Err(e) => return status_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
+    let checked: Vec<Checked> =
+        match tokio::task::spawn_blocking(move || faces.check(&images)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return status_page(StatusCode::INTERNAL_SERVER_ERROR, &e),
+            Err(e) => return status_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
     let good: Vec<NewFace> = checked
         .iter()
         .filter_map(|c| c.outcome.as_ref().ok())
@@ -872,7 +907,12 @@ fn time_bound(s: &str) -> Result<Option<String>, String> {
     let t = humantime::parse_rfc3339_weak(s)
         .or_else(|_| humantime::parse_rfc3339_weak(&format!("{s}T00:00:00")))
         .or_else(|_| humantime::parse_rfc3339(s))
-        .map_err(|_| format!("{:?} is not a time (2026-11-29T08:00:00Z) or a date (2026-11-29)", super::clean(s)))?;
+        .map_err(|_| {
+            format!(
+                "{:?} is not a time (2026-11-29T08:00:00Z) or a date (2026-11-29)",
+                super::clean(s)
+            )
+        })?;
     Ok(Some(humantime::format_rfc3339_millis(t).to_string()))
 }
 
@@ -932,7 +972,8 @@ fn read_audit(
             };
             let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
             let time = s("time");
-            if from.as_deref().is_some_and(|b| time < b) || to.as_deref().is_some_and(|b| time >= b) {
+            if from.as_deref().is_some_and(|b| time < b) || to.as_deref().is_some_and(|b| time >= b)
+            {
                 continue;
             }
             if !f.event.is_empty() && s("event") != f.event {
@@ -1042,7 +1083,10 @@ async fn audit_csv(
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"audit.csv\"",
+            ),
         ],
         out,
     )
@@ -1051,11 +1095,15 @@ async fn audit_csv(
 
 /// The embeddings of the pictures `seqs` (kept from earlier visits, else fetched from the door
 /// and embedded), and the pictures' PNG for those fetched now.
-async fn embedded(
-    app: &Arc<App>,
-    seqs: &[u64],
-    need_png: bool,
-) -> Result<(Vec<super::faces::Picture>, HashMap<u64, Vec<u8>>, Vec<String>), String> {
+/// Pictures embedded for the review: their embeddings, the PNGs fetched now, and notes on
+/// those that could not be had.
+struct Fetched {
+    pictures: Vec<super::faces::Picture>,
+    pngs: HashMap<u64, Vec<u8>>,
+    notes: Vec<String>,
+}
+
+async fn embedded(app: &Arc<App>, seqs: &[u64], need_png: bool) -> Result<Fetched, String> {
     let mut have = Vec::new();
     let mut missing = Vec::new();
     {
@@ -1071,8 +1119,10 @@ async fn embedded(
         }
     }
     let fetch = missing.clone();
-    let fetched: Vec<(u64, Result<Vec<u8>, DoorError>)> =
-        with_door(app, move |d| Ok(fetch.iter().map(|&s| (s, d.picture(s))).collect())).await?;
+    let fetched: Vec<(u64, Result<Vec<u8>, DoorError>)> = with_door(app, move |d| {
+        Ok(fetch.iter().map(|&s| (s, d.picture(s))).collect())
+    })
+    .await?;
     let mut notes = Vec::new();
     let mut pngs = HashMap::new();
     let mut to_embed = Vec::new();
@@ -1102,7 +1152,11 @@ async fn embedded(
         }
     }
     have.extend(new);
-    Ok((have, pngs, notes))
+    Ok(Fetched {
+        pictures: have,
+        pngs,
+        notes,
+    })
 }
 
 async fn review_page(State(app): State<Arc<App>>, Admin(s): Admin) -> Response {
@@ -1125,7 +1179,9 @@ async fn review_page(State(app): State<Arc<App>>, Admin(s): Admin) -> Response {
     }
     let seqs: Vec<u64> = seqs.into_iter().take(MAX_REVIEW).collect();
     let groups = match embedded(&app, &seqs, false).await {
-        Ok((pictures, _, n)) => {
+        Ok(Fetched {
+            pictures, notes: n, ..
+        }) => {
             notes.extend(n);
             let faces = app.faces.clone();
             match tokio::task::spawn_blocking(move || faces.group(&pictures)).await {
@@ -1136,7 +1192,12 @@ async fn review_page(State(app): State<Arc<App>>, Admin(s): Admin) -> Response {
         }
         Err(e) => return status_page(StatusCode::BAD_GATEWAY, &e),
     };
-    let people = gallery(&app).await.ok().flatten().map(|g| rows(&g)).unwrap_or_default();
+    let people = gallery(&app)
+        .await
+        .ok()
+        .flatten()
+        .map(|g| rows(&g))
+        .unwrap_or_default();
     Html(pages::review(&s, &groups, &people, &notes).into_string()).into_response()
 }
 
@@ -1150,7 +1211,11 @@ async fn add_from_pictures(
     id: Option<String>,
 ) -> Response {
     let used: Vec<u64> = seqs.iter().copied().take(MAX_FACES).collect();
-    let (pictures, pngs, mut notes) = match embedded(app, &used, true).await {
+    let Fetched {
+        pictures,
+        pngs,
+        mut notes,
+    } = match embedded(app, &used, true).await {
         Ok(x) => x,
         Err(e) => return status_page(StatusCode::BAD_GATEWAY, &e),
     };
@@ -1203,7 +1268,11 @@ async fn review_enrol(State(app): State<Arc<App>>, Admin(s): Admin, body: Bytes)
         Ok(v) => v,
         Err(r) => return r,
     };
-    let Some(name) = form.get("name").and_then(forms::display_name).map(str::to_owned) else {
+    let Some(name) = form
+        .get("name")
+        .and_then(forms::display_name)
+        .map(str::to_owned)
+    else {
         return status_page(StatusCode::BAD_REQUEST, "a name has 1 to 100 characters");
     };
     add_from_pictures(&app, &s, seqs, name, None).await
@@ -1279,10 +1348,13 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let service = tower::ServiceExt::map_request(router, move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                req
-            });
+            let service = tower::ServiceExt::map_request(
+                router,
+                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ClientAddr(peer));
+                    req
+                },
+            );
             let service = hyper_util::service::TowerToHyperService::new(service);
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(hyper_util::rt::TokioTimer::new())
@@ -1290,13 +1362,20 @@ pub async fn serve(
                 .max_buf_size(64 * 1024);
             let result = match acceptor {
                 Some(acceptor) => {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        _ => return,
-                    };
-                    http.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await
+                    let tls =
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            _ => return,
+                        };
+                    http.serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await
                 }
-                None => http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service).await,
+                None => {
+                    http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await
+                }
             };
             if let Err(e) = result {
                 tracing::debug!("connection from {peer}: {e}");

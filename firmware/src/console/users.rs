@@ -283,7 +283,9 @@ mod tests {
         let path = dir.path().join("users.toml");
         let mut users = Users::load(&path).unwrap();
         assert!(users.users.is_empty());
-        users.set("ada", Role::Admin, "correct horse battery").unwrap();
+        users
+            .set("ada", Role::Admin, "correct horse battery")
+            .unwrap();
         users.set("bob", Role::Viewer, "another long one").unwrap();
         users.save(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
@@ -314,7 +316,10 @@ mod tests {
         users.set("ok", Role::Admin, "long enough pass").unwrap();
         users.save(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(Users::load(&path), Err(ConsoleError::UsersFile(_))));
+        assert!(matches!(
+            Users::load(&path),
+            Err(ConsoleError::UsersFile(_))
+        ));
         assert!(Users::parse("[[user]]\nname = \"a\"\nrole = \"root\"\nhash = \"x\"\n").is_err());
         assert!(Users::parse("[[user]]\nname = \"a\"\nrole = \"admin\"\nhash = \"x\"\n").is_err());
     }
