@@ -584,3 +584,69 @@ fn plain_http_only_on_loopback() {
     let err = Config::parse("[console]\ntls_cert = \"/x.pem\"\n", path).unwrap_err();
     assert!(err.to_string().contains("tls_key"), "{err}");
 }
+
+/// `/api/events`: the door's audit lines as server-sent events, every browser fed by one
+/// `events` connection to the door.
+#[tokio::test]
+async fn events_reach_the_browser_as_server_sent_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("door.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let s = conn.unwrap();
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                assert_eq!(line, "events\n");
+                let w = r.get_mut();
+                w.write_all(b"OK events\n").unwrap();
+                for i in 0..50 {
+                    let ev =
+                        format!("{{\"seq\":{i},\"event\":\"grant\",\"identity\":\"ada-1\"}}\n");
+                    if w.write_all(ev.as_bytes()).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            });
+        }
+    });
+    let c = console_with(dir, &socket);
+    let (token, _) = login(&c, "bob", VIEWER_PW).await;
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        let res = c
+            .router
+            .clone()
+            .oneshot(get("/api/events", Some(&token)))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
+        bodies.push(res.into_body());
+    }
+    for body in &mut bodies {
+        let mut got = String::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !got.contains("data: {\"seq\"") {
+            let frame = tokio::time::timeout_at(deadline, body.frame())
+                .await
+                .expect("an event in time");
+            let frame = frame.unwrap().unwrap();
+            if let Some(d) = frame.data_ref() {
+                got.push_str(&String::from_utf8_lossy(d));
+            }
+        }
+        assert!(got.contains("\"identity\":\"ada-1\""), "{got}");
+    }
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one door connection for both"
+    );
+}

@@ -53,8 +53,12 @@ pub const MAX_UPLOAD: usize = 8 << 20;
 pub const MAX_PHOTOS: usize = 5;
 /// Connections served at once; more wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 64;
-/// Event streams (SSE) at once.
-pub const MAX_STREAMS: usize = 8;
+/// Event streams (SSE) at once (all fed by one connection to the door).
+pub const MAX_STREAMS: usize = 32;
+/// Requests to the door at once, besides the shared `events` and `view` connections.
+pub const DOOR_REQUESTS: usize = 3;
+/// Events kept for a browser that is slow to take them.
+const EVENT_BACKLOG: usize = 256;
 /// Audit lines a page.
 pub const AUDIT_PAGE: usize = 100;
 /// Lines a CSV export holds at most.
@@ -97,6 +101,12 @@ struct Live {
     running: AtomicBool,
 }
 
+/// The door's events, shared by every browser that follows them.
+struct EventHub {
+    tx: tokio::sync::broadcast::Sender<String>,
+    running: AtomicBool,
+}
+
 /// Everything the routes share.
 pub struct App {
     config: Config,
@@ -108,6 +118,8 @@ pub struct App {
     faces: Arc<Faces>,
     live: Arc<Live>,
     streams: Arc<Semaphore>,
+    events: Arc<EventHub>,
+    door_slots: Semaphore,
     hashing: Semaphore,
     embeddings: Mutex<HashMap<u64, crate::Embedding>>,
 }
@@ -129,6 +141,11 @@ impl App {
             faces: Arc::new(Faces::new(&config)),
             live: Arc::new(Live::default()),
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+            events: Arc::new(EventHub {
+                tx: tokio::sync::broadcast::channel(EVENT_BACKLOG).0,
+                running: AtomicBool::new(false),
+            }),
+            door_slots: Semaphore::new(DOOR_REQUESTS),
             hashing: Semaphore::new(2),
             embeddings: Mutex::new(HashMap::new()),
             config,
@@ -189,12 +206,14 @@ impl App {
     }
 }
 
-/// Runs `f` with the door on a blocking thread.
+/// Runs `f` with the door on a blocking thread, at most [`DOOR_REQUESTS`] at once (the door
+/// serves 8 connections in all; a page of pictures must not take them all).
 async fn with_door<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&Door) -> Result<T, DoorError> + Send + 'static,
 ) -> Result<T, String> {
     let door = app.door()?;
+    let _slot = app.door_slots.acquire().await.map_err(|e| e.to_string())?;
     tokio::task::spawn_blocking(move || f(&door).map_err(|e| e.to_string()))
         .await
         .map_err(|e| e.to_string())?
@@ -459,30 +478,52 @@ async fn api_events(State(app): State<Arc<App>>, Viewer(_): Viewer) -> Response 
     let Ok(permit) = app.streams.clone().try_acquire_owned() else {
         return status_page(StatusCode::SERVICE_UNAVAILABLE, "too many event streams");
     };
-    let door = match app.door() {
-        Ok(d) => d,
-        Err(e) => return status_page(StatusCode::BAD_GATEWAY, &e),
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let result = door.events(|line| {
-            if line.is_empty() {
-                return !tx.is_closed();
-            }
-            tx.blocking_send(line.to_owned()).is_ok()
-        });
-        if let Err(e) = result {
-            let _ = tx.blocking_send(serde_json::json!({ "error": e.to_string() }).to_string());
-        }
-    });
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let stream = tokio_stream::StreamExt::map(stream, |line| {
-        Ok::<_, std::convert::Infallible>(SseEvent::default().data(line))
+    let rx = app.events.tx.subscribe();
+    follow_events(&app);
+    let stream = tokio_stream::wrappers::BroadcastStream::new(rx);
+    // A browser that falls behind misses lines (it is told nothing: the audit page has them).
+    let stream = tokio_stream::StreamExt::filter_map(stream, move |line| {
+        let _held = &permit;
+        line.ok()
+            .map(|l| Ok::<_, std::convert::Infallible>(SseEvent::default().data(l)))
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// Follows the door's events on one connection for every browser that listens (the door
+/// serves few connections); stops once nobody listens.
+fn follow_events(app: &Arc<App>) {
+    let hub = app.events.clone();
+    if hub.running.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let door = app.door();
+    std::thread::spawn(move || loop {
+        let listening = || hub.tx.receiver_count() > 0;
+        let result = match &door {
+            Ok(door) => door
+                .events(|line| {
+                    if !line.is_empty() {
+                        let _ = hub.tx.send(line.to_owned());
+                    }
+                    listening()
+                })
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e) = result {
+            let _ = hub.tx.send(serde_json::json!({ "error": e }).to_string());
+            // Not again at once: the door may be restarting.
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        hub.running.store(false, Ordering::SeqCst);
+        // Someone came while this thread was leaving: go on for them.
+        if !listening() || hub.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+    });
 }
 
 /// Asks for the live view: starts watching the door if nobody does.
