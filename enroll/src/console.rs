@@ -96,6 +96,16 @@ fn user(cmd: &UserCommand, path: &Path) -> Result<ExitCode> {
             } else {
                 (facegate::console::auth::random_hex(12)?, true)
             };
+            // Before the console's first start its state folder is not there yet; systemd
+            // hands it (and this file) to the console's user when it starts the unit.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .with_context(|| dir.display().to_string())?;
+            }
             let existed = users.get(name).is_some();
             users.set(name, role, &password)?;
             users.save(path)?;

@@ -36,8 +36,8 @@ fn text(o: &Output) -> String {
 #[test]
 fn user_add_list_remove_and_fingerprint() {
     let dir = tempfile::tempdir().unwrap();
+    // Its folder is made (0700) by the first `user add`.
     let users = dir.path().join("console/users.toml");
-    std::fs::create_dir_all(users.parent().unwrap()).unwrap();
     let cfg = dir.path().join("config.toml");
     std::fs::write(
         &cfg,
@@ -61,6 +61,11 @@ fn user_add_list_remove_and_fingerprint() {
     assert!(o.status.success(), "{}", text(&o));
     let mode = std::fs::metadata(&users).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    let mode = std::fs::metadata(users.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
     let file = Users::load(&users).unwrap();
     assert_eq!(
         file.check("ada", "a long password").map(|u| u.role),

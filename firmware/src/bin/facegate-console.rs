@@ -59,12 +59,13 @@ fn run(args: Args) -> Result<()> {
     } else {
         Some(read_operator_key(&c.operator_key)?)
     };
-    let tls_config = if c.tls {
-        Some(tls::server_config(c)?)
-    } else {
-        None
-    };
+    let (cert, _) = c.tls_files();
     if args.check {
+        // Checked, never made here: a certificate made by root at --check would be one the
+        // console's user cannot read.
+        if c.tls && !(c.self_signed() && !cert.exists()) {
+            tls::server_config(c)?;
+        }
         println!(
             "{}: console settings OK ({} account(s), {})",
             args.config.display(),
@@ -77,6 +78,11 @@ fn run(args: Args) -> Result<()> {
         );
         return Ok(());
     }
+    let tls_config = if c.tls {
+        Some(tls::server_config(c)?)
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(32)

@@ -89,7 +89,7 @@ pub fn live(s: &Session, status: Result<String, String>) -> Markup {
             h2 { "Door" }
             @match &status {
                 Ok(json) => { pre #status { (pretty(json)) } }
-                Err(e) => { p.error #status { "The door cannot be reached: " (e) } }
+                Err(e) => { p.error #status { (e) } }
             }
             @if s.role == Role::Admin {
                 div.controls {
