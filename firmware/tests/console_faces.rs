@@ -323,3 +323,103 @@ async fn review_groups_unknown_faces_and_enrols_or_dismisses_a_group() {
         .iter()
         .any(|(l, _)| l == "pictures dismiss 12 by ada@console"));
 }
+
+fn multipart(token: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Request<Body> {
+    let boundary = "facegateBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, file, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Request::post("/people/upload")
+        .header(header::COOKIE, format!("__Host-facegate={token}"))
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn enrols_from_uploaded_photos_with_the_csrf_token_only() {
+    let c = console(Vec::new(), HashMap::new()).await;
+    let photo = std::fs::read(fixture("obama2.jpg")).unwrap();
+    let csrf = c.csrf.clone();
+    // No token, a wrong one: refused before anything is looked at.
+    for token in [None, Some("0".repeat(64))] {
+        let mut parts: Vec<(&str, Option<&str>, &[u8])> =
+            vec![("name", None, b"Barack"), ("photo", Some("b.jpg"), &photo)];
+        if let Some(t) = &token {
+            parts.insert(0, ("csrf", None, t.as_bytes()));
+        }
+        let res = c
+            .router
+            .clone()
+            .oneshot(multipart(&c.token, &parts))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+    // Over 8 MiB: refused.
+    let big = vec![0u8; 9 << 20];
+    let res = c
+        .router
+        .clone()
+        .oneshot(multipart(
+            &c.token,
+            &[
+                ("csrf", None, csrf.as_bytes()),
+                ("photo", Some("big.jpg"), &big),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(!c
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(l, _)| l.starts_with("people add")));
+
+    let res = c
+        .router
+        .clone()
+        .oneshot(multipart(
+            &c.token,
+            &[
+                ("csrf", None, csrf.as_bytes()),
+                ("name", None, b"Barack"),
+                ("photo", Some("b.jpg"), &photo),
+                ("photo", Some("not-a-photo.jpg"), b"hello"),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = body(res).await;
+    assert!(page.contains("Enrolled as new-person"), "{page}");
+    assert!(
+        page.contains("not-a-photo.jpg") && page.contains("not used"),
+        "{page}"
+    );
+    let seen = c.seen.lock().unwrap().clone();
+    let (_, payload) = seen
+        .iter()
+        .find(|(l, _)| l.starts_with("people add"))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    assert_eq!(v["name"], "Barack");
+    assert_eq!(v["faces"].as_array().unwrap().len(), 1);
+}
