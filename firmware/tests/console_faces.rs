@@ -103,13 +103,26 @@ async fn console(snapshot: Vec<u8>, pictures: HashMap<u64, Vec<u8>>) -> Console 
     config.control.socket = dir.path().join("door.sock");
     let seen = fake_door(&config.control.socket, snapshot, pictures);
     let router = router(App::new(config, None));
+    let page = router
+        .clone()
+        .oneshot(Request::get("/login").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let login = page.headers()[header::SET_COOKIE].to_str().unwrap()
+        ["__Host-facegate-login=".len()..][..64]
+        .to_owned();
     let res = router
         .clone()
-        .oneshot(form(
-            "/login",
-            None,
-            &format!("name=ada&password={}", PW.replace(' ', "+")),
-        ))
+        .oneshot(
+            Request::post("/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, format!("__Host-facegate-login={login}"))
+                .body(Body::from(format!(
+                    "name=ada&password={}&login={login}",
+                    PW.replace(' ', "+")
+                )))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);

@@ -84,17 +84,39 @@ fn post(path: &str, cookie: Option<&str>, form: &str) -> Request<Body> {
     b.body(Body::from(form.to_owned())).unwrap()
 }
 
+/// A login POST as a browser sends it: with the login form's cookie and token (from a GET of
+/// /login first).
+async fn login_post(c: &Console, form: &str) -> Request<Body> {
+    let page = send(c, get("/login", None)).await;
+    let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+    let token = cookie
+        .strip_prefix("__Host-facegate-login=")
+        .and_then(|r| r.split(';').next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+    );
+    assert!(page
+        .body
+        .contains(&format!("name=\"login\" value=\"{token}\"")));
+    Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("__Host-facegate-login={token}"))
+        .body(Body::from(format!("{form}&login={token}")))
+        .unwrap()
+}
+
 /// Logs in; the session token and its CSRF token.
 async fn login(c: &Console, name: &str, password: &str) -> (String, String) {
-    let r = send(
+    let req = login_post(
         c,
-        post(
-            "/login",
-            None,
-            &format!("name={name}&password={}", password.replace(' ', "+")),
-        ),
+        &format!("name={name}&password={}", password.replace(' ', "+")),
     )
     .await;
+    let r = send(c, req).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let cookie = r.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
     assert!(cookie.contains("Secure"), "{cookie}");
@@ -258,23 +280,23 @@ async fn posts_without_the_right_csrf_token_are_refused() {
 #[tokio::test]
 async fn wrong_passwords_are_refused_and_rate_limited() {
     let c = console();
-    let r = send(&c, post("/login", None, "name=ada&password=wrong+password")).await;
+    let req = login_post(&c, "name=ada&password=wrong+password").await;
+    let r = send(&c, req).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.headers.get(header::SET_COOKIE).is_none());
-    let r = send(
-        &c,
-        post("/login", None, "name=nobody&password=wrong+password"),
-    )
-    .await;
+    let req = login_post(&c, "name=nobody&password=wrong+password").await;
+    let r = send(&c, req).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     for _ in 2..MAX_FAILURES {
-        let r = send(&c, post("/login", None, "name=ada&password=wrong+password")).await;
+        let req = login_post(&c, "name=ada&password=wrong+password").await;
+        let r = send(&c, req).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     // The limit is reached (per client address: these requests have none, so one shared key),
     // and then even the right password is answered 429.
     let right = format!("name=ada&password={}", ADMIN_PW.replace(' ', "+"));
-    let r = send(&c, post("/login", None, &right)).await;
+    let req = login_post(&c, &right).await;
+    let r = send(&c, req).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert_headers(&r, "429");
     assert!(r.headers.get(header::SET_COOKIE).is_none());
@@ -284,27 +306,27 @@ async fn wrong_passwords_are_refused_and_rate_limited() {
 async fn login_is_limited_per_user_across_addresses() {
     let c = console();
     for i in 0..MAX_FAILURES {
-        let mut req = post("/login", None, "name=bob&password=wrong+password");
+        let mut req = login_post(&c, "name=bob&password=wrong+password").await;
         let addr: std::net::SocketAddr = format!("10.0.0.{}:5000", i + 1).parse().unwrap();
         req.extensions_mut()
             .insert(facegate::console::server::ClientAddr(addr));
         assert_eq!(send(&c, req).await.status, StatusCode::UNAUTHORIZED);
     }
-    let mut req = post(
-        "/login",
-        None,
+    let mut req = login_post(
+        &c,
         &format!("name=bob&password={}", VIEWER_PW.replace(' ', "+")),
-    );
+    )
+    .await;
     let addr: std::net::SocketAddr = "10.0.0.99:5000".parse().unwrap();
     req.extensions_mut()
         .insert(facegate::console::server::ClientAddr(addr));
     assert_eq!(send(&c, req).await.status, StatusCode::TOO_MANY_REQUESTS);
     // Another user from another address still logs in.
-    let mut req = post(
-        "/login",
-        None,
+    let mut req = login_post(
+        &c,
         &format!("name=ada&password={}", ADMIN_PW.replace(' ', "+")),
-    );
+    )
+    .await;
     let addr: std::net::SocketAddr = "10.0.1.1:5000".parse().unwrap();
     req.extensions_mut()
         .insert(facegate::console::server::ClientAddr(addr));
@@ -649,4 +671,28 @@ async fn events_reach_the_browser_as_server_sent_events() {
         1,
         "one door connection for both"
     );
+}
+
+#[tokio::test]
+async fn login_needs_the_login_forms_own_token() {
+    let c = console();
+    let right = format!("name=ada&password={}", ADMIN_PW.replace(' ', "+"));
+    // Without the login form's cookie and token (another site's form), or with a token that is
+    // not the cookie's: refused, and no session.
+    let r = send(&c, post("/login", None, &right)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    let forged = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            header::COOKIE,
+            format!("__Host-facegate-login={}", "a".repeat(64)),
+        )
+        .body(Body::from(format!("{right}&login={}", "b".repeat(64))))
+        .unwrap();
+    let r = send(&c, forged).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    let req = login_post(&c, &right).await;
+    assert_eq!(send(&c, req).await.status, StatusCode::SEE_OTHER);
 }

@@ -47,14 +47,15 @@ pub fn csrf(s: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(s.csrf); }
 }
 
-/// The login page, with an optional message.
-pub fn login(message: Option<&str>) -> Markup {
+/// The login page, with an optional message and the login form's token (no login CSRF).
+pub fn login(message: Option<&str>, token: &str) -> Markup {
     layout(
         "Log in",
         None,
         html! {
             @if let Some(m) = message { p.error { (m) } }
             form method="post" action="/login" {
+                input type="hidden" name="login" value=(token);
                 label { "Name " input type="text" name="name" autocomplete="username" required maxlength="32"; }
                 label { "Password " input type="password" name="password" autocomplete="current-password" required maxlength="256"; }
                 button type="submit" { "Log in" }

@@ -81,6 +81,9 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 const CONSOLE_JS: &str = include_str!("static/console.js");
 const CONSOLE_CSS: &str = include_str!("static/console.css");
 
+/// The login form's cookie (its token is also in the form).
+pub const LOGIN_COOKIE: &str = "__Host-facegate-login";
+
 /// The client's address, put on each request by the server loop (the login rate limit's key).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
@@ -353,7 +356,27 @@ async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
     if app.session(&headers).is_some() {
         return Redirect::to("/").into_response();
     }
-    Html(pages::login(None).into_string()).into_response()
+    // The login form's own token, in a cookie and in the form (double submit): another site
+    // cannot log a browser in to an account of its choosing.
+    let Ok(token) = auth::random_hex(32) else {
+        return status_page(StatusCode::INTERNAL_SERVER_ERROR, "no randomness");
+    };
+    let cookie =
+        format!("{LOGIN_COOKIE}={token}; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=3600");
+    (
+        [(header::SET_COOKIE, cookie)],
+        Html(pages::login(None, &token).into_string()),
+    )
+        .into_response()
+}
+
+/// The value of cookie `name` in the request.
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| forms::cookie(h, name))
 }
 
 /// The client's IP address as text ("unknown" without one: in-process tests).
@@ -369,9 +392,23 @@ impl FromRequestParts<Arc<App>> for Client {
     }
 }
 
-async fn login(State(app): State<Arc<App>>, Client(addr): Client, body: Bytes) -> Response {
+async fn login(
+    State(app): State<Arc<App>>,
+    Client(addr): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok(form) = forms::parse_form(&body) else {
         return status_page(StatusCode::BAD_REQUEST, "the form is not valid");
+    };
+    let token = match (form.get("login"), cookie_value(&headers, LOGIN_COOKIE)) {
+        (Some(f), Some(c)) if f.len() == 64 && auth::same(f, c) => f.to_owned(),
+        _ => {
+            return status_page(
+                StatusCode::FORBIDDEN,
+                "the login form is out of date: reload the page",
+            )
+        }
     };
     let name = form.get("name").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("").to_owned();
@@ -384,8 +421,11 @@ async fn login(State(app): State<Arc<App>>, Client(addr): Client, body: Bytes) -
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, "300")],
             Html(
-                pages::login(Some("Too many failed logins: try again in a few minutes."))
-                    .into_string(),
+                pages::login(
+                    Some("Too many failed logins: try again in a few minutes."),
+                    &token,
+                )
+                .into_string(),
             ),
         )
             .into_response();
@@ -423,7 +463,7 @@ async fn login(State(app): State<Arc<App>>, Client(addr): Client, body: Bytes) -
             tracing::warn!("failed login for {} from {addr}", super::clean(&name));
             (
                 StatusCode::UNAUTHORIZED,
-                Html(pages::login(Some("Wrong name or password.")).into_string()),
+                Html(pages::login(Some("Wrong name or password."), &token).into_string()),
             )
                 .into_response()
         }
