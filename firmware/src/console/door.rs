@@ -397,4 +397,59 @@ mod tests {
         assert_eq!(door.unknown_pictures().unwrap(), vec![9, 4]);
         assert_eq!(t.join().unwrap(), vec!["pictures unknown".to_string()]);
     }
+
+    #[test]
+    fn view_frames_and_add_person() {
+        let mut answer = b"OK view\n".to_vec();
+        for seq in 1..=2 {
+            answer.extend_from_slice(
+                format!("frame {{\"seq\":{seq},\"at_ms\":1,\"width\":4,\"height\":2,\"jpeg\":3,\"faces\":[]}}\n").as_bytes(),
+            );
+            answer.extend_from_slice(b"\xff\xd8\xff");
+        }
+        let (_d, path, t) = fake(vec![answer]);
+        let door = Door::new(&path, None);
+        let mut frames = Vec::new();
+        door.view(|f| {
+            frames.push(f);
+            frames.len() < 2
+        })
+        .unwrap();
+        assert_eq!(frames.len(), 2);
+        assert!(frames[1].json.contains("\"seq\":2"));
+        assert_eq!(frames[1].jpeg, b"\xff\xd8\xff");
+        assert_eq!(t.join().unwrap(), vec!["view".to_string()]);
+
+        // A frame that announces an oversized JPEG is refused, not allocated.
+        let big = format!("OK view\nframe {{\"jpeg\":{}}}\n", MAX_FRAME + 1).into_bytes();
+        let (_d, path, t) = fake(vec![big]);
+        assert!(matches!(
+            Door::new(&path, None).view(|_| true),
+            Err(DoorError::Protocol(_))
+        ));
+        t.join().unwrap();
+
+        let (_d, path, t) = fake(vec![b"OK added ada-2\n".to_vec()]);
+        let person = AddPerson {
+            name: "Ada".into(),
+            id: None,
+            faces: vec![NewFace {
+                embedding: vec![0.5; 4],
+                crop_png: "iVBO".into(),
+            }],
+            force: false,
+            from_pictures: vec![7],
+        };
+        assert_eq!(
+            Door::new(&path, None)
+                .add_person(&person, "ada@console")
+                .unwrap(),
+            "ada-2"
+        );
+        let seen = t.join().unwrap();
+        assert!(
+            seen[0].starts_with("people add ") && seen[0].ends_with(" by ada@console"),
+            "{seen:?}"
+        );
+    }
 }
