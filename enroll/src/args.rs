@@ -1,7 +1,7 @@
 //! The command line of `facegate`: every subcommand, flag and argument, with the doc comments
 //! that are its `--help` text. The commands themselves live in their own modules.
 
-use crate::{audit, credential, door, policy, site};
+use crate::{audit, console, credential, door, policy, site};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -207,6 +207,12 @@ pub enum Command {
         /// The door's control socket (default: the door config's `[control] socket`).
         #[arg(long, global = true, value_name = "PATH")]
         socket: Option<PathBuf>,
+    },
+    /// The web console's accounts (`user add|remove|list`) and its certificate's fingerprint.
+    /// The accounts file is the config's `[console] users`.
+    Console {
+        #[command(subcommand)]
+        cmd: console::ConsoleCommand,
     },
 }
 

@@ -20,6 +20,7 @@ mod args;
 mod audit;
 mod bench;
 mod calibrate;
+mod console;
 mod credential;
 mod door;
 mod enrol;
@@ -66,6 +67,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return door::run(cmd, socket.as_deref(), g.config.as_deref())
         }
         Command::Keygen { key } => return site::keygen(key),
+        Command::Console { cmd } => return console::run(cmd, g.config.as_deref()),
         Command::Remote {
             action,
             door,
@@ -297,6 +299,7 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
         | Command::Reembed { .. }
         | Command::Audit { .. }
         | Command::Door { .. }
+        | Command::Console { .. }
         | Command::Keygen { .. }
         | Command::Publish { .. }
         | Command::Remote { .. } => unreachable!("handled in run"),

@@ -77,6 +77,86 @@ pub struct Config {
     pub performance: crate::cores::PerformanceConfig,
     /// `[control]`: the door's local control API (a Unix socket).
     pub control: crate::door::control_api::ControlConfig,
+    /// `[console]`: the web console (`facegate-console`, its own process; the door ignores it).
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: the web console's settings. Read by `facegate-console` and the CLI's
+/// `facegate console ...`; the door never uses them (so a reload or restart of the door does not
+/// care), but they are checked with the rest so that a typo is found by `facegated --check` too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Address and port the console listens on (HTTPS).
+    pub listen: String,
+    /// The console's accounts (TOML, argon2id hashes; 0600, written by `facegate console user`).
+    pub users: PathBuf,
+    /// The TLS certificate chain (PEM); empty: a self-signed one made at first start in
+    /// `<users' folder>/tls/cert.pem`.
+    pub tls_cert: PathBuf,
+    /// The TLS private key (PEM); empty with `tls_cert` empty: `<users' folder>/tls/key.pem`.
+    pub tls_key: PathBuf,
+    /// The operator key the console shows the door (`[control] operator_key` of the door);
+    /// empty: none (the console then has only what its user's role allows).
+    pub operator_key: PathBuf,
+    /// `false`: plain HTTP, allowed only on a loopback address (tests, or behind a local proxy).
+    pub tls: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8443".into(),
+            users: "/var/lib/facegate-console/users.toml".into(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            operator_key: "/etc/facegate/console.key".into(),
+            tls: true,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The address to listen on, or what is wrong with `listen` and `tls`.
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, (&'static str, String)> {
+        let addr: std::net::SocketAddr = self.listen.parse().map_err(|_| {
+            (
+                "console.listen",
+                format!(
+                    "{:?} is not ADDRESS:PORT (e.g. \"0.0.0.0:8443\")",
+                    self.listen
+                ),
+            )
+        })?;
+        if !self.tls && !addr.ip().is_loopback() {
+            return Err((
+                "console.tls",
+                format!(
+                    "plain HTTP (tls = false) only on a loopback address, not {addr}: passwords and session cookies would cross the network in clear"
+                ),
+            ));
+        }
+        Ok(addr)
+    }
+
+    /// The certificate and key files: the configured ones, or the self-signed pair's place.
+    pub fn tls_files(&self) -> (PathBuf, PathBuf) {
+        if self.tls_cert.as_os_str().is_empty() && self.tls_key.as_os_str().is_empty() {
+            let dir = self
+                .users
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join("tls");
+            (dir.join("cert.pem"), dir.join("key.pem"))
+        } else {
+            (self.tls_cert.clone(), self.tls_key.clone())
+        }
+    }
+
+    /// Whether the certificate is the console's own self-signed one (made when missing).
+    pub fn self_signed(&self) -> bool {
+        self.tls_cert.as_os_str().is_empty() && self.tls_key.as_os_str().is_empty()
+    }
 }
 
 pub use crate::paths::{DEFAULT_AUDIT, DEFAULT_CONFIG, DEFAULT_GALLERY};
@@ -317,6 +397,17 @@ impl Config {
         }
         if let Some((key, problem)) = self.liveness.nir.as_ref().and_then(|n| n.problem()) {
             return bad(key, problem);
+        }
+        if let Err((key, problem)) = self.console.listen_addr() {
+            return bad(key, problem);
+        }
+        if self.console.tls_cert.as_os_str().is_empty()
+            != self.console.tls_key.as_os_str().is_empty()
+        {
+            return bad(
+                "console.tls_cert with console.tls_key",
+                "give both (your own certificate) or neither (a self-signed one)".into(),
+            );
         }
         let fps = f64::from(self.camera.fps);
         let span = f64::from(r.frames.saturating_sub(1)) / fps;

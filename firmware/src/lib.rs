@@ -11,7 +11,8 @@
 //! - [`door`]: the relay and its timer, the real-time parts, the local control API;
 //! - [`daemon`]: the door's loop ([`daemon::run`]), which ties them together;
 //! - beside them: [`records`] (audit log, rotation), [`panel`] (reader mode: Wiegand, OSDP),
-//!   [`site`] (the MQTT site link), [`config`] (assembles every part's settings), [`control`]
+//!   [`site`] (the MQTT site link), `console` (the web console's code, feature `console`, never
+//!   linked by the door), [`config`] (assembles every part's settings), [`control`]
 //!   (requests to the running daemon), and at the bottom [`hal`] (the hardware traits),
 //!   [`camera`], [`fs`], [`paths`]; [`drivers`] (V4L2, GPIO, rpicam, sd_notify) implement the
 //!   traits for the real device.
@@ -21,6 +22,8 @@ pub mod access;
 pub mod bench;
 pub mod camera;
 pub mod config;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod control;
 pub mod cores;
 pub mod daemon;

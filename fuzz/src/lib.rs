@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("control", control),
     ("site", site),
+    ("console", console),
 ];
 
 /// libFuzzer's panic hook aborts on every panic, even one the code under test catches: the
@@ -301,4 +302,55 @@ pub fn site(data: &[u8]) {
             }
         }
     });
+}
+
+/// What the web console parses from a browser or its own files (`facegate::console::forms`,
+/// the users file): the first byte picks the parser, the rest is its input.
+pub fn console(data: &[u8]) {
+    use facegate::console::forms;
+    use facegate::console::users::{valid_name, Users};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    match which % 6 {
+        0 => {
+            if let Ok(form) = forms::parse_form(rest) {
+                assert!(rest.len() <= forms::MAX_FORM);
+                assert!(form.0.len() <= forms::MAX_FIELDS);
+            }
+        }
+        1 => {
+            if let Some(v) = forms::cookie(&text, "__Host-facegate") {
+                assert!(!v.contains(';'));
+                assert!(text.contains(v));
+            }
+        }
+        2 => {
+            if let Ok(users) = Users::parse(&text) {
+                for u in &users.users {
+                    assert!(valid_name(&u.name), "{:?}", u.name);
+                }
+            }
+        }
+        3 => {
+            if let Some(n) = forms::seq(&text) {
+                assert!(text.bytes().all(|b| b.is_ascii_digit()));
+                assert_eq!(n.to_string().trim_start_matches('0'), text.trim_start_matches('0'));
+            }
+            if let Some(v) = forms::seqs(&text, 100) {
+                assert!(!v.is_empty() && v.len() <= 100);
+            }
+        }
+        4 => {
+            let cell = forms::csv_cell(&text);
+            let bare = cell.strip_prefix('"').unwrap_or(&cell);
+            assert!(!bare.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?}");
+        }
+        _ => {
+            if let Some(n) = forms::display_name(&text) {
+                assert!(!n.is_empty() && !n.chars().any(char::is_control));
+            }
+        }
+    }
 }

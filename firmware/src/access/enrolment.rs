@@ -14,7 +14,7 @@ use crate::people::gallery::Enrolment;
 use crate::vision::align::Aligner;
 use crate::vision::detect::BBox;
 use crate::vision::quality::{measure, Measures, QualityParams};
-use crate::{decode_file, DecodeError, Face, Pipeline, PipelineError};
+use crate::{decode_file, DecodeError, Face, Pipeline, PipelineError, RgbImage};
 use std::path::{Path, PathBuf};
 
 /// Faces smaller than this (pixels, shorter box side) are enrolled only with a warning, and
@@ -226,12 +226,23 @@ pub fn enrolment_face_with(
     photo: &Path,
     checks: Checks,
 ) -> Result<EnrolmentFace, EnrolError> {
-    let strict = checks == Checks::Strict;
     let img = decode_file(photo).map_err(|source| EnrolError::Decode {
         path: photo.to_owned(),
         source,
     })?;
-    let faces = pipeline.faces(&img)?;
+    enrolment_face_in(pipeline, &img, photo, checks)
+}
+
+/// [`enrolment_face_with`] of an image already decoded (a door camera snapshot, an upload);
+/// `photo` names it in errors.
+pub fn enrolment_face_in(
+    pipeline: &mut Pipeline,
+    img: &RgbImage,
+    photo: &Path,
+    checks: Checks,
+) -> Result<EnrolmentFace, EnrolError> {
+    let strict = checks == Checks::Strict;
+    let faces = pipeline.faces(img)?;
     let Some(main) = faces.first() else {
         return Err(EnrolError::NoFace {
             path: photo.to_owned(),
@@ -286,7 +297,7 @@ pub fn enrolment_face_with(
         warnings.push(EnrolWarning::Small { size });
     }
     // The chip was made once for the embedding already; making it again is cheap next to that.
-    if let Some(chip) = pipeline.align(&img, &main.detection) {
+    if let Some(chip) = pipeline.align(img, &main.detection) {
         let measures = measure(
             &chip,
             &pipeline.embedder_spec().template,
@@ -312,7 +323,7 @@ pub fn enrolment_face_with(
         }
     }
     // The pipeline aligned this face already, so its landmarks are not degenerate.
-    let crop = FaceCrop::cut(&mut Aligner::default(), &img, &main.detection.landmarks).ok_or_else(
+    let crop = FaceCrop::cut(&mut Aligner::default(), img, &main.detection.landmarks).ok_or_else(
         || EnrolError::NoFace {
             path: photo.to_owned(),
         },

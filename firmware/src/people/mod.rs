@@ -2,6 +2,7 @@
 //! enrolment, card credentials, per-person access policies, and moving a gallery to another
 //! network (re-embedding, and `embedder = "auto"` following the gallery).
 
+pub mod cluster;
 pub mod credential;
 pub mod crops;
 pub mod gallery;
