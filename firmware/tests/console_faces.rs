@@ -184,7 +184,10 @@ async fn enrols_from_the_door_camera_with_embeddings_and_crops() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let page = body(res).await;
-    assert!(page.contains("Enrolled as new-person"), "{page}");
+    assert!(
+        page.contains("id=\"enrolled\" data-id=\"new-person\""),
+        "{page}"
+    );
     let seen = c.seen.lock().unwrap().clone();
     let snapshots = seen.iter().filter(|(l, _)| l == "snapshot").count();
     assert_eq!(snapshots, 5, "{seen:?}");
@@ -301,7 +304,10 @@ async fn review_groups_unknown_faces_and_enrols_or_dismisses_a_group() {
         .await
         .unwrap();
     let page = body(res).await;
-    assert!(page.contains("Enrolled as new-person"), "{page}");
+    assert!(
+        page.contains("id=\"enrolled\" data-id=\"new-person\""),
+        "{page}"
+    );
     let seen = c.seen.lock().unwrap().clone();
     let (_, payload) = seen
         .iter()
@@ -422,7 +428,10 @@ async fn enrols_from_uploaded_photos_with_the_csrf_token_only() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let page = body(res).await;
-    assert!(page.contains("Enrolled as new-person"), "{page}");
+    assert!(
+        page.contains("id=\"enrolled\" data-id=\"new-person\""),
+        "{page}"
+    );
     assert!(
         page.contains("not-a-photo.jpg") && page.contains("not used"),
         "{page}"

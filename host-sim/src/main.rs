@@ -72,6 +72,27 @@ enum Command {
         /// Where to write the demo's scenario, gallery and audit log (default: ./facegate-demo).
         #[arg(long, value_name = "DIR", default_value = "facegate-demo")]
         workdir: PathBuf,
+        /// The door at work with its web console instead: the real daemon in real time on a
+        /// camera that loops through an employee, two strangers and empty frames, and the
+        /// console beside it; prints `console: URL USER PASSWORD`, runs until Ctrl-C.
+        #[arg(long)]
+        console: bool,
+        /// With --console: where the console listens.
+        #[arg(
+            long,
+            value_name = "ADDRESS:PORT",
+            default_value = "127.0.0.1:8443",
+            requires = "console"
+        )]
+        listen: String,
+        /// With --console: how long the door's camera loop plays, in minutes.
+        #[arg(
+            long,
+            value_name = "MINUTES",
+            default_value_t = 60.0,
+            requires = "console"
+        )]
+        minutes: f64,
     },
 }
 
@@ -107,7 +128,16 @@ fn main() -> ExitCode {
             workdir,
             quiet,
         ),
-        Command::Demo { fixtures, workdir } => demo(fixtures, &workdir),
+        Command::Demo {
+            fixtures,
+            workdir,
+            console: true,
+            listen,
+            minutes,
+        } => console_demo(fixtures, &workdir, &listen, minutes),
+        Command::Demo {
+            fixtures, workdir, ..
+        } => demo(fixtures, &workdir),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -309,6 +339,46 @@ fn line(e: &Event) -> String {
         EventKind::Stop => format!("door daemon stopped: {}", e.reason.as_deref().unwrap_or("")),
         other => format!("{other:?} {}", e.reason.as_deref().unwrap_or("")),
     }
+}
+
+/// `demo --console`: the door at work and its console until Ctrl-C (or the loop's end).
+fn console_demo(
+    fixtures: Option<PathBuf>,
+    workdir: &Path,
+    listen: &str,
+    minutes: f64,
+) -> Result<bool> {
+    let fx = fixtures.unwrap_or_else(fixtures_dir);
+    for name in facegate_sim::at_work::PHOTOS {
+        require(&fx.join(name)).with_context(|| {
+            format!(
+                "test photo missing: run `python3 scripts/fetch_fixtures.py` first (looked in {})",
+                fx.display()
+            )
+        })?;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let door = facegate_sim::at_work::ConsoleDoor::start(&fx, workdir, listen, minutes)?;
+    println!("console: {} {} {}", door.url, door.admin.0, door.admin.1);
+    println!(
+        "  (viewer: {} {}; a self-signed certificate: the browser asks once. The camera loops \
+         through Barack Obama, enrolled, and two strangers: enrol one from the door camera \
+         (People, Add), the other from Review. Ctrl-C stops.)",
+        door.viewer.0, door.viewer.1
+    );
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) && !door.door_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let report = door.stop()?;
+    eprintln!(
+        "door stopped: {} grants, {} denials",
+        report.grants().len(),
+        report.of(EventKind::Deny).len()
+    );
+    Ok(true)
 }
 
 fn demo(fixtures: Option<PathBuf>, workdir: &Path) -> Result<bool> {

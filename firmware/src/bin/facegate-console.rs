@@ -78,45 +78,26 @@ fn run(args: Args) -> Result<()> {
         );
         return Ok(());
     }
-    let tls_config = if c.tls {
-        Some(tls::server_config(c)?)
-    } else {
-        None
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
+    let scheme = if c.tls { "https" } else { "http" };
+    let mut notify = SdNotify::from_env();
+    // SIGTERM (systemd's stop) or Ctrl-C ends the server; the runtime is the console's own.
+    let stop = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(32)
-        .enable_all()
-        .build()
-        .context("the async runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
-        let app = server::App::new(config.clone(), operator_key);
-        let mut notify = SdNotify::from_env();
+    server::run_blocking(config.clone(), operator_key, listener, stop, || {
         notify.ready();
-        tracing::info!(
-            "console on {}://{addr}",
-            if tls_config.is_some() {
-                "https"
-            } else {
-                "http"
-            }
-        );
-        let stop = async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => return std::future::pending().await,
-                };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        };
-        server::serve(listener, app, tls_config, stop).await?;
-        notify.stopping();
-        Ok(())
-    })
+        tracing::info!("console on {scheme}://{addr}");
+    })?;
+    notify.stopping();
+    Ok(())
 }

@@ -14,6 +14,8 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " - facegate" }
+                // For the script's own requests; the forms carry it as a field.
+                @if let Some(s) = session { meta name="csrf" content=(s.csrf); }
                 link rel="stylesheet" href="/static/console.css";
                 script src="/static/console.js" defer {}
             }
@@ -27,7 +29,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                             a href="/review" { "Review" }
                         }
                         span.who { (s.user) " (" (s.role.word()) ")" }
-                        form method="post" action="/logout" class="inline" {
+                        form #logout method="post" action="/logout" class="inline" {
                             (csrf(s))
                             button type="submit" { "Log out" }
                         }
@@ -54,12 +56,25 @@ pub fn login(message: Option<&str>, token: &str) -> Markup {
         None,
         html! {
             @if let Some(m) = message { p.error { (m) } }
-            form method="post" action="/login" {
+            form #login method="post" action="/login" {
                 input type="hidden" name="login" value=(token);
                 label { "Name " input type="text" name="name" autocomplete="username" required maxlength="32"; }
                 label { "Password " input type="password" name="password" autocomplete="current-password" required maxlength="256"; }
                 button type="submit" { "Log in" }
             }
+        },
+    )
+}
+
+/// The result of enrolling faces from the review page: who was added (`#enrolled`), or why not.
+pub fn review_enrolled(s: &Session, added: Option<&str>, lines: &[String]) -> Markup {
+    layout(
+        "Review",
+        Some(s),
+        html! {
+            @if let Some(id) = added { p #enrolled data-id=(id) { "Enrolled as " code { (id) } "." } }
+            @for l in lines { p { (l) } }
+            p { a href="/review" { "Back" } }
         },
     )
 }
@@ -83,25 +98,26 @@ pub fn live(s: &Session, status: Result<String, String>) -> Markup {
         "Live",
         Some(s),
         html! {
-            div #live {
-                canvas #view width="640" height="480" {}
-                p #live-note.note { "Connecting to the door camera..." }
-            }
+            (live_view())
             h2 { "Door" }
-            @match &status {
-                Ok(json) => { pre #status { (pretty(json)) } }
-                Err(e) => { p.error #status { (e) } }
+            p #door-state { "..." }
+            details {
+                summary { "Everything the door reports" }
+                @match &status {
+                    Ok(json) => { pre #status { (pretty(json)) } }
+                    Err(e) => { p.error #status { (e) } }
+                }
             }
             @if s.role == Role::Admin {
                 div.controls {
-                    form method="post" action="/door/unlock" class="inline" {
+                    form #unlock method="post" action="/door/unlock" class="inline" {
                         (csrf(s)) button type="submit" { "Unlock once" }
                     }
-                    form method="post" action="/door/lockdown" class="inline" {
+                    form #lockdown-on method="post" action="/door/lockdown" class="inline" {
                         (csrf(s)) input type="hidden" name="state" value="on";
                         button type="submit" class="danger" { "Lockdown on" }
                     }
-                    form method="post" action="/door/lockdown" class="inline" {
+                    form #lockdown-off method="post" action="/door/lockdown" class="inline" {
                         (csrf(s)) input type="hidden" name="state" value="off";
                         button type="submit" { "Lockdown off" }
                     }
@@ -111,6 +127,18 @@ pub fn live(s: &Session, status: Result<String, String>) -> Markup {
             ul #events {}
         },
     )
+}
+
+/// The door camera with each face's box and verdict (drawn by console.js), and the verdicts as
+/// a list beside it (readable without the picture, and by a screen reader).
+fn live_view() -> Markup {
+    html! {
+        div #live data-seq="0" {
+            canvas #view width="640" height="480" {}
+            p #live-note.note { "Connecting to the door camera..." }
+            ul #live-faces {}
+        }
+    }
 }
 
 /// JSON text indented for reading (as it came when it is not JSON).
@@ -196,14 +224,15 @@ pub fn new_person(s: &Session, people: &[PersonRow]) -> Markup {
         html! {
             h2 { "From the door camera" }
             p.note { "The person stands in front of the door camera, looking into it. Five pictures are taken over two seconds; the good ones are enrolled." }
-            form method="post" action="/people/new" {
+            (live_view())
+            form #from-camera method="post" action="/people/new" {
                 (csrf(s))
                 (name_or_existing(people))
                 label { input type="checkbox" name="force" value="yes"; " Add even if they look like someone enrolled" }
                 button type="submit" { "Take pictures and enrol" }
             }
             h2 { "From photos" }
-            form method="post" action="/people/upload" enctype="multipart/form-data" {
+            form #from-photos method="post" action="/people/upload" enctype="multipart/form-data" {
                 (csrf(s))
                 (name_or_existing(people))
                 label { "Photos (JPEG or PNG, up to 5, 8 MB in all) " input type="file" name="photo" accept="image/jpeg,image/png" multiple required; }
@@ -227,12 +256,20 @@ fn name_or_existing(people: &[PersonRow]) -> Markup {
 }
 
 /// What an enrolment attempt gave: each image's outcome and the door's answer.
-pub fn enrolled(s: &Session, checked: &[super::faces::Checked], answer: &str) -> Markup {
+pub fn enrolled(
+    s: &Session,
+    checked: &[super::faces::Checked],
+    answer: &str,
+    added: Option<&str>,
+) -> Markup {
     layout(
         "Enrolment",
         Some(s),
         html! {
-            p { (answer) }
+            @match added {
+                Some(id) => { p #enrolled data-id=(id) { "Enrolled as " code { (id) } "." } }
+                None => { p { (answer) } }
+            }
             table {
                 tr { th { "Picture" } th { "Result" } }
                 @for c in checked {
@@ -329,7 +366,7 @@ pub fn audit(
             }
             @if let Some(e) = error { p.error { (e) } }
             p { a href={ "/audit.csv?" (f.query(0)) } { "CSV of these lines" } }
-            table {
+            table #audit {
                 tr { th { "Seq" } th { "Time" } th { "Event" } th { "Who" } th { "Detail" } th { "Picture" } }
                 @for r in rows {
                     tr {
@@ -359,7 +396,7 @@ pub fn review(s: &Session, groups: &[Vec<u64>], people: &[PersonRow], notes: &[S
                 section.group {
                     h2 { "Group " (i + 1) " (" (g.len()) " picture(s))" }
                     div.chips { @for seq in g { img.chip src={ "/picture/" (seq) } alt={ "face " (seq) }; } }
-                    form method="post" action="/review/enrol" class="inline" {
+                    form method="post" action="/review/enrol" class="inline enrol-new" {
                         (csrf(s)) input type="hidden" name="seqs" value=(seqs);
                         input type="text" name="name" placeholder="name" required maxlength="100";
                         button type="submit" { "Enrol as new person" }
@@ -371,7 +408,7 @@ pub fn review(s: &Session, groups: &[Vec<u64>], people: &[PersonRow], notes: &[S
                             button type="submit" { "Add to person" }
                         }
                     }
-                    form method="post" action="/review/dismiss" class="inline" {
+                    form method="post" action="/review/dismiss" class="inline dismiss" {
                         (csrf(s)) input type="hidden" name="seqs" value=(seqs);
                         button type="submit" class="danger" { "Dismiss" }
                     }

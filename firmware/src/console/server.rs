@@ -875,7 +875,7 @@ async fn enrol_images(
         })
         .collect();
     let answer = if good.is_empty() {
-        "No picture was good enough: nobody was enrolled. See why below.".to_owned()
+        Err("No picture was good enough: nobody was enrolled. See why below.".to_owned())
     } else {
         let request = AddPerson {
             name,
@@ -885,12 +885,13 @@ async fn enrol_images(
             from_pictures: Vec::new(),
         };
         let who = by(s);
-        match with_door(app, move |d| d.add_person(&request, &who)).await {
-            Ok(id) => format!("Enrolled as {id}."),
-            Err(e) => e,
-        }
+        with_door(app, move |d| d.add_person(&request, &who)).await
     };
-    Html(pages::enrolled(s, &checked, &answer).into_string()).into_response()
+    let (answer, added) = match answer {
+        Ok(id) => (String::new(), Some(id)),
+        Err(e) => (e, None),
+    };
+    Html(pages::enrolled(s, &checked, &answer, added.as_deref()).into_string()).into_response()
 }
 
 async fn enrol_from_camera(State(app): State<Arc<App>>, Admin(s): Admin, body: Bytes) -> Response {
@@ -1326,12 +1327,12 @@ async fn add_from_pictures(
     };
     let who = by(s);
     let result = with_door(app, move |d| d.add_person(&request, &who)).await;
-    let mut lines = vec![match result {
-        Ok(id) => format!("Enrolled as {id}."),
-        Err(e) => e,
-    }];
+    let (added, mut lines) = match result {
+        Ok(id) => (Some(id), Vec::new()),
+        Err(e) => (None, vec![e]),
+    };
     lines.extend(notes);
-    Html(pages::message(Some(s), "Review", &lines, "/review").into_string()).into_response()
+    Html(pages::review_enrolled(s, added.as_deref(), &lines).into_string()).into_response()
 }
 
 fn review_seqs(form: &Form) -> Result<Vec<u64>, Response> {
@@ -1462,5 +1463,50 @@ pub async fn serve(
                 tracing::debug!("connection from {peer}: {e}");
             }
         });
+    }
+}
+
+/// The console as `facegate-console` runs it, on a runtime of its own, until `stop` resolves:
+/// `config`'s `[console]` (its TLS certificate made at first start when none is set), on
+/// `listener` (already bound). `ready` is called once it accepts connections. The binary and the
+/// simulator (`scripts/demo --console`, the browser test) both start the console here.
+pub fn run_blocking(
+    config: crate::config::Config,
+    operator_key: Option<String>,
+    listener: std::net::TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+    ready: impl FnOnce(),
+) -> Result<(), crate::console::ConsoleError> {
+    let c = &config.console;
+    let tls_config = if c.tls {
+        Some(crate::console::tls::server_config(c)?)
+    } else {
+        None
+    };
+    let listen = std::path::PathBuf::from(c.listen.clone());
+    let io = |source: std::io::Error| crate::console::ConsoleError::Io {
+        path: listen.clone(),
+        source,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(32)
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(io)?;
+        let app = App::new(config.clone(), operator_key);
+        ready();
+        serve(listener, app, tls_config, stop).await.map_err(io)
+    })
+}
+
+/// Resolves once `flag` is set (checked every 100 ms): a stop for [`run_blocking`] from a
+/// thread without a runtime.
+pub async fn stop_when(flag: Arc<std::sync::atomic::AtomicBool>) {
+    while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
