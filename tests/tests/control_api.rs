@@ -211,6 +211,22 @@ fn the_live_view_shows_who_would_be_let_in_and_costs_nothing_unwatched() {
         .unwrap()
         .view()
         .unwrap();
+    // The second viewer reads its frames as a browser does (a viewer that stops reading is
+    // dropped by the door once its writes block, which is what a slow machine showed).
+    let second_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let second = {
+        let stop = second_stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            for frame in second {
+                if frame.is_err() || stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                n += 1;
+            }
+            n
+        })
+    };
     // A third viewer is turned away.
     let third = DoorClient::connect(&socket, Some(KEY))
         .unwrap()
@@ -270,7 +286,12 @@ fn the_live_view_shows_who_would_be_let_in_and_costs_nothing_unwatched() {
         st["live"]["frames_encoded"].as_u64() >= Some(u64::from(frames)),
         "{st}"
     );
-    drop((view, second));
+    second_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        second.join().unwrap() > 0,
+        "the second viewer got frames too"
+    );
+    drop(view);
     wait_for("the viewers gone", || {
         status(&socket)["live"]["viewers"] == 0
     });
