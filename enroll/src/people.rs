@@ -102,6 +102,8 @@ pub fn enroll(
                 name: name.to_owned(),
                 enrolments: new,
                 credential: None,
+                pin_hash: None,
+                duress_hash: None,
             });
             ("enrolled", g.people.last().cloned().expect("just pushed"))
         }
@@ -434,6 +436,8 @@ pub fn import(
                     name: name.clone(),
                     enrolments: vec![e],
                     credential: None,
+                    pin_hash: None,
+                    duress_hash: None,
                 }),
             }
             Ok(())

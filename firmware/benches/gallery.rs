@@ -43,6 +43,8 @@ fn gallery(people: usize, per_person: usize, seed: u64) -> Gallery {
                 })
                 .collect(),
             credential: None,
+            pin_hash: None,
+            duress_hash: None,
         });
     }
     g

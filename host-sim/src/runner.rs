@@ -3,7 +3,7 @@
 
 use crate::clock::SimClock;
 use crate::devices::{SimCamera, SimRelay, SimSensors, Step};
-use crate::scenario::{EnrolSpec, ScaleSpec, Scenario, ScenarioError, Show, StepSpec};
+use crate::scenario::{CardSpec, EnrolSpec, ScaleSpec, Scenario, ScenarioError, Show, StepSpec};
 use facegate::access::enrolment::{enrol_photo, EnrolError};
 use facegate::config::{Config, ConfigError};
 use facegate::control::Control;
@@ -216,6 +216,8 @@ fn person(
         name: spec.name.clone(),
         enrolments,
         credential: spec.credential,
+        pin_hash: None,
+        duress_hash: None,
     };
     Ok((p, crops))
 }
@@ -348,6 +350,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
     }
     let relay = SimRelay::new(clock.clone());
     let sensors = SimSensors::new(clock.clone());
+    let credentials = crate::devices::SimCredentials::default();
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
     let (w, h) = (config.camera.width, config.camera.height);
     let mut frames: HashMap<String, (Arc<RgbImage>, Option<Arc<RgbImage>>)> = HashMap::new();
@@ -457,6 +460,30 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         } else if st.exit_button == Some(true) {
             let sensors = sensors.clone();
             steps.push(Step::Act(Box::new(move |_| sensors.press_exit())));
+        } else if let Some(card) = &st.present_card {
+            let card = match card {
+                CardSpec::Of(id) => s
+                    .enroll
+                    .iter()
+                    .chain(s.step.iter().filter_map(|st| st.enroll.as_ref()))
+                    .find(|e| e.id.as_deref() == Some(id))
+                    .and_then(|e| e.credential)
+                    .ok_or_else(|| {
+                        SimError::Scenario(ScenarioError::Invalid {
+                            path: PathBuf::from("scenario"),
+                            message: format!(
+                                "step {}: present_card = {id:?}: no one enrolled with that id has a credential",
+                                i + 1
+                            ),
+                        })
+                    })?,
+                CardSpec::Card(c) => *c,
+            };
+            let input = credentials.clone();
+            steps.push(Step::Act(Box::new(move |_| input.card(card))));
+        } else if let Some(keys) = &st.type_pin {
+            let (input, keys) = (credentials.clone(), keys.clone());
+            steps.push(Step::Act(Box::new(move |_| input.keys(&keys))));
         } else if let Some(on) = st.lockdown {
             let c = control.clone();
             steps.push(Step::Act(Box::new(move |_| c.set_lockdown(on))));
@@ -605,6 +632,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                 lock: relay.clone(),
                 sensors: sensors.clone(),
                 nir,
+                credentials: Some(Box::new(credentials.clone())),
             },
             clock: &clock,
             supervisor: &mut NoSupervisor,

@@ -127,6 +127,9 @@ pub enum EventKind {
     /// A wrong operator key on the control API (`reason`: which connection; at most 10 a minute
     /// one by one, then a count).
     OperatorRefused,
+    /// A duress PIN opened the door (`identity`: whose): a silent alarm, no sign at the door;
+    /// the site link publishes it.
+    Duress,
 }
 
 /// One audit line.

@@ -27,6 +27,8 @@ fn person(g: &Gallery, name: &str, seeds: &[u32]) -> Person {
             })
             .collect(),
         credential: None,
+        pin_hash: None,
+        duress_hash: None,
     }
 }
 
@@ -237,6 +239,8 @@ fn cosine_matching_ignores_length_and_reports_cosine_distance() {
             ..sample(1).people[0].enrolments[0].clone()
         }],
         credential: None,
+        pin_hash: None,
+        duress_hash: None,
     });
     let hi = h.index(Scoring::COSINE);
     let d = |v: Vec<f32>| hi.best(&Embedding(v)).map(|m| m.distance);
