@@ -52,6 +52,9 @@ pub enum SimError {
     /// The daemon stopped with an error.
     #[error("daemon: {0}")]
     Daemon(#[from] DaemonError),
+    /// A PIN of `[[enroll]]` cannot be used.
+    #[error("pin: {0}")]
+    Pin(String),
     /// The site link's settings (`[mqtt]`) cannot be used.
     #[error("[mqtt]: {0}")]
     Site(String),
@@ -216,10 +219,15 @@ fn person(
         name: spec.name.clone(),
         enrolments,
         credential: spec.credential,
-        pin_hash: None,
-        duress_hash: None,
+        pin_hash: spec.pin.as_deref().map(hash_pin).transpose()?,
+        duress_hash: spec.duress_pin.as_deref().map(hash_pin).transpose()?,
     };
     Ok((p, crops))
+}
+
+/// A scenario's PIN as the gallery stores it.
+fn hash_pin(pin: &str) -> Result<String, SimError> {
+    facegate::people::pin::hash(pin).map_err(|e| SimError::Pin(e.to_string()))
 }
 
 /// A script action whose error is recorded as a failure of step `i` (the daemon runs on).

@@ -141,9 +141,15 @@ pub struct EnrolSpec {
     /// The person's access policy (`facegate policy`).
     #[serde(default)]
     pub policy: facegate::people::policy::Policy,
-    /// The card credential sent in reader mode.
+    /// The card credential sent in reader mode (and read at the door for second factors).
     #[serde(default)]
     pub credential: Option<facegate::people::credential::Credential>,
+    /// The person's PIN (stored hashed, as `facegate pin set` does).
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// Their duress PIN.
+    #[serde(default)]
+    pub duress_pin: Option<String>,
 }
 
 /// What the camera shows in a `show` step.

@@ -52,7 +52,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             Observation::Face(mut seen) => {
                 self.summary.faces += 1;
                 // A card or PIN claim checks the face 1:1 instead (`factors.rs`).
-                if !self.embedding.0.is_empty() && !self.factors.claims.active() {
+                if !self.embedding.0.is_empty() && !self.factors.routes_frames() {
                     let t = Instant::now();
                     seen.nearest = self.gallery.index().best(&self.embedding).map(|m| Nearest {
                         person: m.person,
@@ -86,7 +86,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 margin: m.margin,
             })
         };
-        let decision = if self.factors.claims.active() {
+        let decision = if self.factors.routes_frames() {
             self.claimed_frame(taken, obs)
         } else {
             self.decider

@@ -40,6 +40,9 @@ pub(super) struct FactorState {
     pin_misses: u32,
     /// The claim a grant just came from (taken by the grant).
     pub(super) granted: Option<Claim>,
+    /// After a claim's grant: its decider and person, which hold the face let in until it has
+    /// left (as the 1:N decision holds its own), so the 1:N search does not let it in again.
+    after: Option<(Decider, usize)>,
 }
 
 impl FactorState {
@@ -56,7 +59,13 @@ impl FactorState {
             rule: FactorRule::of(access),
             pin_misses: 0,
             granted: None,
+            after: None,
         }
+    }
+
+    /// Whether frames go to the claim's decision (a claim waits, or its face is still held).
+    pub(super) fn routes_frames(&self) -> bool {
+        self.claims.active() || self.after.is_some()
     }
 
     /// Drops the claim (the gallery changed: its person index means nothing now).
@@ -64,6 +73,7 @@ impl FactorState {
         self.claims.take();
         self.decider = None;
         self.granted = None;
+        self.after = None;
     }
 }
 
@@ -167,6 +177,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         params.threshold = self.spec.threshold;
         params.min_margin = 0.0;
         self.factors.decider = Some(Decider::new(params));
+        self.factors.after = None;
         self.factors.pin_misses = 0;
         self.factors.claims.set(now, claim);
     }
@@ -175,7 +186,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     /// Denials of the claim are recorded here; a grant goes on to the gate.
     pub(super) fn claimed_frame(&mut self, taken: Duration, obs: Observation<'_>) -> Decision {
         let Some(claim) = self.factors.claims.get().cloned() else {
-            return Decision::Wait;
+            return self.after_grant(taken, obs);
         };
         let face = match &obs {
             Observation::Face(s) if !self.embedding.0.is_empty() => Some(*s),
@@ -271,7 +282,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         match decision {
             Decision::Grant { .. } => {
                 self.factors.granted = self.factors.claims.take();
-                self.factors.decider = None;
+                self.factors.after = self.factors.decider.take().map(|d| (d, person));
                 decision
             }
             Decision::Deny { reason, .. } => {
@@ -289,6 +300,35 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             }
             Decision::Wait => Decision::Wait,
         }
+    }
+
+    /// A frame while the face a claim let in is held: judged 1:1 against that person until it
+    /// has left; then (or when another face is judged instead) the 1:N decision takes over.
+    fn after_grant(&mut self, taken: Duration, obs: Observation<'_>) -> Decision {
+        let Some((decider, person)) = self.factors.after.as_mut() else {
+            return Decision::Wait;
+        };
+        let person = *person;
+        let index = self.gallery.index();
+        let obs = match obs {
+            Observation::Face(mut seen) if !self.embedding.0.is_empty() => {
+                seen.nearest = index
+                    .distance_to(person, &self.embedding)
+                    .map(|distance| Nearest {
+                        person,
+                        distance,
+                        margin: f32::INFINITY,
+                    });
+                Observation::Face(seen)
+            }
+            o => o,
+        };
+        // No fusion: a held face is never granted again.
+        let decision = decider.observe(taken, obs.with(&self.embedding.0), &mut |_| None);
+        if decision != Decision::Wait || decider.held_person().is_none() {
+            self.factors.after = None;
+        }
+        Decision::Wait
     }
 
     /// Records a second factor's denial; `counted` ones count towards the lockout.
