@@ -526,6 +526,27 @@ mod tests {
     }
 
     #[test]
+    fn a_card_is_a_person_s_or_any_and_keys_are_typed() {
+        let s = parse(
+            "[[step]]\npresent_card = \"ann\"\n[[step]]\n\
+             present_card = { format = \"wiegand26\", facility = 1, card = 2 }\n\
+             [[step]]\ntype_pin = \"1234#\"\n",
+        )
+        .unwrap();
+        assert!(matches!(&s.step[0].present_card, Some(CardSpec::Of(id)) if id == "ann"));
+        assert!(matches!(
+            s.step[1].present_card,
+            Some(CardSpec::Card(
+                facegate::people::credential::Credential::Wiegand26 {
+                    facility: 1,
+                    card: 2
+                }
+            ))
+        ));
+        assert_eq!(s.step[2].type_pin.as_deref(), Some("1234#"));
+    }
+
+    #[test]
     fn bad_scenarios_say_which_step_and_what() {
         for (t, want) in [
             ("[[step]]\nshow = \"a.jpg\"\n", "step 1: show needs seconds"),
@@ -538,6 +559,14 @@ mod tests {
             ("[[step]]\nstal = 1\n", "unknown field `stal`"),
             ("fps = 0\n[[step]]\nstall = 1\n", "fps must be"),
             ("", "no [[step]]"),
+            (
+                "[[step]]\npresent_card = \"ann\"\ntype_pin = \"1234#\"\n",
+                "a step does exactly one thing",
+            ),
+            (
+                "[[step]]\ntype_pin = \"11111111111111111111111111111111111111111111111111111111111111111\"\n",
+                "at most 64 keys",
+            ),
         ] {
             let e = parse(t).unwrap_err();
             assert!(e.contains(want), "{t:?}: {e}");
