@@ -51,12 +51,20 @@ impl FactorState {
         access: &crate::people::policy::AccessConfig,
         input: Option<Box<dyn CredentialInput + Send>>,
     ) -> Self {
+        let rule = FactorRule::of(access);
+        if rule.ever_takes_claims() && input.is_none() {
+            tracing::error!(
+                "[access] factors = {:?} but no card reader or keypad ([access.inputs]): \
+                 faces that need a second factor are refused",
+                access.factors.as_str()
+            );
+        }
         Self {
             input,
             input_failed: false,
             claims: Claims::new(Duration::from_secs_f64(access.factor_seconds)),
             decider: None,
-            rule: FactorRule::of(access),
+            rule,
             pin_misses: 0,
             granted: None,
             after: None,
@@ -248,7 +256,6 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         let t = Instant::now();
         let obs = match obs {
             Observation::Face(mut seen) => {
-                self.summary.faces += 1;
                 seen.nearest = index
                     .distance_to(person, &self.embedding)
                     .map(|distance| Nearest {
