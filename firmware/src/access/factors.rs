@@ -23,7 +23,8 @@ pub const MAX_KEYS: usize = crate::people::pin::MAX_DIGITS;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FactorMode {
-    /// The face alone (1:N search); cards and PINs are not used.
+    /// The face alone (1:N search); cards and PINs are not used (except by people whose own
+    /// policy asks for two factors).
     #[default]
     Face,
     /// The face alone, or a card and the face checked 1:1 against the card's holder (the card
