@@ -12,6 +12,12 @@ to the list's folder), e.g. ../shared/faces/lfw_dev/openset.csv (development dat
 
     scripts/eval_door_openset.py --openset ../shared/faces/lfw_dev/openset.csv \
         --employees 100 --strangers 300 [--embedder NAME] [--models MANIFEST] [--config TOML]
+
+Second factors (issue 26): `--factors card_and_face` gives every employee a card (`facegate
+credential`) and presents it before their face; each stranger presents a random employee's card
+(a stolen card). `--factors face_and_pin` gives every employee a PIN (`facegate pin set`), typed
+before their face; each stranger types a random employee's PIN (a known PIN). `--visits K` shows
+only K of the employees at the door (all are enrolled).
 """
 import argparse
 import csv
@@ -48,6 +54,8 @@ def main() -> int:
     ap.add_argument("--bin", type=Path, default=ROOT / "target" / "release", help="folder with facegate and facegate-sim")
     ap.add_argument("--workdir", type=Path, help="keep the gallery, scenario and logs here")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument("--factors", choices=["face", "card_and_face", "face_and_pin"], default="face")
+    ap.add_argument("--visits", type=int, help="employees shown at the door (default: all enrolled)")
     a = ap.parse_args()
 
     base = a.openset.resolve().parent
@@ -104,9 +112,26 @@ def main() -> int:
     people = json.loads(lst.stdout)
     id_of = {p["name"]: p["id"] for p in people}
 
-    visits = [("employee", person, probe[person]) for person in employees if person.replace("_", " ") in id_of or person in id_of]
+    shown = employees if a.visits is None else employees[:a.visits]
+    visits = [("employee", person, probe[person]) for person in shown if person.replace("_", " ") in id_of or person in id_of]
     missing = [p for p in employees if p not in id_of and p.replace("_", " ") not in id_of]
-    visits += [("stranger", None, path) for path in strangers]
+    # The second factor of each enrolled id: a card number or a PIN (distinct, 6 digits).
+    factor_of = {}
+    if a.factors != "face":
+        for n, pid in enumerate(sorted(id_of.values())):
+            if a.factors == "card_and_face":
+                factor_of[pid] = n + 1
+                cmd = ["credential", pid, "--facility", "7", "--card", str(n + 1)]
+                stdin = None
+            else:
+                factor_of[pid] = f"{100000 + 7 * n:06d}"
+                cmd = ["pin", "set", pid]
+                stdin = factor_of[pid] + "\n"
+            subprocess.run([str(a.bin / "facegate"), *model_args, "--gallery", str(gallery), *cmd],
+                           input=stdin, capture_output=True, text=True, check=True)
+    stolen = sorted(factor_of.values(), key=str)
+    visits = [(r, p, path, None) for r, p, path in visits]
+    visits += [("stranger", None, path, rng.choice(stolen) if stolen else None) for path in strangers]
     rng.shuffle(visits)
 
     config = {}
@@ -118,15 +143,22 @@ def main() -> int:
         rec["models"] = str(a.models.resolve())
     if a.embedder:
         rec["embedder"] = a.embedder
+    if a.factors != "face":
+        config.setdefault("access", {})["factors"] = a.factors
 
     lines = [f'description = "open-set door: {len(employees)} employees, {len(strangers)} strangers"',
              f"fps = {a.fps}", f'gallery = "{gallery}"', "", "[config]"]
     for table, values in config.items():
         lines.append(f"{table} = {toml_inline(values)}")
-    for role, person, path in visits:
+    for role, person, path, theirs in visits:
+        pid = person and (id_of.get(person) or id_of.get(person.replace("_", " ")))
+        factor = factor_of.get(pid) if role == "employee" else theirs
+        if factor is not None:
+            lines += ["", "[[step]]"]
+            lines += [f'present_card = {{ format = "wiegand26", facility = 7, card = {factor} }}'
+                      if a.factors == "card_and_face" else f'type_pin = "{factor}#"']
         lines += ["", "[[step]]", f'show = "{path}"', f"face_px = {a.face_px}", f"seconds = {a.seconds}"]
         if role == "employee":
-            pid = id_of.get(person) or id_of.get(person.replace("_", " "))
             lines += ['expect = "unlock"', f'person = "{pid}"', f"within = {a.seconds}"]
         else:
             lines += ['expect = "no_unlock"']
@@ -145,8 +177,9 @@ def main() -> int:
     for m in re.finditer(r"^\s+(ok|FAIL)\s+step (\d+) \(([^)]*)\)(.*)$", sim.stderr, re.M):
         verdict[int(m.group(2))] = (m.group(1), m.group(4))
     emp_in = emp_wrong = emp_out = str_in = 0
-    for i, (role, _, _) in enumerate(visits):
-        ok, detail = verdict.get(2 * i + 1, ("FAIL", "no verdict"))
+    per = 3 if factor_of else 2
+    for i, (role, _, _, _) in enumerate(visits):
+        ok, detail = verdict.get(per * i + per - 1, ("FAIL", "no verdict"))
         if role == "employee":
             if ok == "ok":
                 emp_in += 1
@@ -157,6 +190,7 @@ def main() -> int:
         elif ok == "FAIL":
             str_in += 1
     n_emp = sum(1 for v in visits if v[0] == "employee")
+    employees = shown
     frame_ms = re.search(r"([\d.]+) ms per frame of processing", sim.stderr)
     result = {
         "employees": n_emp,

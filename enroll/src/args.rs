@@ -1,7 +1,7 @@
 //! The command line of `facegate`: every subcommand, flag and argument, with the doc comments
 //! that are its `--help` text. The commands themselves live in their own modules.
 
-use crate::{audit, console, credential, door, policy, site};
+use crate::{audit, console, credential, door, pin, policy, site};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -115,6 +115,11 @@ pub enum Command {
     /// `facegate credential ann --facility 18 --card 4660`; `--clear` removes it. One card is
     /// never given to two people.
     Credential(credential::CredentialArgs),
+    /// Set or clear a person's PIN for the door's second factor ([access] factors =
+    /// "face_and_pin"): `echo 4711 | facegate pin set ann` (read from standard input, stored as
+    /// an argon2id hash, never in clear); `--duress` sets the duress PIN, which opens the door
+    /// and raises a silent `duress` event; `facegate pin clear ann [--duress]`.
+    Pin(pin::PinArgs),
     /// Change a person's display name (the id stays).
     Rename {
         /// The person's id.

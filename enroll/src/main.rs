@@ -28,6 +28,7 @@ mod openset;
 mod output;
 mod people;
 mod photos;
+mod pin;
 mod policy;
 mod reembed;
 mod site;
@@ -119,6 +120,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             policy::run(gallery()?, fingerprint, &access, &a)
         }
         Command::Credential(a) => credential::run(gallery()?, fingerprint, &a),
+        Command::Pin(a) => pin::run(gallery()?, fingerprint, &a, &mut std::io::stdin().lock()),
         Command::Rename { id, name } => {
             people::modify(gallery()?, fingerprint, &id, Some(&name), None)
         }
@@ -294,6 +296,7 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
         | Command::Remove { .. }
         | Command::Policy(_)
         | Command::Credential(_)
+        | Command::Pin(_)
         | Command::Rename { .. }
         | Command::Bench(_)
         | Command::Reembed { .. }

@@ -549,6 +549,8 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Outcome> {
                         name: name.clone(),
                         enrolments: vec![e],
                         credential: None,
+                        pin_hash: None,
+                        duress_hash: None,
                     }),
                 }
             }

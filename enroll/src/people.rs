@@ -100,6 +100,8 @@ pub fn enroll(
                 name: name.to_owned(),
                 enrolments: new,
                 credential: None,
+                pin_hash: None,
+                duress_hash: None,
             });
             ("enrolled", g.people.last().cloned().expect("just pushed"))
         }
@@ -439,6 +441,8 @@ pub fn import(
                     name: name.clone(),
                     enrolments: vec![e],
                     credential: None,
+                    pin_hash: None,
+                    duress_hash: None,
                 }),
             }
             Ok(())

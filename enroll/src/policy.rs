@@ -6,6 +6,7 @@
 use crate::output::Output;
 use anyhow::{bail, Result};
 use clap::Args;
+use facegate::access::factors::FactorMode;
 use facegate::people::gallery::{GalleryError, Locked};
 use facegate::people::policy::{parse_local, AccessConfig, Policy, Window};
 use std::path::Path;
@@ -36,6 +37,10 @@ pub struct PolicyArgs {
     /// windows given with --window).
     #[arg(long)]
     pub clear_windows: bool,
+    /// Second factors this person must always use: "card_and_face" or "face_and_pin" (whatever
+    /// the site's [access] factors); "none" clears.
+    #[arg(long, value_name = "MODE")]
+    pub factors: Option<String>,
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
@@ -49,6 +54,7 @@ impl PolicyArgs {
             || self.until.is_some()
             || !self.window.is_empty()
             || self.clear_windows
+            || self.factors.is_some()
     }
 
     fn apply(&self, p: &mut Policy) -> Result<()> {
@@ -76,6 +82,16 @@ impl PolicyArgs {
         for w in &self.window {
             p.windows
                 .push(w.parse::<Window>().map_err(anyhow::Error::msg)?);
+        }
+        if let Some(f) = &self.factors {
+            p.factors = match f.as_str() {
+                "none" => None,
+                "card_and_face" => Some(FactorMode::CardAndFace),
+                "face_and_pin" => Some(FactorMode::FaceAndPin),
+                other => bail!(
+                    "--factors {other:?}: a person's own mode is \"card_and_face\", \"face_and_pin\" or \"none\""
+                ),
+            };
         }
         if let (Some(f), Some(u)) = (p.valid_from, p.valid_until) {
             if u <= f {
@@ -150,6 +166,9 @@ fn report(
             }
             for w in &policy.windows {
                 println!("  window:      {w}");
+            }
+            if let Some(f) = policy.factors {
+                println!("  factors:     {} (always)", f.as_str());
             }
             match reason {
                 None => println!("  now ({now} site time): allowed"),

@@ -48,6 +48,8 @@ fn prepare(dir: &Path, fingerprint: &str) {
             }],
             policy: Default::default(),
             credential: None,
+            pin_hash: None,
+            duress_hash: None,
         });
     }
     let path = dir.join("gallery.toml");

@@ -1,5 +1,6 @@
 //! Benchmark of the gallery: 1:N matching over 10, 1,000 and 100,000 enrolled embeddings under
-//! each metric, and loading a 10,000-person gallery file (entries refer to face crops, as
+//! each metric, against the 1:1 check of a card or PIN claim (`Index::distance_to`: one
+//! comparison per enrolment of the claimed person) and a PIN's argon2id verification, and loading a 10,000-person gallery file (entries refer to face crops, as
 //! enrolled now; the crops themselves are not read on load). Single thread; prints medians.
 //!
 //! `cargo bench -p facegate --bench gallery`
@@ -43,6 +44,8 @@ fn gallery(people: usize, per_person: usize, seed: u64) -> Gallery {
                 })
                 .collect(),
             credential: None,
+            pin_hash: None,
+            duress_hash: None,
         });
     }
     g
@@ -73,12 +76,35 @@ fn main() {
                     t.push(t0.elapsed().as_secs_f64() * 1e3);
                 }
             }
+            // The claim's 1:1 check: a person in the middle of the gallery.
+            let mut one = Vec::new();
+            for _ in 0..5 {
+                for q in &queries {
+                    let t0 = Instant::now();
+                    std::hint::black_box(index.distance_to(n / 4, q));
+                    one.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+            }
             println!(
-                "  1:N match over {n:>7} embeddings ({label:>9}): median {:>8.3} ms",
-                median(t)
+                "  1:N match over {n:>7} embeddings ({label:>9}): median {:>8.3} ms; 1:1 check {:>7.4} ms",
+                median(t),
+                median(one)
             );
         }
     }
+    let hash = facegate::people::pin::hash("4711").unwrap();
+    let mut t = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        assert!(facegate::people::pin::verify("4711", &hash));
+        t.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "  a PIN's argon2id verification ({} KiB, {} passes): median {:.1} ms",
+        facegate::people::pin::MEMORY_KIB,
+        facegate::people::pin::PASSES,
+        median(t)
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gallery.toml");
     for crops in [true, false] {

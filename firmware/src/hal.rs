@@ -130,6 +130,22 @@ impl DoorSensors for NoSensors {
     }
 }
 
+/// What a card reader or keypad gave (second factors, `access::factors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    /// A card, decoded and parity-checked.
+    Card(crate::people::credential::Credential),
+    /// A key: `0`-`9`, `*` (clear), `#` (enter).
+    Key(char),
+}
+
+/// A card reader or keypad: Wiegand on two GPIO lines, a USB keypad, or the simulator's.
+pub trait CredentialInput {
+    /// What was presented since the last poll, one item at a time; `Ok(None)` when nothing
+    /// waits. Never blocks. `now` is the daemon's time (for a frame's quiet gap).
+    fn poll(&mut self, now: Duration) -> Result<Option<Presented>, InputError>;
+}
+
 /// A frame with the time it was delivered by the camera (the daemon clock's time).
 #[derive(Debug)]
 pub struct Captured {

@@ -24,6 +24,11 @@ exit_gpio = 22
 contact_gpio = 23
 alarm_gpio = 24
 
+[access.inputs]
+wiegand_d0_gpio = 5
+wiegand_d1_gpio = 6
+keypad = "/dev/input/event0"
+
 [liveness.nir]
 
 [output.osdp]

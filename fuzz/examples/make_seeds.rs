@@ -140,6 +140,8 @@ fn main() {
                 .collect(),
             policy: Default::default(),
             credential: None,
+            pin_hash: None,
+            duress_hash: None,
         });
     }
     write(

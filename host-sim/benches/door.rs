@@ -119,6 +119,8 @@ fn big_gallery(path: &Path, embedder: &str) {
             name: format!("Person {i}"),
             enrolments,
             credential: None,
+            pin_hash: None,
+            duress_hash: None,
         });
     }
     g.people.push(Person {
@@ -127,6 +129,8 @@ fn big_gallery(path: &Path, embedder: &str) {
         name: "Barack Obama".into(),
         enrolments: vec![obama],
         credential: None,
+        pin_hash: None,
+        duress_hash: None,
     });
     std::fs::write(path, toml::to_string(&g).unwrap()).unwrap();
 }

@@ -509,3 +509,32 @@ mod tests {
         );
     }
 }
+
+/// The simulated card reader and keypad (second factors): what the script presents waits here
+/// until the daemon polls it.
+#[derive(Clone, Default)]
+pub struct SimCredentials {
+    queue: Arc<Mutex<VecDeque<facegate::hal::Presented>>>,
+}
+
+impl SimCredentials {
+    /// A card at the reader.
+    pub fn card(&self, card: facegate::people::credential::Credential) {
+        self.queue
+            .lock()
+            .unwrap()
+            .push_back(facegate::hal::Presented::Card(card));
+    }
+
+    /// Keys typed, in order.
+    pub fn keys(&self, keys: &str) {
+        let mut q = self.queue.lock().unwrap();
+        q.extend(keys.chars().map(facegate::hal::Presented::Key));
+    }
+}
+
+impl facegate::hal::CredentialInput for SimCredentials {
+    fn poll(&mut self, _now: Duration) -> Result<Option<facegate::hal::Presented>, InputError> {
+        Ok(self.queue.lock().unwrap().pop_front())
+    }
+}

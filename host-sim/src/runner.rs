@@ -3,7 +3,7 @@
 
 use crate::clock::SimClock;
 use crate::devices::{SimCamera, SimRelay, SimSensors, Step};
-use crate::scenario::{EnrolSpec, ScaleSpec, Scenario, ScenarioError, Show, StepSpec};
+use crate::scenario::{CardSpec, EnrolSpec, ScaleSpec, Scenario, ScenarioError, Show, StepSpec};
 use facegate::access::enrolment::{enrol_photo, EnrolError};
 use facegate::config::{Config, ConfigError};
 use facegate::control::Control;
@@ -52,6 +52,9 @@ pub enum SimError {
     /// The daemon stopped with an error.
     #[error("daemon: {0}")]
     Daemon(#[from] DaemonError),
+    /// A PIN of `[[enroll]]` cannot be used.
+    #[error("pin: {0}")]
+    Pin(String),
     /// The site link's settings (`[mqtt]`) cannot be used.
     #[error("[mqtt]: {0}")]
     Site(String),
@@ -220,8 +223,15 @@ fn person(
         name: spec.name.clone(),
         enrolments,
         credential: spec.credential,
+        pin_hash: spec.pin.as_deref().map(hash_pin).transpose()?,
+        duress_hash: spec.duress_pin.as_deref().map(hash_pin).transpose()?,
     };
     Ok((p, crops))
+}
+
+/// A scenario's PIN as the gallery stores it.
+fn hash_pin(pin: &str) -> Result<String, SimError> {
+    facegate::people::pin::hash(pin).map_err(|e| SimError::Pin(e.to_string()))
 }
 
 /// A script action whose error is recorded as a failure of step `i` (the daemon runs on).
@@ -352,6 +362,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
     }
     let relay = SimRelay::new(clock.clone());
     let sensors = SimSensors::new(clock.clone());
+    let credentials = crate::devices::SimCredentials::default();
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
     let (w, h) = (config.camera.width, config.camera.height);
     let mut frames: HashMap<String, (Arc<RgbImage>, Option<Arc<RgbImage>>)> = HashMap::new();
@@ -461,6 +472,30 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
         } else if st.exit_button == Some(true) {
             let sensors = sensors.clone();
             steps.push(Step::Act(Box::new(move |_| sensors.press_exit())));
+        } else if let Some(card) = &st.present_card {
+            let card = match card {
+                CardSpec::Of(id) => s
+                    .enroll
+                    .iter()
+                    .chain(s.step.iter().filter_map(|st| st.enroll.as_ref()))
+                    .find(|e| e.id.as_deref() == Some(id))
+                    .and_then(|e| e.credential)
+                    .ok_or_else(|| {
+                        SimError::Scenario(ScenarioError::Invalid {
+                            path: PathBuf::from("scenario"),
+                            message: format!(
+                                "step {}: present_card = {id:?}: no one enrolled with that id has a credential",
+                                i + 1
+                            ),
+                        })
+                    })?,
+                CardSpec::Card(c) => *c,
+            };
+            let input = credentials.clone();
+            steps.push(Step::Act(Box::new(move |_| input.card(card))));
+        } else if let Some(keys) = &st.type_pin {
+            let (input, keys) = (credentials.clone(), keys.clone());
+            steps.push(Step::Act(Box::new(move |_| input.keys(&keys))));
         } else if let Some(on) = st.lockdown {
             let c = control.clone();
             steps.push(Step::Act(Box::new(move |_| c.set_lockdown(on))));
@@ -614,6 +649,7 @@ pub fn run_scenario(s: &Scenario, opts: &RunOptions, control: Control) -> Result
                 lock: relay.clone(),
                 sensors: sensors.clone(),
                 nir,
+                credentials: Some(Box::new(credentials.clone())),
             },
             clock: &clock,
             supervisor: &mut NoSupervisor,

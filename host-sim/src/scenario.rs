@@ -45,7 +45,9 @@
 //! `enroll = { id, name, photos }` and `remove = "ID"` (as the admin CLI would, during the run),
 //! `door = "open"|"closed"` (the door contact; no contact until a step sets it),
 //! `lockdown = true|false` and `remote_unlock = "NAME"` (what a signed site command or the
-//! door's local control API asks).
+//! door's local control API asks), `present_card = "ID"` (that person's card at the reader) or
+//! `present_card = { format = "wiegand26", facility = 1, card = 2 }` (any card), and
+//! `type_pin = "1234#"` (keys on the keypad) for second factors (`[config.access] factors`).
 //!
 //! Door situations (`host-sim/scenarios/`): top-level `start_time = "2026-11-30T08:00:00Z"` sets
 //! the wall clock (schedules); `[[enroll]]` takes `policy = { disabled, valid_from, valid_until,
@@ -139,9 +141,15 @@ pub struct EnrolSpec {
     /// The person's access policy (`facegate policy`).
     #[serde(default)]
     pub policy: facegate::people::policy::Policy,
-    /// The card credential sent in reader mode.
+    /// The card credential sent in reader mode (and read at the door for second factors).
     #[serde(default)]
     pub credential: Option<facegate::people::credential::Credential>,
+    /// The person's PIN (stored hashed, as `facegate pin set` does).
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// Their duress PIN.
+    #[serde(default)]
+    pub duress_pin: Option<String>,
 }
 
 /// What the camera shows in a `show` step.
@@ -205,12 +213,26 @@ pub struct StepSpec {
     pub remote_unlock: Option<String>,
     /// The door contact: "open" or "closed".
     pub door: Option<String>,
+    /// A card shown to the reader (second factors): a person's by id, or a credential table.
+    pub present_card: Option<CardSpec>,
+    /// Keys typed on the keypad, e.g. "1234#" (`*` clears, `#` enters).
+    pub type_pin: Option<String>,
     /// "unlock" or "no_unlock" during this step.
     pub expect: Option<String>,
     /// For `expect = "unlock"`: whose.
     pub person: Option<String>,
     /// For `expect = "unlock"`: within this many seconds of the step's start.
     pub within: Option<f64>,
+}
+
+/// A card for `present_card`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CardSpec {
+    /// The credential of the person enrolled with this id.
+    Of(String),
+    /// This card, e.g. `{ format = "wiegand26", facility = 18, card = 1 }`.
+    Card(facegate::people::credential::Credential),
 }
 
 /// A value for every photo, or one each.
@@ -374,11 +396,13 @@ impl StepSpec {
             self.door.is_some(),
             self.lockdown.is_some(),
             self.remote_unlock.is_some(),
+            self.present_card.is_some(),
+            self.type_pin.is_some(),
         ];
         let n = kinds.iter().filter(|k| **k).count();
         if n != 1 {
             return Err(format!(
-                "a step does exactly one thing (show, stall, freeze, unplug, unplug_nir, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal, exit_button, door, lockdown or remote_unlock); this one does {n}"
+                "a step does exactly one thing (show, stall, freeze, unplug, unplug_nir, bad_frames, gallery_file, gallery_text, config_text, enroll, remove, signal, exit_button, door, lockdown, remote_unlock, present_card or type_pin); this one does {n}"
             ));
         }
         let positive = |name: &str, v: Option<f64>| match v {
@@ -405,6 +429,11 @@ impl StepSpec {
             && (self.seconds.is_some() || self.frames.is_some() || self.face_px.is_some())
         {
             return Err("seconds, frames and face_px go with show".into());
+        }
+        if let Some(k) = &self.type_pin {
+            if k.len() > 64 {
+                return Err("type_pin: at most 64 keys".into());
+            }
         }
         if let Some(d) = &self.door {
             if d != "open" && d != "closed" {
@@ -497,6 +526,27 @@ mod tests {
     }
 
     #[test]
+    fn a_card_is_a_person_s_or_any_and_keys_are_typed() {
+        let s = parse(
+            "[[step]]\npresent_card = \"ann\"\n[[step]]\n\
+             present_card = { format = \"wiegand26\", facility = 1, card = 2 }\n\
+             [[step]]\ntype_pin = \"1234#\"\n",
+        )
+        .unwrap();
+        assert!(matches!(&s.step[0].present_card, Some(CardSpec::Of(id)) if id == "ann"));
+        assert!(matches!(
+            s.step[1].present_card,
+            Some(CardSpec::Card(
+                facegate::people::credential::Credential::Wiegand26 {
+                    facility: 1,
+                    card: 2
+                }
+            ))
+        ));
+        assert_eq!(s.step[2].type_pin.as_deref(), Some("1234#"));
+    }
+
+    #[test]
     fn bad_scenarios_say_which_step_and_what() {
         for (t, want) in [
             ("[[step]]\nshow = \"a.jpg\"\n", "step 1: show needs seconds"),
@@ -509,6 +559,14 @@ mod tests {
             ("[[step]]\nstal = 1\n", "unknown field `stal`"),
             ("fps = 0\n[[step]]\nstall = 1\n", "fps must be"),
             ("", "no [[step]]"),
+            (
+                "[[step]]\npresent_card = \"ann\"\ntype_pin = \"1234#\"\n",
+                "a step does exactly one thing",
+            ),
+            (
+                "[[step]]\ntype_pin = \"11111111111111111111111111111111111111111111111111111111111111111\"\n",
+                "at most 64 keys",
+            ),
         ] {
             let e = parse(t).unwrap_err();
             assert!(e.contains(want), "{t:?}: {e}");

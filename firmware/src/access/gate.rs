@@ -8,6 +8,9 @@
 //!    person's credential for the panel, and the exit button and office hours are the panel's;
 //! 2. **lockdown**: it refuses faces and office hours, and leaves the exit button (people must get
 //!    out) and remote unlocks (a deliberate, signed or local-admin act) working;
+//!    **second factors** (`access::factors`): a face without the card or PIN that the mode in
+//!    force (the site's, its schedule's, the person's) requires is refused (`second_factor`): a
+//!    second factor is a condition of the gate, not a new path;
 //! 3. **the audit policy**: with `on_failure = "deny"` a request is recorded first and refused if
 //!    that fails (the exit button excepted: egress never waits for a log);
 //! 4. **the relay**, and the record of what it now does: every line the gate writes carries the
@@ -17,6 +20,7 @@
 //! The table of every source in every situation is in `docs/architecture.md`; the tests below
 //! check it cell by cell.
 
+use crate::access::factors::{FactorMode, FactorRule, Presented};
 use crate::door::Door;
 use crate::hal::{LockError, LockOutput, LockState};
 use crate::panel::reader::CredentialOutput;
@@ -57,6 +61,8 @@ pub enum Request {
         grant: Box<Event>,
         /// The person's card credential (reader mode).
         credential: Option<Credential>,
+        /// The factors presented with the face, and the person's own mode.
+        factors: Factors,
     },
     /// The exit button was pressed.
     ExitButton,
@@ -90,6 +96,15 @@ impl Request {
     }
 }
 
+/// What came with a face, for the gate's second-factor condition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Factors {
+    /// A card or PIN of the person came with the face.
+    pub presented: Presented,
+    /// The person's own `policy.factors`.
+    pub person: Option<FactorMode>,
+}
+
 /// Why the gate refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,6 +115,8 @@ pub enum Refusal {
     NotRecorded,
     /// Reader mode: the panel drives the lock, this door never does.
     ReaderMode,
+    /// The mode in force asks for a card or PIN with the face, and none came.
+    SecondFactor,
 }
 
 impl Refusal {
@@ -109,6 +126,7 @@ impl Refusal {
             Refusal::Lockdown => "lockdown",
             Refusal::NotRecorded => "the audit log cannot be written (audit.on_failure = \"deny\")",
             Refusal::ReaderMode => "reader mode: the panel drives the lock",
+            Refusal::SecondFactor => "second_factor",
         }
     }
 }
@@ -184,6 +202,8 @@ pub struct Gate<'o, L: LockOutput> {
     /// After a failed office-hours record: when to try again.
     retry_at: Option<Duration>,
     held_by: Option<Source>,
+    /// Which factors a face needs when (`[access] factors`).
+    factors: FactorRule,
 }
 
 impl<'o, L: LockOutput> Gate<'o, L> {
@@ -202,7 +222,19 @@ impl<'o, L: LockOutput> Gate<'o, L> {
             holding: false,
             retry_at: None,
             held_by: None,
+            factors: FactorRule::default(),
         })
+    }
+
+    /// The gate asking faces for the factors `rule` says (default: the face alone).
+    pub fn with_factors(mut self, rule: FactorRule) -> Self {
+        self.factors = rule;
+        self
+    }
+
+    /// The mode in force at `wall` for a person whose own policy says `person`.
+    pub fn factor_mode(&self, wall: SystemTime, person: Option<FactorMode>) -> FactorMode {
+        self.factors.mode_at(wall, person)
     }
 
     /// A new `[lock] unlock_seconds` (applied live on reload).
@@ -258,7 +290,11 @@ impl<'o, L: LockOutput> Gate<'o, L> {
         rec: &mut dyn Recorder,
     ) -> Result<Outcome, LockError> {
         match request {
-            Request::Face { grant, credential } => self.face(*grant, credential, at, rec),
+            Request::Face {
+                grant,
+                credential,
+                factors,
+            } => self.face(*grant, credential, factors, at, rec),
             Request::ExitButton => self.exit_button(at, rec),
             Request::Remote { by, via } => self.remote(by, via, at, rec),
             Request::OfficeHours { open, site_time } => self.office_hours(open, site_time, at, rec),
@@ -269,17 +305,34 @@ impl<'o, L: LockOutput> Gate<'o, L> {
         &mut self,
         mut grant: Event,
         credential: Option<Credential>,
+        factors: Factors,
         at: At,
         rec: &mut dyn Recorder,
     ) -> Result<Outcome, LockError> {
-        if self.lockdown {
+        let mode = self.factors.mode_at(at.wall, factors.person);
+        let refusal = if self.lockdown {
+            Some(Refusal::Lockdown)
+        } else if !mode.satisfied_by(factors.presented) {
+            Some(Refusal::SecondFactor)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
             // Recognised, recorded, not let in.
             let mut deny = grant;
             deny.event = EventKind::Deny;
-            deny.reason = Some(Refusal::Lockdown.as_str().into());
+            deny.reason = Some(refusal.as_str().into());
             self.stamp_now(&mut deny);
             rec.record(&deny);
-            return Ok(Outcome::Refused(Refusal::Lockdown));
+            return Ok(Outcome::Refused(refusal));
+        }
+        if factors.presented != Presented::default() {
+            // Which factors let the person in, on the grant's line.
+            grant.reason = Some(format!(
+                "{} ({})",
+                factors.presented.describe(),
+                mode.as_str()
+            ));
         }
         if let Some(out) = self.output.as_deref_mut() {
             return Ok(reader_grant(

@@ -11,10 +11,13 @@ pub mod acceptance;
 pub mod cues;
 pub mod decision;
 pub mod enrolment;
+pub mod factors;
 pub mod gate;
 pub mod guard;
 pub mod operating_point;
 pub mod supervision;
 pub mod tamper;
 
-pub use gate::{At, DoorState, Gate, GateSettings, Outcome, Recorder, Refusal, Request, Source};
+pub use gate::{
+    At, DoorState, Factors, Gate, GateSettings, Outcome, Recorder, Refusal, Request, Source,
+};

@@ -152,6 +152,8 @@ fn run(args: Args) -> Result<()> {
         .map(|n| Box::new(Camera::open_or_later(&n.camera)) as Box<dyn FrameSource + Send>);
     // Exit button, door contact and alarm output as `[door]` says (none configured: nothing).
     let sensors = GpioDoorIo::open(&config.door).context("the [door] GPIO lines")?;
+    let credentials = facegate::drivers::credential_inputs(&config.access.inputs)
+        .context("the [access.inputs] card reader / keypad")?;
     let mut pipeline = daemon::load_pipeline(&config).context("loading the models")?;
     let control = Control::default();
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -220,6 +222,7 @@ fn run(args: Args) -> Result<()> {
                 lock,
                 sensors,
                 nir,
+                credentials,
             },
             clock: &clock,
             supervisor: &mut notify,

@@ -51,7 +51,8 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         let obs = match obs {
             Observation::Face(mut seen) => {
                 self.summary.faces += 1;
-                if !self.embedding.0.is_empty() {
+                // A card or PIN claim checks the face 1:1 instead (`factors.rs`).
+                if !self.embedding.0.is_empty() && !self.factors.routes_frames() {
                     let t = Instant::now();
                     seen.nearest = self.gallery.index().best(&self.embedding).map(|m| Nearest {
                         person: m.person,
@@ -85,9 +86,12 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 margin: m.margin,
             })
         };
-        let decision = self
-            .decider
-            .observe(taken, obs.with(&self.embedding.0), &mut fuse);
+        let decision = if self.factors.routes_frames() {
+            self.claimed_frame(taken, obs)
+        } else {
+            self.decider
+                .observe(taken, obs.with(&self.embedding.0), &mut fuse)
+        };
         self.summary.busy += started.elapsed();
         let now = self.clock.now();
         match decision {
@@ -99,6 +103,8 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 frames,
                 fused,
             } => {
+                let own = self.gallery.gallery().people.get(person);
+                let (factors, duress) = self.claim_factors(own.and_then(|p| p.policy.factors));
                 let Some(p) = self.gallery.gallery().people.get(person) else {
                     return Ok(());
                 };
@@ -135,10 +141,14 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 let grant = Request::Face {
                     grant: Box::new(ev),
                     credential,
+                    factors,
                 };
                 let outcome = self.open(grant, at)?;
                 // Audit line first, the door opened, then the picture (off the loop).
                 self.keep_picture();
+                if duress && matches!(outcome, Outcome::Opened | Outcome::CredentialSent) {
+                    self.duress(&id, &name);
+                }
                 let said = match outcome {
                     Outcome::Opened | Outcome::CredentialSent | Outcome::CredentialFailed => {
                         self.summary.grants += 1;

@@ -35,6 +35,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             self.reload.next_poll = now + self.poll_interval();
         }
         self.read_inputs(now)?;
+        self.poll_credentials(now);
         self.site_requests(now)?;
         self.serve_api()?;
         if self

@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 mod camera;
 mod control;
 mod decide;
+mod factors;
 mod inputs;
 mod live;
 mod look;
@@ -101,6 +102,8 @@ pub struct Devices<C, L, S> {
     /// The near-infrared camera of `[liveness.nir]` (`None`: none fitted; with NIR mode on, no
     /// face is then let in).
     pub nir: Option<Box<dyn FrameSource + Send>>,
+    /// The card reader or keypad of second factors (`[access] factors`; `None`: none fitted).
+    pub credentials: Option<Box<dyn crate::hal::CredentialInput + Send>>,
 }
 
 /// What a run did, for the log and the simulator.
@@ -229,6 +232,8 @@ struct Loop<'a, L: LockOutput, S> {
     live: live::LiveState,
     /// `[audit] faces`: the decision pictures (`records.rs`).
     pictures: Pictures,
+    /// Second factors: the card reader or keypad, the claim (`factors.rs`).
+    factors: factors::FactorState,
 }
 
 /// Everything the door runs with, besides its stop signal: what travels together.
@@ -279,7 +284,9 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
             on_failure: config.audit.on_failure,
             hold: Duration::from_secs_f64(config.lock.unlock_seconds),
         },
-    )?;
+    )?
+    .with_factors(crate::access::factors::FactorRule::of(&config.access));
+    let factors = factors::FactorState::new(&config.access, devices.credentials);
     // Again here, for callers that built the pipeline themselves: never a door on a threshold
     // outside the model's calibrated range without the override.
     if let Some(p) = config.threshold_problem(pipeline.embedder_spec().threshold) {
@@ -364,6 +371,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         operator_refusals: Default::default(),
         live: Default::default(),
         pictures: Pictures::start(&config_audit),
+        factors,
     };
     lp.previous_run();
     let mut start = lp.event(EventKind::Start);

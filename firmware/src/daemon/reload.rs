@@ -27,6 +27,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 let people = &self.gallery.gallery().people;
                 let held = held.and_then(|id| people.iter().position(|p| p.id == id));
                 self.decider.forget(held);
+                self.factors.forget();
                 self.follow_gallery_size();
                 let mut ev = self.event(EventKind::GalleryReloaded);
                 ev.reason = Some(format!(

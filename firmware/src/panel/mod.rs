@@ -6,3 +6,4 @@ pub mod osdp;
 pub mod osdp_pd;
 pub mod reader;
 pub mod wiegand;
+pub mod wiegand_in;

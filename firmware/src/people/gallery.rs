@@ -131,6 +131,12 @@ pub struct Person {
     /// absent in galleries written before reader mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<crate::people::credential::Credential>,
+    /// The person's PIN (second factor) as an argon2id hash (`people::pin`), never the PIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_hash: Option<String>,
+    /// Their duress PIN's hash: it opens like the PIN and raises a silent `duress` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duress_hash: Option<String>,
 }
 
 /// The gallery file's contents.
@@ -503,6 +509,61 @@ impl Index {
             distance,
             margin: self.scoring.distance(second) - distance,
         })
+    }
+}
+
+impl Index {
+    /// The distance of `query` to `person`'s nearest enrolment: one comparison per enrolment of
+    /// theirs, no search (the 1:1 check of a card or PIN claim). `None` as for [`Index::best`],
+    /// or when the person has no usable enrolment.
+    pub fn distance_to(&self, person: usize, query: &Embedding) -> Option<f32> {
+        let q = self.prepare(query)?;
+        // `owner` is in gallery order: the person's rows are one run.
+        let start = self.owner.partition_point(|&o| o < person);
+        let end = self.owner.partition_point(|&o| o <= person);
+        self.data
+            .chunks_exact(self.dim)
+            .skip(start)
+            .take(end - start)
+            .map(|row| squared_distance(row, &q))
+            .fold(None, |m: Option<f32>, d| Some(m.map_or(d, |m| m.min(d))))
+            .map(|d| self.scoring.distance(d))
+    }
+
+    /// The people within `threshold` of `query`, nearest first, at most `k` (a PIN is checked
+    /// against these only). Exact distances over every row: done once per PIN, not per frame.
+    pub fn within(&self, query: &Embedding, threshold: f32, k: usize) -> Vec<(usize, f32)> {
+        let Some(q) = self.prepare(query) else {
+            return Vec::new();
+        };
+        let mut best = vec![f32::INFINITY; self.people];
+        for (row, &who) in self.data.chunks_exact(self.dim).zip(&self.owner) {
+            let d = squared_distance(row, &q);
+            if d < best[who] {
+                best[who] = d;
+            }
+        }
+        let mut near: Vec<(usize, f32)> = best
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| (i, self.scoring.distance(d)))
+            .filter(|(_, d)| *d <= threshold)
+            .collect();
+        near.sort_by(|a, b| a.1.total_cmp(&b.1));
+        near.truncate(k);
+        near
+    }
+
+    /// The query as the rows are stored (unit length where the scoring asks).
+    fn prepare(&self, query: &Embedding) -> Option<Vec<f32>> {
+        if self.is_empty() || self.dim == 0 || query.0.len() != self.dim {
+            return None;
+        }
+        let mut q = query.0.clone();
+        if self.scoring.unit() && !normalize(&mut q) {
+            return None;
+        }
+        Some(q)
     }
 }
 

@@ -186,6 +186,10 @@ pub struct Policy {
     /// Allowed only inside one of these windows (none: at any time).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<Window>,
+    /// Second factors this person must always use (`card_and_face`, `face_and_pin`), whatever
+    /// the site's mode; a weaker one does not loosen the site's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factors: Option<crate::access::factors::FactorMode>,
 }
 
 impl Policy {
@@ -241,6 +245,30 @@ pub struct AccessConfig {
     pub lockout_window_seconds: f64,
     /// How long recognition pauses (the exit button still works).
     pub lockout_seconds: f64,
+    /// Second factors (`access::factors`): `face`, `face_or_card`, `card_and_face`,
+    /// `face_and_pin`.
+    pub factors: crate::access::factors::FactorMode,
+    /// A stricter mode inside weekly windows (the first window containing the time wins).
+    pub factors_windows: Vec<crate::access::factors::FactorWindow>,
+    /// A card or PIN waits this long for the face; then it is refused (`factor_timeout`).
+    pub factor_seconds: f64,
+    /// Where cards and PINs come from.
+    pub inputs: FactorInputs,
+}
+
+/// `[access.inputs]`: a Wiegand reader or keypad on two GPIO lines, a USB keypad (evdev).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FactorInputs {
+    /// The reader's D0 line (BCM GPIO number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wiegand_d0_gpio: Option<u8>,
+    /// The reader's D1 line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wiegand_d1_gpio: Option<u8>,
+    /// A USB keypad's event device, e.g. `/dev/input/by-id/usb-...-event-kbd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keypad: Option<std::path::PathBuf>,
 }
 
 impl Default for AccessConfig {
@@ -252,6 +280,10 @@ impl Default for AccessConfig {
             lockout_denials: 0,
             lockout_window_seconds: 60.0,
             lockout_seconds: 60.0,
+            factors: Default::default(),
+            factors_windows: Vec::new(),
+            factor_seconds: 10.0,
+            inputs: FactorInputs::default(),
         }
     }
 }
@@ -271,6 +303,21 @@ impl AccessConfig {
                     format!("must be 1 to 86400 seconds (got {v})"),
                 ));
             }
+        }
+        if !(self.factor_seconds.is_finite() && (1.0..=120.0).contains(&self.factor_seconds)) {
+            return Err(Problem::new(
+                "access.factor_seconds",
+                format!("must be 1 to 120 seconds (got {})", self.factor_seconds),
+            ));
+        }
+        let i = &self.inputs;
+        if i.wiegand_d0_gpio.is_some() != i.wiegand_d1_gpio.is_some()
+            || (i.wiegand_d0_gpio.is_some() && i.wiegand_d0_gpio == i.wiegand_d1_gpio)
+        {
+            return Err(Problem::new(
+                "access.inputs.wiegand_d0_gpio",
+                "a Wiegand input needs both D0 and D1, on two different lines",
+            ));
         }
         if self.max_faces > 100 {
             return Err(Problem::new(
@@ -380,6 +427,7 @@ mod tests {
             valid_from: None,
             valid_until: Some(parse_local("2027-01-01").unwrap()),
             windows: vec!["sat,sun 10:00-14:00".parse().unwrap()],
+            factors: Some(crate::access::factors::FactorMode::CardAndFace),
         };
         let text = toml::to_string(&p).unwrap();
         let back: Policy = toml::from_str(&text).unwrap();

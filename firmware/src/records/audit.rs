@@ -138,6 +138,9 @@ pub enum EventKind {
     PersonRenamed,
     /// Decision pictures of unknown faces were deleted (`reason`: who asked and their seqs).
     PicturesDismissed,
+    /// A duress PIN opened the door (`identity`: whose): a silent alarm, no sign at the door;
+    /// the site link publishes it.
+    Duress,
 }
 
 /// One audit line.

@@ -58,7 +58,7 @@ pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(St
             json!({
                 "name": "Access",
                 "state_topic": topics.access,
-                "event_types": ["grant", "deny"],
+                "event_types": ["grant", "deny", "duress"],
                 "icon": "mdi:face-recognition",
             }),
         ),

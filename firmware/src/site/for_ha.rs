@@ -37,11 +37,12 @@ pub fn archive_event(line: &Line, site: &str, door: &str) -> Value {
     Value::Object(o)
 }
 
-/// The grant or denial of `line` for the `access` topic: [`ACCESS_FIELDS`] only, plus
-/// `event_type` (what Home Assistant's event entity reads). `None` for every other kind.
+/// The grant, denial or duress (a duress PIN opened the door: the site's silent alarm) of
+/// `line` for the `access` topic: [`ACCESS_FIELDS`] only, plus `event_type` (what Home
+/// Assistant's event entity reads). `None` for every other kind.
 pub fn access_event(line: &Line, site: &str, door: &str) -> Option<Value> {
     let kind = line.json.get("event").and_then(Value::as_str)?;
-    if !matches!(kind, "grant" | "deny") {
+    if !matches!(kind, "grant" | "deny" | "duress") {
         return None;
     }
     let full = archive_event(line, site, door);
@@ -157,6 +158,19 @@ mod tests {
             ]
         );
         assert_eq!(a["name"], "Bob B.");
+    }
+
+    /// A duress PIN's event reaches the site's access topic (the door shows nothing).
+    #[test]
+    fn a_duress_event_is_an_access_event() {
+        let d = line(json!({
+            "seq": 43, "time": "2025-04-02T08:17:00.000Z", "t": 871.0, "event": "duress",
+            "identity": "bob", "name": "Bob B.", "reason": "duress PIN",
+            "boot_id": "b0", "clock_synced": true, "hash": "ef".repeat(32),
+        }));
+        let a = access_event(&d, "hq", "front").unwrap();
+        assert_eq!(a["event_type"], "duress");
+        assert_eq!(a["identity"], "bob");
     }
 
     #[test]

@@ -259,7 +259,8 @@ impl States {
             _ => {}
         }
         match kind {
-            K::CameraError | K::LockError | K::AuditFailed => {
+            // A duress PIN raises the site's alarm (nothing shows at the door).
+            K::CameraError | K::LockError | K::AuditFailed | K::Duress => {
                 self.alarm = Some(format!("{kind:?}: {}", reason.unwrap_or_default()))
             }
             K::CameraRecovered | K::Start => self.alarm = None,

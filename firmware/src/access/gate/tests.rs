@@ -73,6 +73,7 @@ fn request(source: Source) -> Request {
                     facility: 1,
                     card: 2,
                 }),
+                factors: Factors::default(),
             }
         }
         Source::ExitButton => Request::ExitButton,
@@ -335,4 +336,88 @@ fn office_hours_not_recorded_are_retried_after_a_minute() {
         Outcome::Opened
     );
     assert_eq!(gate.lock_state(), LockState::Unlocked);
+}
+
+/// A second factor is a condition of the gate: under `card_and_face` a face alone is refused
+/// and recorded (`second_factor`), the same face with its card opens; a person who must always
+/// use a PIN is refused at a face-only site without it; a PIN does not stand in for a card.
+#[test]
+fn a_face_without_the_factor_its_mode_requires_is_refused_and_recorded() {
+    use crate::access::factors::{FactorMode, FactorRule, Presented};
+    use crate::people::policy::AccessConfig;
+    let face = |presented: Presented, person: Option<FactorMode>| {
+        let mut grant = Event::new(EventKind::Grant, at(2).wall, at(2).now);
+        grant.identity = Some("alice".into());
+        Request::Face {
+            grant: Box::new(grant),
+            credential: None,
+            factors: Factors { presented, person },
+        }
+    };
+    let card = Presented {
+        card: true,
+        pin: false,
+    };
+    let pin = Presented {
+        card: false,
+        pin: true,
+    };
+    let settings = GateSettings {
+        on_failure: AuditFailure::Deny,
+        hold: Duration::from_secs(5),
+    };
+    for (site, presented, person, opens) in [
+        (FactorMode::CardAndFace, Presented::default(), None, false),
+        (FactorMode::CardAndFace, pin, None, false),
+        (FactorMode::CardAndFace, card, None, true),
+        (FactorMode::FaceAndPin, card, None, false),
+        (FactorMode::FaceAndPin, pin, None, true),
+        (FactorMode::Face, Presented::default(), None, true),
+        (FactorMode::FaceOrCard, Presented::default(), None, true),
+        (
+            FactorMode::Face,
+            Presented::default(),
+            Some(FactorMode::FaceAndPin),
+            false,
+        ),
+        (FactorMode::Face, pin, Some(FactorMode::FaceAndPin), true),
+        // A person's `face` does not loosen the site's mode.
+        (
+            FactorMode::CardAndFace,
+            Presented::default(),
+            Some(FactorMode::Face),
+            false,
+        ),
+    ] {
+        let line = Timeline::default();
+        let rule = FactorRule::of(&AccessConfig {
+            timezone: "UTC".into(),
+            factors: site,
+            ..AccessConfig::default()
+        });
+        let mut gate = Gate::new(Relay(line.clone()), None, settings)
+            .unwrap()
+            .with_factors(rule);
+        let mut log = Log {
+            line,
+            works: true,
+            events: Vec::new(),
+        };
+        let what = format!("{site:?} {presented:?} {person:?}");
+        let outcome = gate
+            .request(face(presented, person), at(2), &mut log)
+            .unwrap();
+        let ev = log.events.last().unwrap();
+        if opens {
+            assert_eq!(outcome, Outcome::Opened, "{what}");
+            assert_eq!(gate.lock_state(), LockState::Unlocked, "{what}");
+            assert_eq!(ev.event, EventKind::Grant, "{what}");
+        } else {
+            assert_eq!(outcome, Outcome::Refused(Refusal::SecondFactor), "{what}");
+            assert_eq!(gate.lock_state(), LockState::Locked, "{what}");
+            assert_eq!(ev.event, EventKind::Deny, "{what}");
+            assert_eq!(ev.reason.as_deref(), Some("second_factor"), "{what}");
+            assert_eq!(ev.identity.as_deref(), Some("alice"), "{what}");
+        }
+    }
 }

@@ -268,6 +268,8 @@ pub(super) fn add(access: &GalleryAccess, new: NewFaces, by: &str) -> Result<Peo
                 name: new.name.clone(),
                 enrolments: entries,
                 credential: None,
+                pin_hash: None,
+                duress_hash: None,
             });
             (true, new.name.clone())
         }

@@ -27,6 +27,8 @@ fn person(g: &Gallery, name: &str, seeds: &[u32]) -> Person {
             })
             .collect(),
         credential: None,
+        pin_hash: None,
+        duress_hash: None,
     }
 }
 
@@ -237,6 +239,8 @@ fn cosine_matching_ignores_length_and_reports_cosine_distance() {
             ..sample(1).people[0].enrolments[0].clone()
         }],
         credential: None,
+        pin_hash: None,
+        duress_hash: None,
     });
     let hi = h.index(Scoring::COSINE);
     let d = |v: Vec<f32>| hi.best(&Embedding(v)).map(|m| m.distance);
@@ -511,4 +515,33 @@ fn credentials_round_trip_and_one_card_is_one_person() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("does not fit"), "{err}");
+}
+
+/// The 1:1 check of a claim gives the distance to the claimed person's nearest enrolment, the
+/// same as a search would find for them; `within` lists the nearest people under a threshold,
+/// nearest first, at most k.
+#[test]
+fn a_one_to_one_check_and_the_nearest_few_agree_with_the_search() {
+    for scoring in [Scoring::EUCLIDEAN, Scoring::COSINE] {
+        let g = sample(20);
+        let index = g.index(scoring);
+        // Close to person 7's second photo.
+        let mut q = emb(7 * 3 + 1);
+        q[0] += 0.01;
+        let q = Embedding(q);
+        let best = index.best(&q).unwrap();
+        assert_eq!(best.person, 7);
+        let d = index.distance_to(7, &q).unwrap();
+        assert!((d - best.distance).abs() < 1e-5, "{d} vs {}", best.distance);
+        // Another person is farther, by at least the margin.
+        assert!(index.distance_to(8, &q).unwrap() >= best.distance + best.margin - 1e-5);
+        assert_eq!(index.distance_to(99, &q), None, "no such person");
+        assert_eq!(index.distance_to(7, &Embedding(vec![0.0; 3])), None);
+        let near = index.within(&q, f32::INFINITY, 3);
+        assert_eq!(near.len(), 3);
+        assert_eq!(near[0].0, 7);
+        assert!(near[0].1 <= near[1].1 && near[1].1 <= near[2].1);
+        assert!(index.within(&q, best.distance / 2.0, 3).is_empty());
+        assert_eq!(index.within(&q, best.distance + 1e-4, 3).len(), 1);
+    }
 }

@@ -69,6 +69,8 @@ impl Door {
                 }],
                 policy: Default::default(),
                 credential: None,
+                pin_hash: None,
+                duress_hash: None,
             });
         }
         self.signed("gallery", "*", version, FP, toml::to_string(&g).unwrap())
