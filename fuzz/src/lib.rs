@@ -336,7 +336,10 @@ pub fn console(data: &[u8]) {
         3 => {
             if let Some(n) = forms::seq(&text) {
                 assert!(text.bytes().all(|b| b.is_ascii_digit()));
-                assert_eq!(n.to_string().trim_start_matches('0'), text.trim_start_matches('0'));
+                assert_eq!(
+                    n.to_string().trim_start_matches('0'),
+                    text.trim_start_matches('0')
+                );
             }
             if let Some(v) = forms::seqs(&text, 100) {
                 assert!(!v.is_empty() && v.len() <= 100);
@@ -345,7 +348,10 @@ pub fn console(data: &[u8]) {
         4 => {
             let cell = forms::csv_cell(&text);
             let bare = cell.strip_prefix('"').unwrap_or(&cell);
-            assert!(!bare.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?}");
+            assert!(
+                !bare.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?}"
+            );
         }
         _ => {
             if let Some(n) = forms::display_name(&text) {

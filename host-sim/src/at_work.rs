@@ -70,21 +70,6 @@ fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_loop_parses_as_a_scenario_and_lasts_the_minutes_asked() {
-        let text = scenario(Path::new("/photos"), 2.0, "");
-        let s = crate::Scenario::parse(&text, Path::new("at_work.toml"), Path::new("/"))
-            .expect("the generated scenario parses");
-        let seconds: f64 = s.step.iter().filter_map(|st| st.seconds).sum();
-        assert!((120.0..150.0).contains(&seconds), "{seconds} s");
-        assert_eq!(s.enroll.len(), 1);
-    }
-}
-
 /// A door at work with its web console, both running: the real daemon in real time on the
 /// looping camera (its control API on `control.sock` in the work directory, the operator key
 /// beside it) and the console on `url`, with an admin and a viewer account.
@@ -279,5 +264,20 @@ impl ConsoleDoor {
 impl Drop for ConsoleDoor {
     fn drop(&mut self) {
         self.stop_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_parses_as_a_scenario_and_lasts_the_minutes_asked() {
+        let text = scenario(Path::new("/photos"), 2.0, "");
+        let s = crate::Scenario::parse(&text, Path::new("at_work.toml"), Path::new("/"))
+            .expect("the generated scenario parses");
+        let seconds: f64 = s.step.iter().filter_map(|st| st.seconds).sum();
+        assert!((120.0..150.0).contains(&seconds), "{seconds} s");
+        assert_eq!(s.enroll.len(), 1);
     }
 }
