@@ -293,6 +293,10 @@ pub struct CalibrateArgs {
     /// Largest acceptable FPIR at the largest size, for the recommendation.
     #[arg(long, default_value_t = 0.001)]
     pub target_fpir: f64,
+    /// Largest acceptable false-match rate of the 1:1 check a card or PIN asks for (the face
+    /// against the one person named), for its threshold (`one_to_one` in --write-points).
+    #[arg(long, default_value_t = 0.0001)]
+    pub target_fmr: f64,
     /// Thresholds to try, comma-separated (default: 0.4 to 1.1 times the model's).
     #[arg(long, value_delimiter = ',')]
     pub thresholds: Option<Vec<f32>>,

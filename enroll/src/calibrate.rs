@@ -44,6 +44,7 @@ fn open_set(
         draws,
         seed,
         target_fpir,
+        target_fmr,
         thresholds,
         margins,
         write_config,
@@ -61,6 +62,7 @@ fn open_set(
         draws,
         seed,
         target_fpir,
+        target_fmr,
         thresholds,
         margins,
         current: rule,
@@ -81,8 +83,13 @@ fn open_set(
         };
         facegate::people::gallery::write_atomic(&path, c.to_toml().as_bytes())?;
         eprintln!(
-            "wrote {} operating points into {} (set recognition.calibration to use them)",
+            "wrote {} operating points{} into {} (set recognition.calibration to use them)",
             c.point.len(),
+            if c.one_to_one.is_some() {
+                " and the 1:1 check's"
+            } else {
+                ""
+            },
             path.display()
         );
     }

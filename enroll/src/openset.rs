@@ -31,6 +31,8 @@ pub struct Options {
     pub seed: u64,
     /// Largest acceptable FPIR at the largest size.
     pub target_fpir: f64,
+    /// Largest acceptable false-match rate of the 1:1 check (a card or PIN named the person).
+    pub target_fmr: f64,
     /// Thresholds to try (default: a grid around the model's threshold).
     pub thresholds: Option<Vec<f32>>,
     /// Margins to try (default: a grid scaled to the model's threshold).
@@ -219,6 +221,10 @@ struct Report {
     recommended: Option<Point>,
     /// The door's threshold by gallery size for `target_fpir` (the model's margin kept).
     by_size: Vec<SizePoint>,
+    target_fmr: f64,
+    /// The 1:1 check's threshold for `target_fmr`: a gallery of one (`fpir` is the false-match
+    /// rate, `fnir` the false non-match rate).
+    one_to_one: Option<SizePoint>,
     grid: Vec<Point>,
 }
 
@@ -508,6 +514,9 @@ pub struct Recommendation {
 
 /// `facegate calibrate --open-set`.
 pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Outcome> {
+    if !(0.0..=1.0).contains(&o.target_fmr) {
+        bail!("--target-fmr must be in [0, 1] (got {})", o.target_fmr);
+    }
     if !(0.0..=1.0).contains(&o.target_fpir) {
         bail!("--target-fpir must be in [0, 1] (got {})", o.target_fpir);
     }
@@ -661,6 +670,16 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Outcome> {
         .map(|(t, m)| point(t, m))
         .collect();
     let dist = distances(&people, &probes, &spec);
+    // A claim is checked against one person: a gallery of one, where the margin plays no part.
+    let one_to_one = by_size(
+        &dist,
+        &[1],
+        &thresholds,
+        0.0,
+        o.target_fmr,
+        facegate::config::max_calibrated_threshold(spec.threshold),
+    )
+    .pop();
     let mut by_size = by_size(
         &dist,
         &o.point_sizes,
@@ -699,6 +718,8 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Outcome> {
         current: point(o.current.threshold, o.current.min_margin),
         recommended: recommend(&grid, o.target_fpir),
         by_size,
+        target_fmr: o.target_fmr,
+        one_to_one,
         grid,
     };
     match o.output {
@@ -725,18 +746,20 @@ pub fn run(pipeline: &mut Pipeline, o: &Options) -> Result<Outcome> {
                 report.impostor_probes,
                 o.current.min_margin
             ),
-            point: report
-                .by_size
-                .iter()
-                .map(|p| OperatingPoint {
-                    gallery: p.gallery,
-                    threshold: (f64::from(p.threshold) * 1e4).round() / 1e4,
-                    fpir: round(p.fpir),
-                    fnir: round(p.fnir),
-                })
-                .collect(),
+            point: report.by_size.iter().map(written).collect(),
+            one_to_one: report.one_to_one.as_ref().map(written),
         }),
     })
+}
+
+/// A point as a calibration file says it.
+fn written(p: &SizePoint) -> OperatingPoint {
+    OperatingPoint {
+        gallery: p.gallery,
+        threshold: (f64::from(p.threshold) * 1e4).round() / 1e4,
+        fpir: round(p.fpir),
+        fnir: round(p.fnir),
+    }
 }
 
 /// Six decimals: what a written file says.
@@ -863,6 +886,17 @@ fn print_text(r: &Report) {
             "  {:>7}  {:>9.3} |      {:>7.4}  {:>6.4} |{measured}",
             p.gallery, p.threshold, p.fpir, p.fnir
         );
+    }
+    match &r.one_to_one {
+        Some(p) => println!(
+            "the 1:1 check of a card or PIN (the face against the one person named) for a false \
+             match rate <= {}: threshold {:.3}, expected false matches {:.5}, false non-matches {:.4} per photo",
+            r.target_fmr, p.threshold, p.fpir, p.fnir
+        ),
+        None => println!(
+            "the 1:1 check: no threshold tried keeps false matches <= {}",
+            r.target_fmr
+        ),
     }
     match &r.recommended {
         Some(p) => println!(

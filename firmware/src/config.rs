@@ -630,14 +630,22 @@ impl Config {
     /// start, on reload and in `facegated --check`.
     pub fn threshold_problem(&self, model_threshold: f32) -> Option<Problem> {
         let r = &self.recognition;
-        let t = r.threshold?;
         let max = max_calibrated_threshold(model_threshold);
-        // A hair of slack: calibrate writes its grid's top (rounded to 3 decimals) back.
-        if t <= max + 1e-4 || r.threshold_override {
+        // The 1:1 check's threshold (a card or PIN named the person) has the same bound: above
+        // it nothing was measured, and a stolen card's holder needs only to be near one person.
+        let keys = [
+            ("recognition.threshold", r.threshold),
+            ("access.factor_threshold", self.access.factor_threshold),
+        ];
+        let (key, t) = keys
+            .into_iter()
+            // A hair of slack: calibrate writes its grid's top (rounded to 3 decimals) back.
+            .find_map(|(k, t)| t.filter(|&t| t > max + 1e-4).map(|t| (k, t)))?;
+        if r.threshold_override {
             return None;
         }
         Some(Problem::new(
-            "recognition.threshold",
+            key,
             format!(
                 "{t} is above the model's calibrated range (up to {max:.3}, its threshold {model_threshold} x {CALIBRATED_THRESHOLD_FACTOR}): strangers may be let in, and with one person enrolled the margin rule cannot stop them; lower it, or set recognition.threshold_override = true for a point you measured (facegate calibrate --open-set)"
             ),
@@ -881,6 +889,14 @@ mod tests {
             // dlib's threshold is 0.6: its range is its own.
             assert_eq!(c.threshold_problem(0.6).is_some(), t != "0.56", "{t}");
         }
+        // The 1:1 check's threshold has the same bound: a stolen card's holder needs only to be
+        // near one person.
+        let c = parse("[access]\nfactor_threshold = 0.55\n").unwrap();
+        assert_eq!(c.threshold_problem(sface), None);
+        let c = parse("[access]\nfactor_threshold = 0.8\n").unwrap();
+        let p = c.threshold_problem(sface).expect("0.8 is out of range");
+        assert_eq!(p.key, "access.factor_threshold");
+        assert!(parse("[access]\nfactor_threshold = -1\n").is_err());
         let c = parse("[recognition]\nthreshold = 1.5\nthreshold_override = true\n").unwrap();
         assert_eq!(c.threshold_problem(sface), None);
         assert!(c

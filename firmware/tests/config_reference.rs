@@ -24,6 +24,9 @@ exit_gpio = 22
 contact_gpio = 23
 alarm_gpio = 24
 
+[access]
+factor_threshold = 0.55
+
 [access.inputs]
 wiegand_d0_gpio = 5
 wiegand_d1_gpio = 6

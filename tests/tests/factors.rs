@@ -257,3 +257,42 @@ fn a_schedule_window_makes_the_mode_stricter() {
     assert!(r.grants().is_empty());
     assert!(deny_reasons(&r).iter().any(|d| d == "second_factor"));
 }
+
+/// The 1:1 check a card names uses its own threshold (`access.factor_threshold`, else the
+/// calibration's `one_to_one`), said in the `start` line: at a threshold no real face meets, the
+/// holder's own face is refused (`face_mismatch`), at the model's it is let in.
+#[test]
+fn the_card_check_uses_the_one_to_one_threshold_and_the_start_line_says_which() {
+    let steps = format!(
+        "[[step]]\npresent_card = \"obama\"\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nseconds = 3\n\n{GAP}"
+    );
+    let strict = run(
+        "factors = \"card_and_face\", factor_threshold = 0.05",
+        "",
+        &steps,
+    );
+    let start = strict.of(EventKind::Start)[0].reason.clone().unwrap();
+    assert!(
+        start.contains("1:1 check of a card or PIN: threshold 0.050 from access.factor_threshold"),
+        "{start}"
+    );
+    assert!(strict.unlocks().is_empty(), "{:#?}", strict.json_lines());
+    assert!(
+        deny_reasons(&strict).iter().any(|d| d == "face_mismatch"),
+        "{:#?}",
+        strict.json_lines()
+    );
+
+    // The dlib network's manifest has no 1:1 point: its threshold is used, and said so.
+    let model = run("factors = \"card_and_face\"", "", &steps);
+    let start = model.of(EventKind::Start)[0].reason.clone().unwrap();
+    assert!(
+        start.contains("1:1 check of a card or PIN: threshold 0.600 from the model's threshold"),
+        "{start}"
+    );
+    assert_eq!(
+        granted(&model),
+        vec![("obama".into(), "face+card (card_and_face)".into())]
+    );
+}

@@ -28,6 +28,9 @@ pub struct Calibration {
     pub source: String,
     /// By gallery size.
     pub point: Vec<OperatingPoint>,
+    /// The 1:1 check's threshold (a card or PIN named the person): see [`one_to_one`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_to_one: Option<OperatingPoint>,
 }
 
 /// Why a calibration cannot be used.
@@ -74,6 +77,12 @@ impl Calibration {
             ));
         }
         check_points(&c.point)?;
+        if let Some(p) = &c.one_to_one {
+            if p.gallery != 1 {
+                return Err(format!("one_to_one: gallery must be 1, not {}", p.gallery));
+            }
+            check_points(std::slice::from_ref(p)).map_err(|m| format!("one_to_one: {m}"))?;
+        }
         Ok(c)
     }
 
@@ -90,7 +99,7 @@ impl Calibration {
 /// Where the threshold in use comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
-    /// `recognition.threshold` in the config.
+    /// `recognition.threshold` in the config (for the 1:1 check: `access.factor_threshold`).
     Config,
     /// The site's calibration file.
     Site(PathBuf),
@@ -114,22 +123,38 @@ pub struct Chosen {
     /// The gallery is larger than the largest calibrated size: that point's figures are
     /// optimistic for it.
     pub beyond: bool,
+    /// The threshold of the 1:1 check a card or PIN asks for, not of the 1:N search.
+    pub one_to_one: bool,
 }
 
 impl Chosen {
     /// One line for the log and the audit: threshold, source, expected rates.
     pub fn describe(&self) -> String {
         let from = match &self.source {
+            Source::Config if self.one_to_one => "access.factor_threshold".to_owned(),
             Source::Config => "recognition.threshold".to_owned(),
             Source::Site(p) => format!("the site's calibration {}", p.display()),
             Source::Manifest => "the model's calibration".to_owned(),
             Source::Model => "the model's threshold (no calibration by gallery size)".to_owned(),
         };
-        let mut s = format!(
-            "operating point for {} people: threshold {:.3} from {from}",
-            self.gallery, self.threshold
-        );
-        if let Some(p) = self.point {
+        let mut s = if self.one_to_one {
+            format!(
+                "1:1 check of a card or PIN: threshold {:.3} from {from}",
+                self.threshold
+            )
+        } else {
+            format!(
+                "operating point for {} people: threshold {:.3} from {from}",
+                self.gallery, self.threshold
+            )
+        };
+        if let Some(p) = self.point.filter(|_| self.one_to_one) {
+            s += &format!(
+                " (expected false match {:.3}%, false non-match {:.1}% per photo)",
+                p.fpir * 100.0,
+                p.fnir * 100.0
+            );
+        } else if let Some(p) = self.point {
             s += &format!(
                 " (calibrated at {} people: expected FPIR {:.2}%, FNIR {:.1}% per photo",
                 p.gallery,
@@ -169,6 +194,7 @@ pub fn choose(
         source,
         point: point.map(|p| p.0),
         beyond: point.is_some_and(|p| p.1),
+        one_to_one: false,
     };
     if let Some(t) = config_threshold {
         return at(t, Source::Config, None);
@@ -180,6 +206,44 @@ pub fn choose(
     }
     match point_for(manifest, people) {
         Some(p) => at(p.0.threshold as f32, Source::Manifest, Some(p)),
+        None => at(model_threshold, Source::Model, None),
+    }
+}
+
+/// The threshold of the 1:1 check when a card or PIN names the person: the face is compared
+/// with that person only, so a stranger has one chance, not one per person enrolled, and the
+/// threshold can be looser than the search's (fewer employees refused at the same risk). The
+/// config's `access.factor_threshold` wins, then the site's calibration, then the model's
+/// manifest, then the model's single threshold.
+pub fn one_to_one(
+    config_threshold: Option<f32>,
+    site: Option<(&Path, &Calibration)>,
+    manifest: Option<OperatingPoint>,
+    model_threshold: f32,
+) -> Chosen {
+    let at = |threshold, source, point: Option<OperatingPoint>| Chosen {
+        threshold,
+        gallery: 1,
+        source,
+        point,
+        beyond: false,
+        one_to_one: true,
+    };
+    if let Some(t) = config_threshold {
+        return at(t, Source::Config, None);
+    }
+    if let Some((
+        path,
+        Calibration {
+            one_to_one: Some(p),
+            ..
+        },
+    )) = site
+    {
+        return at(p.threshold as f32, Source::Site(path.to_owned()), Some(*p));
+    }
+    match manifest {
+        Some(p) => at(p.threshold as f32, Source::Manifest, Some(p)),
         None => at(model_threshold, Source::Model, None),
     }
 }
@@ -247,6 +311,7 @@ mod tests {
                 fpir: 0.001,
                 fnir: 0.1,
             }],
+            one_to_one: None,
         };
         let path = Path::new("/var/lib/facegate/calibration.toml");
         assert_eq!(
@@ -273,8 +338,10 @@ mod tests {
             target_fpir: 0.001,
             source: "lfw_dev".into(),
             point: pts(),
+            one_to_one: Some(one(0.55)),
         };
         let text = good.to_toml();
+        assert!(text.contains("[one_to_one]"), "{text}");
         assert_eq!(Calibration::parse(&text, "sface/1").unwrap(), good);
         assert!(Calibration::parse(&text, "dlib/2")
             .unwrap_err()
@@ -284,8 +351,70 @@ mod tests {
         assert!(Calibration::parse(&bad.to_toml(), "sface/1")
             .unwrap_err()
             .contains("growing"));
-        let mut bad = good;
+        let mut bad = good.clone();
         bad.point[1].fpir = 2.0;
         assert!(Calibration::parse(&bad.to_toml(), "sface/1").is_err());
+        let mut bad = good;
+        bad.one_to_one = Some(OperatingPoint {
+            gallery: 10,
+            ..one(0.55)
+        });
+        assert!(Calibration::parse(&bad.to_toml(), "sface/1")
+            .unwrap_err()
+            .contains("one_to_one"));
+    }
+
+    fn one(threshold: f64) -> OperatingPoint {
+        OperatingPoint {
+            gallery: 1,
+            threshold,
+            fpir: 0.00005,
+            fnir: 0.05,
+        }
+    }
+
+    #[test]
+    fn the_one_to_one_threshold_comes_from_the_config_then_the_site_then_the_manifest() {
+        let path = Path::new("/var/lib/facegate/calibration.toml");
+        let mut site = Calibration {
+            model: "m".into(),
+            target_fpir: 0.001,
+            source: "site".into(),
+            point: pts(),
+            one_to_one: Some(one(0.52)),
+        };
+        let c = one_to_one(Some(0.4), Some((path, &site)), Some(one(0.55)), 0.5);
+        assert_eq!((c.threshold, c.source.clone()), (0.4, Source::Config));
+        assert!(c
+            .describe()
+            .contains("threshold 0.400 from access.factor_threshold"));
+        let c = one_to_one(None, Some((path, &site)), Some(one(0.55)), 0.5);
+        assert_eq!((c.threshold, c.source), (0.52, Source::Site(path.into())));
+        // A site calibration without a 1:1 point leaves it to the manifest.
+        site.one_to_one = None;
+        let c = one_to_one(None, Some((path, &site)), Some(one(0.55)), 0.5);
+        assert_eq!((c.threshold, c.source.clone()), (0.55, Source::Manifest));
+        assert!(
+            c.describe()
+                .contains("1:1 check of a card or PIN: threshold 0.550")
+                && c.describe().contains("false match 0.005%"),
+            "{}",
+            c.describe()
+        );
+        let c = one_to_one(None, None, None, 0.5);
+        assert_eq!((c.threshold, c.source), (0.5, Source::Model));
+    }
+
+    #[test]
+    fn the_shipped_manifest_has_a_one_to_one_point_looser_than_its_search_threshold() {
+        let m = crate::vision::models::Manifest::parse(
+            crate::vision::models::BUILTIN_MANIFEST,
+            "built-in",
+        )
+        .unwrap();
+        let spec = &m.embedders[&m.default_embedder];
+        let p = spec.one_to_one.expect("the default network's 1:1 point");
+        assert!(p.threshold > f64::from(spec.threshold), "{p:?}");
+        assert!(p.fpir <= 0.0001, "{p:?}");
     }
 }

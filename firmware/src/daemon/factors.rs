@@ -8,13 +8,15 @@
 //!   [`MAX_PIN_CANDIDATES`], nearest first): the one whose PIN (or duress PIN) it is is named;
 //!   none is `wrong_pin`; a face near nobody is `face_mismatch`;
 //! - the face of a claim is then judged over frames like any face, against the named person
-//!   only, at the model's 1:1 threshold (its manifest `threshold`, not the gallery-size one);
+//!   only, at the 1:1 threshold (`[access] factor_threshold`, else the calibration's
+//!   `one_to_one` point: looser than the search's, one comparison is one chance for a stranger);
 //!   a face that is not theirs is `face_mismatch`;
 //! - a claim no face confirmed within `[access] factor_seconds` is `factor_timeout`.
 //!
 //! Wrong PINs, cards of nobody and face mismatches count towards the lockout; a timeout does not
 //! (someone who walked away).
 
+use super::pin_check::{Candidate, PinChecker};
 use super::*;
 use crate::access::decision::DenyReason;
 use crate::access::factors::{Claim, Claims, FactorRule, KeyOutcome, MAX_PIN_CANDIDATES};
@@ -40,9 +42,13 @@ pub(super) struct FactorState {
     pin_misses: u32,
     /// The claim a grant just came from (taken by the grant).
     pub(super) granted: Option<Claim>,
+    /// Verifies typed PINs off the loop thread.
+    pin_check: PinChecker,
     /// After a claim's grant: its decider and person, which hold the face let in until it has
     /// left (as the 1:N decision holds its own), so the 1:N search does not let it in again.
     after: Option<(Decider, usize)>,
+    /// The 1:1 check's threshold, and where it comes from.
+    pub(super) one_to_one: crate::access::operating_point::Chosen,
 }
 
 impl FactorState {
@@ -50,6 +56,7 @@ impl FactorState {
     pub(super) fn new(
         access: &crate::people::policy::AccessConfig,
         input: Option<Box<dyn CredentialInput + Send>>,
+        one_to_one: crate::access::operating_point::Chosen,
     ) -> Self {
         let rule = FactorRule::of(access);
         if rule.ever_takes_claims() && input.is_none() {
@@ -59,6 +66,12 @@ impl FactorState {
                 access.factors.as_str()
             );
         }
+        // The thread only where PINs can be typed.
+        let pin_check = if input.is_some() {
+            PinChecker::start()
+        } else {
+            PinChecker::inline()
+        };
         Self {
             input,
             input_failed: false,
@@ -68,6 +81,8 @@ impl FactorState {
             pin_misses: 0,
             granted: None,
             after: None,
+            pin_check,
+            one_to_one,
         }
     }
 
@@ -79,6 +94,7 @@ impl FactorState {
     /// Drops the claim (the gallery changed: its person index means nothing now).
     pub(super) fn forget(&mut self) {
         self.claims.take();
+        self.pin_check.forget();
         self.decider = None;
         self.granted = None;
         self.after = None;
@@ -90,6 +106,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     pub(super) fn poll_credentials(&mut self, now: Duration) {
         if let Some(gone) = self.factors.claims.expired(now) {
             self.factors.decider = None;
+            self.factors.pin_check.forget();
             let id = claim_id(&gone);
             tracing::info!(
                 id = id.as_deref().unwrap_or("unknown"),
@@ -182,7 +199,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         // The claim's own decision over frames, at the 1:1 threshold: no margin to a second
         // person (there is none in a 1:1 check).
         let mut params = self.decider.params().clone();
-        params.threshold = self.spec.threshold;
+        params.threshold = self.factors.one_to_one.threshold;
         params.min_margin = 0.0;
         self.factors.decider = Some(Decider::new(params));
         self.factors.after = None;
@@ -200,54 +217,12 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             Observation::Face(s) if !self.embedding.0.is_empty() => Some(*s),
             _ => None,
         };
-        let person = match (&claim, face) {
-            (Claim::Pin(digits), Some(_)) => {
-                let t = Instant::now();
-                let near = self.gallery.index().within(
-                    &self.embedding,
-                    self.spec.threshold,
-                    MAX_PIN_CANDIDATES,
-                );
-                if near.is_empty() {
-                    self.factors.pin_misses += 1;
-                    if self.factors.pin_misses >= self.decider.params().deny_after {
-                        self.factors.forget();
-                        self.factor_denied("face_mismatch", None, true);
-                    }
-                    return Decision::Wait;
-                }
-                let people = &self.gallery.gallery().people;
-                let found = near.iter().find_map(|&(i, _)| {
-                    let p = people.get(i)?;
-                    let is = |h: &Option<String>| {
-                        h.as_deref()
-                            .is_some_and(|h| crate::people::pin::verify(digits.as_str(), h))
-                    };
-                    if is(&p.pin_hash) {
-                        Some((i, p.id.clone(), false))
-                    } else if is(&p.duress_hash) {
-                        Some((i, p.id.clone(), true))
-                    } else {
-                        None
-                    }
-                });
-                tracing::debug!(
-                    candidates = near.len(),
-                    ms = t.elapsed().as_secs_f64() * 1e3,
-                    "PIN checked"
-                );
-                let Some((person, id, duress)) = found else {
-                    self.factors.forget();
-                    self.factor_denied("wrong_pin", None, true);
-                    return Decision::Wait;
-                };
-                self.factors
-                    .claims
-                    .resolve(Claim::PinOf { person, id, duress });
-                person
-            }
-            (Claim::Pin(_), None) => return Decision::Wait,
-            (c, _) => match c.person() {
+        let person = match &claim {
+            Claim::Pin(digits) => match self.pin_claim(digits, face.is_some()) {
+                Some(person) => person,
+                None => return Decision::Wait,
+            },
+            c => match c.person() {
                 Some(p) => p,
                 None => return Decision::Wait,
             },
@@ -307,6 +282,61 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             }
             Decision::Wait => Decision::Wait,
         }
+    }
+
+    /// A typed PIN waiting for its face: on a face, the people near it (at the 1:1 threshold)
+    /// are handed to the PIN checker; its answer names the person (`Some`), or denies the
+    /// claim (`wrong_pin`, `face_mismatch`). `None`: nothing decided yet.
+    fn pin_claim(&mut self, digits: &crate::access::factors::Digits, face: bool) -> Option<usize> {
+        let found = if self.factors.pin_check.busy() {
+            self.factors.pin_check.answer(!self.clock.realtime())?
+        } else {
+            if !face {
+                return None;
+            }
+            let near = self.gallery.index().within(
+                &self.embedding,
+                self.factors.one_to_one.threshold,
+                MAX_PIN_CANDIDATES,
+            );
+            if near.is_empty() {
+                self.factors.pin_misses += 1;
+                if self.factors.pin_misses >= self.decider.params().deny_after {
+                    self.factors.forget();
+                    self.factor_denied("face_mismatch", None, true);
+                }
+                return None;
+            }
+            let people = &self.gallery.gallery().people;
+            let candidates = near
+                .iter()
+                .filter_map(|&(i, _)| {
+                    let p = people.get(i)?;
+                    Some(Candidate {
+                        person: i,
+                        id: p.id.clone(),
+                        pin_hash: p.pin_hash.clone(),
+                        duress_hash: p.duress_hash.clone(),
+                    })
+                })
+                .collect();
+            match self.factors.pin_check.submit(digits.as_str(), candidates) {
+                Some(found) => found,
+                // On the simulated clock the answer is awaited: a result never depends on the
+                // host's speed. On the real one, frames go on meanwhile.
+                None => self.factors.pin_check.answer(!self.clock.realtime())?,
+            }
+        };
+        let Some((person, id, duress)) = found else {
+            self.factors.forget();
+            self.factor_denied("wrong_pin", None, true);
+            return None;
+        };
+        tracing::debug!(%id, "PIN checked");
+        self.factors
+            .claims
+            .resolve(Claim::PinOf { person, id, duress });
+        Some(person)
     }
 
     /// A frame while the face a claim let in is held: judged 1:1 against that person until it

@@ -48,6 +48,7 @@ mod factors;
 mod inputs;
 mod live;
 mod look;
+mod pin_check;
 mod records;
 mod reload;
 mod threads;
@@ -286,7 +287,6 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         },
     )?
     .with_factors(crate::access::factors::FactorRule::of(&config.access));
-    let factors = factors::FactorState::new(&config.access, devices.credentials);
     // Again here, for callers that built the pipeline themselves: never a door on a threshold
     // outside the model's calibrated range without the override.
     if let Some(p) = config.threshold_problem(pipeline.embedder_spec().threshold) {
@@ -306,6 +306,11 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         gallery.gallery().people.len(),
     );
     let params = config.decision_params(point.threshold, pipeline.embedder_spec().min_margin);
+    let factors = factors::FactorState::new(
+        &config.access,
+        devices.credentials,
+        reload::one_to_one(&config, calibration.as_ref(), pipeline.embedder_spec()),
+    );
     let guard = Guard::new(&config.access, &config.door, &config.tamper);
     // Off (the default): the networks are loaded only if a reload turns the check on.
     let models = config.recognition.models.as_deref();
@@ -383,6 +388,10 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         lp.config.threshold_record(lp.spec.threshold),
         lp.reload.point.describe()
     );
+    if lp.factors.input.is_some() {
+        tracing::info!("{}", lp.factors.one_to_one.describe());
+        reason.push_str(&format!("; {}", lp.factors.one_to_one.describe()));
+    }
     let warnings = lp.config.warnings();
     for w in &warnings {
         tracing::warn!("config loosens security: {w}");

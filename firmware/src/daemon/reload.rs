@@ -123,10 +123,15 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             self.config
                 .decision_params(self.reload.point.threshold, self.spec.min_margin),
         );
+        self.factors.one_to_one =
+            one_to_one(&self.config, self.reload.calibration.as_ref(), &self.spec);
         self.gate.set_hold(self.unlock_hold());
         self.reload.count += 1;
         let mut ev = self.event(EventKind::ConfigReloaded);
         let mut msg = self.reload.point.describe();
+        if self.factors.input.is_some() {
+            msg = format!("{msg}; {}", self.factors.one_to_one.describe());
+        }
         if !restart.is_empty() {
             let later = format!(
                 "changed but only applied after a restart: {}",
@@ -179,6 +184,20 @@ pub(super) fn operating_point(
         config.recognition.threshold,
         calibration.map(|(p, c)| (p.as_path(), c)),
         &spec.operating_points,
+        spec.threshold,
+    )
+}
+
+/// The 1:1 check's threshold for a card or PIN claim (see [`operating_point::one_to_one`]).
+pub(super) fn one_to_one(
+    config: &Config,
+    calibration: Option<&(PathBuf, Calibration)>,
+    spec: &EmbedderManifest,
+) -> Chosen {
+    operating_point::one_to_one(
+        config.access.factor_threshold,
+        calibration.map(|(p, c)| (p.as_path(), c)),
+        spec.one_to_one,
         spec.threshold,
     )
 }

@@ -252,6 +252,10 @@ pub struct AccessConfig {
     pub factors_windows: Vec<crate::access::factors::FactorWindow>,
     /// A card or PIN waits this long for the face; then it is refused (`factor_timeout`).
     pub factor_seconds: f64,
+    /// The 1:1 check's threshold when a card or PIN names the person (none: the site's
+    /// calibration, else the model's `one_to_one` point, else its threshold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factor_threshold: Option<f32>,
     /// Where cards and PINs come from.
     pub inputs: FactorInputs,
 }
@@ -283,6 +287,7 @@ impl Default for AccessConfig {
             factors: Default::default(),
             factors_windows: Vec::new(),
             factor_seconds: 10.0,
+            factor_threshold: None,
             inputs: FactorInputs::default(),
         }
     }
@@ -309,6 +314,14 @@ impl AccessConfig {
                 "access.factor_seconds",
                 format!("must be 1 to 120 seconds (got {})", self.factor_seconds),
             ));
+        }
+        if let Some(t) = self.factor_threshold {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(Problem::new(
+                    "access.factor_threshold",
+                    format!("must be a positive distance (got {t})"),
+                ));
+            }
         }
         let i = &self.inputs;
         if i.wiegand_d0_gpio.is_some() != i.wiegand_d1_gpio.is_some()

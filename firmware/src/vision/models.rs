@@ -286,6 +286,11 @@ pub struct EmbedderManifest {
     /// `access::operating_point`.
     #[serde(default)]
     pub operating_points: Vec<OperatingPoint>,
+    /// The threshold of the 1:1 check a card or PIN asks for (`gallery = 1`; `fpir` is then
+    /// the false-match rate per photo, `fnir` the false non-match rate): one comparison with
+    /// the person named, so it may be looser than any 1:N point. None: `threshold`.
+    #[serde(default)]
+    pub one_to_one: Option<OperatingPoint>,
 }
 
 /// One calibrated point: at a gallery of `gallery` people, this threshold keeps FPIR within the
@@ -388,9 +393,33 @@ impl Manifest {
                     }
                 })
                 .map_err(|m| invalid(format!("embedders.{name}.operating_points: {m}")))?;
+            if let Some(p) = &e.one_to_one {
+                check_one_to_one(p, e.threshold)
+                    .map_err(|m| invalid(format!("embedders.{name}.one_to_one: {m}")))?;
+            }
         }
         Ok(())
     }
+}
+
+/// A 1:1 point is for a gallery of one, with a threshold inside the model's calibrated range
+/// (see [`crate::config::max_calibrated_threshold`]: above it nothing was measured).
+pub fn check_one_to_one(p: &OperatingPoint, model_threshold: f32) -> Result<(), String> {
+    if p.gallery != 1 {
+        return Err(format!(
+            "gallery must be 1 (one person, named by the card or PIN), not {}",
+            p.gallery
+        ));
+    }
+    check_points(std::slice::from_ref(p))?;
+    let max = crate::config::max_calibrated_threshold(model_threshold);
+    if p.threshold > f64::from(max) + 1e-6 {
+        return Err(format!(
+            "threshold {} is above the model's calibrated range (up to {max:.3})",
+            p.threshold
+        ));
+    }
+    Ok(())
 }
 
 /// Points must be for distinct, growing gallery sizes, with finite positive thresholds and
