@@ -231,13 +231,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         let t = Instant::now();
         let obs = match obs {
             Observation::Face(mut seen) => {
-                seen.nearest = index
-                    .distance_to(person, &self.embedding)
-                    .map(|distance| Nearest {
-                        person,
-                        distance,
-                        margin: f32::INFINITY,
-                    });
+                seen.nearest = nearest_of(index, person, &self.embedding);
                 Observation::Face(seen)
             }
             o => o,
@@ -251,11 +245,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             if normalize {
                 fused.normalize();
             }
-            index.distance_to(person, fused).map(|distance| Nearest {
-                person,
-                distance,
-                margin: f32::INFINITY,
-            })
+            nearest_of(index, person, fused)
         };
         let Some(decider) = self.factors.decider.as_mut() else {
             return Decision::Wait;
@@ -349,13 +339,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         let index = self.gallery.index();
         let obs = match obs {
             Observation::Face(mut seen) if !self.embedding.0.is_empty() => {
-                seen.nearest = index
-                    .distance_to(person, &self.embedding)
-                    .map(|distance| Nearest {
-                        person,
-                        distance,
-                        margin: f32::INFINITY,
-                    });
+                seen.nearest = nearest_of(index, person, &self.embedding);
                 Observation::Face(seen)
             }
             o => o,
@@ -405,6 +389,22 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
         tracing::info!(%id, "duress");
         self.record(&ev);
     }
+}
+
+/// The claimed `person` as the match of `embedding`: a 1:1 check has no second person, so no
+/// margin to keep.
+fn nearest_of(
+    index: &Index,
+    person: usize,
+    embedding: &Embedding,
+) -> Option<Nearest> {
+    index
+        .distance_to(person, embedding)
+        .map(|distance| Nearest {
+            person,
+            distance,
+            margin: f32::INFINITY,
+        })
 }
 
 fn claim_id(c: &Claim) -> Option<String> {
