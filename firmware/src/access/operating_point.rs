@@ -215,13 +215,22 @@ impl PhotoAdvice {
             n => format!("{n} people have fewer: facegate list --fewer-photos"),
         };
         Some(format!(
-            "at {} people the door expects {:.1}% of employees refused with one photo each, {:.1}% \
+            "at {} the door expects {:.1}% of employees refused with one photo each, {:.1}% \
              with {word}{still}: enrol {} photos per person ({who})",
-            thousands(self.gallery),
+            people(self.gallery),
             self.fnir_one * 100.0,
             self.fnir_advised * 100.0,
             self.photos
         ))
+    }
+}
+
+/// "1 person", "1,000 people".
+pub fn people(n: usize) -> String {
+    if n == 1 {
+        "1 person".into()
+    } else {
+        format!("{} people", thousands(n))
     }
 }
 
@@ -436,6 +445,8 @@ mod tests {
         assert_eq!(PhotoAdvice::for_point(&fixed, 0.05), None);
         assert_eq!(thousands(10_000), "10,000");
         assert_eq!(thousands(999), "999");
+        assert_eq!(people(1), "1 person");
+        assert_eq!(people(1000), "1,000 people");
     }
 
     #[test]
