@@ -559,9 +559,8 @@ fn each_photo_is_its_own_row_and_another_photo_never_makes_a_person_farther() {
     let p = person(&one, "Bob", &[50]);
     one.people.push(p);
     let mut two = one.clone();
-    two.people[0]
-        .enrolments
-        .extend(person(&two, "x", &[2]).enrolments);
+    let second = person(&two, "x", &[2]).enrolments;
+    two.people[0].enrolments.extend(second);
     let (i1, i2) = (one.index(scoring), two.index(scoring));
     assert_eq!((i1.len(), i2.len()), (2, 3), "one row per enrolment");
     for seed in 0..40 {
