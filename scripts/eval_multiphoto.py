@@ -99,6 +99,16 @@ def main():
                          "fnir_2 and fnir_3 (the rule kept, 'each', in the pool gallery)")
     a = ap.parse_args()
 
+    global THRESHOLDS
+    pts = []
+    if a.points:
+        import tomllib
+        with open(a.points, "rb") as f:
+            man = tomllib.load(f)
+        pts = man["embedders"][man["default_embedder"]].get("operating_points", [])
+        # Every point's threshold is measured, whatever the manifest says now.
+        THRESHOLDS = sorted(set(THRESHOLDS) | {p["threshold"] for p in pts}, reverse=True)
+
     root = os.path.dirname(os.path.abspath(a.csv))
     emb = load_embeddings(a.embeddings, root)
     photos, strangers, missing = {}, [], 0
@@ -205,11 +215,7 @@ def main():
             cells.append(f"t {t:.3f}: {100 * np.mean(dg > t):.1f}%")
         print(f"| {f:g} | " + " | ".join(cells) + " |")
     print(f"({len(np.concatenate(det[(1, 'each')][1]))} stranger-person pairs per rule)")
-    if a.points:
-        import tomllib
-        with open(a.points, "rb") as f:
-            man = tomllib.load(f)
-        pts = man["embedders"][man["default_embedder"]]["operating_points"]
+    if pts:
         pool_g = f"{len(pool)}"
         print("\noperating_points with the expected FNIR for 2 and 3 photos per person: the point's own "
               "fnir times the measured ratio (k photos / 1 photo, 'each', same probes) at its threshold\n")
