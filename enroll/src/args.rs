@@ -86,11 +86,15 @@ pub enum Command {
     /// Group the faces of unknown people by identity (e.g. photos of visitors the door did not
     /// recognise) to review and enrol them.
     Cluster(ClusterArgs),
-    /// List the enrolled people.
+    /// List the enrolled people, with their photo counts; those with fewer photos than the
+    /// site's `recognition.target_fnir` needs at the gallery's size are marked.
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Only the people with fewer photos than advised.
+        #[arg(long)]
+        fewer_photos: bool,
     },
     /// Show one person and where each of their embeddings came from.
     Show {

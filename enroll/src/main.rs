@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use args::{CalibrateArgs, Cli, Command, GlobalArgs};
 use clap::Parser;
 use facegate::access::acceptance::Rule;
+use facegate::access::operating_point::PhotoAdvice;
 use facegate::config::Config;
 use facegate::people::gallery::Gallery;
 use facegate::{ModelSet, Pipeline};
@@ -95,10 +96,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let gallery = || shared.gallery();
     // Commands that only read or edit the gallery do not load the networks.
     match command {
-        Command::List { json } => people::list(
-            &Gallery::load(gallery()?, fingerprint)?,
-            Output::json_if(json),
-        ),
+        Command::List { json, fewer_photos } => {
+            let g = Gallery::load(gallery()?, fingerprint)?;
+            let spec = models.embedder(shared.embedder.as_deref())?.1;
+            let advice = photo_advice(&shared, spec, g.people.len());
+            people::list(&g, advice.as_ref(), fewer_photos, Output::json_if(json))
+        }
         Command::Show { id, json } => people::show(
             &Gallery::load(gallery()?, fingerprint)?,
             &id,
@@ -282,8 +285,16 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
                 Output::json_if(json),
             )
         }
-        Command::Enroll(a) => enrol::enroll(&mut pipeline, gallery()?, &a, door()?.1.threshold),
-        Command::Import(a) => enrol::import(&mut pipeline, gallery()?, &a, door()?.1.threshold),
+        Command::Enroll(a) => {
+            let code = enrol::enroll(&mut pipeline, gallery()?, &a, door()?.1.threshold)?;
+            advise_photos(shared, &spec, gallery()?, Output::Text);
+            Ok(code)
+        }
+        Command::Import(a) => {
+            let code = enrol::import(&mut pipeline, gallery()?, &a, door()?.1.threshold)?;
+            advise_photos(shared, &spec, gallery()?, Output::json_if(a.json));
+            Ok(code)
+        }
         Command::Calibrate(a) => calibrate::run(&mut pipeline, a, door, g.embedder.as_deref()),
         Command::Cluster(a) => analysis::cluster(
             &mut pipeline,
@@ -306,6 +317,42 @@ fn with_networks(command: Command, g: &GlobalArgs, shared: &Shared) -> Result<Ex
         | Command::Keygen { .. }
         | Command::Publish { .. }
         | Command::Remote { .. } => unreachable!("handled in run"),
+    }
+}
+
+/// How many photos per person the site's `recognition.target_fnir` needs at a gallery of
+/// `people`, at the operating point the door uses there; `None` when the config cannot be read
+/// or the threshold is not a calibrated point (no figures to advise from).
+fn photo_advice(
+    shared: &Shared,
+    spec: &facegate::vision::models::EmbedderManifest,
+    people: usize,
+) -> Option<PhotoAdvice> {
+    let config = shared.config.as_ref().ok()?;
+    let chosen = facegate::access::operating_point::for_config(config, spec, people).ok()?;
+    PhotoAdvice::for_point(&chosen, config.recognition.target_fnir)
+}
+
+/// After an enrolment: one line when one photo each is not enough for the site's target at the
+/// gallery's new size (on stderr under --json, whose stdout is one JSON object).
+fn advise_photos(
+    shared: &Shared,
+    spec: &facegate::vision::models::EmbedderManifest,
+    gallery: &Path,
+    output: Output,
+) {
+    let Ok(Some(g)) = Gallery::load_any_model(gallery) else {
+        return;
+    };
+    let Some(advice) = photo_advice(shared, spec, g.people.len()) else {
+        return;
+    };
+    let fewer = people::fewer_photos(&g, &advice).count();
+    if let Some(line) = advice.line(fewer) {
+        match output {
+            Output::Text => println!("{line}"),
+            Output::Json => eprintln!("{line}"),
+        }
     }
 }
 

@@ -759,6 +759,9 @@ fn written(p: &SizePoint) -> OperatingPoint {
         threshold: (f64::from(p.threshold) * 1e4).round() / 1e4,
         fpir: round(p.fpir),
         fnir: round(p.fnir),
+        // One photo per person here; scripts/eval_multiphoto.py measures more.
+        fnir_2: None,
+        fnir_3: None,
     }
 }
 

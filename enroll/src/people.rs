@@ -6,6 +6,7 @@ use facegate::access::acceptance::{FaceFacts, Nearest, Refusal, Rule};
 use facegate::access::enrolment::{
     duplicate, enrol_photo_with, enrolment, enrolment_face_with, Checks,
 };
+use facegate::access::operating_point::{people, PhotoAdvice};
 use facegate::people::gallery::{validate_id, validate_name, Gallery, Locked, Person, Scoring};
 use facegate::vision::quality::{measure, QualityParams};
 use facegate::{decode_file, Pipeline};
@@ -121,6 +122,10 @@ struct PersonJson<'a> {
     id: &'a str,
     name: &'a str,
     photos: usize,
+    /// Fewer photos than the site's `recognition.target_fnir` needs at the gallery's size
+    /// (absent from `show`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fewer_than_advised: Option<bool>,
     /// The card credential sent in reader mode, e.g. "wiegand26 facility 18 card 4660".
     credential: Option<String>,
     enrolments: Option<Vec<EnrolmentJson<'a>>>,
@@ -140,6 +145,7 @@ fn person_json(p: &Person, detail: bool) -> PersonJson<'_> {
         id: &p.id,
         name: &p.name,
         photos: p.enrolments.len(),
+        fewer_than_advised: None,
         credential: p.credential.map(|c| c.to_string()),
         enrolments: detail.then(|| {
             p.enrolments
@@ -155,23 +161,75 @@ fn person_json(p: &Person, detail: bool) -> PersonJson<'_> {
     }
 }
 
-/// `facegate list`.
-pub fn list(g: &Gallery, output: Output) -> Result<ExitCode> {
+/// The people of `g` with fewer photos than `advice` asks for.
+pub fn fewer_photos<'a>(
+    g: &'a Gallery,
+    advice: &'a PhotoAdvice,
+) -> impl Iterator<Item = &'a Person> + 'a {
+    g.people
+        .iter()
+        .filter(move |p| p.enrolments.len() < advice.photos)
+}
+
+/// `facegate list`: everyone (or with `only_fewer`, those with fewer photos than advised), those
+/// under the advice marked.
+pub fn list(
+    g: &Gallery,
+    advice: Option<&PhotoAdvice>,
+    only_fewer: bool,
+    output: Output,
+) -> Result<ExitCode> {
+    let advised = advice.map_or(1, |a| a.photos);
+    let short = |p: &Person| p.enrolments.len() < advised;
+    let shown: Vec<&Person> = g
+        .people
+        .iter()
+        .filter(|p| !only_fewer || short(p))
+        .collect();
     match output {
         Output::Json => {
-            let v: Vec<_> = g.people.iter().map(|p| person_json(p, false)).collect();
+            let v: Vec<_> = shown
+                .iter()
+                .map(|p| PersonJson {
+                    fewer_than_advised: Some(short(p)),
+                    ..person_json(p, false)
+                })
+                .collect();
             println!("{}", serde_json::to_string(&v)?);
         }
         Output::Text if g.people.is_empty() => println!("no one is enrolled"),
         Output::Text => {
-            for p in &g.people {
+            for p in &shown {
                 let card = p.credential.map(|c| format!("  {c}")).unwrap_or_default();
+                let mark = if short(p) {
+                    format!("  (fewer than {advised} advised)")
+                } else {
+                    String::new()
+                };
                 println!(
-                    "{:<24} {:<32} {} photo(s){card}",
+                    "{:<24} {:<32} {} photo(s){card}{mark}",
                     p.id,
                     p.name,
                     p.enrolments.len()
                 );
+            }
+            match advice {
+                Some(a) if a.photos > 1 => println!(
+                    "{} of {} have fewer than the {advised} photos advised at that size for \
+                     recognition.target_fnir = {}",
+                    g.people.iter().filter(|p| short(p)).count(),
+                    people(g.people.len()),
+                    a.target
+                ),
+                Some(_) if only_fewer => println!(
+                    "one photo each is enough for recognition.target_fnir at {}",
+                    people(g.people.len())
+                ),
+                None if only_fewer => println!(
+                    "no advice: the door's threshold here is not a calibrated operating point \
+                     (recognition.threshold set, or a model without points), or its config cannot be read"
+                ),
+                _ => {}
             }
         }
     }

@@ -457,3 +457,113 @@ fn cluster_groups_faces_by_person() {
     assert_eq!(names, expected);
     assert_eq!(groups.len(), 3, "{names:?}");
 }
+
+/// A site's `recognition.target_fnir` above what one photo each gives at its gallery's size:
+/// `enroll` and `import` say how many photos per person it needs, `list` marks who has fewer
+/// and `--fewer-photos` lists only them. At the default target a small site needs no more.
+#[test]
+fn photos_per_person_are_advised_and_those_with_fewer_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("gallery.toml");
+    let strict = dir.path().join("strict.toml");
+    std::fs::write(&strict, "[recognition]\ntarget_fnir = 0.05\n").unwrap();
+    let default = dir.path().join("default.toml");
+    std::fs::write(&default, "").unwrap();
+    let run = |config: &Path, args: &[&str]| {
+        let mut all = vec!["--config", s(config)];
+        all.extend_from_slice(args);
+        let out = facegate(&g, &all);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        out
+    };
+    let stdout = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+
+    let out = run(
+        &strict,
+        &["enroll", "--name", "Barack Obama", s(&fixture("obama.jpg"))],
+    );
+    let advice = stdout(&out);
+    assert!(
+        advice.contains("\nat 1 person the door expects ")
+            && advice.contains("% of employees refused with one photo each, ")
+            && advice.contains(
+                "enrol 2 photos per person (1 person has fewer: facegate list --fewer-photos)"
+            ),
+        "{advice}"
+    );
+    // A second photo: no one is short any more.
+    let out = run(
+        &strict,
+        &[
+            "enroll",
+            "--name",
+            "Barack Obama",
+            "--id",
+            "barack-obama",
+            s(&fixture("obama2.jpg")),
+        ],
+    );
+    assert!(
+        stdout(&out).contains("(everyone has as many)"),
+        "{}",
+        stdout(&out)
+    );
+
+    // import --json keeps its stdout one JSON object: the advice goes to stderr.
+    let staff = dir.path().join("staff");
+    labelled_dir(&staff, &[("Joe Biden", &["biden.jpg"])]);
+    let out = run(&strict, &["import", "--json", s(&staff)]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["people"], 2, "{v}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("at 2 people the door expects")
+            && err.contains("enrol 2 photos per person (1 person has fewer"),
+        "{err}"
+    );
+
+    let list = stdout(&run(&strict, &["list"]));
+    let line = |who: &str| {
+        list.lines()
+            .find(|l| l.contains(who))
+            .unwrap_or_else(|| panic!("{who} not in {list}"))
+            .to_owned()
+    };
+    assert!(line("Barack Obama").contains("2 photo(s)"), "{list}");
+    assert!(!line("Barack Obama").contains("advised"), "{list}");
+    assert!(
+        line("Joe Biden").contains("1 photo(s)  (fewer than 2 advised)"),
+        "{list}"
+    );
+    assert!(
+        list.contains("1 of 2 people have fewer than the 2 photos advised"),
+        "{list}"
+    );
+    let fewer = stdout(&run(&strict, &["list", "--fewer-photos"]));
+    assert!(
+        fewer.contains("Joe Biden") && !fewer.contains("Barack Obama"),
+        "{fewer}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&strict, &["list", "--json"]).stdout).unwrap();
+    let json = json.as_array().unwrap();
+    assert_eq!(json.len(), 2);
+    for p in json {
+        let short = p["name"] == "Joe Biden";
+        assert_eq!(p["photos"], if short { 1 } else { 2 }, "{p}");
+        assert_eq!(p["fewer_than_advised"], short, "{p}");
+    }
+    let only: serde_json::Value =
+        serde_json::from_slice(&run(&strict, &["list", "--json", "--fewer-photos"]).stdout)
+            .unwrap();
+    assert_eq!(only.as_array().unwrap().len(), 1, "{only}");
+
+    // The default target (0.10): one photo each is enough for 2 people, no one is marked.
+    let list = stdout(&run(&default, &["list"]));
+    assert!(!list.contains("advised"), "{list}");
+    let fewer = stdout(&run(&default, &["list", "--fewer-photos"]));
+    assert_eq!(
+        fewer.trim(),
+        "one photo each is enough for recognition.target_fnir at 2 people"
+    );
+}

@@ -257,6 +257,11 @@ pub struct RecognitionConfig {
     pub deny_after_frames: u32,
     /// `[recognition.quality]`: faces too blurred, badly exposed or turned are not judged.
     pub quality: QualityParams,
+    /// The share of employees' faces the site accepts being refused (per photo, one frame):
+    /// `import`, `enroll` and `list` advise enough photos per person to keep to it at the
+    /// gallery's size (the operating point's expected FNIR by photos). Advice only: the door's
+    /// decision does not read it.
+    pub target_fnir: f64,
 }
 
 impl Default for RecognitionConfig {
@@ -275,9 +280,14 @@ impl Default for RecognitionConfig {
             cooldown_seconds: 6.0,
             deny_after_frames: 8,
             quality: QualityParams::default(),
+            target_fnir: DEFAULT_TARGET_FNIR,
         }
     }
 }
+
+/// `recognition.target_fnir` by default: one employee face in ten refused per frame, which the
+/// door's several frames absorb; one photo each meets it up to ~200 people (models/manifest.toml).
+pub const DEFAULT_TARGET_FNIR: f64 = 0.10;
 
 /// Which detector finds faces in door frames (`recognition.detector`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -560,6 +570,15 @@ impl Config {
                     format!("must be between 0 and 2 (got {m})"),
                 );
             }
+        }
+        if !(r.target_fnir.is_finite() && r.target_fnir > 0.0 && r.target_fnir < 1.0) {
+            return bad(
+                "recognition.target_fnir",
+                format!(
+                    "must be a share between 0 and 1, e.g. 0.05 (got {})",
+                    r.target_fnir
+                ),
+            );
         }
         if !(r.min_face.is_finite() && (20.0..=2000.0).contains(&r.min_face)) {
             return bad(

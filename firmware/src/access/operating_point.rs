@@ -170,6 +170,108 @@ impl Chosen {
     }
 }
 
+/// How many photos per person a site's target FNIR (`recognition.target_fnir`) needs at the
+/// operating point its gallery is at: the fewest whose expected FNIR meets it, else the most
+/// measured (the manifest's `fnir_2`, `fnir_3`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PhotoAdvice {
+    /// People enrolled.
+    pub gallery: usize,
+    /// The site's target.
+    pub target: f64,
+    /// Photos per person advised (1: one photo each is enough, or nothing more was measured).
+    pub photos: usize,
+    /// Expected FNIR with one photo each.
+    pub fnir_one: f64,
+    /// Expected FNIR with `photos` each.
+    pub fnir_advised: f64,
+}
+
+/// The most photos per person the operating points give a figure for.
+pub const MOST_PHOTOS_MEASURED: usize = 3;
+
+impl PhotoAdvice {
+    /// The advice for the point `chosen` and the site's `target`; `None` when the threshold
+    /// is not a calibrated point (set in the config, or a model without points): no figures.
+    pub fn for_point(chosen: &Chosen, target: f64) -> Option<Self> {
+        let p = chosen.point?;
+        let mut advice = Self {
+            gallery: chosen.gallery,
+            target,
+            photos: 1,
+            fnir_one: p.fnir,
+            fnir_advised: p.fnir,
+        };
+        for n in 2..=MOST_PHOTOS_MEASURED {
+            if advice.fnir_advised <= target {
+                break;
+            }
+            let Some(f) = p.fnir_with(n) else { break };
+            advice.photos = n;
+            advice.fnir_advised = f;
+        }
+        Some(advice)
+    }
+
+    /// Whether the advised number keeps to the target.
+    pub fn meets_target(&self) -> bool {
+        self.fnir_advised <= self.target
+    }
+
+    /// The admin's line when one photo each is not enough, else `None`; `fewer` people have
+    /// fewer photos than advised.
+    pub fn line(&self, fewer: usize) -> Option<String> {
+        if self.photos < 2 {
+            return None;
+        }
+        let words = ["", "one", "two", "three"];
+        let word = words.get(self.photos).copied().unwrap_or("more");
+        let still = if self.meets_target() {
+            String::new()
+        } else {
+            format!(
+                ", still above the site's target of {:.1}% (recognition.target_fnir): the most measured",
+                self.target * 100.0
+            )
+        };
+        let who = match fewer {
+            0 => "everyone has as many".to_owned(),
+            1 => "1 person has fewer: facegate list --fewer-photos".to_owned(),
+            n => format!("{n} people have fewer: facegate list --fewer-photos"),
+        };
+        Some(format!(
+            "at {} the door expects {:.1}% of employees refused with one photo each, {:.1}% \
+             with {word}{still}: enrol {} photos per person ({who})",
+            people(self.gallery),
+            self.fnir_one * 100.0,
+            self.fnir_advised * 100.0,
+            self.photos
+        ))
+    }
+}
+
+/// "1 person", "1,000 people".
+pub fn people(n: usize) -> String {
+    if n == 1 {
+        "1 person".into()
+    } else {
+        format!("{} people", thousands(n))
+    }
+}
+
+/// 1234567 as "1,234,567".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The point of `points` (growing sizes) for a gallery of `people`: the smallest calibrated size
 /// at least as large (never a looser threshold than the size calls for), else the largest.
 pub fn point_for(points: &[OperatingPoint], people: usize) -> Option<(OperatingPoint, bool)> {
@@ -282,6 +384,8 @@ mod tests {
                 threshold,
                 fpir: 0.001,
                 fnir: 0.05,
+                fnir_2: None,
+                fnir_3: None,
             })
             .collect()
     }
@@ -310,6 +414,8 @@ mod tests {
                 threshold: 0.4,
                 fpir: 0.001,
                 fnir: 0.1,
+                fnir_2: None,
+                fnir_3: None,
             }],
             one_to_one: None,
         };
@@ -370,6 +476,8 @@ mod tests {
             threshold,
             fpir: 0.00005,
             fnir: 0.05,
+            fnir_2: None,
+            fnir_3: None,
         }
     }
 
@@ -416,5 +524,100 @@ mod tests {
         let p = spec.one_to_one.expect("the default network's 1:1 point");
         assert!(p.threshold > f64::from(spec.threshold), "{p:?}");
         assert!(p.fpir <= 0.0001, "{p:?}");
+    }
+
+    fn at(people: usize, fnir: [f64; 3]) -> Chosen {
+        let point = OperatingPoint {
+            gallery: 1000,
+            threshold: 0.445,
+            fpir: 0.001,
+            fnir: fnir[0],
+            fnir_2: Some(fnir[1]),
+            fnir_3: Some(fnir[2]),
+        };
+        choose(people, None, None, &[point], 0.5)
+    }
+
+    #[test]
+    fn the_advice_is_the_fewest_photos_that_meet_the_target() {
+        let c = at(1000, [0.136, 0.059, 0.044]);
+        let a = PhotoAdvice::for_point(&c, 0.10).unwrap();
+        assert_eq!(
+            (a.photos, a.fnir_advised, a.meets_target()),
+            (2, 0.059, true)
+        );
+        assert_eq!(
+            a.line(23).unwrap(),
+            "at 1,000 people the door expects 13.6% of employees refused with one photo each, \
+             5.9% with two: enrol 2 photos per person (23 people have fewer: facegate list --fewer-photos)"
+        );
+        let a = PhotoAdvice::for_point(&c, 0.05).unwrap();
+        assert_eq!((a.photos, a.meets_target()), (3, true));
+        // Nothing meets it: the most measured, said so.
+        let a = PhotoAdvice::for_point(&c, 0.01).unwrap();
+        assert_eq!((a.photos, a.meets_target()), (3, false));
+        assert!(a
+            .line(0)
+            .unwrap()
+            .contains("still above the site's target of 1.0%"));
+        // One photo is enough: no line, no one is short.
+        let a = PhotoAdvice::for_point(&c, 0.2).unwrap();
+        assert_eq!(a.photos, 1);
+        assert_eq!(a.line(5), None);
+    }
+
+    #[test]
+    fn no_advice_without_figures_by_photos_or_without_a_calibrated_point() {
+        let mut c = at(20, [0.2, 0.1, 0.05]);
+        c.point.as_mut().unwrap().fnir_2 = None;
+        c.point.as_mut().unwrap().fnir_3 = None;
+        assert_eq!(PhotoAdvice::for_point(&c, 0.05).unwrap().photos, 1);
+        let fixed = choose(20, Some(0.4), None, &pts(), 0.5);
+        assert_eq!(PhotoAdvice::for_point(&fixed, 0.05), None);
+        assert_eq!(thousands(10_000), "10,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(people(1), "1 person");
+        assert_eq!(people(1000), "1,000 people");
+    }
+
+    #[test]
+    fn points_with_figures_by_photos_parse_and_bad_ones_are_refused() {
+        let ok = "{ gallery = 10, threshold = 0.5, fpir = 0.0001, fnir = 0.08, fnir_2 = 0.033, fnir_3 = 0.024 }";
+        let parse = |p: &str| {
+            Calibration::parse(
+                &format!("model = \"m\"\ntarget_fpir = 0.001\nsource = \"s\"\npoint = [{p}]\n"),
+                "m",
+            )
+        };
+        let c = parse(ok).unwrap();
+        assert_eq!(c.point[0].fnir_with(2), Some(0.033));
+        assert_eq!(c.point[0].fnir_with(4), Some(0.024));
+        assert_eq!(c.point[0].fnir_with(1), Some(0.08));
+        let old = parse("{ gallery = 10, threshold = 0.5, fpir = 0.0001, fnir = 0.08 }").unwrap();
+        assert_eq!(old.point[0].fnir_with(2), None);
+        assert!(parse(&ok.replace("0.033", "1.5"))
+            .unwrap_err()
+            .contains("fnir_2"));
+        assert!(parse(
+            "{ gallery = 10, threshold = 0.5, fpir = 0.0001, fnir = 0.08, fnir_3 = 0.02 }"
+        )
+        .unwrap_err()
+        .contains("fnir_3 without fnir_2"));
+    }
+
+    #[test]
+    fn the_built_in_manifest_gives_figures_by_photos_at_every_point() {
+        let m = crate::vision::models::Manifest::parse(
+            crate::vision::models::BUILTIN_MANIFEST,
+            "built-in",
+        )
+        .unwrap();
+        let points = &m.embedders[&m.default_embedder].operating_points;
+        assert!(!points.is_empty());
+        for p in points {
+            let (two, three) = (p.fnir_2.unwrap(), p.fnir_3.unwrap());
+            // More photos never expected to refuse more people.
+            assert!(three <= two && two <= p.fnir, "{p:?}");
+        }
     }
 }

@@ -305,8 +305,28 @@ pub struct OperatingPoint {
     pub threshold: f64,
     /// Strangers accepted as anybody, expected (per probe photo, one frame).
     pub fpir: f64,
-    /// Employees not accepted as themselves, expected (per probe photo, one frame).
+    /// Employees not accepted as themselves, expected (per probe photo, one frame), each enrolled
+    /// from one photo.
     pub fnir: f64,
+    /// The same with two photos per person (absent: not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fnir_2: Option<f64>,
+    /// The same with three photos per person (absent: not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fnir_3: Option<f64>,
+}
+
+impl OperatingPoint {
+    /// The expected FNIR with `photos` photos per person: 1, 2 or 3 (more: as 3, the most
+    /// measured); `None` when not measured.
+    pub fn fnir_with(&self, photos: usize) -> Option<f64> {
+        match photos {
+            0 => None,
+            1 => Some(self.fnir),
+            2 => self.fnir_2,
+            _ => self.fnir_3,
+        }
+    }
 }
 
 impl Manifest {
@@ -443,13 +463,21 @@ pub fn check_points(points: &[OperatingPoint]) -> Result<(), String> {
                 p.gallery, p.threshold
             ));
         }
-        for (what, v) in [("fpir", p.fpir), ("fnir", p.fnir)] {
+        let extra = [("fnir_2", p.fnir_2), ("fnir_3", p.fnir_3)];
+        let given = extra.iter().filter_map(|(w, v)| v.map(|v| (*w, v)));
+        for (what, v) in [("fpir", p.fpir), ("fnir", p.fnir)]
+            .into_iter()
+            .chain(given)
+        {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!(
                     "gallery {}: {what} {v} is not in [0, 1]",
                     p.gallery
                 ));
             }
+        }
+        if p.fnir_3.is_some() && p.fnir_2.is_none() {
+            return Err(format!("gallery {}: fnir_3 without fnir_2", p.gallery));
         }
     }
     Ok(())

@@ -545,3 +545,42 @@ fn a_one_to_one_check_and_the_nearest_few_agree_with_the_search() {
         assert_eq!(index.within(&q, best.distance + 1e-4, 3).len(), 1);
     }
 }
+
+/// Several photos of a person are each their own row (the rule kept after measuring the mean
+/// template against it on lfw_dev: docs/administering.md#photos-per-person): a person's distance
+/// is their nearest photo's, so adding a photo never makes anyone farther from the door, and a
+/// face like one of their photos is at that photo's distance, not at a blend of them.
+#[test]
+fn each_photo_is_its_own_row_and_another_photo_never_makes_a_person_farther() {
+    let scoring = Scoring::COSINE;
+    let mut one = Gallery::new(MODEL);
+    let p = person(&one, "Ada", &[1]);
+    one.people.push(p);
+    let p = person(&one, "Bob", &[50]);
+    one.people.push(p);
+    let mut two = one.clone();
+    let second = person(&two, "x", &[2]).enrolments;
+    two.people[0].enrolments.extend(second);
+    let (i1, i2) = (one.index(scoring), two.index(scoring));
+    assert_eq!((i1.len(), i2.len()), (2, 3), "one row per enrolment");
+    for seed in 0..40 {
+        let q = Embedding(emb(seed + 100));
+        let (d1, d2) = (
+            i1.distance_to(0, &q).unwrap(),
+            i2.distance_to(0, &q).unwrap(),
+        );
+        let to_second = q.distance(&Embedding(emb(2)), Metric::Cosine);
+        assert!(d2 <= d1 + 1e-6, "farther with another photo: {d1} -> {d2}");
+        assert!(
+            (d2 - d1.min(to_second)).abs() < 1e-5,
+            "the nearest photo's distance"
+        );
+    }
+    // A face identical to the second photo is at distance 0 (a mean template would not be).
+    let m = i2.best(&Embedding(emb(2))).unwrap();
+    assert_eq!(m.person, 0);
+    assert!(m.distance < 1e-6, "{}", m.distance);
+    // The margin is to the second-nearest *person*: Ada's first photo is not her runner-up.
+    let to_bob = Embedding(emb(2)).distance(&Embedding(emb(50)), Metric::Cosine);
+    assert!((m.margin - to_bob).abs() < 1e-4, "{} vs {to_bob}", m.margin);
+}
