@@ -393,11 +393,7 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
 
 /// The claimed `person` as the match of `embedding`: a 1:1 check has no second person, so no
 /// margin to keep.
-fn nearest_of(
-    index: &Index,
-    person: usize,
-    embedding: &Embedding,
-) -> Option<Nearest> {
+fn nearest_of(index: &Index, person: usize, embedding: &Embedding) -> Option<Nearest> {
     index
         .distance_to(person, embedding)
         .map(|distance| Nearest {
