@@ -243,6 +243,15 @@ fn site_requests_parse_and_the_server_made_ones_never_do() {
         parse(b"site reset by ada"),
         Ok(Command::SiteReset { by: "ada".into() })
     );
+    assert_eq!(parse(b"site picture 42"), Ok(Command::SitePicture(42)));
+    for bad in [
+        &b"site picture"[..],
+        b"site picture ../faces/1-obama",
+        b"site picture 1 2",
+        b"site picture -1",
+    ] {
+        assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
     for word in ["checked", "site_startup", "site startup", "site was_reset"] {
         let c = parse(word.as_bytes());
         assert!(
@@ -282,11 +291,19 @@ fn only_root_and_the_doors_user_may_unlock_lock_down_reload_or_reset() {
         Command::Help,
         Command::SiteCommand(Vec::new()),
         Command::SiteGallery(10),
+        Command::SitePicture(1),
         Command::Operator(Offered(b"anything".to_vec())),
     ] {
         assert!(c.allowed(Role::Reader), "{c:?}");
     }
-    for c in [Command::View, Command::Snapshot] {
+    // The site link's one picture request is judged by the loop; any picture by SEQ and the
+    // list of unknown faces stay the admin's.
+    for c in [
+        Command::View,
+        Command::Snapshot,
+        Command::Picture(1),
+        Command::PicturesUnknown,
+    ] {
         assert!(!c.allowed(Role::Reader), "{c:?}");
         assert!(c.allowed(Role::Admin), "{c:?}");
     }
