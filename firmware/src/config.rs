@@ -880,11 +880,13 @@ mod tests {
         );
         let c = parse(&format!("{mqtt}[audit]\nfaces = true\n")).unwrap();
         assert!(c.mqtt.unwrap().unknown_face_picture);
-        assert!(!parse("[mqtt]\nhost = \"localhost\"\ntls = false\n")
-            .unwrap()
-            .mqtt
-            .unwrap()
-            .unknown_face_picture);
+        assert!(
+            !parse("[mqtt]\nhost = \"localhost\"\ntls = false\n")
+                .unwrap()
+                .mqtt
+                .unwrap()
+                .unknown_face_picture
+        );
     }
 
     /// Issue #24 finding 10: a threshold of 1.5 was only warned about, and with one person

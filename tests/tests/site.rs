@@ -845,10 +845,7 @@ fn a_kept_or_unreadable_site_state_locks_the_door_down_from_its_first_frame() {
 
 /// A door with decision pictures kept, Obama enrolled: a stranger (Biden) is refused, then Obama
 /// let in. `[mqtt] unknown_face_picture` as `share`.
-fn picture_door(
-    dir: &Path,
-    mqtt: &MqttConfig,
-) -> std::thread::JoinHandle<facegate_sim::Report> {
+fn picture_door(dir: &Path, mqtt: &MqttConfig) -> std::thread::JoinHandle<facegate_sim::Report> {
     for f in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
         fixture(f);
     }
@@ -948,7 +945,12 @@ fn the_latest_strangers_face_reaches_home_assistant_only_when_the_site_turned_it
     let on_report = on_door.join().unwrap();
     let off_report = off_door.join().unwrap();
     assert_eq!(on_report.grants().len(), 1, "{:#?}", on_report.json_lines());
-    assert_eq!(off_report.grants().len(), 1, "{:#?}", off_report.json_lines());
+    assert_eq!(
+        off_report.grants().len(),
+        1,
+        "{:#?}",
+        off_report.json_lines()
+    );
 
     // On: the stranger's face is on the broker, retained, the door's own file byte for byte;
     // and Home Assistant has the image entity.
@@ -964,9 +966,11 @@ fn the_latest_strangers_face_reaches_home_assistant_only_when_the_site_turned_it
     };
     let published = payload("facegate/hq/door1/unknown_face");
     assert!(published.starts_with(b"\x89PNG\r\n\x1a\n"));
-    assert_eq!(published, on_file, "the stranger's picture as the door kept it");
-    let grant_file =
-        std::fs::read(on_dir.path().join(format!("faces/{grant}-obama.png"))).unwrap();
+    assert_eq!(
+        published, on_file,
+        "the stranger's picture as the door kept it"
+    );
+    let grant_file = std::fs::read(on_dir.path().join(format!("faces/{grant}-obama.png"))).unwrap();
     assert_ne!(published, grant_file);
     let decoded = image::load_from_memory(&published).unwrap();
     assert_eq!(decoded.width(), facegate::people::crops::CROP_SIZE);

@@ -322,10 +322,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
     let config_alarm = config.audit.on_failure == AuditFailure::GrantAndAlarm;
     let config_audit = config.audit.clone();
     // `[mqtt]` is read at start only: a change needs a restart, as the link's.
-    let share_unknown = config
-        .mqtt
-        .as_ref()
-        .is_some_and(|m| m.unknown_face_picture);
+    let share_unknown = config.mqtt.as_ref().is_some_and(|m| m.unknown_face_picture);
     let mut lp = Loop {
         config,
         reload: ReloadState {

@@ -946,7 +946,11 @@ fn serve_site_picture(stream: &mut UnixStream, shared: &Shared, seq: u64) -> io:
     let read = shared.gallery.as_ref().map(|g| g.faces().read_unknown(seq));
     match read {
         Some(Ok(Some(png))) => {
-            tracing::info!(seq, bytes = png.len(), "site link fetched an unknown face's picture");
+            tracing::info!(
+                seq,
+                bytes = png.len(),
+                "site link fetched an unknown face's picture"
+            );
             stream.write_all(format!("OK picture {}\n", png.len()).as_bytes())?;
             stream.write_all(&png)
         }

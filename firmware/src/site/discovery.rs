@@ -102,11 +102,9 @@ pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(St
     // from Home Assistant (and the broker), so existing installs lose the dead buttons.
     let retired = (format!("{prefix}/lock/{node}/lock/config"), String::new());
     std::iter::once(retired)
-        .chain(
-            entities.into_iter().map(|(component, id, extra)| {
-                entity(prefix, topics, (site, door), (component, id), extra)
-            }),
-        )
+        .chain(entities.into_iter().map(|(component, id, extra)| {
+            entity(prefix, topics, (site, door), (component, id), extra)
+        }))
         .collect()
 }
 
@@ -213,7 +211,10 @@ mod tests {
         let v = parse(&body);
         assert_eq!(v["image_topic"], "facegate/hq/front/unknown_face");
         assert_eq!(v["content_type"], "image/png");
-        assert_eq!(v["default_entity_id"], "image.facegate_hq_front_unknown_face");
+        assert_eq!(
+            v["default_entity_id"],
+            "image.facegate_hq_front_unknown_face"
+        );
         assert_eq!(v["object_id"], "facegate_hq_front_unknown_face");
         assert_eq!(v["availability_topic"], "facegate/hq/front/availability");
         assert!(v.get("url_topic").is_none());

@@ -726,7 +726,9 @@ impl Link {
             (Some(wait), Some(p)) if tries < PICTURE_TRIES => p.due = Instant::now() + wait,
             _ => {
                 if retry.is_some() {
-                    tracing::warn!("the picture of line {seq} not published: the door did not serve it");
+                    tracing::warn!(
+                        "the picture of line {seq} not published: the door did not serve it"
+                    );
                 }
                 self.picture = None;
             }

@@ -208,7 +208,10 @@ mod tests {
             assert_ne!(s.judge(asked, t0), Err(Refused::Rate), "{i}");
         }
         assert_eq!(s.judge(7, t0 + Duration::from_secs(59)), Err(Refused::Rate));
-        assert_eq!(s.judge(99, t0 + Duration::from_secs(59)), Err(Refused::Rate));
+        assert_eq!(
+            s.judge(99, t0 + Duration::from_secs(59)),
+            Err(Refused::Rate)
+        );
         // A new minute.
         assert_eq!(s.judge(7, t0 + Duration::from_secs(60)), Ok(()));
     }
