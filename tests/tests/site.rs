@@ -965,6 +965,10 @@ fn the_latest_strangers_face_reaches_home_assistant_only_when_the_site_turned_it
             .unwrap_or_else(|| panic!("nothing retained on {topic}"))
     };
     let published = payload("facegate/hq/door1/unknown_face");
+    eprintln!(
+        "unknown face on the broker: {} bytes of PNG",
+        published.len()
+    );
     assert!(published.starts_with(b"\x89PNG\r\n\x1a\n"));
     assert_eq!(
         published, on_file,
