@@ -243,6 +243,7 @@ pub fn control(data: &[u8]) {
                 | Command::SiteStartup(_)
                 | Command::SiteWasReset { .. }
                 | Command::OperatorRefused { .. }
+                | Command::SitePictureSent { .. }
                 | Command::PeopleChanged { .. } => panic!("parsed a server-made request: {cmd:?}"),
             };
             if !matches!(

@@ -1001,6 +1001,16 @@ fn the_latest_strangers_face_reaches_home_assistant_only_when_the_site_turned_it
         .path()
         .join(format!("faces/{off_deny}-unknown.png"))
         .is_file());
+    // Each picture given to the link is in the door's log; none at the door with it off.
+    let shared = audited(&on_dir.path().join("audit.jsonl"), "picture_shared");
+    let line = format!("the picture of line {deny} (");
+    assert!(
+        shared
+            .iter()
+            .any(|v| v["reason"].as_str().unwrap().starts_with(&line)),
+        "{shared:?}"
+    );
+    assert!(audited(&off_dir.path().join("audit.jsonl"), "picture_shared").is_empty());
     // Every other door topic did get its messages (the link was up).
     assert!(!received_by(&b, "watcher", &["facegate/hq/door2/lock/state"]).is_empty());
 }

@@ -166,6 +166,13 @@ pub enum Command {
     View,
     /// The newest camera frame, full resolution, as a JPEG.
     Snapshot,
+    /// Made by the server, never parsed: a stranger's picture sent to the site link, to audit.
+    SitePictureSent {
+        /// Its audit line's seq.
+        seq: u64,
+        /// The PNG's size.
+        bytes: usize,
+    },
     /// Made by the server, never parsed: a wrong operator key (the `n`th on its connection).
     OperatorRefused {
         /// How many wrong keys this connection has sent.
@@ -934,7 +941,7 @@ fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> i
                     stream.write_all(b"ERR cannot encode the frame\n")?;
                 }
             },
-            Ok(Answer::SitePicture(seq)) => serve_site_picture(&mut stream, shared, seq)?,
+            Ok(Answer::SitePicture(seq)) => serve_site_picture(&mut stream, shared, peer, seq)?,
             Err(_) => stream.write_all(b"ERR the door did not answer in time\n")?,
         }
     }
@@ -942,17 +949,29 @@ fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> i
 
 /// Sends the picture of line `seq`, judged shareable by the loop, read as an unknown face's
 /// only: a named person's file is never sent to the site link whatever the loop said.
-fn serve_site_picture(stream: &mut UnixStream, shared: &Shared, seq: u64) -> io::Result<()> {
+fn serve_site_picture(
+    stream: &mut UnixStream,
+    shared: &Shared,
+    peer: Peer,
+    seq: u64,
+) -> io::Result<()> {
     let read = shared.gallery.as_ref().map(|g| g.faces().read_unknown(seq));
     match read {
         Some(Ok(Some(png))) => {
-            tracing::info!(
-                seq,
-                bytes = png.len(),
-                "site link fetched an unknown face's picture"
-            );
             stream.write_all(format!("OK picture {}\n", png.len()).as_bytes())?;
-            stream.write_all(&png)
+            stream.write_all(&png)?;
+            // A picture that left the door is an audit line (at most as many as the loop let
+            // through, `site_picture::PER_MINUTE`; this client does not wait for it).
+            let (reply, _) = mpsc::channel();
+            let _ = shared.tx.send(ApiRequest {
+                command: Command::SitePictureSent {
+                    seq,
+                    bytes: png.len(),
+                },
+                peer,
+                reply,
+            });
+            Ok(())
         }
         // Not yet written by the picture writer, or swept, dismissed.
         Some(Ok(None)) | None => stream.write_all(format!("ERR no picture for {seq}\n").as_bytes()),
