@@ -397,6 +397,12 @@ impl Config {
         if let Some((key, problem)) = self.mqtt.as_ref().and_then(|m| m.problem()) {
             return bad(key, problem);
         }
+        if self.mqtt.as_ref().is_some_and(|m| m.unknown_face_picture) && !self.audit.faces {
+            return bad(
+                "mqtt.unknown_face_picture",
+                "shares the kept picture of a stranger's denial: needs audit.faces = true".into(),
+            );
+        }
         if self.mqtt.is_some() && self.control.socket().is_none() {
             // The site link is another process: it reaches the door only through the API.
             return bad(
@@ -888,6 +894,26 @@ mod tests {
         }
         // With TLS any host is fine (given the CA).
         parse("[mqtt]\nhost = \"broker.example.com\"\nca = \"/etc/facegate/ca.pem\"\n").unwrap();
+    }
+
+    /// Sharing the latest stranger's picture with the site needs the pictures kept.
+    #[test]
+    fn unknown_face_picture_needs_audit_faces() {
+        let mqtt = "[mqtt]\nhost = \"localhost\"\ntls = false\nunknown_face_picture = true\n";
+        let err = parse(mqtt).unwrap_err();
+        assert!(
+            err.contains("mqtt.unknown_face_picture") && err.contains("audit.faces"),
+            "{err}"
+        );
+        let c = parse(&format!("{mqtt}[audit]\nfaces = true\n")).unwrap();
+        assert!(c.mqtt.unwrap().unknown_face_picture);
+        assert!(
+            !parse("[mqtt]\nhost = \"localhost\"\ntls = false\n")
+                .unwrap()
+                .mqtt
+                .unwrap()
+                .unknown_face_picture
+        );
     }
 
     /// Issue #24 finding 10: a threshold of 1.5 was only warned about, and with one person

@@ -229,7 +229,7 @@ pub fn control(data: &[u8]) {
                     assert!((1..=100).contains(&seqs.len()));
                     Some(by)
                 }
-                Command::Picture(_) | Command::PicturesUnknown => None,
+                Command::Picture(_) | Command::PicturesUnknown | Command::SitePicture(_) => None,
                 Command::Status
                 | Command::Events
                 | Command::Help
@@ -243,6 +243,7 @@ pub fn control(data: &[u8]) {
                 | Command::SiteStartup(_)
                 | Command::SiteWasReset { .. }
                 | Command::OperatorRefused { .. }
+                | Command::SitePictureSent { .. }
                 | Command::PeopleChanged { .. } => panic!("parsed a server-made request: {cmd:?}"),
             };
             if !matches!(

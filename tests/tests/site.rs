@@ -626,6 +626,14 @@ fn publish_as(b: &Broker, user: &str, messages: &[(&str, &str)]) {
 
 /// What `user` receives (topic, payload) in the second after subscribing to `filters`.
 fn received_by(b: &Broker, user: &str, filters: &[&str]) -> BTreeSet<(String, String)> {
+    received_bytes(b, user, filters)
+        .into_iter()
+        .map(|(t, p)| (t, String::from_utf8_lossy(&p).into_owned()))
+        .collect()
+}
+
+/// [`received_by`], the payloads as bytes (a picture is no text).
+fn received_bytes(b: &Broker, user: &str, filters: &[&str]) -> BTreeSet<(String, Vec<u8>)> {
     let cfg = b.config(user);
     let id = format!("test-read-{user}");
     let (client, mut conn) =
@@ -644,7 +652,7 @@ fn received_by(b: &Broker, user: &str, filters: &[&str]) -> BTreeSet<(String, St
                 until = Instant::now() + Duration::from_secs(1);
             }
             Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) => {
-                got.insert((p.topic, String::from_utf8_lossy(&p.payload).into_owned()));
+                got.insert((p.topic, p.payload.to_vec()));
             }
             Ok(Err(e)) => panic!("{user}: {e}"),
             _ => {}
@@ -678,6 +686,8 @@ fn the_documented_acl_keeps_the_gallery_from_home_assistant_and_its_writes_from_
             "homeassistant/binary_sensor/facegate_hq_front/lock/config",
             "{}",
         ),
+        // With `unknown_face_picture` on: the latest stranger's face, for Home Assistant.
+        ("facegate/hq/front/unknown_face", "PNG bytes"),
     ];
     publish_as(&b, "front", door);
     // Refused by the ACL: a door writing the gallery or another door's state...
@@ -699,6 +709,7 @@ fn the_documented_acl_keeps_the_gallery_from_home_assistant_and_its_writes_from_
             ("facegate/hq/front/command", "unlock"),
             ("facegate/hq/front/lock/set", "UNLOCK"),
             ("facegate/hq/front/lock/state", "UNLOCKED"),
+            ("facegate/hq/front/unknown_face", "another picture"),
         ],
     );
 
@@ -713,6 +724,7 @@ fn the_documented_acl_keeps_the_gallery_from_home_assistant_and_its_writes_from_
             "facegate/+/+/availability",
             "facegate/+/+/+/state",
             "facegate/+/+/+/attributes",
+            "facegate/+/+/unknown_face",
             "homeassistant/#",
         ],
     );
@@ -829,4 +841,176 @@ fn a_kept_or_unreadable_site_state_locks_the_door_down_from_its_first_frame() {
         let reason = lockdowns[0]["reason"].as_str().unwrap();
         assert!(reason.contains(why), "{reason}");
     }
+}
+
+/// A door with decision pictures kept, Obama enrolled: a stranger (Biden) is refused, then Obama
+/// let in. `[mqtt] unknown_face_picture` as `share`.
+fn picture_door(dir: &Path, mqtt: &MqttConfig) -> std::thread::JoinHandle<facegate_sim::Report> {
+    for f in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
+        fixture(f);
+    }
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifest.toml");
+    let text = format!(
+        "[config]\ncontrol = {{ socket = \"control.sock\" }}\nlock = {{ unlock_seconds = 1 }}\n\
+         audit = {{ faces = true }}\n\
+         [config.recognition]\nmodels = \"{manifest}\"\nembedder = \"dlib_resnet_v1_f32\"\n\
+         [config.mqtt]\n{}\n\
+         [[enroll]]\nid = \"obama\"\nname = \"Barack Obama\"\nphotos = [\"obama.jpg\"]\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 1.5\n\n\
+         [[step]]\nshow = \"biden.jpg\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 2\n\n\
+         [[step]]\nshow = \"obama2.jpg\"\nseconds = 3\n\n\
+         [[step]]\nshow = \"blank\"\nseconds = 6\n",
+        toml::to_string(mqtt).unwrap()
+    );
+    let s = Scenario::parse(&text, Path::new("pictures.toml"), &fixtures_dir()).unwrap();
+    let opts = RunOptions {
+        realtime: true,
+        workdir: Some(dir.to_owned()),
+    };
+    std::thread::spawn(move || run_scenario(&s, &opts, Control::default()).unwrap())
+}
+
+/// The seq of the last audit line of `kind` with a picture kept, naming `identity`.
+fn pictured_seq(audit: &Path, kind: &str, identity: &str) -> Option<u64> {
+    audited(audit, kind)
+        .iter()
+        .rev()
+        .find(|v| v["picture"] == true && v["identity"] == identity)
+        .and_then(|v| v["seq"].as_u64())
+}
+
+/// Issue #25 item 10: with `[mqtt] unknown_face_picture` on (and `[audit] faces`), the
+/// stranger's denial puts their face on the broker, retained, as a PNG, with Home Assistant's
+/// image entity; the site link fetches it through `site picture`, and the door never gives it a
+/// granted person's picture (the "cannot"). Off (the default), nothing is published and the
+/// door refuses `site picture`.
+#[test]
+fn the_latest_strangers_face_reaches_home_assistant_only_when_the_site_turned_it_on() {
+    use facegate::door::control_api::site_picture::ask_site_picture;
+    let bin = need_mosquitto!();
+    let b = Broker::start(bin);
+    let (on_dir, off_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut on = b.config("door1");
+    on.unknown_face_picture = true;
+    let on_door = picture_door(on_dir.path(), &on);
+    let off_door = picture_door(off_dir.path(), &b.config("door2"));
+
+    // While both doors run: each has refused the stranger and let Obama in.
+    let mut seqs = Vec::new();
+    for dir in [on_dir.path(), off_dir.path()] {
+        let audit = dir.join("audit.jsonl");
+        let mut found = (None, None);
+        wait_for(
+            "a stranger refused and Obama let in, both pictured",
+            Duration::from_secs(60),
+            || {
+                found = (
+                    pictured_seq(&audit, "deny", "unknown"),
+                    pictured_seq(&audit, "grant", "obama"),
+                );
+                found.0.is_some() && found.1.is_some()
+            },
+        );
+        let (deny, grant) = (found.0.unwrap(), found.1.unwrap());
+        let faces = dir.join("faces");
+        wait_for("both pictures written", Duration::from_secs(10), || {
+            faces.join(format!("{deny}-unknown.png")).is_file()
+                && faces.join(format!("{grant}-obama.png")).is_file()
+        });
+        seqs.push((deny, grant));
+    }
+    let (on_socket, off_socket) = (
+        on_dir.path().join("control.sock"),
+        off_dir.path().join("control.sock"),
+    );
+    // The cannot: a granted person's picture is refused to the site link even with it on.
+    let (deny, grant) = seqs[0];
+    assert_eq!(
+        ask_site_picture(&on_socket, grant).unwrap(),
+        Err("refused: not_shared".into())
+    );
+    assert_eq!(
+        ask_site_picture(&on_socket, grant + 1000).unwrap(),
+        Err("refused: not_shared".into())
+    );
+    let png = ask_site_picture(&on_socket, deny).unwrap().unwrap();
+    // Off: refused, whichever picture.
+    for seq in [seqs[1].0, seqs[1].1] {
+        assert_eq!(
+            ask_site_picture(&off_socket, seq).unwrap(),
+            Err("refused: off".into())
+        );
+    }
+    let on_report = on_door.join().unwrap();
+    let off_report = off_door.join().unwrap();
+    assert_eq!(on_report.grants().len(), 1, "{:#?}", on_report.json_lines());
+    assert_eq!(
+        off_report.grants().len(),
+        1,
+        "{:#?}",
+        off_report.json_lines()
+    );
+
+    // On: the stranger's face is on the broker, retained, the door's own file byte for byte;
+    // and Home Assistant has the image entity.
+    let on_file = std::fs::read(on_dir.path().join(format!("faces/{deny}-unknown.png"))).unwrap();
+    assert_eq!(png, on_file);
+    let image = "homeassistant/image/facegate_hq_door1/unknown_face/config";
+    let got = received_bytes(&b, "watcher", &["facegate/hq/door1/unknown_face", image]);
+    let payload = |topic: &str| {
+        got.iter()
+            .find(|(t, _)| t == topic)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("nothing retained on {topic}"))
+    };
+    let published = payload("facegate/hq/door1/unknown_face");
+    eprintln!(
+        "unknown face on the broker: {} bytes of PNG",
+        published.len()
+    );
+    assert!(published.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert_eq!(
+        published, on_file,
+        "the stranger's picture as the door kept it"
+    );
+    let grant_file = std::fs::read(on_dir.path().join(format!("faces/{grant}-obama.png"))).unwrap();
+    assert_ne!(published, grant_file);
+    let decoded = image::load_from_memory(&published).unwrap();
+    assert_eq!(decoded.width(), facegate::people::crops::CROP_SIZE);
+    let config: serde_json::Value = serde_json::from_slice(&payload(image)).unwrap();
+    assert_eq!(config["image_topic"], "facegate/hq/door1/unknown_face");
+    assert_eq!(config["content_type"], "image/png");
+
+    // Off: no picture, no image entity (the door's files are there, the broker has none).
+    let off = received_bytes(
+        &b,
+        "watcher",
+        &[
+            "facegate/hq/door2/unknown_face",
+            "homeassistant/image/facegate_hq_door2/#",
+        ],
+    );
+    assert!(
+        off.iter().all(|(_, p)| p.is_empty()),
+        "{:?}",
+        off.iter().map(|(t, p)| (t, p.len())).collect::<Vec<_>>()
+    );
+    let (off_deny, _) = seqs[1];
+    assert!(off_dir
+        .path()
+        .join(format!("faces/{off_deny}-unknown.png"))
+        .is_file());
+    // Each picture given to the link is in the door's log; none at the door with it off.
+    let shared = audited(&on_dir.path().join("audit.jsonl"), "picture_shared");
+    let line = format!("the picture of line {deny} (");
+    assert!(
+        shared
+            .iter()
+            .any(|v| v["reason"].as_str().unwrap().starts_with(&line)),
+        "{shared:?}"
+    );
+    assert!(audited(&off_dir.path().join("audit.jsonl"), "picture_shared").is_empty());
+    // Every other door topic did get its messages (the link was up).
+    assert!(!received_by(&b, "watcher", &["facegate/hq/door2/lock/state"]).is_empty());
 }

@@ -117,6 +117,23 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 self.record(&ev);
                 Answer::Ok("site versions reset".into())
             }
+            Command::SitePictureSent { seq, bytes } => {
+                let mut ev = self.event(EventKind::PictureShared);
+                ev.identity = Some(crate::records::faces::UNKNOWN.to_owned());
+                ev.reason = Some(format!(
+                    "the picture of line {seq} ({bytes} bytes of PNG) to the site link; {}",
+                    peer.describe()
+                ));
+                self.record(&ev);
+                Answer::Ok("recorded".into())
+            }
+            Command::SitePicture(seq) => match self.pictures.site.judge(seq, at.now) {
+                Ok(()) => Answer::SitePicture(seq),
+                Err(why) => {
+                    tracing::debug!(seq, via = %peer.describe(), "site picture refused: {}", why.as_str());
+                    Answer::Err(format!("refused: {}", why.as_str()))
+                }
+            },
             // The server judges these before they reach the loop.
             Command::SiteCommand(_)
             | Command::SiteGallery(_)

@@ -326,6 +326,8 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
     }
     let config_alarm = config.audit.on_failure == AuditFailure::GrantAndAlarm;
     let config_audit = config.audit.clone();
+    // `[mqtt]` is read at start only: a change needs a restart, as the link's.
+    let share_unknown = config.mqtt.as_ref().is_some_and(|m| m.unknown_face_picture);
     let mut lp = Loop {
         config,
         reload: ReloadState {
@@ -375,7 +377,7 @@ pub fn run<C: FrameSource + Send, L: LockOutput, S: DoorSensors>(
         site_refusals: Default::default(),
         operator_refusals: Default::default(),
         live: Default::default(),
-        pictures: Pictures::start(&config_audit),
+        pictures: Pictures::start(&config_audit, share_unknown),
         factors,
     };
     lp.previous_run();

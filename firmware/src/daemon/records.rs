@@ -2,6 +2,7 @@
 //! which also hands it to the control API's followers and keeps the latest decisions.
 
 use super::*;
+use crate::door::control_api::site_picture::{self, SitePictures};
 use crate::records::faces;
 
 impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
@@ -51,11 +52,14 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
     /// whatever became of it.
     pub(super) fn keep_picture(&mut self) {
         let face = self.pictures.face.take();
-        let Some((seq, id)) = self.records.pictured.take() else {
+        let Some((seq, id, shareable)) = self.records.pictured.take() else {
             return;
         };
         if let (Some(w), Some(((frame, landmarks), _))) = (&self.pictures.writer, face) {
             w.keep(seq, &id, frame, landmarks);
+            if shareable {
+                self.pictures.site.note(seq);
+            }
         }
     }
 }
@@ -68,6 +72,8 @@ pub(super) struct Pictures {
     pub(super) budget: faces::PictureBudget,
     /// The newest judged face and when its frame was taken.
     pub(super) face: Option<(JudgedFace, Duration)>,
+    /// What the site link may fetch (`site picture`, `[mqtt] unknown_face_picture`).
+    pub(super) site: SitePictures,
 }
 
 /// A judged face for its decision picture: the frame and the face's landmarks in it.
@@ -77,7 +83,7 @@ pub(super) type JudgedFace = (std::sync::Arc<RgbImage>, [[f32; 2]; 5]);
 const FACE_FRESH: Duration = Duration::from_secs(2);
 
 impl Pictures {
-    pub(super) fn start(audit: &crate::config::AuditConfig) -> Self {
+    pub(super) fn start(audit: &crate::config::AuditConfig, share_unknown: bool) -> Self {
         let store = faces::FaceStore::for_audit(&audit.path);
         let writer = if audit.faces || store.dir().is_dir() {
             faces::PictureWriter::start(store, audit.faces_retention())
@@ -91,6 +97,7 @@ impl Pictures {
             writer,
             budget: Default::default(),
             face: None,
+            site: SitePictures::new(audit.faces && share_unknown),
         }
     }
 
@@ -117,8 +124,8 @@ pub(super) struct Records<'a> {
     /// The latest decisions (grants, denials), newest last, for `status`.
     pub(super) recent: VecDeque<Event>,
     /// The seq and identity of the last line recorded with `"picture": true` (its picture not
-    /// yet handed to the writer).
-    pub(super) pictured: Option<(u64, String)>,
+    /// yet handed to the writer), and whether the site link may have it.
+    pub(super) pictured: Option<(u64, String, bool)>,
 }
 
 /// Decisions kept for the control API's `status`.
@@ -156,7 +163,11 @@ impl Recorder for Records<'_> {
         let Err(e) = self.sink.record(event) else {
             if event.picture == Some(true) {
                 let id = event.identity.as_deref().unwrap_or(faces::UNKNOWN);
-                self.pictured = self.sink.last_seq().map(|seq| (seq, id.to_owned()));
+                let shareable = site_picture::shareable(event);
+                self.pictured = self
+                    .sink
+                    .last_seq()
+                    .map(|seq| (seq, id.to_owned(), shareable));
             }
             self.share(event);
             return true;

@@ -16,6 +16,7 @@
 //! site command ENVELOPE       -> OK taken | OK nothing | ERR refused: WORD ...
 //! site gallery LEN            -> (then LEN bytes: a signed gallery) OK taken ... | ERR refused: ...
 //! site refused command|gallery WORD COUNT -> OK recorded
+//! site picture SEQ            -> OK picture LEN, then LEN bytes (PNG) | ERR refused: WORD
 //! operator KEY                -> OK operator | ERR not allowed: wrong operator key
 //! view                        -> OK view, then records `frame JSON\n` + JSON.jpeg bytes of JPEG
 //! snapshot                    -> OK snapshot LEN\n + LEN bytes of JPEG | ERR no frame yet
@@ -44,6 +45,9 @@
 //! [`live::MAX_VIEWERS`] viewers at once, each sent only the newest frame: the door's loop
 //! never waits for a viewer, and encodes nothing while nobody watches.
 //!
+//! `site picture SEQ` ([`site_picture`]) gives the site link the picture of a stranger's denial
+//! when `[mqtt] unknown_face_picture` is on, judged by the loop; nothing else of the pictures.
+//!
 //! The decision pictures and gallery changes (admin only) are served in [`people`]: `people add`
 //! takes `{"name":..,"id":null|..,"faces":[{"embedding":[..],"crop_png":"BASE64"}],"force":false,
 //! "from_pictures":[SEQ..]}`.
@@ -56,6 +60,7 @@
 pub mod client;
 pub mod live;
 pub mod operator;
+pub mod site_picture;
 
 use crate::control::Control;
 use crate::site::trust::{Accepted, Refusal, Refused, SiteTrust, Startup};
@@ -161,6 +166,13 @@ pub enum Command {
     View,
     /// The newest camera frame, full resolution, as a JPEG.
     Snapshot,
+    /// Made by the server, never parsed: a stranger's picture sent to the site link, to audit.
+    SitePictureSent {
+        /// Its audit line's seq.
+        seq: u64,
+        /// The PNG's size.
+        bytes: usize,
+    },
     /// Made by the server, never parsed: a wrong operator key (the `n`th on its connection).
     OperatorRefused {
         /// How many wrong keys this connection has sent.
@@ -179,6 +191,9 @@ pub enum Command {
         /// How many since its last report.
         count: u32,
     },
+    /// The picture of audit line SEQ for the site link, if it is a stranger's denial and
+    /// `[mqtt] unknown_face_picture` is on ([`site_picture`]).
+    SitePicture(u64),
     /// Every stored site version back to the door's clock (the recovery for a version that
     /// lies ahead).
     SiteReset {
@@ -260,6 +275,7 @@ impl Command {
                     | Self::SiteCommand(_)
                     | Self::SiteGallery(_)
                     | Self::SiteRefused { .. }
+                    | Self::SitePicture(_)
             ),
         }
     }
@@ -287,7 +303,7 @@ impl Role {
 }
 
 /// What `help` answers.
-pub const HELP: &str = "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | site reset by NAME | site command ENVELOPE | site gallery LEN | site refused command|gallery WORD COUNT | operator KEY | view | snapshot | picture SEQ | pictures unknown | pictures dismiss SEQ[,SEQ..] by NAME | people add LEN by NAME | people remove ID by NAME | people rename ID LEN by NAME | help";
+pub const HELP: &str = "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | site reset by NAME | site command ENVELOPE | site gallery LEN | site refused command|gallery WORD COUNT | site picture SEQ | operator KEY | view | snapshot | picture SEQ | pictures unknown | pictures dismiss SEQ[,SEQ..] by NAME | people add LEN by NAME | people remove ID by NAME | people rename ID LEN by NAME | help";
 
 /// Parses one request line (without its newline). The error says what is wrong without
 /// repeating more than a few escaped characters of the input.
@@ -350,6 +366,7 @@ pub fn parse(line: &[u8]) -> Result<Command, String> {
                 count,
             })
         }
+        ["site", "picture", seq] => parse_seq(seq).map(Command::SitePicture),
         ["picture", seq] => parse_seq(seq).map(Command::Picture),
         ["picture", ..] => Err("picture takes one SEQ".into()),
         ["pictures", "unknown"] => Ok(Command::PicturesUnknown),
@@ -368,7 +385,7 @@ pub fn parse(line: &[u8]) -> Result<Command, String> {
             by: by(rest)?,
         }),
         ["people", ..] => Err("people takes `add LEN by NAME`, `remove ID by NAME` or `rename ID LEN by NAME`".into()),
-        ["site", ..] => Err("site takes `reset by NAME`, `command ENVELOPE`, `gallery LEN` or `refused command|gallery WORD COUNT`".into()),
+        ["site", ..] => Err("site takes `reset by NAME`, `command ENVELOPE`, `gallery LEN`, `refused command|gallery WORD COUNT` or `picture SEQ`".into()),
         [] => Err("empty request; `help` lists the commands".into()),
         [word, ..] => Err(format!(
             "unknown command {}; `help` lists the commands",
@@ -503,6 +520,9 @@ pub enum Answer {
     View(Arc<ViewerSlot>),
     /// `snapshot`: the newest camera frame, to encode on the client's thread.
     Snapshot(Picture),
+    /// `site picture SEQ`: judged shareable; the client's thread reads it (an unknown face's
+    /// file only).
+    SitePicture(u64),
 }
 
 /// The bound socket, not yet served.
@@ -921,7 +941,43 @@ fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> i
                     stream.write_all(b"ERR cannot encode the frame\n")?;
                 }
             },
+            Ok(Answer::SitePicture(seq)) => serve_site_picture(&mut stream, shared, peer, seq)?,
             Err(_) => stream.write_all(b"ERR the door did not answer in time\n")?,
+        }
+    }
+}
+
+/// Sends the picture of line `seq`, judged shareable by the loop, read as an unknown face's
+/// only: a named person's file is never sent to the site link whatever the loop said.
+fn serve_site_picture(
+    stream: &mut UnixStream,
+    shared: &Shared,
+    peer: Peer,
+    seq: u64,
+) -> io::Result<()> {
+    let read = shared.gallery.as_ref().map(|g| g.faces().read_unknown(seq));
+    match read {
+        Some(Ok(Some(png))) => {
+            stream.write_all(format!("OK picture {}\n", png.len()).as_bytes())?;
+            stream.write_all(&png)?;
+            // A picture that left the door is an audit line (at most as many as the loop let
+            // through, `site_picture::PER_MINUTE`; this client does not wait for it).
+            let (reply, _) = mpsc::channel();
+            let _ = shared.tx.send(ApiRequest {
+                command: Command::SitePictureSent {
+                    seq,
+                    bytes: png.len(),
+                },
+                peer,
+                reply,
+            });
+            Ok(())
+        }
+        // Not yet written by the picture writer, or swept, dismissed.
+        Some(Ok(None)) | None => stream.write_all(format!("ERR no picture for {seq}\n").as_bytes()),
+        Some(Err(e)) => {
+            tracing::error!("decision pictures: {e}");
+            stream.write_all(b"ERR the pictures cannot be read\n")
         }
     }
 }

@@ -138,6 +138,9 @@ pub enum EventKind {
     PersonRenamed,
     /// Decision pictures of unknown faces were deleted (`reason`: who asked and their seqs).
     PicturesDismissed,
+    /// The picture of a stranger's denial went to the site link (`site picture`, with
+    /// `[mqtt] unknown_face_picture`; `reason`: its seq, size and the peer).
+    PictureShared,
     /// A duress PIN opened the door (`identity`: whose): a silent alarm, no sign at the door;
     /// the site link publishes it.
     Duress,

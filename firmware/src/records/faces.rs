@@ -160,8 +160,18 @@ impl FaceStore {
 
     /// The PNG of line `seq`, if one is kept.
     pub fn read(&self, seq: u64) -> std::io::Result<Option<Vec<u8>>> {
+        self.read_where(|p| p.seq == seq)
+    }
+
+    /// The PNG of line `seq` if one is kept under the name [`UNKNOWN`] (the site link's
+    /// `site picture`: never a named person's, whatever else was judged).
+    pub fn read_unknown(&self, seq: u64) -> std::io::Result<Option<Vec<u8>>> {
+        self.read_where(|p| p.seq == seq && p.id == UNKNOWN)
+    }
+
+    fn read_where(&self, which: impl Fn(&Picture) -> bool) -> std::io::Result<Option<Vec<u8>>> {
         use std::io::Read;
-        let Some(p) = self.pictures()?.into_iter().find(|p| p.seq == seq) else {
+        let Some(p) = self.pictures()?.into_iter().find(which) else {
             return Ok(None);
         };
         let mut bytes = Vec::new();

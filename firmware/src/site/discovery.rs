@@ -1,16 +1,28 @@
 //! Home Assistant MQTT discovery: the retained config messages that make a door appear as a
 //! device with an access event entity and binary sensors for the lock (read-only), the door
-//! contact and alarms.
+//! contact and alarms, and (only with `[mqtt] unknown_face_picture`) an image entity of the
+//! latest stranger's face.
 
 use super::Topics;
 use serde_json::json;
 
-/// `(topic, retained JSON config)` for every entity of this door.
-pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(String, String)> {
-    let node = format!("facegate_{site}_{door}")
+/// The node id of `door` at `site` in discovery topics and unique ids.
+fn node(site: &str, door: &str) -> String {
+    format!("facegate_{site}_{door}")
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect::<String>();
+        .collect()
+}
+
+/// `(topic, retained JSON config)` of one entity: `extra` over the keys every entity has.
+fn entity(
+    prefix: &str,
+    topics: &Topics,
+    (site, door): (&str, &str),
+    (component, id): (&str, &str),
+    extra: serde_json::Value,
+) -> (String, String) {
+    let node = node(site, door);
     let device = json!({
         "identifiers": [node],
         "name": format!("facegate {site} {door}"),
@@ -22,21 +34,25 @@ pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(St
     // reads (it drops `default_entity_id`, an unknown key, from discovery configs), and
     // `default_entity_id` ("domain.slug") replaced it in 2025.10, which reads that one; both
     // give the same id. The deprecation notice says `object_id` stops working in 2026.4.
-    let common = |component: &str, id: &str| {
-        json!({
-            "unique_id": format!("{node}_{id}"),
-            "object_id": format!("{node}_{id}"),
-            "default_entity_id": format!("{component}.{node}_{id}"),
-            "availability_topic": topics.availability,
-            "device": device,
-        })
-    };
-    let merge = |mut a: serde_json::Value, b: serde_json::Value| {
-        if let (Some(a), serde_json::Value::Object(b)) = (a.as_object_mut(), b) {
-            a.extend(b);
-        }
-        a
-    };
+    let mut config = json!({
+        "unique_id": format!("{node}_{id}"),
+        "object_id": format!("{node}_{id}"),
+        "default_entity_id": format!("{component}.{node}_{id}"),
+        "availability_topic": topics.availability,
+        "device": device,
+    });
+    if let (Some(a), serde_json::Value::Object(b)) = (config.as_object_mut(), extra) {
+        a.extend(b);
+    }
+    (
+        format!("{prefix}/{component}/{node}/{id}/config"),
+        config.to_string(),
+    )
+}
+
+/// `(topic, retained JSON config)` for every entity of this door.
+pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(String, String)> {
+    let node = node(site, door);
     let entities = [
         // Read-only: the door takes no unsigned command, and Home Assistant cannot sign, so a
         // `lock` entity showed buttons that did nothing (finding 15). For a binary sensor of
@@ -87,12 +103,34 @@ pub fn configs(prefix: &str, topics: &Topics, site: &str, door: &str) -> Vec<(St
     let retired = (format!("{prefix}/lock/{node}/lock/config"), String::new());
     std::iter::once(retired)
         .chain(entities.into_iter().map(|(component, id, extra)| {
-            (
-                format!("{prefix}/{component}/{node}/{id}/config"),
-                merge(common(component, id), extra).to_string(),
-            )
+            entity(prefix, topics, (site, door), (component, id), extra)
         }))
         .collect()
+}
+
+/// `(topic, retained config)` of the image entity showing the latest stranger's face
+/// (`[mqtt] unknown_face_picture`). Off, the config is empty: a retained empty config removes
+/// an entity an earlier run published, so turning the option off takes it out of Home
+/// Assistant too.
+pub fn unknown_face_config(
+    prefix: &str,
+    topics: &Topics,
+    site: &str,
+    door: &str,
+    on: bool,
+) -> (String, String) {
+    let (topic, body) = entity(
+        prefix,
+        topics,
+        (site, door),
+        ("image", "unknown_face"),
+        json!({
+            "name": "Unknown face",
+            "image_topic": topics.unknown_face,
+            "content_type": "image/png",
+        }),
+    );
+    (topic, if on { body } else { String::new() })
 }
 
 #[cfg(test)]
@@ -158,6 +196,33 @@ mod tests {
             assert_eq!(v["object_id"], slug, "{body}");
             assert!(["binary_sensor", "event"].contains(&domain));
         }
+    }
+
+    /// The image entity is there only when the site turned sharing on; off, its config is
+    /// cleared (an entity left by an earlier run goes).
+    #[test]
+    fn the_unknown_face_image_entity_only_when_on() {
+        let t = Topics::new("hq", "front");
+        let (topic, body) = unknown_face_config("homeassistant", &t, "hq", "front", true);
+        assert_eq!(
+            topic,
+            "homeassistant/image/facegate_hq_front/unknown_face/config"
+        );
+        let v = parse(&body);
+        assert_eq!(v["image_topic"], "facegate/hq/front/unknown_face");
+        assert_eq!(v["content_type"], "image/png");
+        assert_eq!(
+            v["default_entity_id"],
+            "image.facegate_hq_front_unknown_face"
+        );
+        assert_eq!(v["object_id"], "facegate_hq_front_unknown_face");
+        assert_eq!(v["availability_topic"], "facegate/hq/front/availability");
+        assert!(v.get("url_topic").is_none());
+        let (off_topic, off) = unknown_face_config("homeassistant", &t, "hq", "front", false);
+        assert_eq!((off_topic, off), (topic, String::new()));
+        // Not among the entities every door has.
+        let all = configs("homeassistant", &t, "hq", "front");
+        assert!(all.iter().all(|(_, b)| !b.contains("unknown_face")));
     }
 
     /// Finding 15: Home Assistant showed a lock whose buttons did nothing (the door takes no

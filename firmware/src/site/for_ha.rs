@@ -54,6 +54,18 @@ pub fn access_event(line: &Line, site: &str, door: &str) -> Option<Value> {
     Some(Value::Object(o))
 }
 
+/// Whether `line` is a stranger's denial with its picture kept: the one kind of line whose
+/// picture the link asks the door for (`[mqtt] unknown_face_picture`). The door judges the
+/// request again by its own rule ([`crate::door::control_api::site_picture::shareable`]); this
+/// only spares it requests it would refuse.
+pub fn stranger_picture(line: &Line) -> bool {
+    let field = |k: &str| line.json.get(k).and_then(Value::as_str);
+    field("event") == Some("deny")
+        && field("identity") == Some(crate::records::faces::UNKNOWN)
+        && field("reason") == Some("unknown")
+        && line.json.get("picture").and_then(Value::as_bool) == Some(true)
+}
+
 /// The retained state messages `(topic, payload)` for the door's lock (`LOCKED`/`UNLOCKED`),
 /// contact (`ON` open / `OFF`, none while unknown) and alarm (its cause while one is
 /// unresolved), in the order they must be published.
@@ -171,6 +183,25 @@ mod tests {
         let a = access_event(&d, "hq", "front").unwrap();
         assert_eq!(a["event_type"], "duress");
         assert_eq!(a["identity"], "bob");
+    }
+
+    #[test]
+    fn only_a_strangers_denial_with_its_picture_is_asked_for() {
+        assert!(!stranger_picture(&stranger()), "no picture kept");
+        let mut l = stranger();
+        l.json["picture"] = true.into();
+        // The door's word for "nobody enrolled is near enough".
+        l.json["reason"] = "unknown".into();
+        assert!(stranger_picture(&l));
+        let mut known = l.clone();
+        known.json["identity"] = "ann".into();
+        assert!(!stranger_picture(&known));
+        let mut grant = l.clone();
+        grant.json["event"] = "grant".into();
+        assert!(!stranger_picture(&grant));
+        let mut spoof = l;
+        spoof.json["reason"] = "spoof_suspected".into();
+        assert!(!stranger_picture(&spoof));
     }
 
     #[test]

@@ -10,6 +10,8 @@ use super::signing::{load_public, Envelope, SignError};
 use super::trust::{max_gallery_bytes, Refusal, MAX_COMMAND_BYTES};
 use super::{discovery, for_ha, MqttConfig, Topics};
 use crate::door::control_api;
+use crate::door::control_api::people::PNG_SIGNATURE;
+use crate::door::control_api::site_picture;
 use crate::hal::LockState;
 use crate::records::audit::EventKind;
 use ed25519_dalek::VerifyingKey;
@@ -34,6 +36,11 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 const LOGGED_PER_MINUTE: u32 = 10;
 /// Largest message sent (an admin's signed gallery; a door's events are far smaller).
 const MAX_SEND: usize = 64 << 20;
+/// Requests for one stranger's picture at most: the door writes it off its loop, a few ms after
+/// the line, so the first request may come too early.
+const PICTURE_TRIES: u32 = 5;
+/// The wait after the door's rate refusal (it serves a few `site picture` a minute).
+const PICTURE_RATE_WAIT: Duration = Duration::from_secs(15);
 
 /// Errors starting the link or sending a message.
 #[derive(Debug, thiserror::Error)]
@@ -292,6 +299,16 @@ struct Link {
     /// Messages the door refused since the last report (the first few are logged).
     door_refusals: u32,
     last_report: Instant,
+    /// The newest stranger's picture still to fetch and publish (`unknown_face_picture`).
+    picture: Option<PendingPicture>,
+}
+
+/// A stranger's picture to ask the door for: the line's seq, when to ask, how often asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PendingPicture {
+    seq: u64,
+    due: Instant,
+    tries: u32,
 }
 
 /// Messages this side refused (too large, not signed by the site key). The first of each kind
@@ -357,6 +374,7 @@ pub fn start(cfg: &MqttConfig, audit_path: &Path, socket: &Path) -> Result<Handl
         lockdown_news: false,
         door_refusals: 0,
         last_report: Instant::now(),
+        picture: None,
     };
     let thread = std::thread::Builder::new()
         .name("mqtt".into())
@@ -480,6 +498,9 @@ impl Link {
             if s.connected && s.batch.is_none() {
                 self.publish_batch(s);
             }
+            if s.connected {
+                self.publish_picture(s);
+            }
         }
     }
 
@@ -511,6 +532,18 @@ impl Link {
             ) {
                 self.send(s, &topic, true, body);
             }
+            let (topic, body) = discovery::unknown_face_config(
+                &self.cfg.discovery_prefix,
+                &self.topics,
+                &self.cfg.site,
+                &self.cfg.door,
+                self.cfg.unknown_face_picture,
+            );
+            self.send(s, &topic, true, body);
+        }
+        if !self.cfg.unknown_face_picture {
+            // Off: a stranger's face an earlier run left retained on the broker goes.
+            self.send(s, &self.topics.unknown_face.clone(), true, String::new());
         }
         // The states now, retained, at every connect (finding 16: they used to wait for the
         // next audit line, and Home Assistant showed "unknown" until then). They go before
@@ -607,6 +640,14 @@ impl Link {
             if let Some(k) = kind {
                 self.states.apply(k, reason, lock);
             }
+            // Only the newest stranger matters (a backlog's older ones are not fetched).
+            if self.cfg.unknown_face_picture && for_ha::stranger_picture(line) {
+                self.picture = Some(PendingPicture {
+                    seq: line.seq,
+                    due: Instant::now(),
+                    tries: 0,
+                });
+            }
             // What leaves the door is cut down in `for_ha` (issue #24 item 10, finding 14).
             if let Some(access) = for_ha::access_event(line, &site, &door) {
                 self.send(s, &self.topics.access.clone(), false, access.to_string());
@@ -630,6 +671,68 @@ impl Link {
             self.send(s, &topic, true, payload);
         }
         self.published_states = Some(st);
+    }
+
+    /// Asks the door for the pending stranger's picture when it is due, and publishes it
+    /// retained (raw PNG) to `unknown_face`. Too early (not written yet), the door's rate or
+    /// the door away: asked again later, [`PICTURE_TRIES`] times at most; refused: dropped.
+    fn publish_picture(&mut self, s: &mut Session) {
+        let Some(p) = self.picture.as_mut() else {
+            return;
+        };
+        if Instant::now() < p.due {
+            return;
+        }
+        p.tries += 1;
+        let PendingPicture { seq, tries, .. } = *p;
+        let retry = match site_picture::ask_site_picture(&self.socket, seq) {
+            Ok(Ok(png)) => {
+                self.picture = None;
+                if !png.starts_with(PNG_SIGNATURE) {
+                    tracing::warn!("the door's picture of line {seq} is not a PNG: not published");
+                    return;
+                }
+                let bytes = png.len();
+                match s.client.try_publish(
+                    self.topics.unknown_face.as_str(),
+                    QoS::AtLeastOnce,
+                    true,
+                    png,
+                ) {
+                    Ok(()) => {
+                        s.sent += 1;
+                        tracing::info!(seq, bytes, "the latest unknown face published");
+                    }
+                    Err(e) => tracing::warn!("mqtt publish to {}: {e}", self.topics.unknown_face),
+                }
+                return;
+            }
+            Ok(Err(e)) if e.starts_with("no picture") => Some(Duration::from_secs(1 << tries)),
+            Ok(Err(e)) if e == "refused: rate" => Some(PICTURE_RATE_WAIT),
+            Ok(Err(e)) => {
+                let e: String = e.chars().take(120).collect();
+                tracing::warn!(
+                    "the door refused the picture of line {seq}: {}",
+                    e.escape_default()
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!("the door's control API {}: {e}", self.socket.display());
+                Some(Duration::from_secs(1 << tries))
+            }
+        };
+        match (retry, self.picture.as_mut()) {
+            (Some(wait), Some(p)) if tries < PICTURE_TRIES => p.due = Instant::now() + wait,
+            _ => {
+                if retry.is_some() {
+                    tracing::warn!(
+                        "the picture of line {seq} not published: the door did not serve it"
+                    );
+                }
+                self.picture = None;
+            }
+        }
     }
 
     fn goodbye(&mut self, mut s: Session) {

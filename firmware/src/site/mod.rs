@@ -71,6 +71,11 @@ pub struct MqttConfig {
     /// The most people a signed site gallery may hold: it bounds the size of a gallery message
     /// ([`trust::max_gallery_bytes`]), so the broker cannot make the door take any size.
     pub max_people: usize,
+    /// Share the picture of the latest stranger refused (a denial of an unknown face) with
+    /// the site: the door serves it to the link (`site picture`), which publishes it retained
+    /// to `unknown_face` for Home Assistant's image entity. Biometric data: off by default;
+    /// needs `[audit] faces`.
+    pub unknown_face_picture: bool,
 }
 
 impl Default for MqttConfig {
@@ -93,6 +98,7 @@ impl Default for MqttConfig {
             discovery: true,
             discovery_prefix: "homeassistant".into(),
             max_people: 2000,
+            unknown_face_picture: false,
         }
     }
 }
@@ -183,6 +189,8 @@ pub struct Topics {
     /// The audit chain's head as the broker has it (`{"seq","hash","time"}`), retained: an
     /// anchor outside the door for `facegate audit verify --head`.
     pub audit_head: String,
+    /// The latest stranger's face (PNG bytes), retained, with `unknown_face_picture` only.
+    pub unknown_face: String,
 }
 
 impl Topics {
@@ -204,6 +212,7 @@ impl Topics {
             site_lockdown: format!("facegate/{site}/lockdown"),
             lockdown_state: format!("{d}/lockdown/state"),
             audit_head: format!("{d}/audit/head"),
+            unknown_face: format!("{d}/unknown_face"),
         }
     }
 }

@@ -453,10 +453,16 @@ pub(super) fn serve(
 
 /// The client side of `picture SEQ`: the PNG, or the door's refusal.
 pub fn ask_picture(socket: &Path, seq: u64) -> io::Result<Result<Vec<u8>, String>> {
+    ask_png(socket, &format!("picture {seq}"))
+}
+
+/// Sends `request` and reads an `OK picture LEN` answer's PNG (at most
+/// [`crate::records::faces::MAX_PICTURE_BYTES`]), or the door's refusal.
+pub(super) fn ask_png(socket: &Path, request: &str) -> io::Result<Result<Vec<u8>, String>> {
     use std::io::{BufRead, Read};
     let mut stream = UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(super::ANSWER * 2))?;
-    stream.write_all(format!("picture {seq}\n").as_bytes())?;
+    stream.write_all(format!("{request}\n").as_bytes())?;
     let mut reader = io::BufReader::new(stream);
     let mut line = String::new();
     (&mut reader).take(256).read_line(&mut line)?;

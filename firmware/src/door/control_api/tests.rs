@@ -243,6 +243,15 @@ fn site_requests_parse_and_the_server_made_ones_never_do() {
         parse(b"site reset by ada"),
         Ok(Command::SiteReset { by: "ada".into() })
     );
+    assert_eq!(parse(b"site picture 42"), Ok(Command::SitePicture(42)));
+    for bad in [
+        &b"site picture"[..],
+        b"site picture ../faces/1-obama",
+        b"site picture 1 2",
+        b"site picture -1",
+    ] {
+        assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
     for word in ["checked", "site_startup", "site startup", "site was_reset"] {
         let c = parse(word.as_bytes());
         assert!(
@@ -282,11 +291,19 @@ fn only_root_and_the_doors_user_may_unlock_lock_down_reload_or_reset() {
         Command::Help,
         Command::SiteCommand(Vec::new()),
         Command::SiteGallery(10),
+        Command::SitePicture(1),
         Command::Operator(Offered(b"anything".to_vec())),
     ] {
         assert!(c.allowed(Role::Reader), "{c:?}");
     }
-    for c in [Command::View, Command::Snapshot] {
+    // The site link's one picture request is judged by the loop; any picture by SEQ and the
+    // list of unknown faces stay the admin's.
+    for c in [
+        Command::View,
+        Command::Snapshot,
+        Command::Picture(1),
+        Command::PicturesUnknown,
+    ] {
         assert!(!c.allowed(Role::Reader), "{c:?}");
         assert!(c.allowed(Role::Admin), "{c:?}");
     }
@@ -297,7 +314,13 @@ fn only_root_and_the_doors_user_may_unlock_lock_down_reload_or_reset() {
 #[ignore = "run by another_users_unlock_is_refused_and_never_reaches_the_loop"]
 fn reader_child() {
     let socket = PathBuf::from(std::env::var_os("FACEGATE_TEST_SOCKET").unwrap());
-    for line in ["unlock by mallory", "lockdown off by mallory", "status"] {
+    for line in [
+        "unlock by mallory",
+        "lockdown off by mallory",
+        "status",
+        "picture 1",
+        "site picture 1",
+    ] {
         let answer = ask(&socket, line).unwrap();
         println!("ANSWER {line} -> {answer:?}");
     }
@@ -333,17 +356,21 @@ fn another_users_unlock_is_refused_and_never_reaches_the_loop() {
         String::from_utf8_lossy(&out.stderr)
     );
     let answers: Vec<&str> = text.lines().filter(|l| l.starts_with("ANSWER")).collect();
-    assert_eq!(answers.len(), 3, "{text}");
+    assert_eq!(answers.len(), 5, "{text}");
     assert!(answers[0].contains("Err(\"not allowed"), "{}", answers[0]);
     assert!(answers[1].contains("Err(\"not allowed"), "{}", answers[1]);
     // `status` reaches the stand-in loop (which answers everything but unlock/events with Err).
     assert!(answers[2].contains("Status"), "{}", answers[2]);
+    // Any decision picture by SEQ is the admin's; the site link's `site picture` goes to the
+    // loop, which judges it (`site_picture`).
+    assert!(answers[3].contains("Err(\"not allowed"), "{}", answers[3]);
+    assert!(answers[4].contains("SitePicture(1)"), "{}", answers[4]);
     stop.store(true, Ordering::SeqCst);
     drop(srv);
     assert_eq!(
         looped.join().unwrap(),
-        1,
-        "only the status reached the loop"
+        2,
+        "only the status and the site picture reached the loop"
     );
 }
 

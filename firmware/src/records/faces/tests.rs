@@ -66,6 +66,19 @@ fn unknown_lists_newest_first_and_dismiss_deletes_only_unknown_faces() {
     );
 }
 
+/// The site link's `site picture` reads through `read_unknown`: a named person's picture is
+/// never read that way, whatever seq is asked.
+#[test]
+fn read_unknown_never_reads_a_named_persons_picture() {
+    let (_dir, s) = store();
+    s.write(1, UNKNOWN, PNG).unwrap();
+    s.write(2, "bob", PNG).unwrap();
+    assert_eq!(s.read_unknown(1).unwrap().as_deref(), Some(PNG));
+    assert_eq!(s.read_unknown(2).unwrap(), None);
+    assert_eq!(s.read_unknown(3).unwrap(), None);
+    assert!(s.read(2).unwrap().is_some());
+}
+
 #[test]
 fn a_persons_pictures_go_with_them() {
     let (_dir, s) = store();
