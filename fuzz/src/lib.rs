@@ -223,7 +223,9 @@ pub fn control(data: &[u8]) {
                 | Command::SiteReset { by }
                 | Command::PeopleAdd { by, .. }
                 | Command::PeopleRemove { by, .. }
-                | Command::PeopleRename { by, .. } => Some(by),
+                | Command::PeopleRename { by, .. }
+                | Command::PeoplePolicy { by, .. }
+                | Command::PeopleCredential { by, .. } => Some(by),
                 Command::PicturesDismiss { seqs, by } => {
                     assert!(data.len() <= MAX_DISMISS_LINE);
                     assert!((1..=100).contains(&seqs.len()));

@@ -138,6 +138,12 @@ pub enum EventKind {
     PersonRenamed,
     /// Decision pictures of unknown faces were deleted (`reason`: who asked and their seqs).
     PicturesDismissed,
+    /// A person's access policy was replaced through the control API (`identity`: their id;
+    /// `reason`: `by NAME` and the policy now).
+    PolicyChanged,
+    /// A person's card credential was set or cleared through the control API (`reason`: who
+    /// asked and the card's format, never its number).
+    CredentialChanged,
     /// A duress PIN opened the door (`identity`: whose): a silent alarm, no sign at the door;
     /// the site link publishes it.
     Duress,

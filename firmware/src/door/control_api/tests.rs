@@ -297,10 +297,19 @@ fn only_root_and_the_doors_user_may_unlock_lock_down_reload_or_reset() {
 #[ignore = "run by another_users_unlock_is_refused_and_never_reaches_the_loop"]
 fn reader_child() {
     let socket = PathBuf::from(std::env::var_os("FACEGATE_TEST_SOCKET").unwrap());
-    for line in ["unlock by mallory", "lockdown off by mallory", "status"] {
+    for line in [
+        "unlock by mallory",
+        "lockdown off by mallory",
+        "people credential ada wiegand26 1 2 by mallory",
+        "people credential ada clear by mallory",
+        "status",
+    ] {
         let answer = ask(&socket, line).unwrap();
         println!("ANSWER {line} -> {answer:?}");
     }
+    // A refused payload request: the connection ends (its bytes are never read as requests).
+    let answer = ask_with_payload(&socket, "people policy ada 2 by mallory", b"{}").unwrap();
+    println!("ANSWER people policy -> {answer:?}");
 }
 
 #[test]
@@ -333,11 +342,12 @@ fn another_users_unlock_is_refused_and_never_reaches_the_loop() {
         String::from_utf8_lossy(&out.stderr)
     );
     let answers: Vec<&str> = text.lines().filter(|l| l.starts_with("ANSWER")).collect();
-    assert_eq!(answers.len(), 3, "{text}");
-    assert!(answers[0].contains("Err(\"not allowed"), "{}", answers[0]);
-    assert!(answers[1].contains("Err(\"not allowed"), "{}", answers[1]);
+    assert_eq!(answers.len(), 6, "{text}");
+    for i in [0, 1, 2, 3, 5] {
+        assert!(answers[i].contains("Err(\"not allowed"), "{}", answers[i]);
+    }
     // `status` reaches the stand-in loop (which answers everything but unlock/events with Err).
-    assert!(answers[2].contains("Status"), "{}", answers[2]);
+    assert!(answers[4].contains("Status"), "{}", answers[4]);
     stop.store(true, Ordering::SeqCst);
     drop(srv);
     assert_eq!(
