@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use facegate::people::credential::Credential;
-use facegate::people::gallery::{GalleryError, Locked};
+use facegate::people::credential::{self, Credential};
+use facegate::people::gallery::Locked;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -41,7 +41,8 @@ pub struct CredentialArgs {
     pub clear: bool,
 }
 
-/// The credential the arguments describe, refused with a clear message when out of range.
+/// The credential the arguments describe, refused with a clear message when out of range
+/// (the library's one check, [`Credential::from_parts`], as the console's door request).
 pub fn parse(a: &CredentialArgs) -> Result<Option<Credential>> {
     if a.clear {
         return Ok(None);
@@ -49,46 +50,14 @@ pub fn parse(a: &CredentialArgs) -> Result<Option<Credential>> {
     let Some(card) = a.card else {
         bail!("--card is needed (or --clear)");
     };
-    let fit = |what: &str, v: u64, max: u64| -> Result<u64> {
-        if v > max {
-            bail!("{what} {v} is out of range for {:?} (0 to {max})", a.format);
-        }
-        Ok(v)
+    let format = match a.format {
+        Format::Wiegand26 => credential::Format::Wiegand26,
+        Format::Wiegand34 => credential::Format::Wiegand34,
+        Format::Raw => credential::Format::Raw,
     };
-    let c = match a.format {
-        Format::Wiegand26 | Format::Wiegand34 => {
-            if a.bits.is_some() {
-                bail!("--bits is only for --format raw");
-            }
-            let Some(facility) = a.facility else {
-                bail!("--facility is needed for {:?}", a.format);
-            };
-            let card = fit("card", card, 0xFFFF)? as u16;
-            if a.format == Format::Wiegand26 {
-                Credential::Wiegand26 {
-                    facility: fit("facility", facility, 0xFF)? as u8,
-                    card,
-                }
-            } else {
-                Credential::Wiegand34 {
-                    facility: fit("facility", facility, 0xFFFF)? as u16,
-                    card,
-                }
-            }
-        }
-        Format::Raw => {
-            if a.facility.is_some() {
-                bail!("--facility is not used with --format raw");
-            }
-            let Some(bits) = a.bits else {
-                bail!("--bits is needed for --format raw");
-            };
-            let c = Credential::Raw { bits, value: card };
-            c.check()?;
-            c
-        }
-    };
-    Ok(Some(c))
+    Ok(Some(Credential::from_parts(
+        format, a.facility, card, a.bits,
+    )?))
 }
 
 /// Sets (or clears) the credential under the gallery's lock; refuses a card another person has.
@@ -96,23 +65,7 @@ pub fn run(gallery: &Path, fingerprint: &str, a: &CredentialArgs) -> Result<Exit
     let credential = parse(a)?;
     let lock = Locked::acquire(gallery)?;
     let mut g = lock.load(fingerprint)?;
-    if let Some(c) = credential {
-        if let Some(other) = g
-            .people
-            .iter()
-            .find(|p| p.id != a.id && p.credential == Some(c))
-        {
-            bail!(
-                "{c} already belongs to {} ({:?}): one card, one person",
-                other.id,
-                other.name
-            );
-        }
-    }
-    let p = g
-        .get_mut(&a.id)
-        .ok_or_else(|| GalleryError::UnknownId(a.id.clone()))?;
-    p.credential = credential;
+    g.set_credential(&a.id, credential)?;
     lock.save(&g)?;
     match credential {
         Some(c) => println!("{}: credential {c}", a.id),
@@ -188,8 +141,11 @@ mod tests {
                 &["ann", "--card", "65536", "--facility", "1"][..],
                 "out of range",
             ),
-            (&["ann", "--card", "1"][..], "--facility is needed"),
-            (&["ann", "--format", "raw", "--card", "1"][..], "--bits"),
+            (&["ann", "--card", "1"][..], "facility code is needed"),
+            (
+                &["ann", "--format", "raw", "--card", "1"][..],
+                "bits is needed",
+            ),
             (
                 &["ann", "--format", "raw", "--bits", "4", "--card", "16"][..],
                 "fit",

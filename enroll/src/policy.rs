@@ -4,11 +4,10 @@
 //! `outside_schedule`), as the audit log would.
 
 use crate::output::Output;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
-use facegate::access::factors::FactorMode;
 use facegate::people::gallery::{GalleryError, Locked};
-use facegate::people::policy::{parse_local, AccessConfig, Policy, Window};
+use facegate::people::policy::{parse_local, person_factors, AccessConfig, Policy, Window};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -84,20 +83,10 @@ impl PolicyArgs {
                 .push(w.parse::<Window>().map_err(anyhow::Error::msg)?);
         }
         if let Some(f) = &self.factors {
-            p.factors = match f.as_str() {
-                "none" => None,
-                "card_and_face" => Some(FactorMode::CardAndFace),
-                "face_and_pin" => Some(FactorMode::FaceAndPin),
-                other => bail!(
-                    "--factors {other:?}: a person's own mode is \"card_and_face\", \"face_and_pin\" or \"none\""
-                ),
-            };
+            p.factors = person_factors(f).map_err(|e| anyhow::anyhow!("--factors {e}"))?;
         }
-        if let (Some(f), Some(u)) = (p.valid_from, p.valid_until) {
-            if u <= f {
-                bail!("valid until {u} is not after valid from {f}: nobody could come in");
-            }
-        }
+        // The library's check, the one the door applies to the console's edits too.
+        p.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 }

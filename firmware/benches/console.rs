@@ -189,6 +189,7 @@ fn main() {
     for page in [
         "/people",
         "/people?q=Person+09",
+        "/people/person-0500",
         "/audit",
         "/audit?event=deny",
         "/audit.csv",

@@ -148,12 +148,22 @@ const ADMIN_POSTS: &[&str] = &[
     "/people/new",
     "/people/ada-1/rename",
     "/people/ada-1/remove",
+    "/people/ada-1/policy",
+    "/people/ada-1/credential",
     "/review/enrol",
     "/review/add",
     "/review/dismiss",
 ];
-const ADMIN_PAGES: &[&str] = &["/people", "/people/new", "/people/ada-1", "/review"];
-const VIEWER_PAGES: &[&str] = &["/", "/audit", "/audit.csv", "/live.jpg", "/picture/1"];
+const ADMIN_PAGES: &[&str] = &["/people/new", "/review"];
+const VIEWER_PAGES: &[&str] = &[
+    "/",
+    "/audit",
+    "/audit.csv",
+    "/live.jpg",
+    "/picture/1",
+    "/people",
+    "/people/ada-1",
+];
 const VIEWER_API: &[&str] = &["/api/status", "/api/events", "/api/live"];
 
 fn assert_headers(r: &Reply, what: &str) {
@@ -228,7 +238,7 @@ async fn a_viewer_is_refused_admin_pages_and_actions() {
     let r = send(&c, get("/audit", Some(&token))).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
-        !r.body.contains("/people"),
+        !r.body.contains("/review") && !r.body.contains("/people/new"),
         "a viewer's menu has no admin pages"
     );
     let r = send(&c, get("/", Some(&token))).await;
@@ -695,4 +705,212 @@ async fn login_needs_the_login_forms_own_token() {
     assert!(r.headers.get(header::SET_COOKIE).is_none());
     let req = login_post(&c, &right).await;
     assert_eq!(send(&c, req).await.status, StatusCode::SEE_OTHER);
+}
+
+/// The door's control API for real (its gallery requests, the library's checks, the gallery's
+/// lock), with a stand-in for the door's loop that answers each change as the daemon does.
+struct RealDoor {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _server: facegate::door::control_api::Server,
+    looped: std::thread::JoinHandle<Vec<String>>,
+}
+
+fn real_door(config: &Config) -> RealDoor {
+    use facegate::door::control_api::people::{GalleryAccess, PeopleChange};
+    use facegate::door::control_api::{Answer, Command, ControlApi};
+    use facegate::people::gallery::{Enrolment, Gallery, Locked, Person};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let models = facegate::vision::models::ModelSet::builtin().unwrap();
+    let (_, spec) = models.embedder(None).unwrap();
+    let mut g = Gallery::new(&spec.fingerprint);
+    for (id, name, i) in [("ada-1", "Ada", 0), ("bob-1", "Bob", 1)] {
+        let mut embedding = vec![0.0; spec.dim];
+        embedding[i] = 1.0;
+        g.people.push(Person {
+            id: id.into(),
+            name: name.into(),
+            enrolments: vec![Enrolment {
+                enrolled_at: "2026-12-01T08:00:00Z".into(),
+                source: "test".into(),
+                sha256: "0".repeat(64),
+                embedding,
+                crop: None,
+            }],
+            policy: Default::default(),
+            credential: None,
+            pin_hash: None,
+            duress_hash: None,
+        });
+    }
+    Locked::acquire(&config.gallery.path)
+        .unwrap()
+        .save(&g)
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server, rx) = ControlApi::bind(config.control.socket().unwrap())
+        .unwrap()
+        .with_gallery(GalleryAccess::new(config, spec))
+        .serve(Arc::clone(&stop));
+    let looping = Arc::clone(&stop);
+    let looped = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while !looping.load(Ordering::SeqCst) {
+            if let Ok(req) = rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                let answer = match req.command {
+                    Command::PeopleChanged { change, by } => {
+                        let (what, id) = match change {
+                            PeopleChange::Policy { id, .. } => ("policy", id),
+                            PeopleChange::Credential { id, .. } => ("credential", id),
+                            other => panic!("{other:?}"),
+                        };
+                        seen.push(format!("{what} {id} by {by}"));
+                        Answer::Ok(format!("{what} {id}"))
+                    }
+                    c => Answer::Err(format!("{c:?}")),
+                };
+                let _ = req.reply.send(answer);
+            }
+        }
+        seen
+    });
+    RealDoor {
+        stop,
+        _server: server,
+        looped,
+    }
+}
+
+/// An admin's access and card changes go through the door (who asked: `LOGIN@console`), and the
+/// person page shows them; a viewer sees the policy read-only and not the card's number; a
+/// refused change says why and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_edits_access_and_card_through_the_door_and_the_page_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("door.sock");
+    let c = console_with(dir, &socket);
+    let door = real_door(&c.config);
+    let (admin, csrf) = login(&c, "ada", ADMIN_PW).await;
+    let (viewer, vcsrf) = login(&c, "bob", VIEWER_PW).await;
+
+    let page = send(&c, get("/people/ada-1", Some(&admin))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("form id=\"policy\""), "{}", page.body);
+    assert!(page.body.contains("No card."));
+
+    let form = format!(
+        "csrf={csrf}&valid_from=2026-12-01&valid_until=2027-01-01&windows=mon-fri+07%3A00-19%3A00%0D%0Asat+10%3A00-12%3A00&factors=card_and_face"
+    );
+    let r = send(&c, post("/people/ada-1/policy", Some(&admin), &form)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("policy ada-1"), "{}", r.body);
+    let r = send(
+        &c,
+        post(
+            "/people/ada-1/credential",
+            Some(&admin),
+            &format!("csrf={csrf}&format=wiegand26&facility=18&card=4660"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let page = send(&c, get("/people/ada-1", Some(&admin))).await;
+    for shown in [
+        "no (disabled)",
+        "2026-12-01T00:00:00",
+        "2027-01-01T00:00:00",
+        "mon,tue,wed,thu,fri 07:00-19:00",
+        "sat 10:00-12:00",
+        "card_and_face",
+        "refused now: disabled",
+        "wiegand26 facility 18 card 4660",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+
+    // A viewer: the policy, read-only; the card's format but not its number; no form.
+    let page = send(&c, get("/people/ada-1", Some(&viewer))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("mon,tue,wed,thu,fri 07:00-19:00"));
+    assert!(page.body.contains("A wiegand26 card"), "{}", page.body);
+    assert!(!page.body.contains("4660"), "{}", page.body);
+    assert!(!page.body.contains("<form id=\"policy\""));
+    assert!(!page.body.contains("/credential\""));
+    let r = send(
+        &c,
+        post(
+            "/people/ada-1/credential",
+            Some(&viewer),
+            &format!("csrf={vcsrf}&clear=yes"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Ada's card for Bob: the door refuses, and says why.
+    let gallery_before = std::fs::read(&c.config.gallery.path).unwrap();
+    let r = send(
+        &c,
+        post(
+            "/people/bob-1/credential",
+            Some(&admin),
+            &format!("csrf={csrf}&format=wiegand26&facility=18&card=4660"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(r.body.contains("already belongs to ada-1"), "{}", r.body);
+    // A bad form: refused by the console before the door, with the reason.
+    let r = send(
+        &c,
+        post(
+            "/people/bob-1/policy",
+            Some(&admin),
+            &format!("csrf={csrf}&enabled=yes&windows=mon+9-10"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("HH:MM"), "{}", r.body);
+    let r = send(
+        &c,
+        post(
+            "/people/bob-1/credential",
+            Some(&admin),
+            &format!("csrf={csrf}&facility=256&card=1"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("out of range"), "{}", r.body);
+    assert_eq!(
+        std::fs::read(&c.config.gallery.path).unwrap(),
+        gallery_before,
+        "nothing stored"
+    );
+
+    // Cleared.
+    let r = send(
+        &c,
+        post(
+            "/people/ada-1/credential",
+            Some(&admin),
+            &format!("csrf={csrf}&clear=yes"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let page = send(&c, get("/people/ada-1", Some(&admin))).await;
+    assert!(page.body.contains("No card."));
+
+    door.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        door.looped.join().unwrap(),
+        [
+            "policy ada-1 by ada@console",
+            "credential ada-1 by ada@console",
+            "credential ada-1 by ada@console"
+        ]
+    );
 }

@@ -223,7 +223,9 @@ pub fn control(data: &[u8]) {
                 | Command::SiteReset { by }
                 | Command::PeopleAdd { by, .. }
                 | Command::PeopleRemove { by, .. }
-                | Command::PeopleRename { by, .. } => Some(by),
+                | Command::PeopleRename { by, .. }
+                | Command::PeoplePolicy { by, .. }
+                | Command::PeopleCredential { by, .. } => Some(by),
                 Command::PicturesDismiss { seqs, by } => {
                     assert!(data.len() <= MAX_DISMISS_LINE);
                     assert!((1..=100).contains(&seqs.len()));
@@ -319,6 +321,14 @@ pub fn console(data: &[u8]) {
             if let Ok(form) = forms::parse_form(rest) {
                 assert!(rest.len() <= forms::MAX_FORM);
                 assert!(form.0.len() <= forms::MAX_FIELDS);
+                // The access and card forms: what they accept, the door accepts too.
+                if let Ok(r) = forms::policy(&form) {
+                    assert!(r.windows.len() <= facegate::people::policy::MAX_WINDOWS);
+                    assert!(r.to_policy().is_ok(), "{r:?}");
+                }
+                if let Ok(Some(c)) = forms::credential(&form) {
+                    assert!(c.check().is_ok() && c.wiegand_frame().is_ok(), "{c:?}");
+                }
             }
         }
         1 => {

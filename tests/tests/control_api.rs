@@ -430,6 +430,55 @@ fn decision_pictures_and_gallery_changes_through_the_control_api() {
     };
     wait_for("the grant's picture", || pictures_of("joe-biden") > 0);
 
+    // Obama's access policy and card, as the console sets them: saved, reloaded, audited; his
+    // card is nobody else's.
+    let policy =
+        br#"{"enabled":false,"valid_until":"2030-01-01","windows":["mon-fri 07:00-19:00"]}"#;
+    assert_eq!(
+        ask_with_payload(
+            &socket,
+            &format!("people policy obama {} by admin", policy.len()),
+            policy
+        )
+        .unwrap(),
+        Ok("policy obama".into())
+    );
+    assert!(ask_with_payload(
+        &socket,
+        "people policy obama 17 by admin",
+        b"{\"enabled\":\"yes\"}"
+    )
+    .unwrap()
+    .is_err_and(|e| e.starts_with("bad request")));
+    assert_eq!(
+        ask(
+            &socket,
+            "people credential obama wiegand26 18 4660 by admin"
+        )
+        .unwrap(),
+        Ok("credential obama".into())
+    );
+    let taken = ask(
+        &socket,
+        "people credential joe-biden wiegand26 18 4660 by admin",
+    )
+    .unwrap();
+    assert!(
+        taken
+            .as_ref()
+            .is_err_and(|e| e.contains("already belongs to obama")),
+        "{taken:?}"
+    );
+    let gallery =
+        facegate::people::gallery::Gallery::load_any_model(&dir.path().join("gallery.toml"))
+            .unwrap()
+            .unwrap();
+    let obama = gallery.get("obama").unwrap();
+    assert!(obama.policy.disabled);
+    assert_eq!(obama.policy.windows.len(), 1);
+    assert!(obama.credential.is_some());
+    assert_eq!(gallery.get("joe-biden").unwrap().credential, None);
+
     // Removed: gone from the gallery with their pictures.
     assert_eq!(
         ask(&socket, "people remove joe-biden by admin").unwrap(),
@@ -461,6 +510,8 @@ fn decision_pictures_and_gallery_changes_through_the_control_api() {
         (EventKind::PersonAdded, Some("joe-biden")),
         (EventKind::PersonRemoved, Some("joe-biden")),
         (EventKind::PicturesDismissed, None),
+        (EventKind::PolicyChanged, Some("obama")),
+        (EventKind::CredentialChanged, Some("obama")),
     ] {
         let ev = r.of(kind);
         assert_eq!(ev.len(), 1, "{kind:?}: {lines:#?}");
@@ -470,6 +521,22 @@ fn decision_pictures_and_gallery_changes_through_the_control_api() {
             "{lines:#?}"
         );
     }
+    let policy = &r.of(EventKind::PolicyChanged)[0];
+    assert!(
+        policy.reason.as_deref().unwrap().contains(
+            "disabled; from -; until 2030-01-01T00:00:00; windows mon,tue,wed,thu,fri 07:00-19:00"
+        ),
+        "{policy:?}"
+    );
+    let card = &r.of(EventKind::CredentialChanged)[0];
+    assert!(
+        card.reason
+            .as_deref()
+            .unwrap()
+            .contains("card set (wiegand26)")
+            && !card.reason.as_deref().unwrap().contains("4660"),
+        "never the card's number: {card:?}"
+    );
     // The chain holds over the new lines, and the picture's seq is its denial's line.
     let log = dir.path().join("audit.jsonl");
     let verified = facegate::records::audit::verify(&log).unwrap();

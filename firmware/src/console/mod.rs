@@ -5,7 +5,8 @@
 //!
 //! - [`users`]: the accounts file (argon2id hashes, 0600);
 //! - [`auth`]: sessions, CSRF tokens, the login rate limit;
-//! - [`door`]: the control-API client (exactly the requests the console makes);
+//! - [`door`]: the door's socket and key for the library's control-API client
+//!   ([`crate::door::control_api::client::DoorClient`]), one short connection per action;
 //! - [`tls`]: the certificate (a self-signed one made at first start) and its fingerprint;
 //! - [`faces`]: enrolment from the door camera or photos, and grouping unknown faces;
 //! - [`server`]: the routes, the security headers, the roles; [`pages`]: the HTML.

@@ -24,8 +24,8 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                     nav {
                         a href="/" { "Live" }
                         a href="/audit" { "Audit" }
+                        a href="/people" { "People" }
                         @if s.role == Role::Admin {
-                            a href="/people" { "People" }
                             a href="/review" { "Review" }
                         }
                         span.who { (s.user) " (" (s.role.word()) ")" }
@@ -172,7 +172,7 @@ pub fn people(
         Some(s),
         html! {
             @if let Some(e) = error { p.error { (e) } }
-            p { a href="/people/new" { "Add a person" } }
+            @if s.role == Role::Admin { p { a href="/people/new" { "Add a person" } } }
             form method="get" action="/people" {
                 input type="search" name="q" value=(q) placeholder="name or id" maxlength="100";
                 button type="submit" { "Search" }
@@ -192,28 +192,111 @@ pub fn people(
     )
 }
 
-/// One person: rename, remove.
-pub fn person(s: &Session, p: &PersonRow, enrolled: &[String]) -> Markup {
-    layout(
-        &p.name,
-        Some(s),
-        html! {
+/// A person's access policy and card, as the person page shows them.
+pub struct PersonAccess<'a> {
+    /// The policy.
+    pub policy: &'a crate::people::policy::Policy,
+    /// The card.
+    pub credential: Option<crate::people::credential::Credential>,
+    /// Whether the policy lets them in now, in words.
+    pub verdict: String,
+}
+
+/// One person: their access policy and card (read-only for a viewer, who is not shown the
+/// card's number: with it a 26-bit card can be cloned); for an admin, the forms to change them,
+/// rename, remove.
+pub fn person(s: &Session, p: &PersonRow, enrolled: &[String], a: &PersonAccess) -> Markup {
+    use crate::people::credential::Format;
+    use crate::people::policy::PolicyRequest;
+    let admin = s.role == Role::Admin;
+    let form = PolicyRequest::of(a.policy);
+    let factors = form.factors.clone().unwrap_or_else(|| "none".to_owned());
+    let (format, facility, card) = match a.credential {
+        Some(c) => {
+            let (f, n) = c.parts();
+            (c.format(), f.to_string(), n.to_string())
+        }
+        None => (Format::Wiegand26, String::new(), String::new()),
+    };
+    html! {
+        (layout(&p.name, Some(s), html! {
             p { "Id: " code { (p.id) } ", " (p.faces) " face(s) enrolled" }
             ul { @for e in enrolled { li { (e) } } }
-            h2 { "Rename" }
-            form method="post" action={ "/people/" (p.id) "/rename" } {
-                (csrf(s))
-                input type="text" name="name" value=(p.name) required maxlength="100";
-                button type="submit" { "Rename" }
+            h2 { "Access" }
+            dl.readonly #access {
+                dt { "Let in" } dd { @if a.policy.disabled { "no (disabled)" } @else { "yes" } }
+                dt { "Valid from" } dd { (form.valid_from.as_deref().unwrap_or("-")) }
+                dt { "Valid until" } dd { (form.valid_until.as_deref().unwrap_or("-")) }
+                dt { "Weekly windows" } dd {
+                    @if form.windows.is_empty() { "any time" }
+                    @for w in &form.windows { (w) br; }
+                }
+                dt { "Second factors" } dd { (factors) }
+                dt { "Now" } dd #verdict { (a.verdict) }
             }
-            h2 { "Remove" }
-            form method="post" action={ "/people/" (p.id) "/remove" } {
-                (csrf(s))
-                label { input type="checkbox" name="confirm" value="yes" required; " Remove " (p.name) ", their faces and their pictures" }
-                button type="submit" class="danger" { "Remove" }
+            h2 { "Card" }
+            p #card {
+                @match a.credential {
+                    None => { "No card." }
+                    Some(c) if admin => { (c.to_string()) }
+                    Some(c) => { "A " (c.format().as_str()) " card (its number is shown to admins only)." }
+                }
             }
-        },
-    )
+            @if admin {
+                h2 { "Change access" }
+                form #policy method="post" action={ "/people/" (p.id) "/policy" } {
+                    (csrf(s))
+                    label { input type="checkbox" name="enabled" value="yes" checked[!a.policy.disabled]; " Let in (unchecked: refused, kept enrolled)" }
+                    label { "Valid from " input type="text" name="valid_from" value=(form.valid_from.as_deref().unwrap_or("")) maxlength="40" placeholder="2026-12-01 or 2026-12-01T08:00"; }
+                    label { "Valid until " input type="text" name="valid_until" value=(form.valid_until.as_deref().unwrap_or("")) maxlength="40" placeholder="empty: no end"; }
+                    label { "Weekly windows, one a line (empty: any time; e.g. mon-fri 07:00-19:00)"
+                        br;
+                        textarea name="windows" rows="4" cols="36" maxlength="4000" { (form.windows.join("\n")) }
+                    }
+                    label { "Second factors always "
+                        select name="factors" {
+                            @for (v, text) in [("none", "as the site says"), ("card_and_face", "card and face"), ("face_and_pin", "face and PIN")] {
+                                option value=(v) selected[factors == v] { (text) }
+                            }
+                        }
+                    }
+                    button type="submit" { "Save access" }
+                }
+                h2 { "Change card" }
+                form #credential method="post" action={ "/people/" (p.id) "/credential" } {
+                    (csrf(s))
+                    label { "Format "
+                        select name="format" {
+                            option value="wiegand26" selected[format == Format::Wiegand26] { "26-bit Wiegand (facility 0-255)" }
+                            option value="wiegand34" selected[format == Format::Wiegand34] { "34-bit Wiegand (facility 0-65535)" }
+                        }
+                    }
+                    label { "Facility " input type="text" inputmode="numeric" name="facility" value=(facility) required maxlength="10"; }
+                    label { "Card " input type="text" inputmode="numeric" name="card" value=(card) required maxlength="10"; }
+                    button type="submit" { "Save card" }
+                }
+                @if a.credential.is_some() {
+                    form #credential-clear method="post" action={ "/people/" (p.id) "/credential" } {
+                        (csrf(s))
+                        input type="hidden" name="clear" value="yes";
+                        button type="submit" class="danger" { "Remove the card" }
+                    }
+                }
+                h2 { "Rename" }
+                form method="post" action={ "/people/" (p.id) "/rename" } {
+                    (csrf(s))
+                    input type="text" name="name" value=(p.name) required maxlength="100";
+                    button type="submit" { "Rename" }
+                }
+                h2 { "Remove" }
+                form method="post" action={ "/people/" (p.id) "/remove" } {
+                    (csrf(s))
+                    label { input type="checkbox" name="confirm" value="yes" required; " Remove " (p.name) ", their faces and their pictures" }
+                    button type="submit" class="danger" { "Remove" }
+                }
+            }
+        }))
+    }
 }
 
 /// Adding a person: from the door camera, or from photos.
@@ -366,12 +449,15 @@ pub fn audit(
             }
             @if let Some(e) = error { p.error { (e) } }
             p { a href={ "/audit.csv?" (f.query(0)) } { "CSV of these lines" } }
-            table #audit {
-                tr { th { "Seq" } th { "Time" } th { "Event" } th { "Who" } th { "Detail" } th { "Picture" } }
-                @for r in rows {
-                    tr {
-                        td { (r.seq) } td { (r.time) } td { (r.event) } td { (r.who) } td { (r.detail) }
-                        td { @if r.picture { img.chip src={ "/picture/" (r.seq) } alt="face"; } }
+            // Its own box scrolls sideways on a narrow screen; the page keeps its width.
+            div.scroll {
+                table #audit {
+                    tr { th { "Seq" } th { "Time" } th { "Event" } th { "Who" } th { "Detail" } th { "Picture" } }
+                    @for r in rows {
+                        tr {
+                            td { (r.seq) } td { (r.time) } td { (r.event) } td { (r.who) } td { (r.detail) }
+                            td { @if r.picture { img.chip src={ "/picture/" (r.seq) } alt="face"; } }
+                        }
                     }
                 }
             }

@@ -15,19 +15,22 @@
 //! GET  /picture/SEQ      a decision picture (PNG)  viewer
 //! GET  /audit, /audit.csv                          viewer
 //! POST /door/unlock, /door/lockdown                admin
-//! GET  /people, /people/new, /people/ID            admin
-//! POST /people/new (door camera), /people/upload (photos), /people/ID/rename, /people/ID/remove
+//! GET  /people, /people/ID (read-only for viewers) viewer
+//! GET  /people/new                                 admin
+//! POST /people/new (door camera), /people/upload (photos), /people/ID/rename, /people/ID/remove,
+//!      /people/ID/policy, /people/ID/credential    admin
 //! GET  /review; POST /review/enrol, /review/add, /review/dismiss   admin
 //! GET  /static/console.js, /static/console.css    anyone
 //! ```
 
 use super::auth::{self, RateLimit, Session, Sessions, COOKIE};
-use super::door::{AddPerson, Door, DoorError, Frame, NewFace};
+use super::door::{AddPerson, Door, Frame, NewFace};
 use super::faces::{Checked, Faces};
 use super::forms::{self, Form};
 use super::pages::{self, AuditFilter, AuditRow, PersonRow};
 use super::users::{Role, Users};
 use crate::config::Config;
+use crate::door::control_api::client::{ClientError, DoorClient};
 use crate::people::gallery::Gallery;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, Query, State};
@@ -72,6 +75,8 @@ const MAX_FACES: usize = 10;
 /// Door-camera pictures taken for an enrolment, and the pause between them.
 const SNAPSHOTS: usize = 5;
 const SNAPSHOT_GAP: Duration = Duration::from_millis(450);
+/// How long the events connection may be quiet before the console checks for listeners.
+const EVENTS_QUIET: Duration = Duration::from_secs(30);
 /// The live view stops watching the door this long after the last browser asked.
 const LIVE_LINGER: Duration = Duration::from_secs(10);
 
@@ -209,17 +214,22 @@ impl App {
     }
 }
 
-/// Runs `f` with the door on a blocking thread, at most [`DOOR_REQUESTS`] at once (the door
-/// serves 8 connections in all; a page of pictures must not take them all).
+/// Runs `f` with a connection to the door (one, closed after) on a blocking thread, at most
+/// [`DOOR_REQUESTS`] at once (the door serves 8 connections in all; a page of pictures must
+/// not take them all).
 async fn with_door<T: Send + 'static>(
     app: &Arc<App>,
-    f: impl FnOnce(&Door) -> Result<T, DoorError> + Send + 'static,
+    f: impl FnOnce(&mut DoorClient) -> Result<T, ClientError> + Send + 'static,
 ) -> Result<T, String> {
     let door = app.door()?;
     let _slot = app.door_slots.acquire().await.map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || f(&door).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| e.to_string())?
+    tokio::task::spawn_blocking(move || {
+        door.connect()
+            .and_then(|mut c| f(&mut c))
+            .map_err(|e| super::door::shown(&e))
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// A logged-in user (any role).
@@ -306,6 +316,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/people/{id}", get(person_page))
         .route("/people/{id}/rename", post(rename))
         .route("/people/{id}/remove", post(remove))
+        .route("/people/{id}/policy", post(set_policy))
+        .route("/people/{id}/credential", post(set_credential))
         .route("/audit", get(audit_page))
         .route("/audit.csv", get(audit_csv))
         .route("/review", get(review_page))
@@ -499,12 +511,12 @@ async fn logout(
 }
 
 async fn live_page(State(app): State<Arc<App>>, Viewer(s): Viewer) -> Response {
-    let status = with_door(&app, |d| d.status()).await;
+    let status = with_door(&app, |d| d.request("status")).await;
     Html(pages::live(&s, status).into_string()).into_response()
 }
 
 async fn api_status(State(app): State<Arc<App>>, Viewer(_): Viewer) -> Response {
-    match with_door(&app, |d| d.status()).await {
+    match with_door(&app, |d| d.request("status")).await {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => (
             StatusCode::BAD_GATEWAY,
@@ -543,14 +555,18 @@ fn follow_events(app: &Arc<App>) {
     std::thread::spawn(move || loop {
         let listening = || hub.tx.receiver_count() > 0;
         let result = match &door {
+            // Quiet for a while: the callback is asked whether anyone still listens.
             Ok(door) => door
-                .events(|line| {
-                    if !line.is_empty() {
-                        let _ = hub.tx.send(line.to_owned());
-                    }
-                    listening()
+                .connect()
+                .and_then(|c| {
+                    c.events(EVENTS_QUIET, |line| {
+                        if !line.is_empty() {
+                            let _ = hub.tx.send(line.to_owned());
+                        }
+                        listening()
+                    })
                 })
-                .map_err(|e| e.to_string()),
+                .map_err(|e| super::door::shown(&e)),
             Err(e) => Err(e.clone()),
         };
         if let Err(e) = result {
@@ -586,13 +602,21 @@ fn want_live(app: &Arc<App>) {
                 .unwrap_or_else(|e| e.into_inner())
                 .is_some_and(|t| t.elapsed() < LIVE_LINGER)
         };
-        let result = door.view(|frame| {
-            *live.frame.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame);
-            *live.error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            wanted()
-        });
+        let result = door
+            .connect()
+            .and_then(DoorClient::view)
+            .and_then(|frames| {
+                for frame in frames {
+                    *live.frame.lock().unwrap_or_else(|e| e.into_inner()) = Some(Frame::of(frame?));
+                    *live.error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    if !wanted() {
+                        break;
+                    }
+                }
+                Ok(())
+            });
         if let Err(e) = result {
-            *live.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            *live.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(super::door::shown(&e));
             // Not again at once: the browsers ask 3 times a second.
             std::thread::sleep(Duration::from_secs(2));
         }
@@ -718,7 +742,7 @@ struct Search {
 
 async fn people_page(
     State(app): State<Arc<App>>,
-    Admin(s): Admin,
+    Viewer(s): Viewer,
     Query(search): Query<Search>,
 ) -> Response {
     let q: String = search.q.trim().chars().take(100).collect();
@@ -744,9 +768,11 @@ async fn people_page(
     Html(pages::people(&s, &q, &shown, all.len(), error.as_deref()).into_string()).into_response()
 }
 
+/// One person: read-only for a viewer (their card's number left out), with the forms for an
+/// admin.
 async fn person_page(
     State(app): State<Arc<App>>,
-    Admin(s): Admin,
+    Viewer(s): Viewer,
     Path(id): Path<String>,
 ) -> Response {
     if crate::people::gallery::validate_id(&id).is_err() {
@@ -769,7 +795,31 @@ async fn person_page(
         .iter()
         .map(|e| format!("{} ({})", e.enrolled_at, e.source))
         .collect();
-    Html(pages::person(&s, &row, &enrolled).into_string()).into_response()
+    let access = &app.config.access;
+    let now = access.zone().map(|z| access.local(&z, SystemTime::now()));
+    let verdict = match now {
+        Ok(now) => match p.policy.check(now) {
+            Ok(()) => format!("allowed now ({now} site time)"),
+            Err(r) => format!("refused now: {} ({now} site time)", r.as_str()),
+        },
+        Err(e) => e,
+    };
+    let access = pages::PersonAccess {
+        policy: &p.policy,
+        credential: p.credential,
+        verdict,
+    };
+    Html(pages::person(&s, &row, &enrolled, &access).into_string()).into_response()
+}
+
+/// The preamble of every POST about one person: the form with the session's CSRF token, and
+/// an id of the gallery's form (else 404: nothing from the path reaches the door unchecked).
+fn person_form(s: &Session, id: &str, body: &[u8]) -> Result<Form, Response> {
+    let form = checked_form(s, body)?;
+    if crate::people::gallery::validate_id(id).is_err() {
+        return Err(status_page(StatusCode::NOT_FOUND, "no such person"));
+    }
+    Ok(form)
 }
 
 async fn rename(
@@ -778,13 +828,10 @@ async fn rename(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = match checked_form(&s, &body) {
+    let form = match person_form(&s, &id, &body) {
         Ok(f) => f,
         Err(r) => return r,
     };
-    if crate::people::gallery::validate_id(&id).is_err() {
-        return status_page(StatusCode::NOT_FOUND, "no such person");
-    }
     let Some(name) = form
         .get("name")
         .and_then(forms::display_name)
@@ -804,19 +851,66 @@ async fn remove(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = match checked_form(&s, &body) {
+    let form = match person_form(&s, &id, &body) {
         Ok(f) => f,
         Err(r) => return r,
     };
-    if crate::people::gallery::validate_id(&id).is_err() {
-        return status_page(StatusCode::NOT_FOUND, "no such person");
-    }
     if form.get("confirm") != Some("yes") {
         return status_page(StatusCode::BAD_REQUEST, "confirm the removal");
     }
     let who = by(&s);
     let r = with_door(&app, move |d| d.remove_person(&id, &who)).await;
     outcome(&s, "Remove", r, "/people")
+}
+
+/// A refused form as a page that says why, with a link back to the person.
+fn refused(s: &Session, title: &str, why: String, back: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Html(pages::message(Some(s), title, &[why], back).into_string()),
+    )
+        .into_response()
+}
+
+async fn set_policy(
+    State(app): State<Arc<App>>,
+    Admin(s): Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = match person_form(&s, &id, &body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let back = format!("/people/{id}");
+    // Checked here for a clear message at once; the door checks it again with the same code.
+    let request = match forms::policy(&form) {
+        Ok(r) => r,
+        Err(e) => return refused(&s, "Access", e, &back),
+    };
+    let who = by(&s);
+    let r = with_door(&app, move |d| d.set_policy(&id, &request, &who)).await;
+    outcome(&s, "Access", r, &back)
+}
+
+async fn set_credential(
+    State(app): State<Arc<App>>,
+    Admin(s): Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = match person_form(&s, &id, &body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let back = format!("/people/{id}");
+    let credential = match forms::credential(&form) {
+        Ok(c) => c,
+        Err(e) => return refused(&s, "Card", e, &back),
+    };
+    let who = by(&s);
+    let r = with_door(&app, move |d| d.set_credential(&id, credential, &who)).await;
+    outcome(&s, "Card", r, &back)
 }
 
 async fn new_person_page(State(app): State<Arc<App>>, Admin(s): Admin) -> Response {
@@ -1201,7 +1295,7 @@ async fn embedded(app: &Arc<App>, seqs: &[u64], need_png: bool) -> Result<Fetche
         }
     }
     let fetch = missing.clone();
-    let fetched: Vec<(u64, Result<Vec<u8>, DoorError>)> = with_door(app, move |d| {
+    let fetched: Vec<(u64, Result<Vec<u8>, ClientError>)> = with_door(app, move |d| {
         Ok(fetch.iter().map(|&s| (s, d.picture(s))).collect())
     })
     .await?;
@@ -1214,7 +1308,7 @@ async fn embedded(app: &Arc<App>, seqs: &[u64], need_png: bool) -> Result<Fetche
                 pngs.insert(seq, png.clone());
                 to_embed.push((seq, png));
             }
-            Err(e) => notes.push(format!("picture {seq}: {e}")),
+            Err(e) => notes.push(format!("picture {seq}: {}", super::door::shown(&e))),
         }
     }
     let faces = app.faces.clone();

@@ -146,7 +146,9 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
             | Command::PicturesDismiss { .. }
             | Command::PeopleAdd { .. }
             | Command::PeopleRemove { .. }
-            | Command::PeopleRename { .. } => Answer::Err("not served".into()),
+            | Command::PeopleRename { .. }
+            | Command::PeoplePolicy { .. }
+            | Command::PeopleCredential { .. } => Answer::Err("not served".into()),
         })
     }
 
@@ -195,6 +197,29 @@ impl<L: LockOutput, S: DoorSensors> Loop<'_, L, S> {
                 ev.name = Some(to.clone());
                 ev.reason = Some(format!("by {by}; was {from:?}"));
                 (ev, format!("renamed {id}"))
+            }
+            PeopleChange::Policy { id, name, policy } => {
+                let mut ev = self.event(EventKind::PolicyChanged);
+                ev.identity = Some(id.clone());
+                ev.name = Some(name.clone());
+                ev.reason = Some(format!("by {by}; {}", policy.summary()));
+                (ev, format!("policy {id}"))
+            }
+            PeopleChange::Credential {
+                id,
+                name,
+                credential,
+            } => {
+                let mut ev = self.event(EventKind::CredentialChanged);
+                ev.identity = Some(id.clone());
+                ev.name = Some(name.clone());
+                // The format only: a 26-bit card's number is all it takes to clone the card,
+                // and viewers of the console read this log.
+                ev.reason = Some(match credential {
+                    Some(c) => format!("by {by}; card set ({})", c.format().as_str()),
+                    None => format!("by {by}; card cleared"),
+                });
+                (ev, format!("credential {id}"))
             }
             PeopleChange::Dismissed { seqs, deleted } => {
                 let mut ev = self.event(EventKind::PicturesDismissed);

@@ -26,6 +26,9 @@
 //! people add LEN by NAME      -> (then LEN bytes of JSON, <= 1 MiB) OK added ID | ERR duplicate: ...
 //! people remove ID by NAME    -> OK removed ID
 //! people rename ID LEN by NAME -> (then LEN bytes: the new name, UTF-8) OK renamed ID
+//! people policy ID LEN by NAME -> (then LEN bytes of JSON, <= 4 KiB) OK policy ID
+//! people credential ID wiegand26|wiegand34 FACILITY CARD by NAME -> OK credential ID
+//! people credential ID raw BITS VALUE by NAME | people credential ID clear by NAME
 //! help                        -> OK the commands
 //! anything else               -> ERR what is wrong (the connection stays open)
 //! ```
@@ -252,6 +255,25 @@ pub enum Command {
         /// Who asks.
         by: String,
     },
+    /// Replace a person's access policy: a JSON payload of this many bytes follows
+    /// ([`crate::people::policy::PolicyRequest`]).
+    PeoplePolicy {
+        /// Their id.
+        id: String,
+        /// The payload's length.
+        len: usize,
+        /// Who asks.
+        by: String,
+    },
+    /// Set or clear a person's card credential (checked as the CLI checks it, when parsed).
+    PeopleCredential {
+        /// Their id.
+        id: String,
+        /// The card; `None`: cleared.
+        credential: Option<crate::people::credential::Credential>,
+        /// Who asks.
+        by: String,
+    },
     /// Made by the server, never parsed: a gallery change done, to reload and audit.
     PeopleChanged {
         /// What changed.
@@ -303,7 +325,7 @@ impl Role {
 }
 
 /// What `help` answers.
-pub const HELP: &str = "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | site reset by NAME | site command ENVELOPE | site gallery LEN | site refused command|gallery WORD COUNT | site picture SEQ | operator KEY | view | snapshot | picture SEQ | pictures unknown | pictures dismiss SEQ[,SEQ..] by NAME | people add LEN by NAME | people remove ID by NAME | people rename ID LEN by NAME | help";
+pub const HELP: &str = "commands: status | events | unlock by NAME | lockdown on|off by NAME | reload by NAME | site reset by NAME | site command ENVELOPE | site gallery LEN | site refused command|gallery WORD COUNT | site picture SEQ | operator KEY | view | snapshot | picture SEQ | pictures unknown | pictures dismiss SEQ[,SEQ..] by NAME | people add LEN by NAME | people remove ID by NAME | people rename ID LEN by NAME | people policy ID LEN by NAME | people credential ID wiegand26|wiegand34 FACILITY CARD|raw BITS VALUE|clear by NAME | help";
 
 /// Parses one request line (without its newline). The error says what is wrong without
 /// repeating more than a few escaped characters of the input.
@@ -384,7 +406,23 @@ pub fn parse(line: &[u8]) -> Result<Command, String> {
             len: parse_len(len)?,
             by: by(rest)?,
         }),
-        ["people", ..] => Err("people takes `add LEN by NAME`, `remove ID by NAME` or `rename ID LEN by NAME`".into()),
+        ["people", "policy", id, len, rest @ ..] => Ok(Command::PeoplePolicy {
+            id: parse_id(id)?,
+            len: parse_len(len)?,
+            by: by(rest)?,
+        }),
+        ["people", "credential", id, "clear", rest @ ..] => Ok(Command::PeopleCredential {
+            id: parse_id(id)?,
+            credential: None,
+            by: by(rest)?,
+        }),
+        ["people", "credential", id, format, a, b, rest @ ..] => Ok(Command::PeopleCredential {
+            id: parse_id(id)?,
+            credential: Some(parse_credential(format, a, b)?),
+            by: by(rest)?,
+        }),
+        ["people", "credential", ..] => Err("people credential takes `ID wiegand26|wiegand34 FACILITY CARD by NAME`, `ID raw BITS VALUE by NAME` or `ID clear by NAME`".into()),
+        ["people", ..] => Err("people takes `add LEN by NAME`, `remove ID by NAME`, `rename ID LEN by NAME`, `policy ID LEN by NAME` or `credential ID ... by NAME`".into()),
         ["site", ..] => Err("site takes `reset by NAME`, `command ENVELOPE`, `gallery LEN`, `refused command|gallery WORD COUNT` or `picture SEQ`".into()),
         [] => Err("empty request; `help` lists the commands".into()),
         [word, ..] => Err(format!(
@@ -405,6 +443,38 @@ fn parse_seq(s: &str) -> Result<u64, String> {
     }
     s.parse()
         .map_err(|_| format!("SEQ must be a number, not {}", shown(s)))
+}
+
+/// `FORMAT A B` of `people credential`: numbers in decimal digits only, the ranges checked by
+/// the library's one check ([`crate::people::credential::Credential::from_parts`]).
+fn parse_credential(
+    format: &str,
+    a: &str,
+    b: &str,
+) -> Result<crate::people::credential::Credential, String> {
+    use crate::people::credential::{Credential, Format};
+    let f = Format::parse(format).ok_or_else(|| {
+        format!(
+            "unknown card format {} (wiegand26, wiegand34, raw)",
+            shown(format)
+        )
+    })?;
+    let number = |s: &str| -> Result<u64, String> {
+        if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("expected a number, not {}", shown(s)));
+        }
+        s.parse()
+            .map_err(|_| format!("expected a number, not {}", shown(s)))
+    };
+    let (a, b) = (number(a)?, number(b)?);
+    let c = match f {
+        Format::Raw => {
+            let bits = u8::try_from(a).map_err(|_| "bits must be 1 to 63".to_owned())?;
+            Credential::from_parts(f, None, b, Some(bits))
+        }
+        _ => Credential::from_parts(f, Some(a), b, None),
+    };
+    c.map_err(|e| e.to_string())
 }
 
 fn parse_len(s: &str) -> Result<usize, String> {
@@ -895,7 +965,9 @@ fn serve_client(mut stream: UnixStream, stop: &AtomicBool, shared: &Shared) -> i
             | Command::PicturesDismiss { .. }
             | Command::PeopleAdd { .. }
             | Command::PeopleRemove { .. }
-            | Command::PeopleRename { .. }) => {
+            | Command::PeopleRename { .. }
+            | Command::PeoplePolicy { .. }
+            | Command::PeopleCredential { .. }) => {
                 match people::serve(shared.gallery.as_ref(), c, &mut stream, stop)? {
                     people::Served::Loop(c) => c,
                     people::Served::Answered => continue,

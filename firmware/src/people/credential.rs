@@ -39,6 +39,9 @@ pub enum CredentialError {
     /// A raw credential's bit count is out of range, or its value does not fit.
     #[error("raw credential: {0}")]
     Raw(String),
+    /// A number is out of its format's range, or one the format needs is missing.
+    #[error("{0}")]
+    Range(String),
     /// A received frame has a length no format uses.
     #[error("a {0}-bit frame is neither Wiegand 26 nor 34")]
     Length(usize),
@@ -48,6 +51,119 @@ pub enum CredentialError {
     /// The credential has no Wiegand form.
     #[error("a raw credential cannot be sent over Wiegand (only 26 or 34-bit formats)")]
     NotWiegand,
+}
+
+/// A credential's format, as the CLI (`--format`) and the control API name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// 26-bit Wiegand (HID H10301): facility 0-255, card 0-65535.
+    Wiegand26,
+    /// 34-bit Wiegand: facility 0-65535, card 0-65535.
+    Wiegand34,
+    /// Raw card bits, for OSDP: a bit count and the value.
+    Raw,
+}
+
+impl Format {
+    /// Its word: `wiegand26`, `wiegand34`, `raw`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Wiegand26 => "wiegand26",
+            Format::Wiegand34 => "wiegand34",
+            Format::Raw => "raw",
+        }
+    }
+
+    /// The format named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "wiegand26" => Some(Format::Wiegand26),
+            "wiegand34" => Some(Format::Wiegand34),
+            "raw" => Some(Format::Raw),
+            _ => None,
+        }
+    }
+}
+
+impl Credential {
+    /// The credential of `format` from its numbers (`facility` for the Wiegand formats, `bits`
+    /// for raw), each checked against its range: the one check of the CLI and the control API.
+    pub fn from_parts(
+        format: Format,
+        facility: Option<u64>,
+        card: u64,
+        bits: Option<u8>,
+    ) -> Result<Self, CredentialError> {
+        let name = format.as_str();
+        let fit = |what: &str, v: u64, max: u64| {
+            if v > max {
+                Err(CredentialError::Range(format!(
+                    "{what} {v} is out of range for {name} (0 to {max})"
+                )))
+            } else {
+                Ok(v)
+            }
+        };
+        let c = match format {
+            Format::Wiegand26 | Format::Wiegand34 => {
+                if bits.is_some() {
+                    return Err(CredentialError::Range(
+                        "bits are only for the raw format".into(),
+                    ));
+                }
+                let Some(facility) = facility else {
+                    return Err(CredentialError::Range(format!(
+                        "a facility code is needed for {name}"
+                    )));
+                };
+                let card = fit("card", card, 0xFFFF)? as u16;
+                if format == Format::Wiegand26 {
+                    Credential::Wiegand26 {
+                        facility: fit("facility", facility, 0xFF)? as u8,
+                        card,
+                    }
+                } else {
+                    Credential::Wiegand34 {
+                        facility: fit("facility", facility, 0xFFFF)? as u16,
+                        card,
+                    }
+                }
+            }
+            Format::Raw => {
+                if facility.is_some() {
+                    return Err(CredentialError::Range(
+                        "a facility code is not used with the raw format".into(),
+                    ));
+                }
+                let Some(bits) = bits else {
+                    return Err(CredentialError::Range(
+                        "the number of bits is needed for the raw format".into(),
+                    ));
+                };
+                Credential::Raw { bits, value: card }
+            }
+        };
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Its format.
+    pub fn format(&self) -> Format {
+        match self {
+            Credential::Wiegand26 { .. } => Format::Wiegand26,
+            Credential::Wiegand34 { .. } => Format::Wiegand34,
+            Credential::Raw { .. } => Format::Raw,
+        }
+    }
+
+    /// The numbers [`Credential::from_parts`] takes back: (facility or bits, card or value).
+    pub fn parts(&self) -> (u64, u64) {
+        match *self {
+            Credential::Wiegand26 { facility, card } => (facility.into(), card.into()),
+            Credential::Wiegand34 { facility, card } => (facility.into(), card.into()),
+            Credential::Raw { bits, value } => (bits.into(), value),
+        }
+    }
 }
 
 impl Credential {
@@ -270,6 +386,44 @@ mod tests {
         .check()
         .is_err());
         assert!(Credential::Raw { bits: 0, value: 0 }.check().is_err());
+    }
+
+    #[test]
+    fn credentials_are_made_from_checked_parts() {
+        let c = Credential::from_parts(Format::Wiegand26, Some(18), 4660, None).unwrap();
+        assert_eq!(
+            c,
+            Credential::Wiegand26 {
+                facility: 18,
+                card: 4660
+            }
+        );
+        assert_eq!((c.format(), c.parts()), (Format::Wiegand26, (18, 4660)));
+        assert_eq!(
+            Credential::from_parts(Format::Wiegand34, Some(300), 1, None).unwrap(),
+            Credential::Wiegand34 {
+                facility: 300,
+                card: 1
+            }
+        );
+        let raw = Credential::from_parts(Format::Raw, None, 255, Some(8)).unwrap();
+        assert_eq!(raw.parts(), (8, 255));
+        for (f, fac, card, bits, why) in [
+            (Format::Wiegand26, Some(256), 1, None, "out of range"),
+            (Format::Wiegand26, Some(1), 65536, None, "out of range"),
+            (Format::Wiegand34, None, 1, None, "facility code is needed"),
+            (Format::Wiegand26, Some(1), 1, Some(8), "only for the raw"),
+            (Format::Raw, None, 1, None, "bits is needed"),
+            (Format::Raw, Some(1), 1, Some(8), "not used"),
+            (Format::Raw, None, 16, Some(4), "fit"),
+        ] {
+            let e = Credential::from_parts(f, fac, card, bits).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
+        for f in [Format::Wiegand26, Format::Wiegand34, Format::Raw] {
+            assert_eq!(Format::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(Format::parse("wiegand"), None);
     }
 
     #[test]

@@ -61,6 +61,16 @@ pub enum GalleryError {
     /// The id is taken, or not usable.
     #[error("{0}")]
     BadId(String),
+    /// The card is another person's: one card, one person.
+    #[error("{card} already belongs to {id} ({name:?}): one card, one person")]
+    CardTaken {
+        /// The card, as it prints.
+        card: String,
+        /// Who holds it.
+        id: String,
+        /// Their display name.
+        name: String,
+    },
 }
 
 /// One enrolled photo's embedding, where it came from, and its face crop (never the photo
@@ -271,6 +281,33 @@ impl Gallery {
     /// Mutable access to the person with id `id`.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Person> {
         self.people.iter_mut().find(|p| p.id == id)
+    }
+
+    /// Gives person `id` the card `credential` (or none), refused when another person holds
+    /// it: a card stands for one person (the CLI and the control API both set it here).
+    pub fn set_credential(
+        &mut self,
+        id: &str,
+        credential: Option<crate::people::credential::Credential>,
+    ) -> Result<(), GalleryError> {
+        if let Some(c) = credential {
+            if let Some(other) = self
+                .people
+                .iter()
+                .find(|p| p.id != id && p.credential == Some(c))
+            {
+                return Err(GalleryError::CardTaken {
+                    card: c.to_string(),
+                    id: other.id.clone(),
+                    name: other.name.clone(),
+                });
+            }
+        }
+        let p = self
+            .get_mut(id)
+            .ok_or_else(|| GalleryError::UnknownId(id.to_owned()))?;
+        p.credential = credential;
+        Ok(())
     }
 
     /// Removes the person with id `id` and returns them.

@@ -228,6 +228,129 @@ pub fn parse_local(s: &str) -> Result<DateTime, String> {
         })
 }
 
+/// Most weekly windows one person's policy may have.
+pub const MAX_WINDOWS: usize = 32;
+
+/// A person's own factor mode as the CLI and the console name it: `card_and_face`,
+/// `face_and_pin`, or `none` (no mode of their own). The modes that loosen nothing are refused.
+pub fn person_factors(s: &str) -> Result<Option<crate::access::factors::FactorMode>, String> {
+    use crate::access::factors::FactorMode;
+    match s.trim() {
+        "none" | "" => Ok(None),
+        "card_and_face" => Ok(Some(FactorMode::CardAndFace)),
+        "face_and_pin" => Ok(Some(FactorMode::FaceAndPin)),
+        other => Err(format!(
+            "{:?}: a person's own mode is \"card_and_face\", \"face_and_pin\" or \"none\"",
+            other.chars().take(24).collect::<String>()
+        )),
+    }
+}
+
+/// A policy as a client sends it whole (the control API's `people policy`): times as
+/// `parse_local` reads them, windows as [`Window`] reads them, `factors` as [`person_factors`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRequest {
+    /// Let in (else refused, kept enrolled).
+    pub enabled: bool,
+    /// Valid from this site-local date or date-time.
+    #[serde(default)]
+    pub valid_from: Option<String>,
+    /// Valid until (not including) this site-local date or date-time.
+    #[serde(default)]
+    pub valid_until: Option<String>,
+    /// Weekly windows (none: at any time), at most [`MAX_WINDOWS`].
+    #[serde(default)]
+    pub windows: Vec<String>,
+    /// The person's own factor mode.
+    #[serde(default)]
+    pub factors: Option<String>,
+}
+
+impl PolicyRequest {
+    /// The request for `p` as it is (the form's starting values).
+    pub fn of(p: &Policy) -> Self {
+        Self {
+            enabled: !p.disabled,
+            valid_from: p.valid_from.map(|d| d.to_string()),
+            valid_until: p.valid_until.map(|d| d.to_string()),
+            windows: p.windows.iter().map(Window::to_string).collect(),
+            factors: p.factors.map(|f| f.as_str().to_owned()),
+        }
+    }
+
+    /// The policy it describes, checked as the CLI checks an edit ([`Policy::validate`]).
+    pub fn to_policy(&self) -> Result<Policy, String> {
+        let when = |s: &Option<String>| match s.as_deref().map(str::trim) {
+            None | Some("") | Some("none") => Ok(None),
+            Some(s) if s.len() > 40 => Err("a date is at most 40 characters".to_owned()),
+            Some(s) => parse_local(s).map(Some),
+        };
+        if self.windows.len() > MAX_WINDOWS {
+            return Err(format!("at most {MAX_WINDOWS} windows"));
+        }
+        let mut windows = Vec::with_capacity(self.windows.len());
+        for w in &self.windows {
+            if w.len() > 80 {
+                return Err("a window is at most 80 characters".to_owned());
+            }
+            windows.push(w.parse::<Window>()?);
+        }
+        let p = Policy {
+            disabled: !self.enabled,
+            valid_from: when(&self.valid_from)?,
+            valid_until: when(&self.valid_until)?,
+            windows,
+            factors: match &self.factors {
+                None => None,
+                Some(f) => person_factors(f)?,
+            },
+        };
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+impl Policy {
+    /// Refuses a policy nobody could ever pass for its dates (until not after from), and more
+    /// than [`MAX_WINDOWS`] windows.
+    pub fn validate(&self) -> Result<(), String> {
+        if let (Some(f), Some(u)) = (self.valid_from, self.valid_until) {
+            if u <= f {
+                return Err(format!(
+                    "valid until {u} is not after valid from {f}: nobody could come in"
+                ));
+            }
+        }
+        if self.windows.len() > MAX_WINDOWS {
+            return Err(format!("at most {MAX_WINDOWS} windows"));
+        }
+        Ok(())
+    }
+
+    /// One line for the audit log and the console: `enabled; from -; until -; windows ...`.
+    pub fn summary(&self) -> String {
+        let d = |d: Option<DateTime>| d.map_or("-".to_owned(), |d| d.to_string());
+        let windows = if self.windows.is_empty() {
+            "any time".to_owned()
+        } else {
+            self.windows
+                .iter()
+                .map(Window::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "{}; from {}; until {}; windows {}; factors {}",
+            if self.disabled { "disabled" } else { "enabled" },
+            d(self.valid_from),
+            d(self.valid_until),
+            windows,
+            self.factors.map_or("-", |f| f.as_str())
+        )
+    }
+}
+
 /// `[access]`: site-wide rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -448,6 +571,45 @@ mod tests {
         assert!(text.contains("\"sat,sun 10:00-14:00\""), "{text}");
         assert!(toml::from_str::<Policy>("").unwrap().is_open());
         assert!(toml::from_str::<Policy>("windows = [\"mon 9-10\"]").is_err());
+    }
+
+    #[test]
+    fn a_policy_request_is_checked_as_the_cli_checks_an_edit() {
+        let r = PolicyRequest {
+            enabled: false,
+            valid_from: Some("2026-12-01".into()),
+            valid_until: Some("2026-12-31T18:00".into()),
+            windows: vec!["mon-fri 07:00-19:00".into()],
+            factors: Some("card_and_face".into()),
+        };
+        let p = r.to_policy().unwrap();
+        assert!(p.disabled);
+        assert_eq!(p.valid_from, Some(at("2026-12-01T00:00")));
+        assert_eq!(PolicyRequest::of(&p).to_policy().unwrap(), p);
+        assert!(
+            p.summary()
+                .starts_with("disabled; from 2026-12-01T00:00:00"),
+            "{}",
+            p.summary()
+        );
+        let bad = |f: &dyn Fn(&mut PolicyRequest)| {
+            let mut b = r.clone();
+            f(&mut b);
+            b.to_policy().unwrap_err()
+        };
+        assert!(bad(&|b| b.valid_until = Some("2026-11-01".into())).contains("not after"));
+        assert!(bad(&|b| b.valid_from = Some("tomorrow".into())).contains("not a date"));
+        assert!(bad(&|b| b.windows = vec!["mon 9-10".into()]).contains("HH:MM"));
+        assert!(bad(&|b| b.windows = vec!["daily 01:00-02:00".into(); 33]).contains("at most"));
+        assert!(bad(&|b| b.factors = Some("face".into())).contains("own mode"));
+        assert!(bad(&|b| b.valid_from = Some("9".repeat(41))).contains("40"));
+        let open = PolicyRequest {
+            enabled: true,
+            factors: Some("none".into()),
+            ..PolicyRequest::default()
+        };
+        assert!(open.to_policy().unwrap().is_open());
+        assert!(serde_json::from_str::<PolicyRequest>(r#"{"enabled":true,"admin":1}"#).is_err());
     }
 
     #[test]

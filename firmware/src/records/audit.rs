@@ -141,6 +141,12 @@ pub enum EventKind {
     /// The picture of a stranger's denial went to the site link (`site picture`, with
     /// `[mqtt] unknown_face_picture`; `reason`: its seq, size and the peer).
     PictureShared,
+    /// A person's access policy was replaced through the control API (`identity`: their id;
+    /// `reason`: `by NAME` and the policy now).
+    PolicyChanged,
+    /// A person's card credential was set or cleared through the control API (`reason`: who
+    /// asked and the card's format, never its number).
+    CredentialChanged,
     /// A duress PIN opened the door (`identity`: whose): a silent alarm, no sign at the door;
     /// the site link publishes it.
     Duress,

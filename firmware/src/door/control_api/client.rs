@@ -9,7 +9,11 @@
 //! let status = door.status()?;                               // serde_json::Value
 //! let jpeg = door.snapshot()?;                               // full resolution, quality 90
 //! for frame in door.view()? { let frame = frame?; ... }      // the connection is the view's
+//! door.set_policy("ada", &PolicyRequest { .. }, "ada@console")?; // `people policy`
 //! ```
+//!
+//! The gallery requests (`people add|remove|rename|policy|credential`, `pictures ...`) and
+//! `unlock`/`lockdown` are here too, each answered on the same connection.
 
 use super::live::{self, FrameMeta};
 use super::{read_answer, split_answer, ANSWER, PAYLOAD_TIME};
@@ -166,6 +170,139 @@ impl DoorClient {
     /// The newest camera frame as a JPEG (full resolution, quality 90). Needs an admin.
     pub fn snapshot(&mut self) -> Result<Vec<u8>> {
         self.request_bytes("snapshot")
+    }
+
+    /// `picture SEQ`: the PNG kept with audit line `seq` (needs an admin).
+    pub fn picture(&mut self, seq: u64) -> Result<Vec<u8>> {
+        self.request_bytes(&format!("picture {seq}"))
+    }
+
+    /// `pictures unknown`: the seqs of the kept pictures of unknown faces, newest first.
+    pub fn unknown_pictures(&mut self) -> Result<Vec<u64>> {
+        self.request_lines("pictures unknown")?
+            .iter()
+            .map(|l| {
+                l.trim()
+                    .parse()
+                    .map_err(|_| ClientError::Protocol(format!("not a seq: {}", shown(l))))
+            })
+            .collect()
+    }
+
+    /// `pictures dismiss`: the number of pictures deleted; sent in as many requests as the
+    /// door's line length needs (at most [`super::people::MAX_DISMISS`] seqs in all).
+    pub fn dismiss(&mut self, seqs: &[u64], by: &str) -> Result<usize> {
+        let mut done = 0;
+        let seqs = &seqs[..seqs.len().min(super::people::MAX_DISMISS)];
+        // 20 digits and a comma a seq; the words around them and NAME fit in the rest.
+        let per = (super::MAX_LINE.saturating_sub(40 + by.len()) / 21).max(1);
+        for batch in seqs.chunks(per) {
+            let list: Vec<String> = batch.iter().map(u64::to_string).collect();
+            let answer = self.request(&format!("pictures dismiss {} by {by}", list.join(",")))?;
+            done += answer
+                .strip_prefix("dismissed ")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| ClientError::Protocol(shown(&answer)))?;
+        }
+        Ok(done)
+    }
+
+    /// `people add LEN by NAME` with `request`'s JSON (`{"name", "id", "faces", "force",
+    /// "from_pictures"}`): the person's id.
+    pub fn add_person(&mut self, request: &impl serde::Serialize, by: &str) -> Result<String> {
+        let json = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let answer =
+            self.request_with_payload(&format!("people add {} by {by}", json.len()), &json)?;
+        answer
+            .strip_prefix("added ")
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Protocol(shown(&answer)))
+    }
+
+    /// `people remove ID by NAME`.
+    pub fn remove_person(&mut self, id: &str, by: &str) -> Result<String> {
+        self.request(&format!("people remove {id} by {by}"))
+    }
+
+    /// `people rename ID LEN by NAME` and the new display name.
+    pub fn rename(&mut self, id: &str, name: &str, by: &str) -> Result<String> {
+        self.request_with_payload(
+            &format!("people rename {id} {} by {by}", name.len()),
+            name.as_bytes(),
+        )
+    }
+
+    /// `people policy ID LEN by NAME` and the policy's JSON: the person's whole policy replaced.
+    pub fn set_policy(
+        &mut self,
+        id: &str,
+        policy: &crate::people::policy::PolicyRequest,
+        by: &str,
+    ) -> Result<String> {
+        let json = serde_json::to_vec(policy).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.request_with_payload(&format!("people policy {id} {} by {by}", json.len()), &json)
+    }
+
+    /// `people credential ID ... by NAME`: the person's card set, or cleared (`None`).
+    pub fn set_credential(
+        &mut self,
+        id: &str,
+        credential: Option<crate::people::credential::Credential>,
+        by: &str,
+    ) -> Result<String> {
+        let what = match credential {
+            None => "clear".to_owned(),
+            Some(c) => {
+                let (a, b) = c.parts();
+                format!("{} {a} {b}", c.format().as_str())
+            }
+        };
+        self.request(&format!("people credential {id} {what} by {by}"))
+    }
+
+    /// `unlock by NAME`: through the door's gate.
+    pub fn unlock(&mut self, by: &str) -> Result<String> {
+        self.request(&format!("unlock by {by}"))
+    }
+
+    /// `lockdown on|off by NAME`.
+    pub fn lockdown(&mut self, on: bool, by: &str) -> Result<String> {
+        let state = if on { "on" } else { "off" };
+        self.request(&format!("lockdown {state} by {by}"))
+    }
+
+    /// `events`: calls `each` with every audit line until it returns `false` or the door goes.
+    /// When no line comes within `quiet`, `each` is called with `""` (is anyone still
+    /// listening?). The connection is the events'.
+    pub fn events(mut self, quiet: Duration, mut each: impl FnMut(&str) -> bool) -> Result<()> {
+        let answer = self.request("events")?;
+        if answer != "events" {
+            return Err(ClientError::Protocol(shown(&answer)));
+        }
+        self.writer.set_read_timeout(Some(quiet))?;
+        loop {
+            match self.line(MAX_ANSWER) {
+                Ok(line) => {
+                    if !each(&line) {
+                        return Ok(());
+                    }
+                }
+                Err(ClientError::Io(e))
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if !each("") {
+                        return Ok(());
+                    }
+                }
+                Err(ClientError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Ok(())
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The live view (needs an admin): the frames as the door sends them, at most 4 a second,

@@ -1,5 +1,5 @@
 //! The control API's decision pictures and gallery changes (`picture SEQ`, `pictures unknown`,
-//! `pictures dismiss`, `people add|remove|rename`): admin requests, carried out on the client's
+//! `pictures dismiss`, `people add|remove|rename|policy|credential`): admin requests, carried out on the client's
 //! thread (the door's loop never waits for a file), with the gallery's own code and lock
 //! ([`Locked`]) and the one duplicate check of every enrolment
 //! ([`crate::access::enrolment::duplicate`]). A change made is handed to the loop as
@@ -12,10 +12,12 @@
 
 use super::{read_payload, Command};
 use crate::access::enrolment::duplicate;
+use crate::people::credential::Credential;
 use crate::people::crops::EncodedCrop;
 use crate::people::gallery::{
     validate_id, validate_name, Enrolment, Gallery, GalleryError, Locked, Person, Scoring,
 };
+use crate::people::policy::{Policy, PolicyRequest};
 use crate::records::faces::{FaceStore, MAX_LISTED};
 use crate::vision::models::EmbedderManifest;
 use crate::Embedding;
@@ -28,6 +30,8 @@ use std::sync::atomic::AtomicBool;
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// The largest `people rename` payload (a name of at most 128 characters).
 pub const MAX_RENAME: usize = 1024;
+/// The largest `people policy` payload (a policy's JSON: dates, up to 32 windows).
+pub const MAX_POLICY: usize = 4096;
 /// Faces one `people add` may carry.
 pub const MAX_FACES: usize = 10;
 /// The largest face crop PNG.
@@ -108,6 +112,24 @@ pub enum PeopleChange {
         from: String,
         /// The new name.
         to: String,
+    },
+    /// An access policy replaced.
+    Policy {
+        /// Their id.
+        id: String,
+        /// Their display name.
+        name: String,
+        /// The policy now.
+        policy: Policy,
+    },
+    /// A card credential set or cleared.
+    Credential {
+        /// Their id.
+        id: String,
+        /// Their display name.
+        name: String,
+        /// The card now (`None`: cleared).
+        credential: Option<Credential>,
     },
     /// Unknown faces' pictures deleted.
     Dismissed {
@@ -214,6 +236,7 @@ pub(super) fn check_add(bytes: &[u8], dim: usize, scoring: Scoring) -> Result<Ne
 fn gallery_err(e: GalleryError) -> String {
     match e {
         GalleryError::UnknownId(id) => format!("no person {id}"),
+        e @ GalleryError::CardTaken { .. } => format!("refused: {e}"),
         other => {
             tracing::error!("control API gallery change: {other}");
             format!("the gallery cannot be changed: {other}")
@@ -347,11 +370,73 @@ pub(super) fn rename(
     })
 }
 
-/// Whether `command` is followed by a payload of its own (`people add`, `people rename`).
+/// Parses and checks a `people policy` payload with the library's code (as `facegate policy`
+/// checks an edit), before the gallery is looked at.
+pub(super) fn check_policy(bytes: &[u8]) -> Result<Policy, String> {
+    if bytes.len() > MAX_POLICY {
+        return Err(format!("too large: at most {MAX_POLICY} bytes"));
+    }
+    let req: PolicyRequest = serde_json::from_slice(bytes).map_err(|e| {
+        let m: String = e.to_string().chars().take(120).collect();
+        format!("bad request: {}", m.escape_default())
+    })?;
+    // The library's messages quote a few characters of the input; escaped all the same.
+    req.to_policy()
+        .map_err(|e| format!("bad policy: {}", cut(&e)))
+}
+
+/// At most 160 characters of `s`, escaped: for an answer line.
+fn cut(s: &str) -> String {
+    s.chars()
+        .take(160)
+        .collect::<String>()
+        .escape_default()
+        .to_string()
+}
+
+/// Replaces person `id`'s access policy, under the gallery's lock.
+pub(super) fn set_policy(
+    access: &GalleryAccess,
+    id: &str,
+    policy: Policy,
+) -> Result<PeopleChange, String> {
+    let lock = Locked::acquire(&access.gallery).map_err(gallery_err)?;
+    let mut g = lock.load(&access.fingerprint).map_err(gallery_err)?;
+    let p = g.get_mut(id).ok_or_else(|| format!("no person {id}"))?;
+    p.policy = policy.clone();
+    let name = p.name.clone();
+    lock.save(&g).map_err(gallery_err)?;
+    Ok(PeopleChange::Policy {
+        id: id.to_owned(),
+        name,
+        policy,
+    })
+}
+
+/// Sets or clears person `id`'s card, under the gallery's lock; a card another person holds is
+/// refused ([`Gallery::set_credential`], as `facegate credential`).
+pub(super) fn set_credential(
+    access: &GalleryAccess,
+    id: &str,
+    credential: Option<Credential>,
+) -> Result<PeopleChange, String> {
+    let lock = Locked::acquire(&access.gallery).map_err(gallery_err)?;
+    let mut g = lock.load(&access.fingerprint).map_err(gallery_err)?;
+    g.set_credential(id, credential).map_err(gallery_err)?;
+    let name = g.get(id).map(|p| p.name.clone()).unwrap_or_default();
+    lock.save(&g).map_err(gallery_err)?;
+    Ok(PeopleChange::Credential {
+        id: id.to_owned(),
+        name,
+        credential,
+    })
+}
+
+/// Whether `command` is followed by a payload of its own (`people add|rename|policy`).
 pub(super) fn has_payload(command: &Command) -> bool {
     matches!(
         command,
-        Command::PeopleAdd { .. } | Command::PeopleRename { .. }
+        Command::PeopleAdd { .. } | Command::PeopleRename { .. } | Command::PeoplePolicy { .. }
     )
 }
 
@@ -439,6 +524,22 @@ pub(super) fn serve(
             }
             let bytes = read_payload(stream, len, stop)?;
             done(rename(access, &id, &bytes), by)
+        }
+        Command::PeoplePolicy { id, len, by } => {
+            if len > MAX_POLICY {
+                stream.write_all(
+                    format!("ERR too large: {len} bytes, at most {MAX_POLICY}\n").as_bytes(),
+                )?;
+                return Ok(Served::Close);
+            }
+            let bytes = read_payload(stream, len, stop)?;
+            match check_policy(&bytes) {
+                Ok(policy) => done(set_policy(access, &id, policy), by),
+                Err(e) => Err(e),
+            }
+        }
+        Command::PeopleCredential { id, credential, by } => {
+            done(set_credential(access, &id, credential), by)
         }
         _ => Err("not a gallery request".to_owned()),
     };

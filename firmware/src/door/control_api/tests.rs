@@ -317,6 +317,8 @@ fn reader_child() {
     for line in [
         "unlock by mallory",
         "lockdown off by mallory",
+        "people credential ada wiegand26 1 2 by mallory",
+        "people credential ada clear by mallory",
         "status",
         "picture 1",
         "site picture 1",
@@ -324,6 +326,9 @@ fn reader_child() {
         let answer = ask(&socket, line).unwrap();
         println!("ANSWER {line} -> {answer:?}");
     }
+    // A refused payload request: the connection ends (its bytes are never read as requests).
+    let answer = ask_with_payload(&socket, "people policy ada 2 by mallory", b"{}").unwrap();
+    println!("ANSWER people policy -> {answer:?}");
 }
 
 #[test]
@@ -356,15 +361,16 @@ fn another_users_unlock_is_refused_and_never_reaches_the_loop() {
         String::from_utf8_lossy(&out.stderr)
     );
     let answers: Vec<&str> = text.lines().filter(|l| l.starts_with("ANSWER")).collect();
-    assert_eq!(answers.len(), 5, "{text}");
-    assert!(answers[0].contains("Err(\"not allowed"), "{}", answers[0]);
-    assert!(answers[1].contains("Err(\"not allowed"), "{}", answers[1]);
+    assert_eq!(answers.len(), 8, "{text}");
+    for i in [0, 1, 2, 3, 7] {
+        assert!(answers[i].contains("Err(\"not allowed"), "{}", answers[i]);
+    }
     // `status` reaches the stand-in loop (which answers everything but unlock/events with Err).
-    assert!(answers[2].contains("Status"), "{}", answers[2]);
+    assert!(answers[4].contains("Status"), "{}", answers[4]);
     // Any decision picture by SEQ is the admin's; the site link's `site picture` goes to the
     // loop, which judges it (`site_picture`).
-    assert!(answers[3].contains("Err(\"not allowed"), "{}", answers[3]);
-    assert!(answers[4].contains("SitePicture(1)"), "{}", answers[4]);
+    assert!(answers[5].contains("Err(\"not allowed"), "{}", answers[5]);
+    assert!(answers[6].contains("SitePicture(1)"), "{}", answers[6]);
     stop.store(true, Ordering::SeqCst);
     drop(srv);
     assert_eq!(

@@ -360,3 +360,301 @@ fn over_the_socket_pictures_come_back_and_an_oversized_payload_is_refused_unread
         )]
     );
 }
+
+/// A gallery of two people, enrolled through `add` as the console would.
+fn two_people(a: &GalleryAccess) {
+    for (name, id, i) in [("Ada", "ada", 0), ("Bob", "bob", 1)] {
+        let new = check_add(&payload(name, Some(id), &[unit(i)], false), DIM, a.scoring).unwrap();
+        add(a, new, "admin").unwrap();
+    }
+}
+
+#[test]
+fn policy_and_credential_requests_parse_and_are_for_admins_only() {
+    use crate::people::credential::Credential;
+    assert_eq!(
+        parse(b"people policy ada 40 by ada@console"),
+        Ok(Command::PeoplePolicy {
+            id: "ada".into(),
+            len: 40,
+            by: "ada@console".into()
+        })
+    );
+    assert_eq!(
+        parse(b"people credential ada wiegand26 18 4660 by a"),
+        Ok(Command::PeopleCredential {
+            id: "ada".into(),
+            credential: Some(Credential::Wiegand26 {
+                facility: 18,
+                card: 4660
+            }),
+            by: "a".into()
+        })
+    );
+    assert_eq!(
+        parse(b"people credential ada raw 8 255 by a"),
+        Ok(Command::PeopleCredential {
+            id: "ada".into(),
+            credential: Some(Credential::Raw {
+                bits: 8,
+                value: 255
+            }),
+            by: "a".into()
+        })
+    );
+    assert_eq!(
+        parse(b"people credential ada clear by a"),
+        Ok(Command::PeopleCredential {
+            id: "ada".into(),
+            credential: None,
+            by: "a".into()
+        })
+    );
+    // The CLI's ranges, digits only, an id of the gallery's form, who asks.
+    for (bad, why) in [
+        (
+            &b"people credential ada wiegand26 256 1 by a"[..],
+            "out of range",
+        ),
+        (
+            b"people credential ada wiegand26 1 65536 by a",
+            "out of range",
+        ),
+        (b"people credential ada wiegand26 -1 5 by a", "number"),
+        (b"people credential ada wiegand26 +1 5 by a", "number"),
+        (b"people credential ada raw 300 5 by a", "bits"),
+        (b"people credential ada raw 4 16 by a", "fit"),
+        (b"people credential ada magstripe 1 1 by a", "format"),
+        (b"people credential ../x clear by a", "bad id"),
+        (b"people credential ada clear", "who asks"),
+        (b"people credential ada wiegand26 1 by a", "number"),
+        (b"people credential ada", "credential takes"),
+        (b"people policy ada 40", "who asks"),
+        (b"people policy ada -4 by a", "LEN"),
+    ] {
+        let e = parse(bad).unwrap_err();
+        assert!(e.contains(why), "{}: {e}", String::from_utf8_lossy(bad));
+    }
+    for c in [
+        Command::PeoplePolicy {
+            id: "a".into(),
+            len: 1,
+            by: "x".into(),
+        },
+        Command::PeopleCredential {
+            id: "a".into(),
+            credential: None,
+            by: "x".into(),
+        },
+    ] {
+        assert!(!c.allowed(Role::Reader), "{c:?}");
+        assert!(c.allowed(Role::Admin), "{c:?}");
+    }
+    assert!(has_payload(&Command::PeoplePolicy {
+        id: "a".into(),
+        len: 1,
+        by: "x".into()
+    }));
+}
+
+#[test]
+fn a_policy_is_checked_then_saved_and_a_bad_one_stores_nothing() {
+    use crate::people::policy::parse_local;
+    let dir = tempfile::tempdir().unwrap();
+    let a = access(dir.path());
+    two_people(&a);
+    let before = std::fs::read(&a.gallery).unwrap();
+    for (body, why) in [
+        (
+            &br#"{"enabled":true,"windows":["mon 9-10"]}"#[..],
+            "bad policy",
+        ),
+        (
+            br#"{"enabled":true,"valid_from":"2026-12-02","valid_until":"2026-12-01"}"#,
+            "not after",
+        ),
+        (br#"{"enabled":true,"factors":"face"}"#, "own mode"),
+        (br#"{"enabled":true,"admin":true}"#, "bad request"),
+        (br#"{"enabled":"#, "bad request"),
+    ] {
+        let e = check_policy(body).unwrap_err();
+        assert!(e.contains(why), "{e}");
+    }
+    assert!(check_policy(&vec![b' '; MAX_POLICY + 1])
+        .unwrap_err()
+        .contains("too large"));
+    assert_eq!(std::fs::read(&a.gallery).unwrap(), before, "nothing stored");
+
+    let policy = check_policy(
+        br#"{"enabled":false,"valid_until":"2027-01-01","windows":["mon-fri 07:00-19:00"],"factors":"card_and_face"}"#,
+    )
+    .unwrap();
+    let change = set_policy(&a, "ada", policy.clone()).unwrap();
+    assert_eq!(
+        change,
+        PeopleChange::Policy {
+            id: "ada".into(),
+            name: "Ada".into(),
+            policy: policy.clone()
+        }
+    );
+    let g = Gallery::load(&a.gallery, "test-model").unwrap();
+    let ada = &g.get("ada").unwrap().policy;
+    assert!(ada.disabled);
+    assert_eq!(ada.valid_until, Some(parse_local("2027-01-01").unwrap()));
+    assert_eq!(ada, &policy);
+    assert!(g.get("bob").unwrap().policy.is_open(), "only hers");
+    assert!(set_policy(&a, "nobody", policy)
+        .unwrap_err()
+        .contains("no person"));
+}
+
+#[test]
+fn one_card_is_never_given_to_two_people() {
+    use crate::people::credential::Credential;
+    let dir = tempfile::tempdir().unwrap();
+    let a = access(dir.path());
+    two_people(&a);
+    let card = Some(Credential::Wiegand26 {
+        facility: 18,
+        card: 4660,
+    });
+    assert_eq!(
+        set_credential(&a, "ada", card).unwrap(),
+        PeopleChange::Credential {
+            id: "ada".into(),
+            name: "Ada".into(),
+            credential: card
+        }
+    );
+    // Again for her: fine (her own card).
+    assert!(set_credential(&a, "ada", card).is_ok());
+    let before = std::fs::read(&a.gallery).unwrap();
+    let e = set_credential(&a, "bob", card).unwrap_err();
+    assert!(e.contains("already belongs to ada"), "{e}");
+    assert_eq!(std::fs::read(&a.gallery).unwrap(), before, "nothing stored");
+    assert!(set_credential(&a, "nobody", None)
+        .unwrap_err()
+        .contains("no person"));
+    // Cleared, the card is free for Bob.
+    set_credential(&a, "ada", None).unwrap();
+    set_credential(&a, "bob", card).unwrap();
+    let g = Gallery::load(&a.gallery, "test-model").unwrap();
+    assert_eq!(g.get("ada").unwrap().credential, None);
+    assert_eq!(g.get("bob").unwrap().credential, card);
+}
+
+/// Over the socket, with the library's client: a policy and a card reach the gallery and the
+/// loop (which audits them) with who asked; refusals store nothing and reach no loop.
+#[test]
+fn over_the_socket_policy_and_card_changes_reach_the_loop_and_refusals_do_not() {
+    use crate::door::control_api::client::{ClientError, DoorClient};
+    use crate::door::control_api::{Answer, ControlApi};
+    use crate::people::credential::Credential;
+    use crate::people::policy::PolicyRequest;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let a = access(dir.path());
+    two_people(&a);
+    let socket = dir.path().join("control.sock");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server, rx) = ControlApi::bind(&socket)
+        .unwrap()
+        .with_gallery(a.clone())
+        .serve(Arc::clone(&stop));
+    let looped = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut changes = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(req) = rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                    let answer = match req.command {
+                        Command::PeopleChanged { change, by } => {
+                            changes.push((change, by));
+                            Answer::Ok("changed".into())
+                        }
+                        c => Answer::Err(format!("{c:?}")),
+                    };
+                    let _ = req.reply.send(answer);
+                }
+            }
+            changes
+        })
+    };
+    let mut door = DoorClient::connect(&socket, None).unwrap();
+    let request = PolicyRequest {
+        enabled: true,
+        windows: vec!["sat,sun 10:00-14:00".into()],
+        ..PolicyRequest::default()
+    };
+    assert_eq!(
+        door.set_policy("bob", &request, "ada@console").unwrap(),
+        "changed"
+    );
+    let card = Credential::Wiegand34 {
+        facility: 300,
+        card: 7,
+    };
+    assert_eq!(
+        door.set_credential("bob", Some(card), "ada@console")
+            .unwrap(),
+        "changed"
+    );
+    let before = std::fs::read(&a.gallery).unwrap();
+    // Bob's card for Ada: refused, on the same connection, which goes on.
+    let e = door
+        .set_credential("ada", Some(card), "ada@console")
+        .unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Refused(r) if r.contains("already belongs to bob")),
+        "{e}"
+    );
+    let bad = PolicyRequest {
+        windows: vec!["someday".into()],
+        ..request.clone()
+    };
+    let e = door.set_policy("ada", &bad, "ada@console").unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Refused(r) if r.starts_with("bad policy")),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&a.gallery).unwrap(), before, "nothing stored");
+    // A payload over the bound is refused unread, and the connection closed.
+    let mut raw = DoorClient::connect(&socket, None).unwrap();
+    let e = raw
+        .request_with_payload(&format!("people policy ada {} by x", MAX_POLICY + 1), b"{}")
+        .unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Refused(r) if r.starts_with("too large")),
+        "{e}"
+    );
+    stop.store(true, Ordering::SeqCst);
+    drop(server);
+    let changes = looped.join().unwrap();
+    let g = Gallery::load(&a.gallery, "test-model").unwrap();
+    let bob = g.get("bob").unwrap();
+    assert_eq!(bob.credential, Some(card));
+    assert_eq!(bob.policy, request.to_policy().unwrap());
+    assert_eq!(
+        changes,
+        vec![
+            (
+                PeopleChange::Policy {
+                    id: "bob".into(),
+                    name: "Bob".into(),
+                    policy: request.to_policy().unwrap()
+                },
+                "ada@console".to_owned()
+            ),
+            (
+                PeopleChange::Credential {
+                    id: "bob".into(),
+                    name: "Bob".into(),
+                    credential: Some(card)
+                },
+                "ada@console".to_owned()
+            ),
+        ]
+    );
+}
