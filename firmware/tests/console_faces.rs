@@ -35,49 +35,61 @@ fn fake_door(socket: &std::path::Path, snapshot: Vec<u8>, pictures: HashMap<u64,
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { return };
-            let mut r = BufReader::new(conn);
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                continue;
-            }
-            let line = line.trim_end().to_owned();
-            let words: Vec<&str> = line.split(' ').collect();
-            let mut payload = Vec::new();
-            let answer: Vec<u8> = match words.as_slice() {
-                ["snapshot"] => {
-                    let mut a = format!("OK snapshot {}\n", snapshot.len()).into_bytes();
-                    a.extend_from_slice(&snapshot);
-                    a
-                }
-                ["pictures", "unknown"] => {
-                    let mut seqs: Vec<u64> = pictures.keys().copied().collect();
-                    seqs.sort_unstable_by(|a, b| b.cmp(a));
-                    let mut a = format!("OK pictures {}\n", seqs.len());
-                    for s in seqs {
-                        a.push_str(&format!("{s}\n"));
+            let log = log.clone();
+            let (snapshot, pictures) = (snapshot.clone(), pictures.clone());
+            // As the door does: requests one after another on a connection until it closes.
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
                     }
-                    a.into_bytes()
-                }
-                ["picture", n] => match pictures.get(&n.parse::<u64>().unwrap()) {
-                    Some(png) => {
-                        let mut a = format!("OK picture {}\n", png.len()).into_bytes();
-                        a.extend_from_slice(png);
-                        a
+                    let line = line.trim_end().to_owned();
+                    let words: Vec<&str> = line.split(' ').collect();
+                    let mut payload = Vec::new();
+                    let answer: Vec<u8> = match words.as_slice() {
+                        ["operator", _] => b"OK operator\n".to_vec(),
+                        ["snapshot"] => {
+                            let mut a = format!("OK snapshot {}\n", snapshot.len()).into_bytes();
+                            a.extend_from_slice(&snapshot);
+                            a
+                        }
+                        ["pictures", "unknown"] => {
+                            let mut seqs: Vec<u64> = pictures.keys().copied().collect();
+                            seqs.sort_unstable_by(|a, b| b.cmp(a));
+                            let mut a = format!("OK pictures {}\n", seqs.len());
+                            for s in seqs {
+                                a.push_str(&format!("{s}\n"));
+                            }
+                            a.into_bytes()
+                        }
+                        ["picture", n] => match pictures.get(&n.parse::<u64>().unwrap()) {
+                            Some(png) => {
+                                let mut a = format!("OK picture {}\n", png.len()).into_bytes();
+                                a.extend_from_slice(png);
+                                a
+                            }
+                            None => format!("ERR no picture for {n}\n").into_bytes(),
+                        },
+                        ["people", "add", len, "by", _] => {
+                            payload = vec![0; len.parse().unwrap()];
+                            r.read_exact(&mut payload).unwrap();
+                            b"OK added new-person\n".to_vec()
+                        }
+                        ["pictures", "dismiss", seqs, "by", _] => {
+                            format!("OK dismissed {}\n", seqs.split(',').count()).into_bytes()
+                        }
+                        _ => b"ERR unknown\n".to_vec(),
+                    };
+                    if !line.starts_with("operator ") {
+                        log.lock().unwrap().push((line, payload));
                     }
-                    None => format!("ERR no picture for {n}\n").into_bytes(),
-                },
-                ["people", "add", len, "by", _] => {
-                    payload = vec![0; len.parse().unwrap()];
-                    r.read_exact(&mut payload).unwrap();
-                    b"OK added new-person\n".to_vec()
+                    if r.get_mut().write_all(&answer).is_err() {
+                        return;
+                    }
                 }
-                ["pictures", "dismiss", seqs, "by", _] => {
-                    format!("OK dismissed {}\n", seqs.split(',').count()).into_bytes()
-                }
-                _ => b"ERR unknown\n".to_vec(),
-            };
-            log.lock().unwrap().push((line, payload));
-            let _ = r.get_mut().write_all(&answer);
+            });
         }
     });
     seen

@@ -3,7 +3,8 @@
 //! confirms it or it times out (`[access] factor_seconds`).
 //!
 //! A card or a PIN *names* a person; the face is then checked 1:1 against that person only, at
-//! the model's 1:1 threshold, instead of a 1:N search at the gallery-size threshold. The gate
+//! the 1:1 threshold (`access::operating_point::one_to_one`), instead of a 1:N search at the
+//! gallery-size threshold. The gate
 //! (`access::gate`) is where a mode is enforced: a face request that lacks the factor its mode
 //! requires is refused there (`second_factor`). This module only keeps the state between the
 //! inputs and the face: the keypad's buffer, the claim and its expiry.
