@@ -558,10 +558,12 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
             "min_face",
             "model",
             "model_threshold",
+            "one_to_one",
             "recommended",
             "seed",
             "sizes",
             "source",
+            "target_fmr",
             "target_fpir",
             "unusable_probes"
         ]
@@ -630,6 +632,18 @@ fn calibrate_open_set_measures_the_door_rule_and_writes_the_config() {
         .windows(2)
         .all(|w| w[1].threshold <= w[0].threshold));
     assert_eq!(by_size_json(&v).len(), 3);
+    // The 1:1 check's threshold (a card or PIN) went in too, inside the calibrated range.
+    let one = cal
+        .one_to_one
+        .unwrap_or_else(|| panic!("no one_to_one: {points}"));
+    assert_eq!(one.gallery, 1);
+    let json = v["one_to_one"]["threshold"].as_f64().unwrap();
+    assert!((one.threshold - json).abs() < 1e-3, "{points}");
+    assert!(
+        one.threshold
+            <= f64::from(facegate::config::max_calibrated_threshold(spec.threshold)) + 1e-4,
+        "{points}"
+    );
 
     // Flip augmentation is said in the output and keeps the verdicts on these photos.
     let out = facegate(&[
