@@ -31,14 +31,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     facegate::drivers::service::init_logging(args.verbose);
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("facegate-console: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    facegate::drivers::service::exit_status("facegate-console", run(args))
 }
 
 fn run(args: Args) -> Result<()> {

@@ -37,14 +37,7 @@ const HUNG: Duration = Duration::from_secs(10);
 fn main() -> ExitCode {
     let args = Args::parse();
     facegate::drivers::service::init_logging(args.verbose);
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("facegate-site: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    facegate::drivers::service::exit_status("facegate-site", run(args))
 }
 
 fn run(args: Args) -> Result<()> {

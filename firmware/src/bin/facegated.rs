@@ -52,14 +52,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     facegate::drivers::service::init_logging(args.verbose);
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("facegated: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    facegate::drivers::service::exit_status("facegated", run(args))
 }
 
 /// The pin to drive locked, chosen without the strict config check (see `lockpin`).

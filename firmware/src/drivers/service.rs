@@ -44,6 +44,22 @@ impl Supervisor for SdNotify {
     }
 }
 
+/// A daemon's exit: its error (with its causes, `{:#}`) to the log and to stderr under the
+/// program's `name`, and the exit status.
+pub fn exit_status<E: std::fmt::Display>(
+    name: &str,
+    result: Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Logging for the daemons: to stderr at `info` (`-v` debug, `-vv` trace; `RUST_LOG` wins),
 /// without timestamps under journald (it stamps lines itself).
 pub fn init_logging(verbose: u8) {
