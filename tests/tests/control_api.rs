@@ -333,7 +333,7 @@ fn add_payload(pipeline: &mut facegate::Pipeline, name: &str, photo: &str) -> Ve
 #[test]
 fn decision_pictures_and_gallery_changes_through_the_control_api() {
     use facegate::door::control_api::ask_with_payload;
-    use facegate::door::control_api::people::{ask_picture, ask_unknown};
+    use facegate::door::control_api::client::DoorClient;
     use std::os::unix::fs::PermissionsExt;
     for f in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
         fixture(f);
@@ -371,11 +371,15 @@ fn decision_pictures_and_gallery_changes_through_the_control_api() {
     // The stranger is refused; their face is kept.
     let mut unknown = Vec::new();
     wait_for("a picture of the unknown face", || {
-        unknown = ask_unknown(&socket).unwrap().unwrap();
+        unknown = DoorClient::connect(&socket, None)
+            .and_then(|mut d| d.unknown_pictures())
+            .unwrap();
         !unknown.is_empty()
     });
     let seq = unknown[0];
-    let png = ask_picture(&socket, seq).unwrap().unwrap();
+    let png = DoorClient::connect(&socket, None)
+        .and_then(|mut d| d.picture(seq))
+        .unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!(img.width(), facegate::people::crops::CROP_SIZE);

@@ -887,7 +887,15 @@ fn pictured_seq(audit: &Path, kind: &str, identity: &str) -> Option<u64> {
 /// door refuses `site picture`.
 #[test]
 fn the_latest_strangers_face_reaches_home_assistant_only_when_the_site_turned_it_on() {
-    use facegate::door::control_api::site_picture::ask_site_picture;
+    use facegate::door::control_api::client::{ClientError, DoorClient};
+    // `site picture SEQ` as the link asks it: the PNG, or the door's refusal.
+    let ask_site_picture = |socket: &Path, seq: u64| -> std::io::Result<Result<Vec<u8>, String>> {
+        match DoorClient::connect(socket, None).and_then(|mut d| d.site_picture(seq)) {
+            Ok(png) => Ok(Ok(png)),
+            Err(ClientError::Refused(e)) => Ok(Err(e)),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    };
     let bin = need_mosquitto!();
     let b = Broker::start(bin);
     let (on_dir, off_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -60,10 +60,12 @@ pub fn access_event(line: &Line, site: &str, door: &str) -> Option<Value> {
 /// only spares it requests it would refuse.
 pub fn stranger_picture(line: &Line) -> bool {
     let field = |k: &str| line.json.get(k).and_then(Value::as_str);
-    field("event") == Some("deny")
-        && field("identity") == Some(crate::records::faces::UNKNOWN)
-        && field("reason") == Some("unknown")
-        && line.json.get("picture").and_then(Value::as_bool) == Some(true)
+    crate::door::control_api::site_picture::stranger_denial(
+        field("event") == Some("deny"),
+        field("identity"),
+        field("reason"),
+        line.json.get("picture").and_then(Value::as_bool),
+    )
 }
 
 /// The retained state messages `(topic, payload)` for the door's lock (`LOCKED`/`UNLOCKED`),

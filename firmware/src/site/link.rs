@@ -10,8 +10,8 @@ use super::signing::{load_public, Envelope, SignError};
 use super::trust::{max_gallery_bytes, Refusal, MAX_COMMAND_BYTES};
 use super::{discovery, for_ha, MqttConfig, Topics};
 use crate::door::control_api;
+use crate::door::control_api::client::{ClientError, DoorClient};
 use crate::door::control_api::people::PNG_SIGNATURE;
-use crate::door::control_api::site_picture;
 use crate::hal::LockState;
 use crate::records::audit::EventKind;
 use ed25519_dalek::VerifyingKey;
@@ -685,8 +685,9 @@ impl Link {
         }
         p.tries += 1;
         let PendingPicture { seq, tries, .. } = *p;
-        let retry = match site_picture::ask_site_picture(&self.socket, seq) {
-            Ok(Ok(png)) => {
+        let asked = DoorClient::connect(&self.socket, None).and_then(|mut d| d.site_picture(seq));
+        let retry = match asked {
+            Ok(png) => {
                 self.picture = None;
                 if !png.starts_with(PNG_SIGNATURE) {
                     tracing::warn!("the door's picture of line {seq} is not a PNG: not published");
@@ -707,9 +708,11 @@ impl Link {
                 }
                 return;
             }
-            Ok(Err(e)) if e.starts_with("no picture") => Some(Duration::from_secs(1 << tries)),
-            Ok(Err(e)) if e == "refused: rate" => Some(PICTURE_RATE_WAIT),
-            Ok(Err(e)) => {
+            Err(ClientError::Refused(e)) if e.starts_with("no picture") => {
+                Some(Duration::from_secs(1 << tries))
+            }
+            Err(ClientError::Refused(e)) if e == "refused: rate" => Some(PICTURE_RATE_WAIT),
+            Err(ClientError::Refused(e)) => {
                 let e: String = e.chars().take(120).collect();
                 tracing::warn!(
                     "the door refused the picture of line {seq}: {}",

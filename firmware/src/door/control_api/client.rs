@@ -26,6 +26,8 @@ use std::time::Duration;
 pub const MAX_ANSWER: usize = 1 << 20;
 /// Most bytes an `OK WORD LEN` answer may announce (a JPEG, a PNG).
 pub const MAX_PAYLOAD: usize = live::MAX_JPEG;
+/// The most a decision picture can be (the door never keeps a larger one).
+const PICTURE_MAX: usize = crate::records::faces::MAX_PICTURE_BYTES as usize;
 /// Most lines an `OK WORD N` answer may announce ([`DoorClient::request_lines`]).
 pub const MAX_LINES: usize = 10_000;
 /// How long a client waits for an answer, or for the next live frame, by default.
@@ -136,11 +138,16 @@ impl DoorClient {
     /// Sends a request answered `OK WORD LEN` and LEN bytes (`snapshot`, `picture SEQ`); the
     /// bytes. LEN over [`MAX_PAYLOAD`] is refused unread (the connection is then unusable).
     pub fn request_bytes(&mut self, line: &str) -> Result<Vec<u8>> {
+        self.request_bytes_within(line, MAX_PAYLOAD)
+    }
+
+    /// As [`DoorClient::request_bytes`], with LEN over `max` refused unread.
+    fn request_bytes_within(&mut self, line: &str, max: usize) -> Result<Vec<u8>> {
         let answer = self.request(line)?;
         let len = last_number(&answer)?;
-        if len > MAX_PAYLOAD {
+        if len > max {
             return Err(ClientError::Protocol(format!(
-                "the door announced {len} bytes, more than {MAX_PAYLOAD}"
+                "the door announced {len} bytes, more than {max}"
             )));
         }
         let mut bytes = vec![0; len];
@@ -174,7 +181,13 @@ impl DoorClient {
 
     /// `picture SEQ`: the PNG kept with audit line `seq` (needs an admin).
     pub fn picture(&mut self, seq: u64) -> Result<Vec<u8>> {
-        self.request_bytes(&format!("picture {seq}"))
+        self.request_bytes_within(&format!("picture {seq}"), PICTURE_MAX)
+    }
+
+    /// `site picture SEQ`: the PNG of a stranger's denial, for the site link (the door judges
+    /// whether it may have it: `[mqtt] unknown_face_picture`).
+    pub fn site_picture(&mut self, seq: u64) -> Result<Vec<u8>> {
+        self.request_bytes_within(&format!("site picture {seq}"), PICTURE_MAX)
     }
 
     /// `pictures unknown`: the seqs of the kept pictures of unknown faces, newest first.

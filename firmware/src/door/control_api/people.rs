@@ -23,7 +23,7 @@ use crate::vision::models::EmbedderManifest;
 use crate::Embedding;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 /// The largest `people add` payload.
@@ -550,68 +550,6 @@ pub(super) fn serve(
             Ok(Served::Answered)
         }
     }
-}
-
-/// The client side of `picture SEQ`: the PNG, or the door's refusal.
-pub fn ask_picture(socket: &Path, seq: u64) -> io::Result<Result<Vec<u8>, String>> {
-    ask_png(socket, &format!("picture {seq}"))
-}
-
-/// Sends `request` and reads an `OK picture LEN` answer's PNG (at most
-/// [`crate::records::faces::MAX_PICTURE_BYTES`]), or the door's refusal.
-pub(super) fn ask_png(socket: &Path, request: &str) -> io::Result<Result<Vec<u8>, String>> {
-    use std::io::{BufRead, Read};
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(super::ANSWER * 2))?;
-    stream.write_all(format!("{request}\n").as_bytes())?;
-    let mut reader = io::BufReader::new(stream);
-    let mut line = String::new();
-    (&mut reader).take(256).read_line(&mut line)?;
-    let line = line.trim_end();
-    let Some(len) = line.strip_prefix("OK picture ") else {
-        return Ok(Err(super::split_answer(line).err().unwrap_or_default()));
-    };
-    let len: u64 = len
-        .parse()
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad picture length"))?;
-    if len > crate::records::faces::MAX_PICTURE_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "picture too large",
-        ));
-    }
-    let mut png = vec![0; len as usize];
-    reader.read_exact(&mut png)?;
-    Ok(Ok(png))
-}
-
-/// The client side of `pictures unknown`: the seqs, newest first.
-pub fn ask_unknown(socket: &Path) -> io::Result<Result<Vec<u64>, String>> {
-    use std::io::{BufRead, Read};
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(super::ANSWER * 2))?;
-    stream.write_all(b"pictures unknown\n")?;
-    let mut reader = io::BufReader::new(stream).take(64 * 1024);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let first = line.trim_end();
-    let Some(n) = first.strip_prefix("OK pictures ") else {
-        return Ok(Err(super::split_answer(first).err().unwrap_or_default()));
-    };
-    let n: usize = n
-        .parse()
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad count"))?;
-    let mut seqs = Vec::with_capacity(n.min(MAX_LISTED));
-    for _ in 0..n.min(MAX_LISTED) {
-        line.clear();
-        reader.read_line(&mut line)?;
-        seqs.push(
-            line.trim_end()
-                .parse()
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad seq"))?,
-        );
-    }
-    Ok(Ok(seqs))
 }
 
 #[cfg(test)]

@@ -13,8 +13,6 @@
 
 use crate::records::audit::{Event, EventKind};
 use std::collections::VecDeque;
-use std::io;
-use std::path::Path;
 use std::time::Duration;
 
 /// `site picture` requests served a minute at most (the link needs one per stranger, and a
@@ -45,16 +43,28 @@ impl Refused {
     }
 }
 
-/// The reason word of a denial for which nobody enrolled was near enough.
-const STRANGER: &str = "unknown";
-
 /// Whether the picture of this audit line may go to the site: a denial naming no one, for the
 /// reason that nobody enrolled is near enough, with its picture kept.
 pub fn shareable(event: &Event) -> bool {
-    event.event == EventKind::Deny
-        && event.picture == Some(true)
-        && event.identity.as_deref() == Some(crate::records::faces::UNKNOWN)
-        && event.reason.as_deref() == Some(STRANGER)
+    stranger_denial(
+        event.event == EventKind::Deny,
+        event.identity.as_deref(),
+        event.reason.as_deref(),
+        event.picture,
+    )
+}
+
+/// The rule of [`shareable`] on an audit line's fields: the door judges its own events with it,
+/// the site link the JSON lines it reads (which it asks the door for).
+pub fn stranger_denial(
+    deny: bool,
+    identity: Option<&str>,
+    reason: Option<&str>,
+    picture: Option<bool>,
+) -> bool {
+    deny && picture == Some(true)
+        && identity == Some(crate::records::faces::UNKNOWN)
+        && reason == Some(crate::access::decision::DenyReason::Unknown.as_str())
 }
 
 /// The door's side: whether sharing is on, the shareable lines of this run, this minute's count.
@@ -114,12 +124,6 @@ impl SitePictures {
             Err(Refused::NotShared)
         }
     }
-}
-
-/// The site link's side of `site picture SEQ`: the PNG, or the door's answer (`refused: WORD`,
-/// `no picture for SEQ` while the picture is still being written).
-pub fn ask_site_picture(socket: &Path, seq: u64) -> io::Result<Result<Vec<u8>, String>> {
-    super::people::ask_png(socket, &format!("site picture {seq}"))
 }
 
 #[cfg(test)]

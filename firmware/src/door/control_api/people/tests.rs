@@ -2,9 +2,11 @@
 //! made under the gallery's lock (duplicates refused, pictures deleted with the person).
 
 use super::*;
+use crate::door::control_api::client::{ClientError, DoorClient};
 use crate::door::control_api::{parse, Role, MAX_DISMISS_LINE};
 use crate::records::faces::UNKNOWN;
 use base64::Engine;
+use std::path::Path;
 
 const DIM: usize = 4;
 
@@ -323,15 +325,9 @@ fn over_the_socket_pictures_come_back_and_an_oversized_payload_is_refused_unread
             changes
         })
     };
-    assert_eq!(
-        ask_picture(&socket, 13).unwrap(),
-        Ok(b"\x89PNG\r\n\x1a\n13".to_vec())
-    );
-    assert_eq!(
-        ask_picture(&socket, 15).unwrap(),
-        Err("no picture for 15".into())
-    );
-    assert_eq!(ask_unknown(&socket).unwrap(), Ok(vec![14, 12]));
+    assert_eq!(picture(&socket, 13), Ok(b"\x89PNG\r\n\x1a\n13".to_vec()));
+    assert_eq!(picture(&socket, 15), Err("no picture for 15".into()));
+    assert_eq!(unknown(&socket), Ok(vec![14, 12]));
     let big = format!("people add {} by admin", MAX_PAYLOAD + 1);
     let answer = ask_with_payload(&socket, &big, &[b'{'; 64]).unwrap();
     assert!(answer.unwrap_err().starts_with("too large"));
@@ -341,7 +337,7 @@ fn over_the_socket_pictures_come_back_and_an_oversized_payload_is_refused_unread
         ask(&socket, "pictures dismiss 12,13 by admin").unwrap(),
         Ok("changed".into())
     );
-    assert_eq!(ask_unknown(&socket).unwrap(), Ok(vec![14]));
+    assert_eq!(unknown(&socket), Ok(vec![14]));
     assert!(
         a.faces.read(13).unwrap().is_some(),
         "only unknown faces are dismissed"
@@ -657,4 +653,22 @@ fn over_the_socket_policy_and_card_changes_reach_the_loop_and_refusals_do_not() 
             ),
         ]
     );
+}
+
+/// `picture SEQ` through the door's client: the PNG, or the door's refusal.
+fn picture(socket: &Path, seq: u64) -> Result<Vec<u8>, String> {
+    refusal(DoorClient::connect(socket, None).and_then(|mut d| d.picture(seq)))
+}
+
+/// `pictures unknown` through the door's client: the seqs, or the door's refusal.
+fn unknown(socket: &Path) -> Result<Vec<u64>, String> {
+    refusal(DoorClient::connect(socket, None).and_then(|mut d| d.unknown_pictures()))
+}
+
+fn refusal<T>(r: crate::door::control_api::client::Result<T>) -> Result<T, String> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(ClientError::Refused(e)) => Err(e),
+        Err(e) => panic!("talking to the door: {e}"),
+    }
 }
